@@ -1,0 +1,4 @@
+//! The Watcher (being written).
+
+/// Placeholder.
+pub struct Watcher;
