@@ -50,12 +50,12 @@ pub enum Error {
         source: BoxError,
     },
     /// A deadline passed.
-    #[error("{what} for {url} timed out after {after:?}")]
+    #[error("the {what} deadline of {after:?} passed for {url}")]
     Timeout {
         /// The URL tried.
         url: String,
-        /// Which deadline: `"connecting"` (TCP + TLS), `"the request"` (a whole non-streaming
-        /// request) or `"the response headers"` (of a stream).
+        /// Which deadline: `"connect"` (TCP, proxy tunnel and TLS), `"request"` (a whole
+        /// non-streaming request) or `"response headers"` (of a stream).
         what: &'static str,
         /// The deadline.
         after: Duration,

@@ -568,7 +568,7 @@ async fn the_request_deadline_fires_when_the_server_never_answers() -> TestResul
     match &err {
         Error::Timeout { url, what, after } => {
             assert_eq!(*url, format!("{}/api/v1/pods", server.url));
-            assert_eq!(*what, "the request");
+            assert_eq!(*what, "request");
             assert_eq!(*after, Duration::from_millis(200));
         }
         other => return Err(format!("expected a timeout, got {other:?}").into()),
@@ -583,7 +583,7 @@ async fn the_request_deadline_fires_when_the_server_never_answers() -> TestResul
         matches!(
             err,
             Error::Timeout {
-                what: "the response headers",
+                what: "response headers",
                 ..
             }
         ),
@@ -606,7 +606,7 @@ async fn the_connect_deadline_covers_the_tls_handshake() -> TestResult {
         .ok_or("no handshake came")?;
 
     assert!(
-        matches!(err, Error::Timeout { what: "connecting", after, .. } if after == Duration::from_millis(200)),
+        matches!(err, Error::Timeout { what: "connect", after, .. } if after == Duration::from_millis(200)),
         "{err:?}"
     );
     Ok(())
@@ -614,10 +614,12 @@ async fn the_connect_deadline_covers_the_tls_handshake() -> TestResult {
 
 #[tokio::test]
 async fn a_stream_body_outlives_the_request_deadline() -> TestResult {
-    // A chunked body in two parts, the second well after the request deadline, from a raw socket
-    // (the support server answers with whole bodies).
+    // A chunked body in two parts from a raw socket (the support server answers with whole
+    // bodies). The second part is released only once the request deadline has long passed.
+    const DEADLINE: Duration = Duration::from_secs(1);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
     let slow = tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let Ok((mut tcp, _)) = listener.accept().await else {
@@ -628,17 +630,20 @@ async fn a_stream_body_outlives_the_request_deadline() -> TestResult {
         let _ = tcp
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n11\r\n{\"type\":\"ADDED\"}\n\r\n")
             .await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let _ = tokio::time::timeout(BOUND, released).await;
         let _ = tcp
             .write_all(b"14\r\n{\"type\":\"MODIFIED\"}\n\r\n0\r\n\r\n")
             .await;
     });
     let mut cfg = config(&format!("http://{addr}"))?;
-    cfg.request_timeout = Duration::from_millis(100);
+    cfg.request_timeout = DEADLINE;
     let client = Client::new(cfg)?;
 
     let mut body = bounded(client.stream(&Request::watch_list::<Pod>().resource_version("1"))).await??;
-    let mut received = Vec::new();
+    let first = bounded(body.chunk()).await?.ok_or("no first part")??;
+    tokio::time::sleep(DEADLINE * 2).await;
+    let _ = release.send(());
+    let mut received = first.to_vec();
     while let Some(chunk) = bounded(body.chunk()).await? {
         received.extend_from_slice(&chunk?);
     }
@@ -814,7 +819,7 @@ async fn send_raw_resolves_paths_against_the_server_and_checks_the_status() -> T
 
     let response = bounded(client.send_raw(http::Request::get("/api").body(Bytes::new())?)).await??;
     assert_eq!(response.status(), StatusCode::OK);
-    let body = bounded(response.into_body().collect(1 << 20)).await??;
+    let body = bounded(response.into_body().read_all(1 << 20)).await??;
     let versions: serde_json::Value = serde_json::from_slice(&body)?;
     assert_eq!(versions["versions"][0], "v1");
 
@@ -826,6 +831,26 @@ async fn send_raw_resolves_paths_against_the_server_and_checks_the_status() -> T
         .await;
     assert!(matches!(elsewhere, Err(Error::InvalidRequest(_))));
     assert_eq!(server.journal().len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_401_without_refreshable_credentials_is_returned_after_one_request() -> TestResult {
+    let server = TestServer::start(None, |_| async {
+        json(401, &status(401, "Unauthorized", "Unauthorized"))
+    })
+    .await?;
+    let client = Client::new(config(&server.url)?)?;
+
+    let err = bounded(client.run(&Request::list::<Pod>()))
+        .await?
+        .err()
+        .ok_or("401 expected")?;
+
+    assert_eq!(err.status_code(), Some(401));
+    assert_eq!(err.api().and_then(|a| a.reason()), Some("Unauthorized"));
+    assert_eq!(server.journal().len(), 1);
+    assert_eq!(server.journal()[0].header("authorization"), None);
     Ok(())
 }
 

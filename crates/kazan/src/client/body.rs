@@ -45,7 +45,7 @@ impl BodyStream {
     }
 
     /// Reads the rest of the body into one buffer, refusing to grow past `limit` bytes.
-    pub async fn collect(mut self, limit: usize) -> Result<Bytes, Error> {
+    pub async fn read_all(mut self, limit: usize) -> Result<Bytes, Error> {
         let mut buf = bytes::BytesMut::new();
         while let Some(chunk) = self.chunk().await {
             let chunk = chunk?;

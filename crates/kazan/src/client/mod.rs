@@ -189,10 +189,20 @@ impl Client {
         'list: loop {
             let mut all = self.run(first.as_ref()).await?;
             let mut token = all.metadata.continue_.take();
+            let mut sent: Option<String> = None;
             while let Some(t) = token.take().filter(|t| !t.is_empty()) {
+                if sent.as_deref() == Some(t.as_str()) {
+                    // A broken server (or proxy) would otherwise make this loop forever.
+                    return Err(Error::Http {
+                        url: format!("{}{}", self.inner.base_url, req.path()),
+                        source: format!("the server answered continue token {t:?} with the same token")
+                            .into(),
+                    });
+                }
                 let mut next = req.clone().continue_token(&t);
                 next.params_mut().resource_version = None;
                 next.params_mut().resource_version_match = None;
+                sent = Some(t);
                 match self.run(&next).await {
                     Ok(page) => {
                         all.items.extend(page.items);
@@ -226,7 +236,7 @@ impl Client {
         let prepared = self.prepare(&req, false)?;
         let url = prepared.url.clone();
         let response = self
-            .deadline(&url, "the response headers", async {
+            .deadline(&url, "response headers", async {
                 let response = self.execute(&prepared).await?;
                 check_status(&prepared.method, &prepared.url, response).await
             })
@@ -242,7 +252,7 @@ impl Client {
         let (parts, body) = request.into_parts();
         let url = match parts.uri.scheme() {
             // Credentials go to the configured server only.
-            Some(_) if !parts.uri.to_string().starts_with(&self.inner.base_url) => {
+            Some(_) if !self.is_on_server(&parts.uri) => {
                 return Err(Error::InvalidRequest(format!(
                     "send_raw sends to {} only, not to {}",
                     self.inner.base_url,
@@ -260,7 +270,7 @@ impl Client {
             prepared.headers.insert(name, value.clone());
         }
         let response = self
-            .deadline(&prepared.url, "the response headers", async {
+            .deadline(&prepared.url, "response headers", async {
                 let response = self.execute(&prepared).await?;
                 check_status(&prepared.method, &prepared.url, response).await
             })
@@ -268,6 +278,14 @@ impl Client {
         let (parts, body) = response.into_parts();
         let stream = BodyStream::new(http::Response::from_parts(parts.clone(), body), prepared.url);
         Ok(http::Response::from_parts(parts, stream))
+    }
+
+    /// Whether an absolute URI is the server URL or below it.
+    fn is_on_server(&self, uri: &Uri) -> bool {
+        let base = &self.inner.base_url;
+        let uri = uri.to_string();
+        uri.strip_prefix(base.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
     }
 
     /// Sends, checks and reads a non-streaming request within the request deadline.
@@ -281,7 +299,7 @@ impl Client {
         let req = self.with_default_namespace(req);
         let prepared = self.prepare(&req, true)?;
         let bytes = self
-            .deadline(&prepared.url, "the request", async {
+            .deadline(&prepared.url, "request", async {
                 let response = self.execute(&prepared).await?;
                 let response = check_status(&prepared.method, &prepared.url, response).await?;
                 read_body(&prepared.url, response).await

@@ -169,7 +169,7 @@ pub(crate) fn send_error(url: &str, err: hyper_util::client::legacy::Error) -> E
     if let Some(ConnectTimedOut(after)) = find_in_chain::<ConnectTimedOut>(&err) {
         return Error::Timeout {
             url,
-            what: "connecting",
+            what: "connect",
             after: *after,
         };
     }
