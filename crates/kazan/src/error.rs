@@ -260,12 +260,12 @@ impl Error {
         }
     }
 
-    /// Whether trying again later may succeed: connection, timeout and transfer errors, 429 and
-    /// 5xx. TLS, configuration and decode errors will not go away by themselves.
+    /// Whether trying again later may succeed: connection, timeout and transfer errors, 408, 429
+    /// and 5xx. TLS, configuration and decode errors will not go away by themselves.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Connect { .. } | Error::Timeout { .. } | Error::Http { .. } => true,
-            Error::Api(e) => e.code == 429 || e.code >= 500,
+            Error::Api(e) => matches!(e.code, 408 | 429) || e.code >= 500,
             Error::Auth(e) => e.is_retryable(),
             _ => false,
         }

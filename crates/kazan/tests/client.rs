@@ -796,6 +796,36 @@ async fn single_object_requests_without_a_namespace_use_the_default_one() -> Tes
 }
 
 #[tokio::test]
+async fn a_server_url_with_a_path_prefixes_every_request() -> TestResult {
+    let server = pod_server().await?;
+    let client = Client::new(config(&format!("{}/k8s/clusters/c-1/", server.url))?)?;
+
+    bounded(client.run(&Request::get::<Pod>("web").namespace("a"))).await??;
+
+    assert_eq!(
+        server.journal()[0].path,
+        "/k8s/clusters/c-1/api/v1/namespaces/a/pods/web"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn run_refuses_a_watch_without_sending_it() -> TestResult {
+    let server = pod_server().await?;
+    let client = Client::new(config(&server.url)?)?;
+
+    let err = client
+        .run_raw(&Request::watch_list::<Pod>().resource_version("1"))
+        .await
+        .err()
+        .ok_or("a watch never ends; run must refuse it")?;
+
+    assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
+    assert!(server.journal().is_empty());
+    Ok(())
+}
+
+#[tokio::test]
 async fn send_raw_resolves_paths_against_the_server_and_checks_the_status() -> TestResult {
     let server = TestServer::start(None, |seen: Seen| async move {
         if seen.path == "/api" {
