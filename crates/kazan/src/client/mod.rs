@@ -347,7 +347,10 @@ impl Client {
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         if let Some(ct) = content_type {
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            // `Request::patch_of` takes any content type from the caller: check it, don't panic.
+            let value = HeaderValue::from_str(ct)
+                .map_err(|_| Error::InvalidRequest(format!("{ct:?} is not a valid Content-Type")))?;
+            headers.insert(header::CONTENT_TYPE, value);
         }
         if gzip {
             headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
