@@ -324,22 +324,6 @@ pub fn json(status: u16, value: &serde_json::Value) -> Reply {
     reply
 }
 
-/// A `metav1.Status` failure as the API server writes it.
-pub fn status(code: u16, reason: &str, message: &str) -> serde_json::Value {
-    serde_json::json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": message, "reason": reason, "code": code,
-    })
-}
-
-/// A namespaced object of kind `kind`.
-pub fn object(kind: &str, namespace: &str, name: &str, rv: u64) -> serde_json::Value {
-    serde_json::json!({
-        "kind": kind, "apiVersion": "v1",
-        "metadata": {"name": name, "namespace": namespace, "resourceVersion": rv.to_string(), "uid": format!("uid-{name}")},
-    })
-}
-
 /// An address on which nothing listens (bound, then released).
 pub async fn closed_port() -> io::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
