@@ -122,7 +122,7 @@ impl Client {
         }
         let http = transport::http_client(&config)?;
         let auth = Authenticator::new(&config.auth)?;
-        if config.insecure_skip_tls_verify {
+        if config.insecure_skip_tls_verify && config.cluster_url.scheme_str() == Some("https") {
             tracing::warn!(
                 server = %base_url,
                 origin = %config.origin,
