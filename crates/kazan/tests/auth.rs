@@ -678,3 +678,83 @@ async fn secrets_never_appear_in_logs_debug_or_errors() -> TestResult {
     }
     Ok(())
 }
+
+// --- End to end: credentials reach the embedded API server ----------------------------------
+
+const SERVER_TOKEN: &str = "e2e-server-token";
+
+async fn token_server() -> Result<kazan_apiserver::ApiServer, Box<dyn Error>> {
+    Ok(kazan_apiserver::ApiServer::builder()
+        .token(SERVER_TOKEN)
+        .start()
+        .await?)
+}
+
+/// Lists namespaces through a client built from `config`: the number listed, or the HTTP status
+/// of the refusal.
+async fn list_namespaces(config: Config) -> Result<Result<usize, Option<u16>>, Box<dyn Error>> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let client = kazan::Client::new(config)?;
+    let result = tokio::time::timeout(DEADLINE, client.run(&kazan::Request::list::<Namespace>())).await?;
+    Ok(result.map(|list| list.items.len()).map_err(|e| e.status_code()))
+}
+
+#[tokio::test]
+async fn kubeconfig_of_the_server_reaches_it_with_its_token() -> TestResult {
+    logs();
+    let server = token_server().await?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("config");
+    server.write_kubeconfig(&path)?;
+    let config = Config::from_kubeconfig(&KubeconfigOptions::path(&path))?;
+    assert_eq!(list_namespaces(config).await?, Ok(4));
+
+    let anonymous = Config::new(server.url().parse()?);
+    assert_eq!(list_namespaces(anonymous).await?, Err(Some(401)));
+    server.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn rotated_token_file_reaches_the_server() -> TestResult {
+    logs();
+    let server = token_server().await?;
+    let dir = tempfile::tempdir()?;
+    let token_path = dir.path().join("token");
+    std::fs::write(&token_path, "token-before-rotation\n")?;
+    let mut config = Config::new(server.url().parse()?);
+    config.auth = AuthConfig::TokenFile(token_path.clone());
+    let client = kazan::Client::new(config)?;
+    let list = kazan::Request::list::<k8s_openapi::api::core::v1::Namespace>();
+
+    let refused = tokio::time::timeout(DEADLINE, client.run(&list)).await?;
+    assert_eq!(refused.err().and_then(|e| e.status_code()), Some(401));
+
+    std::fs::write(&token_path, format!("{SERVER_TOKEN}\n"))?;
+    let namespaces = tokio::time::timeout(DEADLINE, client.run(&list)).await??;
+    assert_eq!(namespaces.items.len(), 4);
+    server.shutdown().await;
+    Ok(())
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn exec_plugin_token_reaches_the_server() -> TestResult {
+    logs();
+    let server = token_server().await?;
+    let plugin = Plugin::new(CANNED_PLUGIN)?;
+    let credential = |token: &str| {
+        serde_json::json!({"apiVersion": V1, "kind": "ExecCredential", "status": {"token": token}})
+            .to_string()
+    };
+    let mut config = Config::new(server.url().parse()?);
+    config.auth = AuthConfig::Exec(plugin.config(V1, &[]));
+
+    plugin.set_output(&credential(SERVER_TOKEN))?;
+    assert_eq!(list_namespaces(config.clone()).await?, Ok(4));
+
+    plugin.set_output(&credential("a-token-the-server-does-not-know"))?;
+    assert_eq!(list_namespaces(config).await?, Err(Some(401)));
+    server.shutdown().await;
+    Ok(())
+}
