@@ -758,3 +758,36 @@ async fn exec_plugin_token_reaches_the_server() -> TestResult {
     server.shutdown().await;
     Ok(())
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_401_refreshes_the_exec_credential_once_and_retries() -> TestResult {
+    logs();
+    // The server knows only the plugin's second token: the first request is refused, the client
+    // runs the plugin again and the same call succeeds.
+    let server = kazan_apiserver::ApiServer::builder()
+        .token("exec-token-2")
+        .start()
+        .await?;
+    let plugin = Plugin::new(COUNTING_PLUGIN)?;
+    let mut config = Config::new(server.url().parse()?);
+    config.auth = AuthConfig::Exec(plugin.config(V1, &[]));
+    assert_eq!(list_namespaces(config.clone()).await?, Ok(4));
+    assert_eq!(plugin.runs(), 2);
+    // A credential that is refused again after the refresh is the caller's error: one retry only.
+    let stubborn = kazan_apiserver::ApiServer::builder()
+        .token("never-issued")
+        .start()
+        .await?;
+    let mut config = Config::new(stubborn.url().parse()?);
+    config.auth = AuthConfig::Exec(plugin.config(V1, &[]));
+    assert_eq!(list_namespaces(config).await?, Err(Some(401)));
+    assert_eq!(
+        plugin.runs(),
+        4,
+        "one run for the first try, one for the single retry"
+    );
+    server.shutdown().await;
+    stubborn.shutdown().await;
+    Ok(())
+}

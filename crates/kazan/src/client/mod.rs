@@ -368,11 +368,17 @@ impl Client {
     /// anything could be refreshed. A second 401 is returned as it is.
     async fn execute(&self, prepared: &Prepared) -> Result<http::Response<Incoming>, Error> {
         let credential = self.inner.auth.header().await?;
-        let response = self.send_once(prepared, credential).await?;
+        let response = self.send_once(prepared, credential.clone()).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        if !self.inner.auth.refresh().await? {
+        // With the credential that was refused, so that many requests refused at once share
+        // one refresh (one exec plugin run).
+        let refreshed = match &credential {
+            Some(refused) => self.inner.auth.refresh_rejected(refused).await?,
+            None => self.inner.auth.refresh().await?,
+        };
+        if !refreshed {
             return Ok(response);
         }
         // Read the small 401 body so the connection can be reused, then try once more.

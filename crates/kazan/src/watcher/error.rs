@@ -27,7 +27,7 @@ pub enum WatchError {
         what: String,
         /// Why.
         #[source]
-        source: Error,
+        source: Box<Error>,
     },
     /// Opening the watch failed.
     #[error("opening the watch of {what} failed: {source}")]
@@ -36,7 +36,7 @@ pub enum WatchError {
         what: String,
         /// Why.
         #[source]
-        source: Error,
+        source: Box<Error>,
     },
     /// Reading the watch stream failed (connection reset, truncated chunk...).
     #[error("reading the watch of {what} failed: {source}")]
@@ -45,7 +45,7 @@ pub enum WatchError {
         what: String,
         /// Why.
         #[source]
-        source: Error,
+        source: Box<Error>,
     },
     /// No bytes arrived (not even a bookmark) for longer than the idle deadline.
     #[error("the watch of {what} received nothing for {idle:?}; assuming the connection is dead")]

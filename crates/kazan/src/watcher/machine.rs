@@ -278,7 +278,7 @@ where
             Err(e) => {
                 let error = WatchError::List {
                     what: self.what.clone(),
-                    source: e,
+                    source: Box::new(e),
                 };
                 return match error_disposition(&error) {
                     Disposition::Terminal => self.fail(error),
@@ -323,9 +323,9 @@ where
             None => {
                 let error = WatchError::List {
                     what: self.what.clone(),
-                    source: Error::InvalidRequest(
+                    source: Box::new(Error::InvalidRequest(
                         "the list answer carries no metadata.resourceVersion".into(),
-                    ),
+                    )),
                 };
                 self.fail(error)
             }
@@ -369,7 +369,7 @@ where
             Err(e) => {
                 let error = WatchError::Open {
                     what: self.what.clone(),
-                    source: e,
+                    source: Box::new(e),
                 };
                 self.on_failure(error)
             }
@@ -409,7 +409,7 @@ where
                         Err(join_error) => {
                             let error = WatchError::Stream {
                                 what: self.what.clone(),
-                                source: Error::Http { url: self.what.clone(), source: Box::new(join_error) },
+                                source: Box::new(Error::Http { url: self.what.clone(), source: Box::new(join_error) }),
                             };
                             return self.retry(error, None, State::Connecting);
                         }
@@ -597,10 +597,10 @@ where
                 if s.events == 0 && lasted < SHORT_WATCH {
                     let error = WatchError::Stream {
                         what: self.what.clone(),
-                        source: Error::Http {
+                        source: Box::new(Error::Http {
                             url: self.what.clone(),
                             source: "the server ended the watch at once, with no event".into(),
-                        },
+                        }),
                     };
                     return self.retry(error, None, State::Connecting);
                 }
@@ -615,7 +615,7 @@ where
             StreamEnd::Error(e) => {
                 let error = WatchError::Stream {
                     what: self.what.clone(),
-                    source: e,
+                    source: Box::new(e),
                 };
                 self.retry(error, None, State::Connecting)
             }
