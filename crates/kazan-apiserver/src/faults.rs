@@ -126,6 +126,7 @@ impl FaultAction {
             reason: reason.into(),
             message: message.into(),
             retry_after: None,
+            details: None,
         }
     }
 
@@ -166,11 +167,15 @@ impl FaultAction {
                 reason,
                 message,
                 retry_after,
+                details,
             } => {
                 let mut status = Status::failure(*code, reason, message.clone());
+                let mut details = details.clone().filter(serde_json::Value::is_object);
                 if let Some(seconds) = retry_after {
-                    status = status.with_details(serde_json::json!({"retryAfterSeconds": seconds}));
+                    let map = details.get_or_insert_with(|| serde_json::json!({}));
+                    map["retryAfterSeconds"] = serde_json::json!(seconds);
                 }
+                status.details = details;
                 Some(status)
             }
             _ => None,

@@ -339,3 +339,24 @@ async fn the_resource_version_can_jump_forward_and_bookmarks_report_it() -> Test
     assert_eq!(rv_of(&created), from + 101);
     Ok(())
 }
+
+#[tokio::test]
+async fn status_rules_can_carry_details() -> TestResult {
+    let server = ApiServer::start().await?;
+    server.faults().add_rule(
+        FaultRule::new(
+            FaultAction::status(403, "Forbidden", "pods is forbidden")
+                .details(json!({"kind": "pods"}))
+                .retry_after(3),
+        )
+        .path_prefix("/api/v1/pods"),
+    );
+    let response = get(server.addr(), "/api/v1/pods").await?;
+    assert_eq!(response.status, 403);
+    assert_eq!(response.header("retry-after"), Some("3"));
+    assert_eq!(
+        response.json()?["details"],
+        json!({"kind": "pods", "retryAfterSeconds": 3})
+    );
+    Ok(())
+}
