@@ -110,12 +110,15 @@ where
             .map(str::to_string)
     };
 
-    if let Some(token) = &app.settings.token
-        && !authorized(&parts.headers, token)
-    {
-        return Ok(into_response(Reply::Error(Status::unauthorized()), &[], None));
-    }
+    let allowed = app
+        .settings
+        .token
+        .as_deref()
+        .is_none_or(|token| authorized(&parts.headers, token));
     if path.starts_with("/_kazan/") || path == "/_kazan" {
+        if !allowed {
+            return Ok(into_response(Reply::Error(Status::unauthorized()), &[], None));
+        }
         let body = match read_body(body, app.settings.max_body_bytes).await {
             Ok(b) => b,
             Err(status) => return Ok(into_response(Reply::Error(status), &[], None)),
@@ -155,7 +158,13 @@ where
         delay: None,
         live: live.clone(),
     };
-    let reply = match app.faults.take_matching(parts.method.as_str(), &path, is_watch) {
+    let fault = if allowed {
+        app.faults.take_matching(parts.method.as_str(), &path, is_watch)
+    } else {
+        None
+    };
+    let reply = match fault {
+        _ if !allowed => Reply::Error(Status::unauthorized()),
         Some(action @ FaultAction::Status { .. }) => {
             Reply::Error(action.to_status().unwrap_or_else(|| Status::internal("fault")))
         }
@@ -298,6 +307,14 @@ async fn route(app: &Arc<App>, ctx: &Ctx, api_path: Option<ApiPath>, is_watch: b
             StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
             answer.body,
             answer.content_type,
+        );
+    }
+    if ctx.method == Method::GET && matches!(ctx.path.as_str(), "/healthz" | "/livez" | "/readyz") {
+        return Reply::Raw(
+            StatusCode::OK,
+            "text/plain; charset=utf-8".into(),
+            Bytes::from_static(b"ok"),
+            None,
         );
     }
     let Some(api_path) = api_path else {

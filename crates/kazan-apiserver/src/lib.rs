@@ -41,12 +41,57 @@
 //! - Fault injection ([`Faults`]) and the admin API under `/_kazan/` (see the `admin` module docs:
 //!   `GET /_kazan/` lists the endpoints).
 //!
+//! # Fault injection
+//! [`ApiServer::faults`] returns a [`Faults`] handle; the same controls exist over HTTP under
+//! `/_kazan/` (same token as the API; never journaled, never matched by rules):
+//!
+//! | method | path | effect |
+//! |---|---|---|
+//! | GET | `/_kazan/` | the list of admin endpoints |
+//! | POST | `/_kazan/watches/end[?resource=pods]` | end open watches cleanly ([`Faults::end_watches`]) |
+//! | POST | `/_kazan/watches/cut[?resource=]` | write half an event, drop the connection without the terminating chunk ([`Faults::cut_watches`]) |
+//! | POST | `/_kazan/watches/stall?millis=N[&resource=]` | stop writing for N ms, connection kept ([`Faults::stall_watches`]) |
+//! | POST | `/_kazan/watches/bookmark[?resource=]` | send a BOOKMARK now ([`Faults::send_bookmark`]) |
+//! | POST | `/_kazan/watches/expire[?resource=]` | in-stream ERROR 410, then end ([`Faults::expire_watches`]) |
+//! | POST | `/_kazan/watches/end-after?events=K` | end each new watch after K change events; 0 = off ([`Faults::end_watches_after_events`]) |
+//! | POST | `/_kazan/history/compact` | every resume or continue token from an older version gets 410 ([`Faults::compact_history`]) |
+//! | POST | `/_kazan/resource-version/advance?by=N` | move the global resourceVersion forward ([`Faults::advance_resource_version`]) |
+//! | GET, POST, DELETE | `/_kazan/rules` | list, add (one [`FaultRule`] or an array, JSON), clear rules |
+//! | POST | `/_kazan/expired?http410=bool&gone=bool&etcdMessage=bool` | how "too old" is reported |
+//! | POST | `/_kazan/watch-list?reject=bool` | reject `sendInitialEvents` watches with 422 |
+//! | GET, DELETE | `/_kazan/journal` | the request journal ([`JournalEntry`]); clear it |
+//! | GET | `/_kazan/stats` | [`Stats`]: connections accepted, requests, open watches per resource |
+//! | GET | `/_kazan/resource-version` | the current global resourceVersion |
+//!
+//! A rule in JSON: `{"method":"GET","pathPrefix":"/api/v1/pods","watch":true,"times":2,
+//! "action":{"type":"status","code":429,"reason":"TooManyRequests","message":"slow down","retryAfter":1}}`;
+//! other actions: `{"type":"raw","code":502,"contentType":"text/html","body":"<html>..."}`,
+//! `{"type":"split","offsets":[10,25]}`, `{"type":"delay","millis":200}`.
+//!
 //! # Defaults
 //! Server-side watch timeout when a client sends no `timeoutSeconds`: 1800 s (the real server picks
-//! 1800–3600 s at random). Bookmarks every 60 s and 2 s before a timeout close. History: 1000 events
-//! and 300 s per resource. A watch that falls more than 1024 events behind is ended. Namespaces
+//! 1800–3600 s at random). Bookmarks every 60 s and 2 s before a timeout close (a quarter of the
+//! timeout for timeouts under 4 s); like the watch cache, a bookmark is sent only when the global
+//! version moved past the version the watch started from. History: 1000 events and 300 s per
+//! resource. A watch that falls more than 1024 events behind is ended cleanly. Namespaces
 //! `default`, `kube-system`, `kube-public` and `kube-node-lease` exist at start; a deleted
-//! namespace is `Terminating` for 1 s, then removed with its objects.
+//! namespace is `Terminating` for 1 s, then removed with its objects. A legacy watch from version
+//! ""/"0" with `allowWatchBookmarks` gets the initial-events-end bookmark after its ADDED burst, as
+//! servers with the WatchList feature send it ([`ApiServerBuilder::watch_list_defaulting`]).
+//!
+//! # Approximations
+//! - Server-side apply merges the applied configuration (strategic merge); there are no managed
+//!   fields and no conflicts between field managers. `dryRun` is not supported (the write happens).
+//! - Strategic merge patch knows the keyed lists of the built-in kinds (containers, env, ports,
+//!   volumes, volumeMounts, conditions...) and the `$patch`, `$retainKeys`,
+//!   `$setElementOrder` and `$deleteFromPrimitiveList` directives, not every `patchStrategy`.
+//! - Writes to the main resource keep `status` (the real server drops it for kinds with a status
+//!   subresource); `/status` writes change only `status`.
+//! - Namespace termination removes the namespace's objects even if they carry finalizers. Deleting
+//!   a CRD removes its objects at once (no DELETED events; open watches of that kind end).
+//! - All versions of a kind share their objects; reading through another version only changes
+//!   `apiVersion` (no conversion).
+//! - A non-numeric `resourceVersion` is a 400 BadRequest (the etcd path of the real server).
 
 mod admin;
 mod body;

@@ -644,12 +644,12 @@ impl Store {
         status_only: bool,
     ) -> Result<(Value, bool), StoreError> {
         let ns = scope_ns(def, namespace);
-        let existing = {
-            let mut inner = self.lock();
-            let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
-            state.objects.get(&(ns.clone(), name.to_string())).cloned()
-        };
-        let Some(existing) = existing else {
+        // Patches are applied under the store lock: nothing can change in between.
+        let mut inner = self.lock();
+        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let existing = state.objects.get(&(ns, name.to_string())).cloned();
+        let Some(current) = existing else {
+            drop(inner);
             if kind == PatchKind::Apply && !status_only {
                 let mut object = patch_doc.clone();
                 if let Some(n) = object.pointer("/metadata/name").and_then(Value::as_str)
@@ -665,22 +665,10 @@ impl Store {
             }
             return Err(Status::not_found(&def.group, &def.plural, name).into());
         };
-        let patched = patch::apply(kind, &existing, patch_doc).map_err(|e| match e {
+        let patched = patch::apply(kind, &current, patch_doc).map_err(|e| match e {
             patch::PatchError::Decode(m) => StoreError::from(Status::bad_request(m)),
             patch::PatchError::Apply(m) => StoreError::from(Status::failure(422, "Invalid", m)),
         })?;
-        let mut inner = self.lock();
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
-        let current = state
-            .objects
-            .get(&(ns, name.to_string()))
-            .cloned()
-            .ok_or_else(|| StoreError::from(Status::not_found(&def.group, &def.plural, name)))?;
-        if !Arc::ptr_eq(&current, &existing) {
-            // Someone wrote in between: patch the newer state.
-            drop(inner);
-            return self.patch(def, namespace, name, kind, patch_doc, status_only);
-        }
         let current_rv = current
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str);

@@ -177,3 +177,13 @@ async fn kubeconfig_is_written_to_a_file() -> TestResult {
     assert!(server.stats().connections_accepted == 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn health_endpoints_answer_ok() -> TestResult {
+    let server = ApiServer::start().await?;
+    for path in ["/healthz", "/livez", "/readyz"] {
+        let response = get(server.addr(), path).await?;
+        assert_eq!((response.status, response.text().as_str()), (200, "ok"), "{path}");
+    }
+    Ok(())
+}
