@@ -343,8 +343,9 @@ impl Faults {
         self.state.store.compact();
     }
 
-    /// Ends every watch cleanly after it has sent `k` change events (ADDED/MODIFIED/DELETED; not
-    /// bookmarks). `None` turns it off. Applies to watches started after the call.
+    /// Ends every watch cleanly after it has sent `k` change events (ADDED/MODIFIED/DELETED after
+    /// the initial state, so a watch from ""/"0" still delivers its whole initial burst; bookmarks
+    /// do not count). `None` turns it off. Applies to watches started after the call.
     pub fn end_watches_after_events(&self, k: Option<u64>) {
         self.state
             .end_after_events

@@ -73,6 +73,9 @@ impl From<Box<Status>> for Reply {
 }
 
 const JSON: &str = "application/json";
+/// Chunks a watch may have written that the connection has not taken yet. With batches of at
+/// most 32 KiB this bounds a watch's own buffer to about 128 KiB (plus hyper's and the socket's).
+const WATCH_CHUNKS: usize = 4;
 /// Longest watch a client can ask for (keeps deadlines representable).
 const MAX_WATCH_SECONDS: u64 = 366 * 24 * 3600;
 const TABLE_JSON: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
@@ -890,10 +893,11 @@ async fn watch(
             return Status::resource_version_too_large(requested, current).into();
         }
     };
-    let (writer, body) = BodyWriter::new(8, ctx.split.clone(), ctx.delay);
+    let (writer, body) = BodyWriter::new(WATCH_CHUNKS, ctx.split.clone(), ctx.delay);
     let observer = app.observer.clone();
     let task = WatchTask {
         def: def.clone(),
+        api_version: def.api_version(),
         store: app.store.clone(),
         filter,
         start,

@@ -45,6 +45,8 @@ impl Filter {
 /// Everything a watch task needs.
 pub(crate) struct WatchTask {
     pub def: Arc<ResourceDef>,
+    /// `def.api_version()`, computed once.
+    pub api_version: String,
     pub store: Arc<Store>,
     pub filter: Filter,
     pub start: WatchStart,
@@ -306,11 +308,14 @@ impl WatchTask {
     }
 
     fn needs_retyping(&self, object: &Value) -> bool {
-        object.get("apiVersion").and_then(Value::as_str) != Some(self.def.api_version().as_str())
+        object.get("apiVersion").and_then(Value::as_str) != Some(self.api_version.as_str())
     }
 
     /// Serializes one event for this watch (typed for the watched version, or as a Table).
     fn render(&self, kind: &str, object: &Value) -> Bytes {
+        if !self.table && !self.needs_retyping(object) {
+            return event_line(kind, object);
+        }
         let typed = with_type(&self.def, object);
         if self.table {
             let table = table::to_table(&self.def, &[&typed], None);
@@ -353,7 +358,7 @@ struct Batch {
 }
 
 /// A batch is written once it reaches this size.
-const BATCH_BYTES: usize = 64 * 1024;
+const BATCH_BYTES: usize = 32 * 1024;
 
 impl Batch {
     fn push(&mut self, line: Bytes) {
