@@ -187,3 +187,29 @@ async fn health_endpoints_answer_ok() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn plain_http2_with_prior_knowledge_is_served() -> TestResult {
+    let server = ApiServer::start().await?;
+    let tcp = TcpStream::connect(server.addr()).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(
+            http::Request::get(format!("{}/api/v1/namespaces", server.url())).body(Empty::<Bytes>::new())?,
+        )
+        .await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let list: Value = serde_json::from_slice(&response.into_body().collect().await?.to_bytes())?;
+    assert_eq!(list["kind"], "NamespaceList");
+    Ok(())
+}
+
+#[test]
+fn the_server_handle_can_be_shared_across_tasks() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ApiServer>();
+    assert_send_sync::<kazan_apiserver::Faults>();
+}
