@@ -152,15 +152,24 @@ impl WatchTask {
         };
         let mut pre_close_bookmark = self.bookmarks.then(|| deadline - lead);
         let mut next_bookmark = Instant::now() + self.bookmark_interval;
+        // Long-lived futures, created once: the loop runs for every event of every watch.
+        let shutdown = self.shutdown.clone().cancelled_owned();
+        let client_gone = self.writer.closed_signal();
+        let timeout = tokio::time::sleep_until(deadline);
+        let bookmark_timer = tokio::time::sleep_until(next_bookmark);
+        tokio::pin!(shutdown, client_gone, timeout, bookmark_timer);
         loop {
             let bookmark_at = match pre_close_bookmark {
                 Some(at) if at < next_bookmark => at,
                 _ => next_bookmark,
             };
+            if self.bookmarks && bookmark_timer.deadline() != bookmark_at {
+                bookmark_timer.as_mut().reset(bookmark_at);
+            }
             tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => return Ok(End::Clean),
-                _ = self.writer.closed() => return Err(WriteEnd::Closed),
+                _ = &mut shutdown => return Ok(End::Clean),
+                _ = &mut client_gone => return Err(WriteEnd::Closed),
                 command = self.control.recv() => {
                     let command = match command {
                         Ok(c) => c,
@@ -190,8 +199,8 @@ impl WatchTask {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(deadline) => return Ok(End::Clean),
-                _ = tokio::time::sleep_until(bookmark_at), if self.bookmarks => {
+                _ = &mut timeout => return Ok(End::Clean),
+                _ = &mut bookmark_timer, if self.bookmarks => {
                     if pre_close_bookmark.is_some_and(|at| at <= Instant::now()) {
                         pre_close_bookmark = None;
                     } else {
