@@ -579,6 +579,22 @@ impl ApiServer {
             .map(|(o, _)| o)
     }
 
+    /// Creates the object, or merges it into the existing one (server-side apply, approximated as
+    /// a strategic merge). Handy for loading manifests that may name existing objects.
+    pub fn apply(&self, object: Value) -> Result<Value, StoreError> {
+        let def = self.def_of_object(&object)?;
+        let (ns, name) = store::object_key(&object);
+        let ns = if def.namespaced && ns.is_empty() {
+            "default".to_string()
+        } else {
+            ns
+        };
+        let namespace = def.namespaced.then_some(ns.as_str());
+        self.store
+            .patch(&def, namespace, &name, PatchKind::Apply, &object, false)
+            .map(|(o, _)| o)
+    }
+
     /// Deletes an object. Returns its last state, or (finalizers, namespaces) the object marked
     /// with `deletionTimestamp` that stays until it is finalized.
     pub fn delete(

@@ -240,7 +240,7 @@ impl Store {
 
     /// Records a change: bumps the version, stamps it, updates the objects, the history and the
     /// broadcast. `object` is the new state (for DELETED, the last state).
-    fn commit(&self, inner: &mut Inner, def: &ResourceDef, kind: EventType, mut object: Value) -> Value {
+    fn commit(&self, inner: &mut Inner, def: &ResourceDef, kind: EventType, mut object: Value) -> Arc<Value> {
         inner.rv += 1;
         let rv = inner.rv;
         set_path(
@@ -270,7 +270,7 @@ impl Store {
         let _ = state.tx.send(event);
         self.published_rv.store(rv, Ordering::Release);
         self.rv_tx.send_replace(rv);
-        Value::clone(&object)
+        object
     }
 
     /// Moves the global version forward without a write.
@@ -756,7 +756,7 @@ impl Store {
     }
 
     /// Removes an object now (DELETED with `last` as content and a new version).
-    fn remove_now(&self, inner: &mut Inner, def: &ResourceDef, last: Value) -> Value {
+    fn remove_now(&self, inner: &mut Inner, def: &ResourceDef, last: Value) -> Arc<Value> {
         if is_kind(def, CRD_GROUP, CRD_PLURAL) {
             for old in crd_resource_defs(&last).unwrap_or_default() {
                 self.registry.unregister(&old.group, &old.version, &old.plural);

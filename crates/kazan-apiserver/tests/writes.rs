@@ -545,3 +545,28 @@ async fn invalid_names_and_missing_names_are_422() -> TestResult {
     assert_eq!(not_json.status, 400);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_direct_api_applies_creates_updates_and_reports_statuses() -> TestResult {
+    let server = ApiServer::start().await?;
+    let created = server.apply(configmap("default", "a", json!({"x": "1"})))?;
+    assert_eq!(created["data"], json!({"x": "1"}));
+    let merged = server.apply(configmap("default", "a", json!({"y": "2"})))?;
+    assert_eq!(merged["data"], json!({"x": "1", "y": "2"}));
+    let mut stale = created.clone();
+    stale["data"] = json!({"z": "3"});
+    match server.update(stale) {
+        Err(e) => assert_eq!((e.code(), e.status().reason.as_str()), (409, "Conflict")),
+        Ok(_) => return Err("a stale update succeeded".into()),
+    }
+    let got = server.get("v1", "ConfigMap", Some("default"), "a")?;
+    assert_eq!(got, merged);
+    match server.get("v1", "Widget", Some("default"), "a") {
+        Err(e) => assert_eq!(e.code(), 404),
+        Ok(_) => return Err("an unknown kind was found".into()),
+    }
+    let last = server.delete("v1", "ConfigMap", Some("default"), "a")?;
+    assert_eq!(last["data"], json!({"x": "1", "y": "2"}));
+    assert!(server.list("v1", "ConfigMap", None)?.is_empty());
+    Ok(())
+}
