@@ -190,7 +190,9 @@ impl WatchTask {
                         }
                         WatchCommand::Bookmark(_) => {
                             if self.bookmarks {
-                                self.send_bookmark(start_rv, true).await?;
+                                if let Some(end) = self.send_bookmark(start_rv, true, &mut changes_sent).await? {
+                                    return Ok(end);
+                                }
                             }
                         }
                         WatchCommand::Expire(_, style) => {
@@ -206,7 +208,9 @@ impl WatchTask {
                     } else {
                         next_bookmark = Instant::now() + self.bookmark_interval;
                     }
-                    self.send_bookmark(start_rv, false).await?;
+                    if let Some(end) = self.send_bookmark(start_rv, false, &mut changes_sent).await? {
+                        return Ok(end);
+                    }
                 }
                 received = self.rx.recv() => {
                     let mut next = match received {
@@ -247,28 +251,48 @@ impl WatchTask {
 
     /// Sends a bookmark at the current version, after delivering every event up to it. A bookmark
     /// not newer than the start version is not sent unless forced (as the watch cache does).
-    async fn send_bookmark(&mut self, start_rv: u64, forced: bool) -> Result<(), WriteEnd> {
+    async fn send_bookmark(
+        &mut self,
+        start_rv: u64,
+        forced: bool,
+        changes_sent: &mut u64,
+    ) -> Result<Option<End>, WriteEnd> {
         let published = self.store.published_rv();
         let mut last_rv = start_rv;
+        let mut batch = Batch::default();
         loop {
             match self.rx.try_recv() {
                 Ok(event) => {
                     last_rv = last_rv.max(event.rv);
                     if let Some(line) = self.translate(&event, start_rv) {
-                        self.send(line).await?;
+                        batch.push(line);
+                        *changes_sent += 1;
+                        if self.end_after_events.is_some_and(|k| *changes_sent >= k) {
+                            self.flush(&mut batch).await?;
+                            return Ok(Some(End::Clean));
+                        }
+                        if batch.is_full() {
+                            self.flush(&mut batch).await?;
+                        }
                     }
                 }
                 Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Lagged(_)) => return Err(WriteEnd::Lagged),
-                Err(TryRecvError::Closed) => break,
+                Err(TryRecvError::Lagged(_)) => {
+                    self.flush(&mut batch).await?;
+                    return Err(WriteEnd::Lagged);
+                }
+                Err(TryRecvError::Closed) => {
+                    self.flush(&mut batch).await?;
+                    return Ok(Some(End::Clean));
+                }
             }
         }
         let rv = published.max(last_rv);
         if rv > start_rv || forced {
-            let line = bookmark_line(&self.def, rv, false);
-            self.send(line).await?;
+            batch.push(bookmark_line(&self.def, rv, false));
         }
-        Ok(())
+        self.flush(&mut batch).await?;
+        Ok(None)
     }
 
     /// The line this watch sends for a stored event, if any.
