@@ -230,7 +230,7 @@ async fn a_bookmark_comes_shortly_before_the_timeout_then_the_body_ends() -> Tes
     let mut watch = WatchStream::open(
         server.addr(),
         &format!(
-            "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion={from}&timeoutSeconds=2"
+            "/api/v1/configmaps?watch=1&allowWatchBookmarks=true&resourceVersion={from}&timeoutSeconds=4"
         ),
     )
     .await?;
