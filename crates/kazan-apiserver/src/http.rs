@@ -90,6 +90,8 @@ struct Ctx {
     split: Vec<u64>,
     delay: Option<Duration>,
     live: Arc<LiveEntry>,
+    /// `dryRun=All`: writes are validated and answered but not stored.
+    dry_run: bool,
 }
 
 /// Serves one request.
@@ -151,6 +153,7 @@ where
     };
 
     let live = app.observer.record(entry);
+    let dry_run = query.get("dryRun") == Some("All");
     let mut ctx = Ctx {
         method: parts.method.clone(),
         path: path.clone(),
@@ -160,6 +163,7 @@ where
         split: Vec::new(),
         delay: None,
         live: live.clone(),
+        dry_run,
     };
     let fault = if allowed {
         app.faults.take_matching(parts.method.as_str(), &path, is_watch)
@@ -333,6 +337,14 @@ async fn route(app: &Arc<App>, ctx: &Ctx, api_path: Option<ApiPath>, is_watch: b
     if !def.namespaced && api_path.namespace.is_some() {
         return Status::path_not_found().into();
     }
+    if let Some(value) = ctx.query.non_empty("dryRun")
+        && value != "All"
+    {
+        return Status::bad_request(format!(
+            "Unsupported value: \"{value}\": supported values: \"All\""
+        ))
+        .into();
+    }
     let ns = api_path.namespace.as_deref();
     match (&api_path.name, &api_path.subresource) {
         (None, _) => match ctx.method {
@@ -362,7 +374,7 @@ async fn route(app: &Arc<App>, ctx: &Ctx, api_path: Option<ApiPath>, is_watch: b
                 },
                 Method::PUT => replace(app, ctx, &def, ns, name, &body, status_only),
                 Method::PATCH => patch_object(app, ctx, &def, ns, name, &body, status_only),
-                Method::DELETE if !status_only => delete(app, &def, ns, name, &body),
+                Method::DELETE if !status_only => delete(app, ctx, &def, ns, name, &body),
                 _ => Status::method_not_allowed(ctx.method.as_str(), &def.plural).into(),
             }
         }
@@ -414,7 +426,7 @@ fn create(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&str>, body: 
         Ok(o) => o,
         Err(s) => return s.into(),
     };
-    match app.store.create(def, ns, object) {
+    match app.store.create(def, ns, object, ctx.dry_run) {
         Ok(created) => Reply::Json(StatusCode::CREATED, created, JSON),
         Err(e) => e.into(),
     }
@@ -433,7 +445,7 @@ fn replace(
         Ok(o) => o,
         Err(s) => return s.into(),
     };
-    match app.store.update(def, ns, name, object, status_only) {
+    match app.store.update(def, ns, name, object, status_only, ctx.dry_run) {
         Ok(updated) => Reply::Json(StatusCode::OK, updated, JSON),
         Err(e) => e.into(),
     }
@@ -459,7 +471,10 @@ fn patch_object(
         Ok(p) => p,
         Err(e) => return Status::bad_request(e.to_string()).into(),
     };
-    match app.store.patch(def, ns, name, kind, &patch_doc, status_only) {
+    match app
+        .store
+        .patch(def, ns, name, kind, &patch_doc, status_only, ctx.dry_run)
+    {
         Ok((object, created)) => Reply::Json(
             if created {
                 StatusCode::CREATED
@@ -473,7 +488,7 @@ fn patch_object(
     }
 }
 
-fn delete(app: &Arc<App>, def: &ResourceDef, ns: Option<&str>, name: &str, body: &[u8]) -> Reply {
+fn delete(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&str>, name: &str, body: &[u8]) -> Reply {
     let options: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -500,7 +515,12 @@ fn delete(app: &Arc<App>, def: &ResourceDef, ns: Option<&str>, name: &str, body:
     let precondition = options
         .pointer("/preconditions/resourceVersion")
         .and_then(Value::as_str);
-    match app.store.delete(def, ns, name, precondition) {
+    let dry_run = ctx.dry_run
+        || options
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|values| values.iter().any(|v| v == "All"));
+    match app.store.delete(def, ns, name, precondition, dry_run) {
         Ok(DeleteOutcome::Pending(object)) => Reply::Json(StatusCode::OK, object, JSON),
         Ok(DeleteOutcome::Deleted(object)) => {
             let uid = object
@@ -532,7 +552,7 @@ fn delete_collection(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&s
     for victim in victims {
         let (vns, vname) = crate::store::object_key(&victim);
         let vns = (!vns.is_empty()).then_some(vns);
-        match app.store.delete(def, vns.as_deref(), &vname, None) {
+        match app.store.delete(def, vns.as_deref(), &vname, None, ctx.dry_run) {
             Ok(DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o)) => items.push(o),
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return e.into(),

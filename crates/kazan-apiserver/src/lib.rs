@@ -81,7 +81,8 @@
 //!
 //! # Approximations
 //! - Server-side apply merges the applied configuration (strategic merge); there are no managed
-//!   fields and no conflicts between field managers. `dryRun` is not supported (the write happens).
+//!   fields and no conflicts between field managers. `dryRun=All` answers writes without storing
+//!   them.
 //! - Strategic merge patch knows the keyed lists of the built-in kinds (containers, env, ports,
 //!   volumes, volumeMounts, conditions...) and the `$patch`, `$retainKeys`,
 //!   `$setElementOrder` and `$deleteFromPrimitiveList` directives, not every `patchStrategy`.
@@ -315,7 +316,7 @@ impl ApiServerBuilder {
             for name in &self.namespaces {
                 let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
                 store
-                    .create(&ns_def, None, ns)
+                    .create(&ns_def, None, ns, false)
                     .map_err(|e| ServerError::Resource(format!("namespace {name}: {e}")))?;
             }
         }
@@ -524,7 +525,7 @@ impl ApiServer {
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .map(str::to_string);
-        self.store.create(&def, ns.as_deref(), object)
+        self.store.create(&def, ns.as_deref(), object, false)
     }
 
     /// Replaces an object (conflict if its `metadata.resourceVersion` is set and stale).
@@ -536,7 +537,7 @@ impl ApiServer {
         } else {
             ns
         };
-        self.store.update(&def, Some(&ns), &name, object, false)
+        self.store.update(&def, Some(&ns), &name, object, false, false)
     }
 
     /// Replaces only the `status` of an object (the `/status` subresource).
@@ -548,7 +549,7 @@ impl ApiServer {
         } else {
             ns
         };
-        self.store.update(&def, Some(&ns), &name, object, true)
+        self.store.update(&def, Some(&ns), &name, object, true, false)
     }
 
     /// Applies a JSON merge patch to an object.
@@ -575,7 +576,7 @@ impl ApiServer {
     ) -> Result<Value, StoreError> {
         let def = self.def_of(api_version, kind)?;
         self.store
-            .patch(&def, namespace, name, patch_kind, &patch, false)
+            .patch(&def, namespace, name, patch_kind, &patch, false, false)
             .map(|(o, _)| o)
     }
 
@@ -591,7 +592,7 @@ impl ApiServer {
         };
         let namespace = def.namespaced.then_some(ns.as_str());
         self.store
-            .patch(&def, namespace, &name, PatchKind::Apply, &object, false)
+            .patch(&def, namespace, &name, PatchKind::Apply, &object, false, false)
             .map(|(o, _)| o)
     }
 
@@ -605,7 +606,7 @@ impl ApiServer {
         name: &str,
     ) -> Result<Value, StoreError> {
         let def = self.def_of(api_version, kind)?;
-        match self.store.delete(&def, namespace, name, None)? {
+        match self.store.delete(&def, namespace, name, None, false)? {
             DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o) => Ok(o),
         }
     }

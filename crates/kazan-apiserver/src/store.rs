@@ -240,7 +240,23 @@ impl Store {
 
     /// Records a change: bumps the version, stamps it, updates the objects, the history and the
     /// broadcast. `object` is the new state (for DELETED, the last state).
-    fn commit(&self, inner: &mut Inner, def: &ResourceDef, kind: EventType, mut object: Value) -> Arc<Value> {
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        def: &ResourceDef,
+        kind: EventType,
+        mut object: Value,
+        dry_run: bool,
+    ) -> Arc<Value> {
+        if dry_run {
+            // What the write would store; nothing changes. A created object has no version yet.
+            if kind == EventType::Added
+                && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
+            {
+                meta.remove("resourceVersion");
+            }
+            return Arc::new(object);
+        }
         inner.rv += 1;
         let rv = inner.rv;
         set_path(
@@ -422,6 +438,7 @@ impl Store {
         def: &ResourceDef,
         namespace: Option<&str>,
         mut object: Value,
+        dry_run: bool,
     ) -> Result<Value, StoreError> {
         prepare_typed(def, &mut object)?;
         let ns = resolve_namespace(def, namespace, &object)?;
@@ -480,9 +497,11 @@ impl Store {
         if is_kind(def, CRD_GROUP, CRD_PLURAL) {
             let defs = crd_resource_defs(&object)?;
             prepare_crd_status(&mut object);
-            self.register_crd(&mut inner, &defs);
+            if !dry_run {
+                self.register_crd(&mut inner, &defs);
+            }
         }
-        let created = self.commit(&mut inner, def, EventType::Added, object);
+        let created = self.commit(&mut inner, def, EventType::Added, object, dry_run);
         Ok(with_type(def, &created))
     }
 
@@ -494,6 +513,7 @@ impl Store {
         name: &str,
         mut object: Value,
         status_only: bool,
+        dry_run: bool,
     ) -> Result<Value, StoreError> {
         prepare_typed(def, &mut object)?;
         let ns = scope_ns(def, namespace);
@@ -557,7 +577,7 @@ impl Store {
         } else {
             object
         };
-        self.write_updated(&mut inner, def, &existing, object)
+        self.write_updated(&mut inner, def, &existing, object, dry_run)
     }
 
     /// Finishes an update: keeps server-owned fields, bumps `generation` when the spec changed,
@@ -569,6 +589,7 @@ impl Store {
         def: &ResourceDef,
         existing: &Value,
         mut object: Value,
+        dry_run: bool,
     ) -> Result<Value, StoreError> {
         let old_meta = existing.get("metadata").cloned().unwrap_or_else(|| json!({}));
         {
@@ -614,22 +635,24 @@ impl Store {
         if is_kind(def, CRD_GROUP, CRD_PLURAL) {
             let defs = crd_resource_defs(&object)?;
             prepare_crd_status(&mut object);
-            let old_defs = crd_resource_defs(existing).unwrap_or_default();
-            for old in &old_defs {
-                if !defs.iter().any(|d| d.version == old.version) {
-                    self.registry.unregister(&old.group, &old.version, &old.plural);
+            if !dry_run {
+                let old_defs = crd_resource_defs(existing).unwrap_or_default();
+                for old in &old_defs {
+                    if !defs.iter().any(|d| d.version == old.version) {
+                        self.registry.unregister(&old.group, &old.version, &old.plural);
+                    }
                 }
+                self.register_crd(inner, &defs);
             }
-            self.register_crd(inner, &defs);
         }
         if object.pointer("/metadata/deletionTimestamp").is_some()
             && !finalizers_left
             && !is_kind(def, "", "namespaces")
         {
-            let deleted = self.remove_now(inner, def, object);
+            let deleted = self.remove_now(inner, def, object, dry_run);
             return Ok(with_type(def, &deleted));
         }
-        let updated = self.commit(inner, def, EventType::Modified, object);
+        let updated = self.commit(inner, def, EventType::Modified, object, dry_run);
         Ok(with_type(def, &updated))
     }
 
@@ -642,6 +665,7 @@ impl Store {
         kind: PatchKind,
         patch_doc: &Value,
         status_only: bool,
+        dry_run: bool,
     ) -> Result<(Value, bool), StoreError> {
         let ns = scope_ns(def, namespace);
         // Patches are applied under the store lock: nothing can change in between.
@@ -661,7 +685,7 @@ impl Store {
                     .into());
                 }
                 set_path(&mut object, &["metadata", "name"], json!(name));
-                return self.create(def, namespace, object).map(|o| (o, true));
+                return self.create(def, namespace, object, dry_run).map(|o| (o, true));
             }
             return Err(Status::not_found(&def.group, &def.plural, name).into());
         };
@@ -696,7 +720,7 @@ impl Store {
         } else {
             patched
         };
-        self.write_updated(&mut inner, def, &current, object)
+        self.write_updated(&mut inner, def, &current, object, dry_run)
             .map(|o| (o, false))
     }
 
@@ -708,6 +732,7 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
         precondition_rv: Option<&str>,
+        dry_run: bool,
     ) -> Result<DeleteOutcome, StoreError> {
         let ns = scope_ns(def, namespace);
         let mut inner = self.lock();
@@ -744,20 +769,20 @@ impl Store {
             if is_namespace {
                 set_path(&mut marked, &["status", "phase"], json!("Terminating"));
             }
-            let marked = self.commit(&mut inner, def, EventType::Modified, marked);
+            let marked = self.commit(&mut inner, def, EventType::Modified, marked, dry_run);
             drop(inner);
-            if is_namespace {
+            if is_namespace && !dry_run {
                 self.schedule_namespace_removal(name.to_string());
             }
             return Ok(DeleteOutcome::Pending(with_type(def, &marked)));
         }
-        let deleted = self.remove_now(&mut inner, def, Value::clone(&existing));
+        let deleted = self.remove_now(&mut inner, def, Value::clone(&existing), dry_run);
         Ok(DeleteOutcome::Deleted(with_type(def, &deleted)))
     }
 
     /// Removes an object now (DELETED with `last` as content and a new version).
-    fn remove_now(&self, inner: &mut Inner, def: &ResourceDef, last: Value) -> Arc<Value> {
-        if is_kind(def, CRD_GROUP, CRD_PLURAL) {
+    fn remove_now(&self, inner: &mut Inner, def: &ResourceDef, last: Value, dry_run: bool) -> Arc<Value> {
+        if is_kind(def, CRD_GROUP, CRD_PLURAL) && !dry_run {
             for old in crd_resource_defs(&last).unwrap_or_default() {
                 self.registry.unregister(&old.group, &old.version, &old.plural);
             }
@@ -767,7 +792,7 @@ impl Store {
                 inner.removed_at.insert(key, inner.rv + 1);
             }
         }
-        self.commit(inner, def, EventType::Deleted, last)
+        self.commit(inner, def, EventType::Deleted, last, dry_run)
     }
 
     /// After the namespace delay: deletes every object in the namespace, then the namespace.
@@ -814,7 +839,7 @@ impl Store {
                 None => continue,
             };
             for victim in victims {
-                self.commit(&mut inner, &def, EventType::Deleted, victim);
+                self.commit(&mut inner, &def, EventType::Deleted, victim, false);
             }
         }
         let ns_obj = inner
@@ -824,7 +849,7 @@ impl Store {
             .map(|v| Value::clone(v));
         if let (Some(mut ns_obj), Some(def)) = (ns_obj, self.registry.get("", "v1", "namespaces")) {
             set_path(&mut ns_obj, &["spec", "finalizers"], json!([]));
-            self.commit(&mut inner, &def, EventType::Deleted, ns_obj);
+            self.commit(&mut inner, &def, EventType::Deleted, ns_obj, false);
         }
     }
 

@@ -570,3 +570,51 @@ async fn the_direct_api_applies_creates_updates_and_reports_statuses() -> TestRe
     assert!(server.list("v1", "ConfigMap", None)?.is_empty());
     Ok(())
 }
+
+#[tokio::test]
+async fn dry_run_writes_answer_but_store_nothing() -> TestResult {
+    let server = ApiServer::start().await?;
+    server.create(configmap("default", "kept", json!({"v": "1"})))?;
+    let before = server.resource_version();
+    let created = post(
+        server.addr(),
+        &format!("{CMS}?dryRun=All"),
+        &configmap("default", "dry", json!({})),
+    )
+    .await?;
+    assert_eq!(created.status, 201);
+    assert!(created.json()?["metadata"]["uid"].is_string());
+    let patched = send_json(
+        server.addr(),
+        "PATCH",
+        &format!("{CMS}/kept?dryRun=All"),
+        "application/merge-patch+json",
+        &json!({"data": {"v": "2"}}),
+    )
+    .await?;
+    assert_eq!(patched.status, 200);
+    assert_eq!(patched.json()?["data"]["v"], "2");
+    let deleted = request(
+        server.addr(),
+        "DELETE",
+        &format!("{CMS}/kept?dryRun=All"),
+        &[],
+        None,
+    )
+    .await?;
+    assert_eq!(deleted.status, 200);
+    assert_eq!(server.resource_version(), before);
+    assert_eq!(get(server.addr(), &format!("{CMS}/dry")).await?.status, 404);
+    assert_eq!(
+        get_json(server.addr(), &format!("{CMS}/kept")).await?["data"]["v"],
+        "1"
+    );
+    let bad = post(
+        server.addr(),
+        &format!("{CMS}?dryRun=Some"),
+        &configmap("default", "x", json!({})),
+    )
+    .await?;
+    assert_eq!(bad.status, 400);
+    Ok(())
+}
