@@ -21,7 +21,7 @@ use crate::query::{ApiPath, Query, parse_api_path};
 use crate::registry::ResourceDef;
 use crate::selector::{FieldSelector, LabelSelector, supported_fields};
 use crate::status::{FieldCause, Status};
-use crate::store::{DeleteOutcome, StartRequest, Store, VersionError, with_type};
+use crate::store::{DeleteOutcome, StartRequest, Store, VersionError, WriteOptions, with_type};
 use crate::watch::{Filter, WatchTask, error_line};
 use crate::{admin, discovery, protobuf, table};
 
@@ -471,10 +471,17 @@ fn patch_object(
         Ok(p) => p,
         Err(e) => return Status::bad_request(e.to_string()).into(),
     };
-    match app
-        .store
-        .patch(def, ns, name, kind, &patch_doc, status_only, ctx.dry_run)
-    {
+    match app.store.patch(
+        def,
+        ns,
+        name,
+        kind,
+        &patch_doc,
+        WriteOptions {
+            status_only,
+            dry_run: ctx.dry_run,
+        },
+    ) {
         Ok((object, created)) => Reply::Json(
             if created {
                 StatusCode::CREATED

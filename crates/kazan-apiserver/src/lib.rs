@@ -135,7 +135,7 @@ pub use status::{FieldCause, Status};
 
 use crate::http::{App, Settings};
 use crate::journal::Observer;
-use crate::store::{DeleteOutcome, Store, StoreConfig};
+use crate::store::{DeleteOutcome, Store, StoreConfig, WriteOptions};
 
 /// The longest interval or timeout the builder accepts (keeps deadlines representable).
 const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -576,7 +576,7 @@ impl ApiServer {
     ) -> Result<Value, StoreError> {
         let def = self.def_of(api_version, kind)?;
         self.store
-            .patch(&def, namespace, name, patch_kind, &patch, false, false)
+            .patch(&def, namespace, name, patch_kind, &patch, WriteOptions::default())
             .map(|(o, _)| o)
     }
 
@@ -592,7 +592,14 @@ impl ApiServer {
         };
         let namespace = def.namespaced.then_some(ns.as_str());
         self.store
-            .patch(&def, namespace, &name, PatchKind::Apply, &object, false, false)
+            .patch(
+                &def,
+                namespace,
+                &name,
+                PatchKind::Apply,
+                &object,
+                WriteOptions::default(),
+            )
             .map(|(o, _)| o)
     }
 

@@ -139,6 +139,15 @@ pub(crate) enum VersionError {
     TooLarge { current: u64 },
 }
 
+/// How a write is done.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WriteOptions {
+    /// Only `status` changes (the `/status` subresource).
+    pub status_only: bool,
+    /// Answer without storing (`dryRun=All`).
+    pub dry_run: bool,
+}
+
 /// What a DELETE did.
 pub(crate) enum DeleteOutcome {
     /// Removed now; the last state (with the delete's version).
@@ -664,9 +673,9 @@ impl Store {
         name: &str,
         kind: PatchKind,
         patch_doc: &Value,
-        status_only: bool,
-        dry_run: bool,
+        options: WriteOptions,
     ) -> Result<(Value, bool), StoreError> {
+        let WriteOptions { status_only, dry_run } = options;
         let ns = scope_ns(def, namespace);
         // Patches are applied under the store lock: nothing can change in between.
         let mut inner = self.lock();
