@@ -28,6 +28,8 @@ pub(crate) enum WatchCommand {
     Bookmark(Option<String>),
     /// Send an in-stream ERROR 410 (as for a too-old version), then end cleanly.
     Expire(Option<String>, ExpiredStyle),
+    /// Write these bytes as they are (e.g. a malformed line), then go on.
+    Inject(Option<String>, bytes::Bytes),
 }
 
 /// How a 410 is worded: the floor version of the message, and the switches.
@@ -58,7 +60,8 @@ impl WatchCommand {
             | WatchCommand::Cut(r)
             | WatchCommand::Stall(r, _)
             | WatchCommand::Bookmark(r)
-            | WatchCommand::Expire(r, _) => r,
+            | WatchCommand::Expire(r, _)
+            | WatchCommand::Inject(r, _) => r,
         };
         match target {
             None => true,
@@ -116,6 +119,8 @@ pub enum FaultAction {
         /// Milliseconds.
         millis: u64,
     },
+    /// Close the connection without answering (HTTP/2: reset the stream).
+    Drop,
 }
 
 impl FaultAction {
@@ -329,6 +334,12 @@ impl Faults {
     pub fn expire_watches(&self, resource: Option<&str>) {
         let style = self.expired_style(self.state.store.current_rv());
         self.send(WatchCommand::Expire(resource.map(str::to_string), style));
+    }
+
+    /// Writes `bytes` as they are into open watches (e.g. `b"{not json\n"` to test a client's
+    /// handling of a malformed line), then the watches go on.
+    pub fn inject_into_watches(&self, resource: Option<&str>, bytes: impl Into<bytes::Bytes>) {
+        self.send(WatchCommand::Inject(resource.map(str::to_string), bytes.into()));
     }
 
     /// Moves the global resourceVersion forward by `n` without any write (gaps are legal; the

@@ -94,11 +94,16 @@ struct Ctx {
     dry_run: bool,
 }
 
+/// The service error that makes hyper drop the connection without answering (a fault).
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by fault injection")]
+pub(crate) struct DroppedByFault;
+
 /// Serves one request.
 pub(crate) async fn handle<B>(
     app: Arc<App>,
     request: Request<B>,
-) -> Result<Response<ResponseBody>, std::convert::Infallible>
+) -> Result<Response<ResponseBody>, DroppedByFault>
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
@@ -172,6 +177,10 @@ where
     };
     let reply = match fault {
         _ if !allowed => Reply::Error(Status::unauthorized()),
+        Some(FaultAction::Drop) => {
+            live.status.store(0, std::sync::atomic::Ordering::Relaxed);
+            return Err(DroppedByFault);
+        }
         Some(action @ FaultAction::Status { .. }) => {
             Reply::Error(action.to_status().unwrap_or_else(|| Status::internal("fault")))
         }

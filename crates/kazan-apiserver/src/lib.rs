@@ -53,6 +53,7 @@
 //! | POST | `/_kazan/watches/stall?millis=N[&resource=]` | stop writing for N ms, connection kept ([`Faults::stall_watches`]) |
 //! | POST | `/_kazan/watches/bookmark[?resource=]` | send a BOOKMARK now ([`Faults::send_bookmark`]) |
 //! | POST | `/_kazan/watches/expire[?resource=]` | in-stream ERROR 410, then end ([`Faults::expire_watches`]) |
+//! | POST | `/_kazan/watches/inject[?resource=]` | write the request body as is into open watches ([`Faults::inject_into_watches`]) |
 //! | POST | `/_kazan/watches/end-after?events=K` | end each new watch after K change events; 0 = off ([`Faults::end_watches_after_events`]) |
 //! | POST | `/_kazan/history/compact` | every resume or continue token from an older version gets 410 ([`Faults::compact_history`]) |
 //! | POST | `/_kazan/resource-version/advance?by=N` | move the global resourceVersion forward ([`Faults::advance_resource_version`]) |
@@ -66,7 +67,8 @@
 //! A rule in JSON: `{"method":"GET","pathPrefix":"/api/v1/pods","watch":true,"times":2,
 //! "action":{"type":"status","code":429,"reason":"TooManyRequests","message":"slow down","retryAfter":1}}`;
 //! other actions: `{"type":"raw","code":502,"contentType":"text/html","body":"<html>..."}`,
-//! `{"type":"split","offsets":[10,25]}`, `{"type":"delay","millis":200}`.
+//! `{"type":"split","offsets":[10,25]}`, `{"type":"delay","millis":200}`, `{"type":"drop"}` (close
+//! the connection without answering).
 //!
 //! # Defaults
 //! Server-side watch timeout when a client sends no `timeoutSeconds`: 1800 s (the real server picks

@@ -195,6 +195,7 @@ impl WatchTask {
                                 }
                             }
                         }
+                        WatchCommand::Inject(_, bytes) => self.send(bytes).await?,
                         WatchCommand::Expire(_, style) => {
                             self.send(error_line(&style.status(start_rv))).await?;
                             return Ok(End::Clean);

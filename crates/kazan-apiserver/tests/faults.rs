@@ -360,3 +360,51 @@ async fn status_rules_can_carry_details() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_drop_rule_closes_the_connection_without_an_answer() -> TestResult {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = ApiServer::start().await?;
+    server
+        .faults()
+        .add_rule(FaultRule::new(FaultAction::Drop).path_prefix("/api/v1/pods"));
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await?;
+    stream
+        .write_all(b"GET /api/v1/pods HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await?;
+    let mut received = Vec::new();
+    // A reset is as good as a close here: either way no answer arrives.
+    let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut received)).await?;
+    assert!(
+        received.is_empty(),
+        "got {:?}",
+        String::from_utf8_lossy(&received)
+    );
+    assert_eq!(
+        get(server.addr(), "/api/v1/pods").await?.status,
+        200,
+        "the rule expired"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn bytes_can_be_injected_into_open_watches() -> TestResult {
+    let server = ApiServer::start().await?;
+    let mut watch = WatchStream::open(server.addr(), "/api/v1/configmaps?watch=1&resourceVersion=1").await?;
+    assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
+    let injected = request(
+        server.addr(),
+        "POST",
+        "/_kazan/watches/inject?resource=configmaps",
+        &[],
+        Some(b"{\"type\":\"MODIFIED\"}\n"),
+    )
+    .await?;
+    assert_eq!(injected.status, 200);
+    let next = watch.next().await?;
+    assert_eq!(next, Next::Event(json!({"type": "MODIFIED"})));
+    server.create(configmap("default", "after", json!({})))?;
+    assert_eq!(name_of(&watch.event().await?.1), "after");
+    Ok(())
+}
