@@ -141,8 +141,11 @@ where
     let api_path = parse_api_path(&path, |g, v, p| {
         app.store.registry().get(g, v, p).is_some_and(|d| d.namespaced)
     });
-    let is_watch =
-        parts.method == Method::GET && (query.flag("watch") || api_path.as_ref().is_some_and(|p| p.watch));
+    // `watch=` applies to collections; a named object is watched only through a legacy path.
+    let is_watch = parts.method == Method::GET
+        && api_path
+            .as_ref()
+            .is_some_and(|p| p.watch || (p.name.is_none() && query.flag("watch")));
     let entry = JournalEntry {
         seq: 0,
         method: parts.method.to_string(),
