@@ -19,10 +19,11 @@ use crate::journal::{JournalEntry, LiveEntry, Observer};
 use crate::patch::{self, PatchKind};
 use crate::query::{ApiPath, Query, parse_api_path};
 use crate::registry::ResourceDef;
+use crate::selector::Filter;
 use crate::selector::{FieldSelector, LabelSelector, supported_fields};
 use crate::status::{FieldCause, Status};
 use crate::store::{DeleteOutcome, StartRequest, Store, VersionError, WriteOptions, with_type};
-use crate::watch::{Filter, WatchTask, error_line};
+use crate::watch::{WatchTask, error_line};
 use crate::{admin, discovery, protobuf, table};
 
 /// Settings of the HTTP layer.
@@ -31,7 +32,6 @@ pub(crate) struct Settings {
     pub token: Option<String>,
     pub bookmark_interval: Duration,
     pub default_watch_timeout: Duration,
-    pub watch_queue_capacity: usize,
     pub too_large_wait: Duration,
     pub watch_list_defaulting: bool,
     pub max_body_bytes: usize,
@@ -914,7 +914,7 @@ async fn watch(
         ),
         None => (StartRequest::From(requested), false),
     };
-    let (start, rx) = match app.store.subscribe(def, start) {
+    let (start, subscription) = match app.store.subscribe(def, start, Arc::new(filter.clone())) {
         Ok(s) => s,
         Err(VersionError::TooOld { floor }) => {
             let status = app.faults.expired_status(requested, floor);
@@ -940,8 +940,8 @@ async fn watch(
         store: app.store.clone(),
         filter,
         start,
-        rx,
-        capacity: app.settings.watch_queue_capacity,
+        rx: subscription.rx,
+        lagged: subscription.lagged,
         bookmarks,
         initial_end_bookmark,
         timeout,

@@ -244,7 +244,8 @@ impl ApiServerBuilder {
         self
     }
 
-    /// How many events a watch may fall behind before it is ended (default 1024).
+    /// Size of each watch's queue: how many of the events it selects a watch may fall behind
+    /// before it is ended (default 1024).
     pub fn watch_queue_capacity(mut self, events: usize) -> Self {
         self.watch_queue_capacity = events.max(1);
         self
@@ -345,7 +346,6 @@ impl ApiServerBuilder {
                 token: self.token.clone(),
                 bookmark_interval: self.bookmark_interval,
                 default_watch_timeout: self.default_watch_timeout,
-                watch_queue_capacity: self.watch_queue_capacity,
                 too_large_wait: self.too_large_wait,
                 watch_list_defaulting: self.watch_list_defaulting,
                 max_body_bytes: 16 * 1024 * 1024,

@@ -1,6 +1,8 @@
 //! The object store: objects as JSON per resource, one global resourceVersion counter that every
 //! write increments (like etcd's revision), a bounded per-resource event history (count and age),
-//! and a broadcast channel per resource that wakes watchers. Writes never wait for watchers.
+//! and a bounded queue per watch that each write fills with the events the watch selects (as the
+//! real watch cache dispatches). Writes never wait for watchers: a watch whose queue is full is
+//! dropped (its stream then ends cleanly, as the real server ends a watcher that cannot keep up).
 //!
 //! The history serves three things: watches resuming from a version (every event strictly after
 //! it), consistent list pages (the state at the snapshot version is rebuilt by undoing newer
@@ -14,11 +16,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
-use tokio::sync::broadcast;
+use std::sync::atomic::AtomicBool;
+
+use tokio::sync::mpsc;
 
 use crate::error::StoreError;
 use crate::patch::{self, PatchKind};
 use crate::registry::{PrinterColumn, Registry, ResourceDef};
+use crate::selector::Filter;
 use crate::status::{FieldCause, Status};
 
 /// Identifies a resource's storage: `(group, plural)` (all versions of a kind share objects).
@@ -47,7 +52,7 @@ impl EventType {
     }
 }
 
-/// One change, as kept in the history and broadcast to watchers.
+/// One change, as kept in the history and dispatched to watchers.
 #[derive(Debug)]
 pub(crate) struct Event {
     /// The resourceVersion of the write.
@@ -85,8 +90,44 @@ struct ResourceState {
     history: VecDeque<Arc<Event>>,
     /// The smallest resourceVersion a watch may start from ("oldest - 1").
     floor: u64,
-    /// Wakes watchers.
-    tx: broadcast::Sender<Arc<Event>>,
+    /// Watches of every namespace (and of cluster-scoped resources).
+    watchers: Vec<Watcher>,
+    /// Watches of one namespace, by namespace: a write only looks at those of its namespace.
+    namespace_watchers: HashMap<String, Vec<Watcher>>,
+}
+
+/// A subscribed watch, as the store sees it.
+struct Watcher {
+    filter: Arc<Filter>,
+    tx: mpsc::Sender<Arc<Event>>,
+    lagged: Arc<AtomicBool>,
+}
+
+impl Watcher {
+    /// Queues the event if the watch selects the object now or selected it before (so it can
+    /// send ADDED/DELETED on entering/leaving). False when the watch is gone or fell behind.
+    fn offer(&self, event: &Arc<Event>) -> bool {
+        let selected = self.filter.matches(&event.object)
+            || event.prev.as_deref().is_some_and(|p| self.filter.matches(p));
+        if !selected {
+            return !self.tx.is_closed();
+        }
+        match self.tx.try_send(event.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // Dropping the sender ends the queue; the flag tells the watch why.
+                self.lagged.store(true, Ordering::Release);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// What a watch receives from the store: its queue, and whether it was dropped for falling behind.
+pub(crate) struct Subscription {
+    pub rx: mpsc::Receiver<Arc<Event>>,
+    pub lagged: Arc<AtomicBool>,
 }
 
 /// Store settings.
@@ -217,7 +258,7 @@ impl Store {
         matches!(reached, Ok(Ok(_)))
     }
 
-    fn state<'a>(inner: &'a mut Inner, key: &ResourceKey, capacity: usize) -> &'a mut ResourceState {
+    fn state<'a>(inner: &'a mut Inner, key: &ResourceKey) -> &'a mut ResourceState {
         let floor = inner.removed_at.get(key).copied().unwrap_or(0);
         inner
             .resources
@@ -226,7 +267,8 @@ impl Store {
                 objects: BTreeMap::new(),
                 history: VecDeque::new(),
                 floor,
-                tx: broadcast::channel(capacity.max(1)).0,
+                watchers: Vec::new(),
+                namespace_watchers: HashMap::new(),
             })
     }
 
@@ -276,7 +318,7 @@ impl Store {
         let obj_key = object_key(&object);
         let key = key_of(def);
         let config = self.config.clone();
-        let state = Self::state(inner, &key, config.queue_capacity);
+        let state = Self::state(inner, &key);
         let object = Arc::new(object);
         let prev = match kind {
             EventType::Deleted => state.objects.remove(&obj_key),
@@ -292,7 +334,18 @@ impl Store {
         });
         state.history.push_back(event.clone());
         Self::evict(state, &config, event.at);
-        let _ = state.tx.send(event);
+        state.watchers.retain(|w| w.offer(&event));
+        let namespace = event
+            .object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some(watchers) = state.namespace_watchers.get_mut(namespace) {
+            watchers.retain(|w| w.offer(&event));
+            if watchers.is_empty() {
+                state.namespace_watchers.remove(namespace);
+            }
+        }
         self.published_rv.store(rv, Ordering::Release);
         self.rv_tx.send_replace(rv);
         object
@@ -319,7 +372,7 @@ impl Store {
         for def in self.registry.all() {
             let key = key_of(&def);
             if !inner.resources.contains_key(&key) {
-                Self::state(&mut inner, &key, self.config.queue_capacity).floor = rv;
+                Self::state(&mut inner, &key).floor = rv;
             }
         }
     }
@@ -327,7 +380,7 @@ impl Store {
     /// The floor of a resource: the smallest version a watch can start from.
     pub(crate) fn floor(&self, def: &ResourceDef) -> u64 {
         let mut inner = self.lock();
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         Self::evict(state, &self.config, Instant::now());
         state.floor
     }
@@ -336,7 +389,7 @@ impl Store {
     pub(crate) fn snapshot(&self, def: &ResourceDef, at: Option<u64>) -> Result<Snapshot, VersionError> {
         let mut inner = self.lock();
         let current = inner.rv;
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         Self::evict(state, &self.config, Instant::now());
         let at = at.unwrap_or(current);
         if at > current {
@@ -371,18 +424,19 @@ impl Store {
         })
     }
 
-    /// Subscribes a watcher: the starting point and a receiver for later events, taken under the
-    /// same lock so nothing is missed or repeated.
+    /// Subscribes a watch: the starting point and a queue for later events, taken under the same
+    /// lock so nothing is missed or repeated. The queue holds at most the configured capacity of
+    /// selected events.
     pub(crate) fn subscribe(
         &self,
         def: &ResourceDef,
         start: StartRequest,
-    ) -> Result<(WatchStart, broadcast::Receiver<Arc<Event>>), VersionError> {
+        filter: Arc<Filter>,
+    ) -> Result<(WatchStart, Subscription), VersionError> {
         let mut inner = self.lock();
         let current = inner.rv;
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         Self::evict(state, &self.config, Instant::now());
-        let rx = state.tx.subscribe();
         let start = match start {
             StartRequest::Initial => WatchStart::Initial {
                 objects: state.objects.values().cloned().collect(),
@@ -399,7 +453,26 @@ impl Store {
                 }
             }
         };
-        Ok((start, rx))
+        let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1));
+        let lagged = Arc::new(AtomicBool::new(false));
+        let namespace = filter.namespace.clone().filter(|_| def.namespaced);
+        let watcher = Watcher {
+            filter,
+            tx,
+            lagged: lagged.clone(),
+        };
+        match namespace {
+            Some(ns) => {
+                let watchers = state.namespace_watchers.entry(ns).or_default();
+                watchers.retain(|w| !w.tx.is_closed());
+                watchers.push(watcher);
+            }
+            None => {
+                state.watchers.retain(|w| !w.tx.is_closed());
+                state.watchers.push(watcher);
+            }
+        }
+        Ok((start, Subscription { rx, lagged }))
     }
 
     /// One object.
@@ -410,7 +483,7 @@ impl Store {
         name: &str,
     ) -> Result<Value, StoreError> {
         let mut inner = self.lock();
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         state
             .objects
             .get(&(scope_ns(def, namespace), name.to_string()))
@@ -466,7 +539,7 @@ impl Store {
                 .filter(|n| !n.is_empty())
             {
                 Some(prefix) => {
-                    let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+                    let state = Self::state(&mut inner, &key_of(def));
                     let mut name = generate_name(prefix);
                     while state.objects.contains_key(&(ns.clone(), name.clone())) {
                         name = generate_name(prefix);
@@ -489,7 +562,7 @@ impl Store {
         };
         validate_name(def, &name)?;
         Self::check_namespace(&inner, def, &ns, &name)?;
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         if state.objects.contains_key(&(ns.clone(), name.clone())) {
             return Err(Status::already_exists(&def.group, &def.plural, &name).into());
         }
@@ -555,7 +628,7 @@ impl Store {
             }
         }
         let mut inner = self.lock();
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         let existing = state
             .objects
             .get(&(ns.clone(), name.to_string()))
@@ -679,7 +752,7 @@ impl Store {
         let ns = scope_ns(def, namespace);
         // Patches are applied under the store lock: nothing can change in between.
         let mut inner = self.lock();
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         let existing = state.objects.get(&(ns, name.to_string())).cloned();
         let Some(current) = existing else {
             drop(inner);
@@ -745,7 +818,7 @@ impl Store {
     ) -> Result<DeleteOutcome, StoreError> {
         let ns = scope_ns(def, namespace);
         let mut inner = self.lock();
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         let existing = state
             .objects
             .get(&(ns.clone(), name.to_string()))
@@ -867,7 +940,7 @@ impl Store {
         for def in defs {
             self.registry.register(def.clone());
             let key = key_of(def);
-            Self::state(inner, &key, self.config.queue_capacity);
+            Self::state(inner, &key);
         }
     }
 
@@ -875,14 +948,14 @@ impl Store {
     pub(crate) fn register(&self, def: ResourceDef) -> Arc<ResourceDef> {
         let def = self.registry.register(def);
         let mut inner = self.lock();
-        Self::state(&mut inner, &key_of(&def), self.config.queue_capacity);
+        Self::state(&mut inner, &key_of(&def));
         def
     }
 
     /// Every object of a resource (optionally in one namespace), sorted.
     pub(crate) fn list(&self, def: &ResourceDef, namespace: Option<&str>) -> Vec<Value> {
         let mut inner = self.lock();
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         state
             .objects
             .iter()

@@ -1,9 +1,9 @@
 //! One watch stream: initial events (synthetic ADDED or history replay), then live events from the
-//! resource's broadcast channel, filtered by namespace and selectors (an object entering the
-//! selection becomes ADDED, one leaving it DELETED), with bookmarks, a timeout that ends the body
-//! cleanly, and the watch faults. Each watch runs on its own task and writes into a small bounded
-//! channel; a watch whose client does not keep up falls behind the broadcast ring and is ended
-//! cleanly, so writers and other watchers never wait for it.
+//! watch's own bounded queue, which the store fills with the events the watch selects (an object
+//! entering the selection becomes ADDED, one leaving it DELETED), with bookmarks, a timeout that
+//! ends the body cleanly, and the watch faults. Each watch runs on its own task and writes into a
+//! small bounded channel; a watch whose client does not keep up fills its queue, is dropped by the
+//! store and ends cleanly, so writers and other watchers never wait for it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use std::sync::atomic::AtomicBool;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -19,28 +21,9 @@ use crate::body::{BodyWriter, WriteEnd};
 use crate::faults::WatchCommand;
 use crate::journal::{LiveEntry, WatchGuard};
 use crate::registry::ResourceDef;
-use crate::selector::{FieldSelector, LabelSelector};
+use crate::selector::Filter;
 use crate::store::{Event, EventType, Store, WatchStart, event_line, set_path, with_type};
 use crate::table;
-
-/// Which objects a list or watch selects.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Filter {
-    pub namespace: Option<String>,
-    pub labels: LabelSelector,
-    pub fields: FieldSelector,
-}
-
-impl Filter {
-    pub(crate) fn matches(&self, object: &Value) -> bool {
-        if let Some(ns) = &self.namespace
-            && object.pointer("/metadata/namespace").and_then(Value::as_str) != Some(ns.as_str())
-        {
-            return false;
-        }
-        self.labels.matches(object) && self.fields.matches(object)
-    }
-}
 
 /// Everything a watch task needs.
 pub(crate) struct WatchTask {
@@ -50,8 +33,10 @@ pub(crate) struct WatchTask {
     pub store: Arc<Store>,
     pub filter: Filter,
     pub start: WatchStart,
-    pub rx: broadcast::Receiver<Arc<Event>>,
-    pub capacity: usize,
+    /// The watch's queue, filled by the store with the events it selects.
+    pub rx: mpsc::Receiver<Arc<Event>>,
+    /// Set by the store when it dropped the queue because it was full.
+    pub lagged: Arc<AtomicBool>,
     pub bookmarks: bool,
     pub initial_end_bookmark: bool,
     pub timeout: Duration,
@@ -215,9 +200,8 @@ impl WatchTask {
                 }
                 received = self.rx.recv() => {
                     let mut next = match received {
-                        Ok(event) => Some(event),
-                        Err(RecvError::Lagged(_)) => return Err(WriteEnd::Lagged),
-                        Err(RecvError::Closed) => return Ok(End::Clean),
+                        Some(event) => Some(event),
+                        None => return self.queue_ended(),
                     };
                     // Everything already queued goes out in one chunk, flushed when the queue is
                     // empty (as the real server flushes).
@@ -237,8 +221,7 @@ impl WatchTask {
                         match self.rx.try_recv() {
                             Ok(event) => next = Some(event),
                             Err(TryRecvError::Empty) => {}
-                            Err(TryRecvError::Lagged(_)) => outcome = Some(Err(WriteEnd::Lagged)),
-                            Err(TryRecvError::Closed) => outcome = Some(Ok(End::Clean)),
+                            Err(TryRecvError::Disconnected) => outcome = Some(self.queue_ended()),
                         }
                     }
                     self.flush(&mut batch).await?;
@@ -278,13 +261,9 @@ impl WatchTask {
                     }
                 }
                 Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Lagged(_)) => {
+                Err(TryRecvError::Disconnected) => {
                     self.flush(&mut batch).await?;
-                    return Err(WriteEnd::Lagged);
-                }
-                Err(TryRecvError::Closed) => {
-                    self.flush(&mut batch).await?;
-                    return Ok(Some(End::Clean));
+                    return self.queue_ended().map(Some);
                 }
             }
         }
@@ -374,10 +353,19 @@ impl WatchTask {
         self.write(bytes, lines).await
     }
 
+    /// The store closed the queue: because the watch fell behind, or because the resource went
+    /// away (a deleted CRD).
+    fn queue_ended(&self) -> Result<End, WriteEnd> {
+        if self.lagged.load(Ordering::Acquire) {
+            Err(WriteEnd::Lagged)
+        } else {
+            Ok(End::Clean)
+        }
+    }
+
     async fn write(&mut self, bytes: Bytes, lines: u64) -> Result<(), WriteEnd> {
-        let rx = &self.rx;
-        let capacity = self.capacity;
-        let lagging = || rx.len() > capacity;
+        let lagged = &self.lagged;
+        let lagging = || lagged.load(Ordering::Acquire);
         self.writer.write(bytes, &lagging).await?;
         self.live.events.fetch_add(lines, Ordering::Relaxed);
         Ok(())

@@ -153,3 +153,24 @@ async fn a_watcher_that_never_reads_is_ended_while_writers_and_other_watchers_go
     drop((slow, fast));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_burst_in_other_namespaces_does_not_fill_a_namespace_watch_queue() -> TestResult {
+    let server = ApiServer::builder().watch_queue_capacity(8).start().await?;
+    server.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "quiet"}}))?;
+    let from = server.resource_version();
+    let mut quiet = WatchStream::open(
+        server.addr(),
+        &format!("/api/v1/namespaces/quiet/configmaps?watch=1&resourceVersion={from}"),
+    )
+    .await?;
+    assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
+    for i in 0..200 {
+        server.create(configmap("default", &format!("noise-{i}"), json!({})))?;
+    }
+    server.create(configmap("quiet", "signal", json!({})))?;
+    let (t, o) = quiet.event().await?;
+    assert_eq!((t.as_str(), name_of(&o)), ("ADDED", "signal"));
+    assert_eq!(server.stats().watches_lagged, 0);
+    Ok(())
+}
