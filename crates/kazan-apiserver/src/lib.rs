@@ -75,7 +75,8 @@
 //! 1800–3600 s at random). Bookmarks every 60 s and 2 s before a timeout close (a quarter of the
 //! timeout for timeouts under 4 s); like the watch cache, a bookmark is sent only when the global
 //! version moved past the version the watch started from. History: 1000 events and 300 s per
-//! resource. A watch that falls more than 1024 events behind is ended cleanly. Namespaces
+//! resource. Each watch has a queue of 1024 events (only those it selects);
+//! a watch whose client lets it fill up is ended cleanly. Namespaces
 //! `default`, `kube-system`, `kube-public` and `kube-node-lease` exist at start; a deleted
 //! namespace is `Terminating` for 1 s, then removed with its objects. A legacy watch from version
 //! ""/"0" with `allowWatchBookmarks` gets the initial-events-end bookmark after its ADDED burst, as
