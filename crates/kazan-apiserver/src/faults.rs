@@ -265,7 +265,7 @@ pub(crate) struct FaultState {
     pub(crate) control: broadcast::Sender<WatchCommand>,
     rules: Mutex<Vec<FaultRule>>,
     end_after_events: AtomicU64,
-    pub(crate) expired_as_http: AtomicBool,
+    expired_as_http: AtomicBool,
     pub(crate) expired_reason_gone: AtomicBool,
     pub(crate) expired_etcd_message: AtomicBool,
     pub(crate) reject_watch_list: AtomicBool,
@@ -402,6 +402,10 @@ impl Faults {
     /// Answer a watch from a too-old version with HTTP 410 instead of 200 + an ERROR event.
     pub fn expired_as_http_410(&self, on: bool) {
         self.state.expired_as_http.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn expired_as_http(&self) -> bool {
+        self.state.expired_as_http.load(Ordering::Relaxed)
     }
 
     /// Use reason `Gone` instead of `Expired` for too-old versions (servers ≤ 1.16).

@@ -914,16 +914,12 @@ async fn watch(
         ),
         None => (StartRequest::From(requested), false),
     };
-    let (start, subscription) = match app.store.subscribe(def, start, Arc::new(filter.clone())) {
+    let filter = Arc::new(filter);
+    let (start, subscription) = match app.store.subscribe(def, start, filter.clone()) {
         Ok(s) => s,
         Err(VersionError::TooOld { floor }) => {
             let status = app.faults.expired_status(requested, floor);
-            if app
-                .faults
-                .state
-                .expired_as_http
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
+            if app.faults.expired_as_http() {
                 return status.into();
             }
             return single_event_stream(ctx, error_line(&status), content_type);

@@ -31,7 +31,7 @@ pub(crate) struct WatchTask {
     /// `def.api_version()`, computed once.
     pub api_version: String,
     pub store: Arc<Store>,
-    pub filter: Filter,
+    pub filter: Arc<Filter>,
     pub start: WatchStart,
     /// The watch's queue, filled by the store with the events it selects.
     pub rx: mpsc::Receiver<Arc<Event>>,
