@@ -91,8 +91,9 @@
 //!   `$setElementOrder` and `$deleteFromPrimitiveList` directives, not every `patchStrategy`.
 //! - Writes to the main resource keep `status` (the real server drops it for kinds with a status
 //!   subresource); `/status` writes change only `status`.
-//! - Namespace termination removes the namespace's objects even if they carry finalizers. Deleting
-//!   a CRD removes its objects at once (no DELETED events; open watches of that kind end).
+//! - Namespace termination deletes the namespace's objects (those with finalizers are marked and
+//!   waited for), then the namespace, with no other controller logic. Deleting a CRD removes its
+//!   objects at once (no DELETED events; open watches of that kind end).
 //! - All versions of a kind share their objects; reading through another version only changes
 //!   `apiVersion` (no conversion).
 //! - A non-numeric `resourceVersion` is a 400 BadRequest (the etcd path of the real server).

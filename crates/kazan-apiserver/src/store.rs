@@ -881,21 +881,34 @@ impl Store {
     fn schedule_namespace_removal(self: &Arc<Self>, namespace: String) {
         let store = self.clone();
         let delay = self.config.namespace_delete_delay;
-        let run = move |store: Arc<Store>| store.finish_namespace(&namespace);
         match tokio::runtime::Handle::try_current() {
-            Ok(handle) if !delay.is_zero() => {
+            Ok(handle) => {
                 handle.spawn(async move {
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => run(store),
-                        _ = store.shutdown.cancelled() => {}
+                    // Like the namespace controller: retry until the objects held by finalizers
+                    // are gone.
+                    let retry = delay.max(Duration::from_millis(50));
+                    let mut wait = delay;
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = store.shutdown.cancelled() => return,
+                        }
+                        if store.finish_namespace(&namespace) {
+                            return;
+                        }
+                        wait = retry;
                     }
                 });
             }
-            _ => run(store),
+            Err(_) => {
+                store.finish_namespace(&namespace);
+            }
         }
     }
 
-    fn finish_namespace(&self, namespace: &str) {
+    /// Deletes the objects of a terminating namespace, then the namespace. Objects with
+    /// finalizers are only marked for deletion; while any remain the namespace stays (false).
+    fn finish_namespace(&self, namespace: &str) -> bool {
         let mut inner = self.lock();
         let ns_key = (String::new(), "namespaces".to_string());
         let still_terminating = inner
@@ -904,8 +917,9 @@ impl Store {
             .and_then(|s| s.objects.get(&(String::new(), namespace.to_string())))
             .is_some_and(|ns| ns.pointer("/metadata/deletionTimestamp").is_some());
         if !still_terminating {
-            return;
+            return true;
         }
+        let mut held = false;
         for def in self.registry.all() {
             if !def.namespaced {
                 continue;
@@ -920,9 +934,29 @@ impl Store {
                     .collect(),
                 None => continue,
             };
-            for victim in victims {
-                self.commit(&mut inner, &def, EventType::Deleted, victim, false);
+            for mut victim in victims {
+                let has_finalizers = victim
+                    .pointer("/metadata/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty());
+                if !has_finalizers {
+                    self.commit(&mut inner, &def, EventType::Deleted, victim, false);
+                    continue;
+                }
+                held = true;
+                if victim.pointer("/metadata/deletionTimestamp").is_none() {
+                    set_path(
+                        &mut victim,
+                        &["metadata", "deletionTimestamp"],
+                        json!(now_rfc3339()),
+                    );
+                    set_path(&mut victim, &["metadata", "deletionGracePeriodSeconds"], json!(0));
+                    self.commit(&mut inner, &def, EventType::Modified, victim, false);
+                }
             }
+        }
+        if held {
+            return false;
         }
         let ns_obj = inner
             .resources
@@ -933,6 +967,7 @@ impl Store {
             set_path(&mut ns_obj, &["spec", "finalizers"], json!([]));
             self.commit(&mut inner, &def, EventType::Deleted, ns_obj, false);
         }
+        true
     }
 
     /// Registers the resources a CRD defines.

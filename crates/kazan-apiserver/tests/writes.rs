@@ -618,3 +618,55 @@ async fn dry_run_writes_answer_but_store_nothing() -> TestResult {
     assert_eq!(bad.status, 400);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_terminating_namespace_waits_for_objects_held_by_finalizers() -> TestResult {
+    let server = ApiServer::builder()
+        .namespace_delete_delay(Duration::from_millis(100))
+        .start()
+        .await?;
+    server.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "held"}}))?;
+    let mut object = configmap("held", "guarded", json!({}));
+    object["metadata"]["finalizers"] = json!(["example.com/guard"]);
+    server.create(object)?;
+    let from = server.resource_version();
+    let mut watch = WatchStream::open(
+        server.addr(),
+        &format!("/api/v1/configmaps?watch=1&resourceVersion={from}"),
+    )
+    .await?;
+    assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
+    server.delete("v1", "Namespace", None, "held")?;
+
+    let (t, o) = watch.event().await?;
+    assert_eq!(t, "MODIFIED");
+    assert!(
+        o["metadata"]["deletionTimestamp"].is_string(),
+        "marked for deletion, not removed"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        server.get("v1", "Namespace", None, "held")?["status"]["phase"],
+        "Terminating"
+    );
+
+    server.merge_patch(
+        "v1",
+        "ConfigMap",
+        Some("held"),
+        "guarded",
+        json!({"metadata": {"finalizers": null}}),
+    )?;
+    assert_eq!(watch.event().await?.0, "DELETED");
+    let gone = tokio::time::timeout(WAIT, async {
+        while server.get("v1", "Namespace", None, "held").is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        gone.is_ok(),
+        "the namespace was not removed once its objects were gone"
+    );
+    Ok(())
+}
