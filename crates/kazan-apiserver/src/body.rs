@@ -103,9 +103,11 @@ impl BodyWriter {
         )
     }
 
-    /// Resolves when the client has gone away.
-    pub(crate) async fn closed(&self) {
-        self.tx.closed().await
+    /// A future that resolves when the client has gone away. It holds a sender of its own: drop
+    /// it before expecting the body to end.
+    pub(crate) fn closed_signal(&self) -> impl Future<Output = ()> + Send + 'static {
+        let tx = self.tx.clone();
+        async move { tx.closed().await }
     }
 
     /// Writes bytes (split and delayed as configured). `lagging` is polled while the client does

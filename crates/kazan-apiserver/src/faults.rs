@@ -26,6 +26,30 @@ pub(crate) enum WatchCommand {
     Stall(Option<String>, Duration),
     /// Send a BOOKMARK now (to watches that asked for bookmarks).
     Bookmark(Option<String>),
+    /// Send an in-stream ERROR 410 (as for a too-old version), then end cleanly.
+    Expire(Option<String>, ExpiredStyle),
+    /// Write these bytes as they are (e.g. a malformed line), then go on.
+    Inject(Option<String>, bytes::Bytes),
+}
+
+/// How a 410 is worded: the floor version of the message, and the switches.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ExpiredStyle {
+    pub floor: u64,
+    pub gone: bool,
+    pub etcd_message: bool,
+}
+
+impl ExpiredStyle {
+    /// The Status of a watch from `requested` that is too old.
+    pub(crate) fn status(&self, requested: u64) -> Status {
+        let message = if self.etcd_message {
+            "The resourceVersion for the provided watch is too old.".to_string()
+        } else {
+            format!("too old resource version: {requested} ({})", self.floor)
+        };
+        Status::expired(message, self.gone)
+    }
 }
 
 impl WatchCommand {
@@ -35,7 +59,9 @@ impl WatchCommand {
             WatchCommand::End(r)
             | WatchCommand::Cut(r)
             | WatchCommand::Stall(r, _)
-            | WatchCommand::Bookmark(r) => r,
+            | WatchCommand::Bookmark(r)
+            | WatchCommand::Expire(r, _)
+            | WatchCommand::Inject(r, _) => r,
         };
         match target {
             None => true,
@@ -63,6 +89,10 @@ pub enum FaultAction {
         /// `Retry-After` seconds.
         #[serde(default)]
         retry_after: Option<u64>,
+        /// `details` of the Status (name, kind, causes...); `retryAfterSeconds` is set from
+        /// `retry_after`.
+        #[serde(default)]
+        details: Option<serde_json::Value>,
     },
     /// Answer with an arbitrary body (e.g. the HTML page of a proxy, or plain-text 429).
     #[serde(rename_all = "camelCase")]
@@ -89,6 +119,8 @@ pub enum FaultAction {
         /// Milliseconds.
         millis: u64,
     },
+    /// Close the connection without answering (HTTP/2: reset the stream).
+    Drop,
 }
 
 impl FaultAction {
@@ -99,6 +131,7 @@ impl FaultAction {
             reason: reason.into(),
             message: message.into(),
             retry_after: None,
+            details: None,
         }
     }
 
@@ -110,6 +143,14 @@ impl FaultAction {
             body: body.into(),
             retry_after: None,
         }
+    }
+
+    /// The same Status answer with these `details` (ignored for other actions).
+    pub fn details(mut self, value: serde_json::Value) -> Self {
+        if let FaultAction::Status { details, .. } = &mut self {
+            *details = Some(value);
+        }
+        self
     }
 
     /// The same answer with a `Retry-After` (ignored for split and delay).
@@ -131,11 +172,15 @@ impl FaultAction {
                 reason,
                 message,
                 retry_after,
+                details,
             } => {
                 let mut status = Status::failure(*code, reason, message.clone());
+                let mut details = details.clone().filter(serde_json::Value::is_object);
                 if let Some(seconds) = retry_after {
-                    status = status.with_details(serde_json::json!({"retryAfterSeconds": seconds}));
+                    let map = details.get_or_insert_with(|| serde_json::json!({}));
+                    map["retryAfterSeconds"] = serde_json::json!(seconds);
                 }
+                status.details = details;
                 Some(status)
             }
             _ => None,
@@ -220,7 +265,7 @@ pub(crate) struct FaultState {
     pub(crate) control: broadcast::Sender<WatchCommand>,
     rules: Mutex<Vec<FaultRule>>,
     end_after_events: AtomicU64,
-    pub(crate) expired_as_http: AtomicBool,
+    expired_as_http: AtomicBool,
     pub(crate) expired_reason_gone: AtomicBool,
     pub(crate) expired_etcd_message: AtomicBool,
     pub(crate) reject_watch_list: AtomicBool,
@@ -283,14 +328,35 @@ impl Faults {
         self.send(WatchCommand::Bookmark(resource.map(str::to_string)));
     }
 
+    /// Sends open watches an in-stream ERROR 410 `Expired` (worded per the switches, with the
+    /// current version as the oldest servable one), then ends them: what a client sees when its
+    /// watch falls out of the watch cache. Does not touch the history.
+    pub fn expire_watches(&self, resource: Option<&str>) {
+        let style = self.expired_style(self.state.store.current_rv());
+        self.send(WatchCommand::Expire(resource.map(str::to_string), style));
+    }
+
+    /// Writes `bytes` as they are into open watches (e.g. `b"{not json\n"` to test a client's
+    /// handling of a malformed line), then the watches go on.
+    pub fn inject_into_watches(&self, resource: Option<&str>, bytes: impl Into<bytes::Bytes>) {
+        self.send(WatchCommand::Inject(resource.map(str::to_string), bytes.into()));
+    }
+
+    /// Moves the global resourceVersion forward by `n` without any write (gaps are legal; the
+    /// next bookmark reports the new version).
+    pub fn advance_resource_version(&self, n: u64) {
+        self.state.store.advance(n);
+    }
+
     /// Compacts the history of every resource: a watch or continue token from any version before
     /// the current one gets 410 from now on.
     pub fn compact_history(&self) {
         self.state.store.compact();
     }
 
-    /// Ends every watch cleanly after it has sent `k` change events (ADDED/MODIFIED/DELETED; not
-    /// bookmarks). `None` turns it off. Applies to watches started after the call.
+    /// Ends every watch cleanly after it has sent `k` change events (ADDED/MODIFIED/DELETED after
+    /// the initial state, so a watch from ""/"0" still delivers its whole initial burst; bookmarks
+    /// do not count). `None` turns it off. Applies to watches started after the call.
     pub fn end_watches_after_events(&self, k: Option<u64>) {
         self.state
             .end_after_events
@@ -338,6 +404,10 @@ impl Faults {
         self.state.expired_as_http.store(on, Ordering::Relaxed);
     }
 
+    pub(crate) fn expired_as_http(&self) -> bool {
+        self.state.expired_as_http.load(Ordering::Relaxed)
+    }
+
     /// Use reason `Gone` instead of `Expired` for too-old versions (servers ≤ 1.16).
     pub fn expired_reason_gone(&self, on: bool) {
         self.state.expired_reason_gone.store(on, Ordering::Relaxed);
@@ -359,13 +429,17 @@ impl Faults {
         self.state.reject_watch_list.load(Ordering::Relaxed)
     }
 
+    /// The wording of a 410 per the switches, with `floor` as the oldest servable version.
+    pub(crate) fn expired_style(&self, floor: u64) -> ExpiredStyle {
+        ExpiredStyle {
+            floor,
+            gone: self.state.expired_reason_gone.load(Ordering::Relaxed),
+            etcd_message: self.state.expired_etcd_message.load(Ordering::Relaxed),
+        }
+    }
+
     /// The Status of a too-old watch, per the switches.
     pub(crate) fn expired_status(&self, requested: u64, floor: u64) -> Status {
-        let message = if self.state.expired_etcd_message.load(Ordering::Relaxed) {
-            "The resourceVersion for the provided watch is too old.".to_string()
-        } else {
-            format!("too old resource version: {requested} ({floor})")
-        };
-        Status::expired(message, self.state.expired_reason_gone.load(Ordering::Relaxed))
+        self.expired_style(floor).status(requested)
     }
 }

@@ -19,10 +19,11 @@ use crate::journal::{JournalEntry, LiveEntry, Observer};
 use crate::patch::{self, PatchKind};
 use crate::query::{ApiPath, Query, parse_api_path};
 use crate::registry::ResourceDef;
+use crate::selector::Filter;
 use crate::selector::{FieldSelector, LabelSelector, supported_fields};
 use crate::status::{FieldCause, Status};
-use crate::store::{DeleteOutcome, StartRequest, Store, VersionError, with_type};
-use crate::watch::{Filter, WatchTask, error_line};
+use crate::store::{DeleteOutcome, StartRequest, Store, VersionError, WriteOptions, with_type};
+use crate::watch::{WatchTask, error_line};
 use crate::{admin, discovery, protobuf, table};
 
 /// Settings of the HTTP layer.
@@ -31,7 +32,6 @@ pub(crate) struct Settings {
     pub token: Option<String>,
     pub bookmark_interval: Duration,
     pub default_watch_timeout: Duration,
-    pub watch_queue_capacity: usize,
     pub too_large_wait: Duration,
     pub watch_list_defaulting: bool,
     pub max_body_bytes: usize,
@@ -73,6 +73,11 @@ impl From<Box<Status>> for Reply {
 }
 
 const JSON: &str = "application/json";
+/// Chunks a watch may have written that the connection has not taken yet. With batches of at
+/// most 32 KiB this bounds a watch's own buffer to about 128 KiB (plus hyper's and the socket's).
+const WATCH_CHUNKS: usize = 4;
+/// Longest watch a client can ask for (keeps deadlines representable).
+const MAX_WATCH_SECONDS: u64 = 366 * 24 * 3600;
 const TABLE_JSON: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
 
 /// Per-request facts handlers need.
@@ -85,13 +90,20 @@ struct Ctx {
     split: Vec<u64>,
     delay: Option<Duration>,
     live: Arc<LiveEntry>,
+    /// `dryRun=All`: writes are validated and answered but not stored.
+    dry_run: bool,
 }
+
+/// The service error that makes hyper drop the connection without answering (a fault).
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by fault injection")]
+pub(crate) struct DroppedByFault;
 
 /// Serves one request.
 pub(crate) async fn handle<B>(
     app: Arc<App>,
     request: Request<B>,
-) -> Result<Response<ResponseBody>, std::convert::Infallible>
+) -> Result<Response<ResponseBody>, DroppedByFault>
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
@@ -108,12 +120,15 @@ where
             .map(str::to_string)
     };
 
-    if let Some(token) = &app.settings.token
-        && !authorized(&parts.headers, token)
-    {
-        return Ok(into_response(Reply::Error(Status::unauthorized()), &[], None));
-    }
+    let allowed = app
+        .settings
+        .token
+        .as_deref()
+        .is_none_or(|token| authorized(&parts.headers, token));
     if path.starts_with("/_kazan/") || path == "/_kazan" {
+        if !allowed {
+            return Ok(into_response(Reply::Error(Status::unauthorized()), &[], None));
+        }
         let body = match read_body(body, app.settings.max_body_bytes).await {
             Ok(b) => b,
             Err(status) => return Ok(into_response(Reply::Error(status), &[], None)),
@@ -126,8 +141,11 @@ where
     let api_path = parse_api_path(&path, |g, v, p| {
         app.store.registry().get(g, v, p).is_some_and(|d| d.namespaced)
     });
-    let is_watch =
-        parts.method == Method::GET && (query.flag("watch") || api_path.as_ref().is_some_and(|p| p.watch));
+    // `watch=` applies to collections; a named object is watched only through a legacy path.
+    let is_watch = parts.method == Method::GET
+        && api_path
+            .as_ref()
+            .is_some_and(|p| p.watch || (p.name.is_none() && query.flag("watch")));
     let entry = JournalEntry {
         seq: 0,
         method: parts.method.to_string(),
@@ -143,6 +161,7 @@ where
     };
 
     let live = app.observer.record(entry);
+    let dry_run = query.get("dryRun") == Some("All");
     let mut ctx = Ctx {
         method: parts.method.clone(),
         path: path.clone(),
@@ -152,8 +171,19 @@ where
         split: Vec::new(),
         delay: None,
         live: live.clone(),
+        dry_run,
     };
-    let reply = match app.faults.take_matching(parts.method.as_str(), &path, is_watch) {
+    let fault = if allowed {
+        app.faults.take_matching(parts.method.as_str(), &path, is_watch)
+    } else {
+        None
+    };
+    let reply = match fault {
+        _ if !allowed => Reply::Error(Status::unauthorized()),
+        Some(FaultAction::Drop) => {
+            live.status.store(0, std::sync::atomic::Ordering::Relaxed);
+            return Err(DroppedByFault);
+        }
         Some(action @ FaultAction::Status { .. }) => {
             Reply::Error(action.to_status().unwrap_or_else(|| Status::internal("fault")))
         }
@@ -298,6 +328,14 @@ async fn route(app: &Arc<App>, ctx: &Ctx, api_path: Option<ApiPath>, is_watch: b
             answer.content_type,
         );
     }
+    if ctx.method == Method::GET && matches!(ctx.path.as_str(), "/healthz" | "/livez" | "/readyz") {
+        return Reply::Raw(
+            StatusCode::OK,
+            "text/plain; charset=utf-8".into(),
+            Bytes::from_static(b"ok"),
+            None,
+        );
+    }
     let Some(api_path) = api_path else {
         return Status::path_not_found().into();
     };
@@ -310,6 +348,14 @@ async fn route(app: &Arc<App>, ctx: &Ctx, api_path: Option<ApiPath>, is_watch: b
     };
     if !def.namespaced && api_path.namespace.is_some() {
         return Status::path_not_found().into();
+    }
+    if let Some(value) = ctx.query.non_empty("dryRun")
+        && value != "All"
+    {
+        return Status::bad_request(format!(
+            "Unsupported value: \"{value}\": supported values: \"All\""
+        ))
+        .into();
     }
     let ns = api_path.namespace.as_deref();
     match (&api_path.name, &api_path.subresource) {
@@ -340,7 +386,7 @@ async fn route(app: &Arc<App>, ctx: &Ctx, api_path: Option<ApiPath>, is_watch: b
                 },
                 Method::PUT => replace(app, ctx, &def, ns, name, &body, status_only),
                 Method::PATCH => patch_object(app, ctx, &def, ns, name, &body, status_only),
-                Method::DELETE if !status_only => delete(app, &def, ns, name, &body),
+                Method::DELETE if !status_only => delete(app, ctx, &def, ns, name, &body),
                 _ => Status::method_not_allowed(ctx.method.as_str(), &def.plural).into(),
             }
         }
@@ -392,7 +438,7 @@ fn create(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&str>, body: 
         Ok(o) => o,
         Err(s) => return s.into(),
     };
-    match app.store.create(def, ns, object) {
+    match app.store.create(def, ns, object, ctx.dry_run) {
         Ok(created) => Reply::Json(StatusCode::CREATED, created, JSON),
         Err(e) => e.into(),
     }
@@ -411,7 +457,7 @@ fn replace(
         Ok(o) => o,
         Err(s) => return s.into(),
     };
-    match app.store.update(def, ns, name, object, status_only) {
+    match app.store.update(def, ns, name, object, status_only, ctx.dry_run) {
         Ok(updated) => Reply::Json(StatusCode::OK, updated, JSON),
         Err(e) => e.into(),
     }
@@ -437,7 +483,17 @@ fn patch_object(
         Ok(p) => p,
         Err(e) => return Status::bad_request(e.to_string()).into(),
     };
-    match app.store.patch(def, ns, name, kind, &patch_doc, status_only) {
+    match app.store.patch(
+        def,
+        ns,
+        name,
+        kind,
+        &patch_doc,
+        WriteOptions {
+            status_only,
+            dry_run: ctx.dry_run,
+        },
+    ) {
         Ok((object, created)) => Reply::Json(
             if created {
                 StatusCode::CREATED
@@ -451,7 +507,7 @@ fn patch_object(
     }
 }
 
-fn delete(app: &Arc<App>, def: &ResourceDef, ns: Option<&str>, name: &str, body: &[u8]) -> Reply {
+fn delete(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&str>, name: &str, body: &[u8]) -> Reply {
     let options: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -478,7 +534,12 @@ fn delete(app: &Arc<App>, def: &ResourceDef, ns: Option<&str>, name: &str, body:
     let precondition = options
         .pointer("/preconditions/resourceVersion")
         .and_then(Value::as_str);
-    match app.store.delete(def, ns, name, precondition) {
+    let dry_run = ctx.dry_run
+        || options
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|values| values.iter().any(|v| v == "All"));
+    match app.store.delete(def, ns, name, precondition, dry_run) {
         Ok(DeleteOutcome::Pending(object)) => Reply::Json(StatusCode::OK, object, JSON),
         Ok(DeleteOutcome::Deleted(object)) => {
             let uid = object
@@ -510,7 +571,7 @@ fn delete_collection(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&s
     for victim in victims {
         let (vns, vname) = crate::store::object_key(&victim);
         let vns = (!vns.is_empty()).then_some(vns);
-        match app.store.delete(def, vns.as_deref(), &vname, None) {
+        match app.store.delete(def, vns.as_deref(), &vname, None, ctx.dry_run) {
             Ok(DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o)) => items.push(o),
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return e.into(),
@@ -818,12 +879,13 @@ async fn watch(
     };
     let timeout = match q.non_empty("timeoutSeconds").map(str::parse::<u64>) {
         None | Some(Ok(0)) => app.settings.default_watch_timeout,
-        Some(Ok(s)) => Duration::from_secs(s),
+        Some(Ok(s)) => Duration::from_secs(s.min(MAX_WATCH_SECONDS)),
         Some(Err(_)) => return Status::bad_request("invalid value for timeoutSeconds").into(),
     };
     let bookmarks = q.flag("allowWatchBookmarks");
     let table = table::wants_table(&ctx.accept);
-    let content_type = if table { TABLE_JSON } else { JSON };
+    // Watch streams are `application/json` whatever the objects are (§3.1).
+    let content_type = JSON;
 
     let (start, initial_end_bookmark) = match send_initial {
         Some(true) => {
@@ -852,16 +914,12 @@ async fn watch(
         ),
         None => (StartRequest::From(requested), false),
     };
-    let (start, rx) = match app.store.subscribe(def, start) {
+    let filter = Arc::new(filter);
+    let (start, subscription) = match app.store.subscribe(def, start, filter.clone()) {
         Ok(s) => s,
         Err(VersionError::TooOld { floor }) => {
             let status = app.faults.expired_status(requested, floor);
-            if app
-                .faults
-                .state
-                .expired_as_http
-                .load(std::sync::atomic::Ordering::Relaxed)
-            {
+            if app.faults.expired_as_http() {
                 return status.into();
             }
             return single_event_stream(ctx, error_line(&status), content_type);
@@ -870,15 +928,16 @@ async fn watch(
             return Status::resource_version_too_large(requested, current).into();
         }
     };
-    let (writer, body) = BodyWriter::new(8, ctx.split.clone(), ctx.delay);
+    let (writer, body) = BodyWriter::new(WATCH_CHUNKS, ctx.split.clone(), ctx.delay);
     let observer = app.observer.clone();
     let task = WatchTask {
         def: def.clone(),
+        api_version: def.api_version(),
         store: app.store.clone(),
         filter,
         start,
-        rx,
-        capacity: app.settings.watch_queue_capacity,
+        rx: subscription.rx,
+        lagged: subscription.lagged,
         bookmarks,
         initial_end_bookmark,
         timeout,

@@ -41,12 +41,62 @@
 //! - Fault injection ([`Faults`]) and the admin API under `/_kazan/` (see the `admin` module docs:
 //!   `GET /_kazan/` lists the endpoints).
 //!
+//! # Fault injection
+//! [`ApiServer::faults`] returns a [`Faults`] handle; the same controls exist over HTTP under
+//! `/_kazan/` (same token as the API; never journaled, never matched by rules):
+//!
+//! | method | path | effect |
+//! |---|---|---|
+//! | GET | `/_kazan/` | the list of admin endpoints |
+//! | POST | `/_kazan/watches/end[?resource=pods]` | end open watches cleanly ([`Faults::end_watches`]) |
+//! | POST | `/_kazan/watches/cut[?resource=]` | write half an event, drop the connection without the terminating chunk ([`Faults::cut_watches`]) |
+//! | POST | `/_kazan/watches/stall?millis=N[&resource=]` | stop writing for N ms, connection kept ([`Faults::stall_watches`]) |
+//! | POST | `/_kazan/watches/bookmark[?resource=]` | send a BOOKMARK now ([`Faults::send_bookmark`]) |
+//! | POST | `/_kazan/watches/expire[?resource=]` | in-stream ERROR 410, then end ([`Faults::expire_watches`]) |
+//! | POST | `/_kazan/watches/inject[?resource=]` | write the request body as is into open watches ([`Faults::inject_into_watches`]) |
+//! | POST | `/_kazan/watches/end-after?events=K` | end each new watch after K change events; 0 = off ([`Faults::end_watches_after_events`]) |
+//! | POST | `/_kazan/history/compact` | every resume or continue token from an older version gets 410 ([`Faults::compact_history`]) |
+//! | POST | `/_kazan/resource-version/advance?by=N` | move the global resourceVersion forward ([`Faults::advance_resource_version`]) |
+//! | GET, POST, DELETE | `/_kazan/rules` | list, add (one [`FaultRule`] or an array, JSON), clear rules |
+//! | POST | `/_kazan/expired?http410=bool&gone=bool&etcdMessage=bool` | how "too old" is reported |
+//! | POST | `/_kazan/watch-list?reject=bool` | reject `sendInitialEvents` watches with 422 |
+//! | GET, DELETE | `/_kazan/journal` | the request journal ([`JournalEntry`]); clear it |
+//! | GET | `/_kazan/stats` | [`Stats`]: connections accepted, requests, open watches per resource |
+//! | GET | `/_kazan/resource-version` | the current global resourceVersion |
+//!
+//! A rule in JSON: `{"method":"GET","pathPrefix":"/api/v1/pods","watch":true,"times":2,
+//! "action":{"type":"status","code":429,"reason":"TooManyRequests","message":"slow down","retryAfter":1}}`;
+//! other actions: `{"type":"raw","code":502,"contentType":"text/html","body":"<html>..."}`,
+//! `{"type":"split","offsets":[10,25]}`, `{"type":"delay","millis":200}`, `{"type":"drop"}` (close
+//! the connection without answering).
+//!
 //! # Defaults
 //! Server-side watch timeout when a client sends no `timeoutSeconds`: 1800 s (the real server picks
-//! 1800–3600 s at random). Bookmarks every 60 s and 2 s before a timeout close. History: 1000 events
-//! and 300 s per resource. A watch that falls more than 1024 events behind is ended. Namespaces
+//! 1800–3600 s at random). Bookmarks every 60 s and 2 s before a timeout close (a quarter of the
+//! timeout for timeouts under 4 s); like the watch cache, a bookmark is sent only when the global
+//! version moved past the version the watch started from. History: 1000 events and 300 s per
+//! resource. Each watch has a queue of 1024 events (only those it selects);
+//! a watch whose client lets it fill up is ended cleanly. Namespaces
 //! `default`, `kube-system`, `kube-public` and `kube-node-lease` exist at start; a deleted
-//! namespace is `Terminating` for 1 s, then removed with its objects.
+//! namespace is `Terminating` for 1 s, then removed with its objects. A legacy watch from version
+//! ""/"0" with `allowWatchBookmarks` gets the initial-events-end bookmark after its ADDED burst, as
+//! servers with the WatchList feature send it ([`ApiServerBuilder::watch_list_defaulting`]).
+//!
+//! # Approximations
+//! - Server-side apply merges the applied configuration (strategic merge); there are no managed
+//!   fields and no conflicts between field managers. `dryRun=All` answers writes without storing
+//!   them.
+//! - Strategic merge patch knows the keyed lists of the built-in kinds (containers, env, ports,
+//!   volumes, volumeMounts, conditions...) and the `$patch`, `$retainKeys`,
+//!   `$setElementOrder` and `$deleteFromPrimitiveList` directives, not every `patchStrategy`.
+//! - Writes to the main resource keep `status` (the real server drops it for kinds with a status
+//!   subresource); `/status` writes change only `status`.
+//! - Namespace termination deletes the namespace's objects (those with finalizers are marked and
+//!   waited for), then the namespace, with no other controller logic. Deleting a CRD removes its
+//!   objects at once (no DELETED events; open watches of that kind end).
+//! - All versions of a kind share their objects; reading through another version only changes
+//!   `apiVersion` (no conversion).
+//! - A non-numeric `resourceVersion` is a 400 BadRequest (the etcd path of the real server).
 
 mod admin;
 mod body;
@@ -80,7 +130,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use body::Cut;
 pub use error::{ServerError, StoreError};
 pub use faults::{FaultAction, FaultRule, Faults};
 pub use journal::{JournalEntry, Stats};
@@ -90,7 +139,10 @@ pub use status::{FieldCause, Status};
 
 use crate::http::{App, Settings};
 use crate::journal::Observer;
-use crate::store::{DeleteOutcome, Store, StoreConfig};
+use crate::store::{DeleteOutcome, Store, StoreConfig, WriteOptions};
+
+/// The longest interval or timeout the builder accepts (keeps deadlines representable).
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// Configures and starts an [`ApiServer`].
 #[derive(Clone)]
@@ -184,17 +236,18 @@ impl ApiServerBuilder {
 
     /// Interval of periodic BOOKMARK events (default 60 s).
     pub fn bookmark_interval(mut self, interval: Duration) -> Self {
-        self.bookmark_interval = interval;
+        self.bookmark_interval = interval.clamp(Duration::from_millis(10), MAX_DURATION);
         self
     }
 
     /// Watch duration when the client sends no `timeoutSeconds` (default 1800 s).
     pub fn default_watch_timeout(mut self, timeout: Duration) -> Self {
-        self.default_watch_timeout = timeout;
+        self.default_watch_timeout = timeout.min(MAX_DURATION);
         self
     }
 
-    /// How many events a watch may fall behind before it is ended (default 1024).
+    /// Size of each watch's queue: how many of the events it selects a watch may fall behind
+    /// before it is ended (default 1024).
     pub fn watch_queue_capacity(mut self, events: usize) -> Self {
         self.watch_queue_capacity = events.max(1);
         self
@@ -268,7 +321,7 @@ impl ApiServerBuilder {
             for name in &self.namespaces {
                 let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
                 store
-                    .create(&ns_def, None, ns)
+                    .create(&ns_def, None, ns, false)
                     .map_err(|e| ServerError::Resource(format!("namespace {name}: {e}")))?;
             }
         }
@@ -295,7 +348,6 @@ impl ApiServerBuilder {
                 token: self.token.clone(),
                 bookmark_interval: self.bookmark_interval,
                 default_watch_timeout: self.default_watch_timeout,
-                watch_queue_capacity: self.watch_queue_capacity,
                 too_large_wait: self.too_large_wait,
                 watch_list_defaulting: self.watch_list_defaulting,
                 max_body_bytes: 16 * 1024 * 1024,
@@ -477,7 +529,7 @@ impl ApiServer {
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .map(str::to_string);
-        self.store.create(&def, ns.as_deref(), object)
+        self.store.create(&def, ns.as_deref(), object, false)
     }
 
     /// Replaces an object (conflict if its `metadata.resourceVersion` is set and stale).
@@ -489,7 +541,7 @@ impl ApiServer {
         } else {
             ns
         };
-        self.store.update(&def, Some(&ns), &name, object, false)
+        self.store.update(&def, Some(&ns), &name, object, false, false)
     }
 
     /// Replaces only the `status` of an object (the `/status` subresource).
@@ -501,7 +553,7 @@ impl ApiServer {
         } else {
             ns
         };
-        self.store.update(&def, Some(&ns), &name, object, true)
+        self.store.update(&def, Some(&ns), &name, object, true, false)
     }
 
     /// Applies a JSON merge patch to an object.
@@ -528,7 +580,30 @@ impl ApiServer {
     ) -> Result<Value, StoreError> {
         let def = self.def_of(api_version, kind)?;
         self.store
-            .patch(&def, namespace, name, patch_kind, &patch, false)
+            .patch(&def, namespace, name, patch_kind, &patch, WriteOptions::default())
+            .map(|(o, _)| o)
+    }
+
+    /// Creates the object, or merges it into the existing one (server-side apply, approximated as
+    /// a strategic merge). Handy for loading manifests that may name existing objects.
+    pub fn apply(&self, object: Value) -> Result<Value, StoreError> {
+        let def = self.def_of_object(&object)?;
+        let (ns, name) = store::object_key(&object);
+        let ns = if def.namespaced && ns.is_empty() {
+            "default".to_string()
+        } else {
+            ns
+        };
+        let namespace = def.namespaced.then_some(ns.as_str());
+        self.store
+            .patch(
+                &def,
+                namespace,
+                &name,
+                PatchKind::Apply,
+                &object,
+                WriteOptions::default(),
+            )
             .map(|(o, _)| o)
     }
 
@@ -542,7 +617,7 @@ impl ApiServer {
         name: &str,
     ) -> Result<Value, StoreError> {
         let def = self.def_of(api_version, kind)?;
-        match self.store.delete(&def, namespace, name, None)? {
+        match self.store.delete(&def, namespace, name, None, false)? {
             DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o) => Ok(o),
         }
     }

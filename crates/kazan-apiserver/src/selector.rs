@@ -212,6 +212,26 @@ fn is_label_chars(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
+/// Which objects a list or watch selects: a namespace (None = all) and the selectors.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Filter {
+    pub namespace: Option<String>,
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+}
+
+impl Filter {
+    /// Whether `object` is selected.
+    pub(crate) fn matches(&self, object: &Value) -> bool {
+        if let Some(ns) = &self.namespace
+            && object.pointer("/metadata/namespace").and_then(Value::as_str) != Some(ns.as_str())
+        {
+            return false;
+        }
+        self.labels.matches(object) && self.fields.matches(object)
+    }
+}
+
 /// One field requirement: `path=value` or `path!=value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FieldRequirement {

@@ -1,6 +1,8 @@
 //! The object store: objects as JSON per resource, one global resourceVersion counter that every
 //! write increments (like etcd's revision), a bounded per-resource event history (count and age),
-//! and a broadcast channel per resource that wakes watchers. Writes never wait for watchers.
+//! and a bounded queue per watch that each write fills with the events the watch selects (as the
+//! real watch cache dispatches). Writes never wait for watchers: a watch whose queue is full is
+//! dropped (its stream then ends cleanly, as the real server ends a watcher that cannot keep up).
 //!
 //! The history serves three things: watches resuming from a version (every event strictly after
 //! it), consistent list pages (the state at the snapshot version is rebuilt by undoing newer
@@ -14,11 +16,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
-use tokio::sync::broadcast;
+use std::sync::atomic::AtomicBool;
+
+use tokio::sync::mpsc;
 
 use crate::error::StoreError;
 use crate::patch::{self, PatchKind};
 use crate::registry::{PrinterColumn, Registry, ResourceDef};
+use crate::selector::Filter;
 use crate::status::{FieldCause, Status};
 
 /// Identifies a resource's storage: `(group, plural)` (all versions of a kind share objects).
@@ -47,7 +52,7 @@ impl EventType {
     }
 }
 
-/// One change, as kept in the history and broadcast to watchers.
+/// One change, as kept in the history and dispatched to watchers.
 #[derive(Debug)]
 pub(crate) struct Event {
     /// The resourceVersion of the write.
@@ -85,8 +90,44 @@ struct ResourceState {
     history: VecDeque<Arc<Event>>,
     /// The smallest resourceVersion a watch may start from ("oldest - 1").
     floor: u64,
-    /// Wakes watchers.
-    tx: broadcast::Sender<Arc<Event>>,
+    /// Watches of every namespace (and of cluster-scoped resources).
+    watchers: Vec<Watcher>,
+    /// Watches of one namespace, by namespace: a write only looks at those of its namespace.
+    namespace_watchers: HashMap<String, Vec<Watcher>>,
+}
+
+/// A subscribed watch, as the store sees it.
+struct Watcher {
+    filter: Arc<Filter>,
+    tx: mpsc::Sender<Arc<Event>>,
+    lagged: Arc<AtomicBool>,
+}
+
+impl Watcher {
+    /// Queues the event if the watch selects the object now or selected it before (so it can
+    /// send ADDED/DELETED on entering/leaving). False when the watch is gone or fell behind.
+    fn offer(&self, event: &Arc<Event>) -> bool {
+        let selected = self.filter.matches(&event.object)
+            || event.prev.as_deref().is_some_and(|p| self.filter.matches(p));
+        if !selected {
+            return !self.tx.is_closed();
+        }
+        match self.tx.try_send(event.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // Dropping the sender ends the queue; the flag tells the watch why.
+                self.lagged.store(true, Ordering::Release);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// What a watch receives from the store: its queue, and whether it was dropped for falling behind.
+pub(crate) struct Subscription {
+    pub rx: mpsc::Receiver<Arc<Event>>,
+    pub lagged: Arc<AtomicBool>,
 }
 
 /// Store settings.
@@ -137,6 +178,15 @@ pub(crate) enum VersionError {
     TooOld { floor: u64 },
     /// Newer than the current version.
     TooLarge { current: u64 },
+}
+
+/// How a write is done.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WriteOptions {
+    /// Only `status` changes (the `/status` subresource).
+    pub status_only: bool,
+    /// Answer without storing (`dryRun=All`).
+    pub dry_run: bool,
 }
 
 /// What a DELETE did.
@@ -208,7 +258,7 @@ impl Store {
         matches!(reached, Ok(Ok(_)))
     }
 
-    fn state<'a>(inner: &'a mut Inner, key: &ResourceKey, capacity: usize) -> &'a mut ResourceState {
+    fn state<'a>(inner: &'a mut Inner, key: &ResourceKey) -> &'a mut ResourceState {
         let floor = inner.removed_at.get(key).copied().unwrap_or(0);
         inner
             .resources
@@ -217,7 +267,8 @@ impl Store {
                 objects: BTreeMap::new(),
                 history: VecDeque::new(),
                 floor,
-                tx: broadcast::channel(capacity.max(1)).0,
+                watchers: Vec::new(),
+                namespace_watchers: HashMap::new(),
             })
     }
 
@@ -240,7 +291,23 @@ impl Store {
 
     /// Records a change: bumps the version, stamps it, updates the objects, the history and the
     /// broadcast. `object` is the new state (for DELETED, the last state).
-    fn commit(&self, inner: &mut Inner, def: &ResourceDef, kind: EventType, mut object: Value) -> Value {
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        def: &ResourceDef,
+        kind: EventType,
+        mut object: Value,
+        dry_run: bool,
+    ) -> Arc<Value> {
+        if dry_run {
+            // What the write would store; nothing changes. A created object has no version yet.
+            if kind == EventType::Added
+                && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
+            {
+                meta.remove("resourceVersion");
+            }
+            return Arc::new(object);
+        }
         inner.rv += 1;
         let rv = inner.rv;
         set_path(
@@ -251,7 +318,7 @@ impl Store {
         let obj_key = object_key(&object);
         let key = key_of(def);
         let config = self.config.clone();
-        let state = Self::state(inner, &key, config.queue_capacity);
+        let state = Self::state(inner, &key);
         let object = Arc::new(object);
         let prev = match kind {
             EventType::Deleted => state.objects.remove(&obj_key),
@@ -267,10 +334,30 @@ impl Store {
         });
         state.history.push_back(event.clone());
         Self::evict(state, &config, event.at);
-        let _ = state.tx.send(event);
+        state.watchers.retain(|w| w.offer(&event));
+        let namespace = event
+            .object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Some(watchers) = state.namespace_watchers.get_mut(namespace) {
+            watchers.retain(|w| w.offer(&event));
+            if watchers.is_empty() {
+                state.namespace_watchers.remove(namespace);
+            }
+        }
         self.published_rv.store(rv, Ordering::Release);
         self.rv_tx.send_replace(rv);
-        Value::clone(&object)
+        object
+    }
+
+    /// Moves the global version forward without a write.
+    pub(crate) fn advance(&self, n: u64) {
+        let mut inner = self.lock();
+        inner.rv += n;
+        let rv = inner.rv;
+        self.published_rv.store(rv, Ordering::Release);
+        self.rv_tx.send_replace(rv);
     }
 
     /// Drops the history of every resource: every watch or continue token from a version before
@@ -285,7 +372,7 @@ impl Store {
         for def in self.registry.all() {
             let key = key_of(&def);
             if !inner.resources.contains_key(&key) {
-                Self::state(&mut inner, &key, self.config.queue_capacity).floor = rv;
+                Self::state(&mut inner, &key).floor = rv;
             }
         }
     }
@@ -293,7 +380,7 @@ impl Store {
     /// The floor of a resource: the smallest version a watch can start from.
     pub(crate) fn floor(&self, def: &ResourceDef) -> u64 {
         let mut inner = self.lock();
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         Self::evict(state, &self.config, Instant::now());
         state.floor
     }
@@ -302,7 +389,7 @@ impl Store {
     pub(crate) fn snapshot(&self, def: &ResourceDef, at: Option<u64>) -> Result<Snapshot, VersionError> {
         let mut inner = self.lock();
         let current = inner.rv;
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         Self::evict(state, &self.config, Instant::now());
         let at = at.unwrap_or(current);
         if at > current {
@@ -337,18 +424,19 @@ impl Store {
         })
     }
 
-    /// Subscribes a watcher: the starting point and a receiver for later events, taken under the
-    /// same lock so nothing is missed or repeated.
+    /// Subscribes a watch: the starting point and a queue for later events, taken under the same
+    /// lock so nothing is missed or repeated. The queue holds at most the configured capacity of
+    /// selected events.
     pub(crate) fn subscribe(
         &self,
         def: &ResourceDef,
         start: StartRequest,
-    ) -> Result<(WatchStart, broadcast::Receiver<Arc<Event>>), VersionError> {
+        filter: Arc<Filter>,
+    ) -> Result<(WatchStart, Subscription), VersionError> {
         let mut inner = self.lock();
         let current = inner.rv;
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         Self::evict(state, &self.config, Instant::now());
-        let rx = state.tx.subscribe();
         let start = match start {
             StartRequest::Initial => WatchStart::Initial {
                 objects: state.objects.values().cloned().collect(),
@@ -365,7 +453,26 @@ impl Store {
                 }
             }
         };
-        Ok((start, rx))
+        let (tx, rx) = mpsc::channel(self.config.queue_capacity.max(1));
+        let lagged = Arc::new(AtomicBool::new(false));
+        let namespace = filter.namespace.clone().filter(|_| def.namespaced);
+        let watcher = Watcher {
+            filter,
+            tx,
+            lagged: lagged.clone(),
+        };
+        match namespace {
+            Some(ns) => {
+                let watchers = state.namespace_watchers.entry(ns).or_default();
+                watchers.retain(|w| !w.tx.is_closed());
+                watchers.push(watcher);
+            }
+            None => {
+                state.watchers.retain(|w| !w.tx.is_closed());
+                state.watchers.push(watcher);
+            }
+        }
+        Ok((start, Subscription { rx, lagged }))
     }
 
     /// One object.
@@ -376,7 +483,7 @@ impl Store {
         name: &str,
     ) -> Result<Value, StoreError> {
         let mut inner = self.lock();
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         state
             .objects
             .get(&(scope_ns(def, namespace), name.to_string()))
@@ -413,6 +520,7 @@ impl Store {
         def: &ResourceDef,
         namespace: Option<&str>,
         mut object: Value,
+        dry_run: bool,
     ) -> Result<Value, StoreError> {
         prepare_typed(def, &mut object)?;
         let ns = resolve_namespace(def, namespace, &object)?;
@@ -431,7 +539,7 @@ impl Store {
                 .filter(|n| !n.is_empty())
             {
                 Some(prefix) => {
-                    let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+                    let state = Self::state(&mut inner, &key_of(def));
                     let mut name = generate_name(prefix);
                     while state.objects.contains_key(&(ns.clone(), name.clone())) {
                         name = generate_name(prefix);
@@ -454,7 +562,7 @@ impl Store {
         };
         validate_name(def, &name)?;
         Self::check_namespace(&inner, def, &ns, &name)?;
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         if state.objects.contains_key(&(ns.clone(), name.clone())) {
             return Err(Status::already_exists(&def.group, &def.plural, &name).into());
         }
@@ -471,9 +579,11 @@ impl Store {
         if is_kind(def, CRD_GROUP, CRD_PLURAL) {
             let defs = crd_resource_defs(&object)?;
             prepare_crd_status(&mut object);
-            self.register_crd(&mut inner, &defs);
+            if !dry_run {
+                self.register_crd(&mut inner, &defs);
+            }
         }
-        let created = self.commit(&mut inner, def, EventType::Added, object);
+        let created = self.commit(&mut inner, def, EventType::Added, object, dry_run);
         Ok(with_type(def, &created))
     }
 
@@ -485,6 +595,7 @@ impl Store {
         name: &str,
         mut object: Value,
         status_only: bool,
+        dry_run: bool,
     ) -> Result<Value, StoreError> {
         prepare_typed(def, &mut object)?;
         let ns = scope_ns(def, namespace);
@@ -517,7 +628,7 @@ impl Store {
             }
         }
         let mut inner = self.lock();
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         let existing = state
             .objects
             .get(&(ns.clone(), name.to_string()))
@@ -548,7 +659,7 @@ impl Store {
         } else {
             object
         };
-        self.write_updated(&mut inner, def, &existing, object)
+        self.write_updated(&mut inner, def, &existing, object, dry_run)
     }
 
     /// Finishes an update: keeps server-owned fields, bumps `generation` when the spec changed,
@@ -560,6 +671,7 @@ impl Store {
         def: &ResourceDef,
         existing: &Value,
         mut object: Value,
+        dry_run: bool,
     ) -> Result<Value, StoreError> {
         let old_meta = existing.get("metadata").cloned().unwrap_or_else(|| json!({}));
         {
@@ -605,22 +717,24 @@ impl Store {
         if is_kind(def, CRD_GROUP, CRD_PLURAL) {
             let defs = crd_resource_defs(&object)?;
             prepare_crd_status(&mut object);
-            let old_defs = crd_resource_defs(existing).unwrap_or_default();
-            for old in &old_defs {
-                if !defs.iter().any(|d| d.version == old.version) {
-                    self.registry.unregister(&old.group, &old.version, &old.plural);
+            if !dry_run {
+                let old_defs = crd_resource_defs(existing).unwrap_or_default();
+                for old in &old_defs {
+                    if !defs.iter().any(|d| d.version == old.version) {
+                        self.registry.unregister(&old.group, &old.version, &old.plural);
+                    }
                 }
+                self.register_crd(inner, &defs);
             }
-            self.register_crd(inner, &defs);
         }
         if object.pointer("/metadata/deletionTimestamp").is_some()
             && !finalizers_left
             && !is_kind(def, "", "namespaces")
         {
-            let deleted = self.remove_now(inner, def, object);
+            let deleted = self.remove_now(inner, def, object, dry_run);
             return Ok(with_type(def, &deleted));
         }
-        let updated = self.commit(inner, def, EventType::Modified, object);
+        let updated = self.commit(inner, def, EventType::Modified, object, dry_run);
         Ok(with_type(def, &updated))
     }
 
@@ -632,15 +746,16 @@ impl Store {
         name: &str,
         kind: PatchKind,
         patch_doc: &Value,
-        status_only: bool,
+        options: WriteOptions,
     ) -> Result<(Value, bool), StoreError> {
+        let WriteOptions { status_only, dry_run } = options;
         let ns = scope_ns(def, namespace);
-        let existing = {
-            let mut inner = self.lock();
-            let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
-            state.objects.get(&(ns.clone(), name.to_string())).cloned()
-        };
-        let Some(existing) = existing else {
+        // Patches are applied under the store lock: nothing can change in between.
+        let mut inner = self.lock();
+        let state = Self::state(&mut inner, &key_of(def));
+        let existing = state.objects.get(&(ns, name.to_string())).cloned();
+        let Some(current) = existing else {
+            drop(inner);
             if kind == PatchKind::Apply && !status_only {
                 let mut object = patch_doc.clone();
                 if let Some(n) = object.pointer("/metadata/name").and_then(Value::as_str)
@@ -652,26 +767,14 @@ impl Store {
                     .into());
                 }
                 set_path(&mut object, &["metadata", "name"], json!(name));
-                return self.create(def, namespace, object).map(|o| (o, true));
+                return self.create(def, namespace, object, dry_run).map(|o| (o, true));
             }
             return Err(Status::not_found(&def.group, &def.plural, name).into());
         };
-        let patched = patch::apply(kind, &existing, patch_doc).map_err(|e| match e {
+        let patched = patch::apply(kind, &current, patch_doc).map_err(|e| match e {
             patch::PatchError::Decode(m) => StoreError::from(Status::bad_request(m)),
             patch::PatchError::Apply(m) => StoreError::from(Status::failure(422, "Invalid", m)),
         })?;
-        let mut inner = self.lock();
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
-        let current = state
-            .objects
-            .get(&(ns, name.to_string()))
-            .cloned()
-            .ok_or_else(|| StoreError::from(Status::not_found(&def.group, &def.plural, name)))?;
-        if !Arc::ptr_eq(&current, &existing) {
-            // Someone wrote in between: patch the newer state.
-            drop(inner);
-            return self.patch(def, namespace, name, kind, patch_doc, status_only);
-        }
         let current_rv = current
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str);
@@ -699,7 +802,7 @@ impl Store {
         } else {
             patched
         };
-        self.write_updated(&mut inner, def, &current, object)
+        self.write_updated(&mut inner, def, &current, object, dry_run)
             .map(|o| (o, false))
     }
 
@@ -711,10 +814,11 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
         precondition_rv: Option<&str>,
+        dry_run: bool,
     ) -> Result<DeleteOutcome, StoreError> {
         let ns = scope_ns(def, namespace);
         let mut inner = self.lock();
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         let existing = state
             .objects
             .get(&(ns.clone(), name.to_string()))
@@ -747,20 +851,20 @@ impl Store {
             if is_namespace {
                 set_path(&mut marked, &["status", "phase"], json!("Terminating"));
             }
-            let marked = self.commit(&mut inner, def, EventType::Modified, marked);
+            let marked = self.commit(&mut inner, def, EventType::Modified, marked, dry_run);
             drop(inner);
-            if is_namespace {
+            if is_namespace && !dry_run {
                 self.schedule_namespace_removal(name.to_string());
             }
             return Ok(DeleteOutcome::Pending(with_type(def, &marked)));
         }
-        let deleted = self.remove_now(&mut inner, def, Value::clone(&existing));
+        let deleted = self.remove_now(&mut inner, def, Value::clone(&existing), dry_run);
         Ok(DeleteOutcome::Deleted(with_type(def, &deleted)))
     }
 
     /// Removes an object now (DELETED with `last` as content and a new version).
-    fn remove_now(&self, inner: &mut Inner, def: &ResourceDef, last: Value) -> Value {
-        if is_kind(def, CRD_GROUP, CRD_PLURAL) {
+    fn remove_now(&self, inner: &mut Inner, def: &ResourceDef, last: Value, dry_run: bool) -> Arc<Value> {
+        if is_kind(def, CRD_GROUP, CRD_PLURAL) && !dry_run {
             for old in crd_resource_defs(&last).unwrap_or_default() {
                 self.registry.unregister(&old.group, &old.version, &old.plural);
             }
@@ -770,28 +874,41 @@ impl Store {
                 inner.removed_at.insert(key, inner.rv + 1);
             }
         }
-        self.commit(inner, def, EventType::Deleted, last)
+        self.commit(inner, def, EventType::Deleted, last, dry_run)
     }
 
     /// After the namespace delay: deletes every object in the namespace, then the namespace.
     fn schedule_namespace_removal(self: &Arc<Self>, namespace: String) {
         let store = self.clone();
         let delay = self.config.namespace_delete_delay;
-        let run = move |store: Arc<Store>| store.finish_namespace(&namespace);
         match tokio::runtime::Handle::try_current() {
-            Ok(handle) if !delay.is_zero() => {
+            Ok(handle) => {
                 handle.spawn(async move {
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => run(store),
-                        _ = store.shutdown.cancelled() => {}
+                    // Like the namespace controller: retry until the objects held by finalizers
+                    // are gone.
+                    let retry = delay.max(Duration::from_millis(50));
+                    let mut wait = delay;
+                    loop {
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = store.shutdown.cancelled() => return,
+                        }
+                        if store.finish_namespace(&namespace) {
+                            return;
+                        }
+                        wait = retry;
                     }
                 });
             }
-            _ => run(store),
+            Err(_) => {
+                store.finish_namespace(&namespace);
+            }
         }
     }
 
-    fn finish_namespace(&self, namespace: &str) {
+    /// Deletes the objects of a terminating namespace, then the namespace. Objects with
+    /// finalizers are only marked for deletion; while any remain the namespace stays (false).
+    fn finish_namespace(&self, namespace: &str) -> bool {
         let mut inner = self.lock();
         let ns_key = (String::new(), "namespaces".to_string());
         let still_terminating = inner
@@ -800,8 +917,9 @@ impl Store {
             .and_then(|s| s.objects.get(&(String::new(), namespace.to_string())))
             .is_some_and(|ns| ns.pointer("/metadata/deletionTimestamp").is_some());
         if !still_terminating {
-            return;
+            return true;
         }
+        let mut held = false;
         for def in self.registry.all() {
             if !def.namespaced {
                 continue;
@@ -816,9 +934,29 @@ impl Store {
                     .collect(),
                 None => continue,
             };
-            for victim in victims {
-                self.commit(&mut inner, &def, EventType::Deleted, victim);
+            for mut victim in victims {
+                let has_finalizers = victim
+                    .pointer("/metadata/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty());
+                if !has_finalizers {
+                    self.commit(&mut inner, &def, EventType::Deleted, victim, false);
+                    continue;
+                }
+                held = true;
+                if victim.pointer("/metadata/deletionTimestamp").is_none() {
+                    set_path(
+                        &mut victim,
+                        &["metadata", "deletionTimestamp"],
+                        json!(now_rfc3339()),
+                    );
+                    set_path(&mut victim, &["metadata", "deletionGracePeriodSeconds"], json!(0));
+                    self.commit(&mut inner, &def, EventType::Modified, victim, false);
+                }
             }
+        }
+        if held {
+            return false;
         }
         let ns_obj = inner
             .resources
@@ -827,8 +965,9 @@ impl Store {
             .map(|v| Value::clone(v));
         if let (Some(mut ns_obj), Some(def)) = (ns_obj, self.registry.get("", "v1", "namespaces")) {
             set_path(&mut ns_obj, &["spec", "finalizers"], json!([]));
-            self.commit(&mut inner, &def, EventType::Deleted, ns_obj);
+            self.commit(&mut inner, &def, EventType::Deleted, ns_obj, false);
         }
+        true
     }
 
     /// Registers the resources a CRD defines.
@@ -836,7 +975,7 @@ impl Store {
         for def in defs {
             self.registry.register(def.clone());
             let key = key_of(def);
-            Self::state(inner, &key, self.config.queue_capacity);
+            Self::state(inner, &key);
         }
     }
 
@@ -844,14 +983,14 @@ impl Store {
     pub(crate) fn register(&self, def: ResourceDef) -> Arc<ResourceDef> {
         let def = self.registry.register(def);
         let mut inner = self.lock();
-        Self::state(&mut inner, &key_of(&def), self.config.queue_capacity);
+        Self::state(&mut inner, &key_of(&def));
         def
     }
 
     /// Every object of a resource (optionally in one namespace), sorted.
     pub(crate) fn list(&self, def: &ResourceDef, namespace: Option<&str>) -> Vec<Value> {
         let mut inner = self.lock();
-        let state = Self::state(&mut inner, &key_of(def), self.config.queue_capacity);
+        let state = Self::state(&mut inner, &key_of(def));
         state
             .objects
             .iter()

@@ -399,3 +399,31 @@ async fn unknown_resources_and_paths_are_404_status() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn an_exact_past_list_undoes_later_deletes_recreates_and_changes() -> TestResult {
+    let server = ApiServer::start().await?;
+    let original = server.create(configmap("default", "a", json!({"v": "original"})))?;
+    server.create(configmap("default", "b", json!({})))?;
+    let past = server.resource_version();
+    server.delete("v1", "ConfigMap", Some("default"), "a")?;
+    server.create(configmap("default", "a", json!({"v": "recreated"})))?;
+    server.delete("v1", "ConfigMap", Some("default"), "b")?;
+    server.create(configmap("default", "c", json!({})))?;
+
+    let exact = get_json(
+        server.addr(),
+        &format!("/api/v1/configmaps?resourceVersion={past}&resourceVersionMatch=Exact"),
+    )
+    .await?;
+    assert_eq!(names(&exact), ["a", "b"]);
+    assert_eq!(exact["items"][0]["data"]["v"], "original");
+    assert_eq!(exact["items"][0]["metadata"]["uid"], original["metadata"]["uid"]);
+    assert_eq!(
+        exact["items"][0]["metadata"]["resourceVersion"],
+        original["metadata"]["resourceVersion"]
+    );
+    let now = get_json(server.addr(), "/api/v1/configmaps").await?;
+    assert_eq!(names(&now), ["a", "c"]);
+    Ok(())
+}

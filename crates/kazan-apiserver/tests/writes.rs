@@ -545,3 +545,128 @@ async fn invalid_names_and_missing_names_are_422() -> TestResult {
     assert_eq!(not_json.status, 400);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_direct_api_applies_creates_updates_and_reports_statuses() -> TestResult {
+    let server = ApiServer::start().await?;
+    let created = server.apply(configmap("default", "a", json!({"x": "1"})))?;
+    assert_eq!(created["data"], json!({"x": "1"}));
+    let merged = server.apply(configmap("default", "a", json!({"y": "2"})))?;
+    assert_eq!(merged["data"], json!({"x": "1", "y": "2"}));
+    let mut stale = created.clone();
+    stale["data"] = json!({"z": "3"});
+    match server.update(stale) {
+        Err(e) => assert_eq!((e.code(), e.status().reason.as_str()), (409, "Conflict")),
+        Ok(_) => return Err("a stale update succeeded".into()),
+    }
+    let got = server.get("v1", "ConfigMap", Some("default"), "a")?;
+    assert_eq!(got, merged);
+    match server.get("v1", "Widget", Some("default"), "a") {
+        Err(e) => assert_eq!(e.code(), 404),
+        Ok(_) => return Err("an unknown kind was found".into()),
+    }
+    let last = server.delete("v1", "ConfigMap", Some("default"), "a")?;
+    assert_eq!(last["data"], json!({"x": "1", "y": "2"}));
+    assert!(server.list("v1", "ConfigMap", None)?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn dry_run_writes_answer_but_store_nothing() -> TestResult {
+    let server = ApiServer::start().await?;
+    server.create(configmap("default", "kept", json!({"v": "1"})))?;
+    let before = server.resource_version();
+    let created = post(
+        server.addr(),
+        &format!("{CMS}?dryRun=All"),
+        &configmap("default", "dry", json!({})),
+    )
+    .await?;
+    assert_eq!(created.status, 201);
+    assert!(created.json()?["metadata"]["uid"].is_string());
+    let patched = send_json(
+        server.addr(),
+        "PATCH",
+        &format!("{CMS}/kept?dryRun=All"),
+        "application/merge-patch+json",
+        &json!({"data": {"v": "2"}}),
+    )
+    .await?;
+    assert_eq!(patched.status, 200);
+    assert_eq!(patched.json()?["data"]["v"], "2");
+    let deleted = request(
+        server.addr(),
+        "DELETE",
+        &format!("{CMS}/kept?dryRun=All"),
+        &[],
+        None,
+    )
+    .await?;
+    assert_eq!(deleted.status, 200);
+    assert_eq!(server.resource_version(), before);
+    assert_eq!(get(server.addr(), &format!("{CMS}/dry")).await?.status, 404);
+    assert_eq!(
+        get_json(server.addr(), &format!("{CMS}/kept")).await?["data"]["v"],
+        "1"
+    );
+    let bad = post(
+        server.addr(),
+        &format!("{CMS}?dryRun=Some"),
+        &configmap("default", "x", json!({})),
+    )
+    .await?;
+    assert_eq!(bad.status, 400);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_terminating_namespace_waits_for_objects_held_by_finalizers() -> TestResult {
+    let server = ApiServer::builder()
+        .namespace_delete_delay(Duration::from_millis(100))
+        .start()
+        .await?;
+    server.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "held"}}))?;
+    let mut object = configmap("held", "guarded", json!({}));
+    object["metadata"]["finalizers"] = json!(["example.com/guard"]);
+    server.create(object)?;
+    let from = server.resource_version();
+    let mut watch = WatchStream::open(
+        server.addr(),
+        &format!("/api/v1/configmaps?watch=1&resourceVersion={from}"),
+    )
+    .await?;
+    assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
+    server.delete("v1", "Namespace", None, "held")?;
+
+    let (t, o) = watch.event().await?;
+    assert_eq!(t, "MODIFIED");
+    assert!(
+        o["metadata"]["deletionTimestamp"].is_string(),
+        "marked for deletion, not removed"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        server.get("v1", "Namespace", None, "held")?["status"]["phase"],
+        "Terminating"
+    );
+
+    server.merge_patch(
+        "v1",
+        "ConfigMap",
+        Some("held"),
+        "guarded",
+        json!({"metadata": {"finalizers": null}}),
+    )?;
+    assert_eq!(watch.event().await?.0, "DELETED");
+    let gone = tokio::time::timeout(WAIT, async {
+        while server.get("v1", "Namespace", None, "held").is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        gone.is_ok(),
+        "the namespace was not removed once its objects were gone"
+    );
+    Ok(())
+}
