@@ -217,7 +217,7 @@ fn json_path_cell(column: &PrinterColumn, object: &Value, now: Timestamp) -> Val
             )
         }
         "integer" | "number" => found.first().cloned().cloned().unwrap_or_else(|| json!(0)),
-        "boolean" => found.first().cloned().cloned().unwrap_or_else(|| json!(false)),
+        "boolean" => found.first().cloned().cloned().unwrap_or(Value::Bool(false)),
         "date" => match found.first() {
             Some(value) => json!(age(Some(value), now)),
             None => json!(NONE),
