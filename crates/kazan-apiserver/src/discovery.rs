@@ -382,6 +382,17 @@ fn aggregated_group(group: &ApiGroup) -> Value {
     json!({ "metadata": metadata, "versions": versions })
 }
 
+/// Whether to advertise a `status` subresource: the built-in kinds that have one in Kubernetes
+/// (the server serves `/status` for every kind, but a ConfigMap has no status to speak of).
+/// Custom resources are not advertised, since their definition decides.
+fn has_status(def: &ResourceDef) -> bool {
+    const BUILTIN_GROUPS: &[&str] = &["", "apps", "batch", "apiextensions.k8s.io"];
+    const WITHOUT_STATUS: &[&str] = &["ConfigMap", "Secret", "Event", "ServiceAccount", "Endpoints"];
+    BUILTIN_GROUPS.contains(&def.group.as_str()) && !WITHOUT_STATUS.contains(&def.kind.as_str())
+}
+
+const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
+
 fn aggregated_resource(def: &ResourceDef) -> Value {
     let mut resource = json!({
         "resource": def.plural,
@@ -395,6 +406,13 @@ fn aggregated_resource(def: &ResourceDef) -> Value {
     }
     if !def.categories.is_empty() {
         resource["categories"] = json!(def.categories);
+    }
+    if has_status(def) {
+        resource["subresources"] = json!([{
+            "subresource": "status",
+            "responseKind": { "group": def.group, "version": def.version, "kind": def.kind },
+            "verbs": STATUS_VERBS,
+        }]);
     }
     resource
 }
@@ -452,7 +470,7 @@ fn resource_list(group: &ApiGroup) -> Value {
     };
     let resources: Vec<Value> = resources
         .iter()
-        .map(|def| {
+        .flat_map(|def| {
             let mut resource = json!({
                 "name": def.plural,
                 "singularName": def.singular,
@@ -466,7 +484,16 @@ fn resource_list(group: &ApiGroup) -> Value {
             if !def.categories.is_empty() {
                 resource["categories"] = json!(def.categories);
             }
-            resource
+            let status = has_status(def).then(|| {
+                json!({
+                    "name": format!("{}/status", def.plural),
+                    "singularName": "",
+                    "namespaced": def.namespaced,
+                    "kind": def.kind,
+                    "verbs": STATUS_VERBS,
+                })
+            });
+            std::iter::once(resource).chain(status)
         })
         .collect();
     json!({

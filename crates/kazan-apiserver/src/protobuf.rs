@@ -42,18 +42,6 @@ pub(crate) enum ProtobufError {
     },
 }
 
-impl ProtobufError {
-    /// The HTTP status a server answers with: 415 when the kind has no protobuf form here (the
-    /// client should send JSON), 400 for a body that cannot be read.
-    #[allow(dead_code)] // Offered to the router; it may map errors itself.
-    pub(crate) fn status_code(&self) -> u16 {
-        match self {
-            ProtobufError::Unsupported(_) => 415,
-            ProtobufError::Malformed(_) | ProtobufError::KindMismatch { .. } => 400,
-        }
-    }
-}
-
 /// Decodes a protobuf body (`k8s\0` + `runtime.Unknown`) of a built-in kind into its JSON form.
 pub(crate) fn decode_body(def: &ResourceDef, body: &[u8]) -> Result<serde_json::Value, ProtobufError> {
     let api_version = def.api_version();

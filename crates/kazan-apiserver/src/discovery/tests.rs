@@ -55,11 +55,20 @@ fn aggregated_api_has_the_exact_media_type_and_the_core_resources() -> Result<()
             "singularResource": "namespace",
             "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
             "shortNames": ["ns"],
+            "subresources": [{"subresource": "status", "responseKind": {"group": "", "version": "v1", "kind": "Namespace"},
+                              "verbs": ["get", "patch", "update"]}],
         })
     );
     let pods = find(&version["resources"], "/resource", "pods").ok_or("no pods")?;
     assert_eq!(pods["scope"], "Namespaced");
     assert_eq!(pods["categories"], json!(["all"]));
+    assert_eq!(
+        pods["subresources"],
+        json!([{"subresource": "status", "responseKind": {"group": "", "version": "v1", "kind": "Pod"},
+                "verbs": ["get", "patch", "update"]}])
+    );
+    let configmaps = find(&version["resources"], "/resource", "configmaps").ok_or("no configmaps")?;
+    assert!(configmaps.get("subresources").is_none());
     // Only core kinds under /api.
     assert!(find(&version["resources"], "/resource", "deployments").is_none());
     Ok(())
@@ -159,6 +168,11 @@ fn legacy_resource_lists_per_group_version() -> Result<(), String> {
             "shortNames": ["po"],
             "categories": ["all"],
         })
+    );
+    let pod_status = find(&core.body["resources"], "/name", "pods/status").ok_or("no pods/status")?;
+    assert_eq!(
+        pod_status,
+        &json!({"name": "pods/status", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get", "patch", "update"]})
     );
     let widgets = get(&registry, "/apis/example.com/v1beta1", "application/json")?;
     assert_eq!(widgets.body["groupVersion"], "example.com/v1beta1");

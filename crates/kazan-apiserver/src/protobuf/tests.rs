@@ -241,7 +241,6 @@ fn bodies_that_are_not_kubernetes_protobuf_are_malformed() -> TestResult {
     for body in [&b"{\"kind\":\"Namespace\"}"[..], b"k8s", b"k8s\0\x0a\xff"] {
         let error = decode_body(&namespaces, body).err().ok_or("decoded garbage")?;
         assert!(matches!(error, ProtobufError::Malformed(_)), "{error}");
-        assert_eq!(error.status_code(), 400);
     }
     // A truncated length inside the object.
     let error = decode_body(&namespaces, &envelope("v1", "Namespace", vec![0x0a, 0x05, 0x0a]))
@@ -270,7 +269,6 @@ fn kinds_without_a_protobuf_form_are_unsupported() -> TestResult {
         .err()
         .ok_or("decoded a custom resource")?;
     assert!(matches!(error, ProtobufError::Unsupported(_)));
-    assert_eq!(error.status_code(), 415);
     Ok(())
 }
 
