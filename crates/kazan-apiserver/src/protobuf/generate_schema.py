@@ -54,7 +54,6 @@ API_VERSIONS = {
 SPECIAL = {
     "apimachinery/pkg/apis/meta/v1/Time": "Time",
     "apimachinery/pkg/apis/meta/v1/MicroTime": "MicroTime",
-    "apimachinery/pkg/apis/meta/v1/Duration": "Duration",
     "apimachinery/pkg/apis/meta/v1/FieldsV1": "RawJson",
     "apimachinery/pkg/runtime/RawExtension": "RawJson",
     "apimachinery/pkg/api/resource/Quantity": "Quantity",
@@ -99,6 +98,9 @@ KEEP_ZERO = {
     "PriorityClass.value",
     "PodDisruptionBudgetSpec.minAvailable", "PodDisruptionBudgetSpec.maxUnavailable",
 }
+
+# Messages with their own JSON form that the decoder does not handle yet (no table uses them).
+UNSUPPORTED = {"apimachinery/pkg/apis/meta/v1/Duration"}
 
 SCALARS = {"string": "Str", "bool": "Bool", "int32": "Int32", "int64": "Int64", "bytes": "Bytes"}
 
@@ -204,7 +206,10 @@ def visit(path, message, inherited=None):
             value = re.search(r'btree_map = "string, (\w+)"', attrs).group(1)
             if value == "message":
                 target = resolve(path, rust_type)
-                kind = kind_of(target).replace("Scalar(", "ScalarMap(", 1).replace("Message(", "MessageMap(", 1)
+                kind = kind_of(target)
+                if not kind.startswith("Scalar("):
+                    sys.exit(f"{path}/{message}.{json_name}: maps of messages are not decoded yet")
+                kind = kind.replace("Scalar(", "ScalarMap(", 1)
             else:
                 kind = f"ScalarMap({scalar_kind(value)})"
             repeated = False
@@ -242,6 +247,8 @@ def scalar_kind(proto):
 
 def kind_of(target):
     path, message = target
+    if f"{path}/{message}" in UNSUPPORTED:
+        sys.exit(f"{path}/{message} has no JSON mapping in the decoder yet")
     special = SPECIAL.get(f"{path}/{message}")
     if special:
         return f"Scalar(Scalar::{special})"

@@ -298,13 +298,3 @@ fn tables_are_sorted_by_field_number() {
         );
     }
 }
-
-#[test]
-fn go_durations() {
-    assert_eq!(wire::go_duration(0), "0s");
-    assert_eq!(wire::go_duration(1_500_000_000), "1.5s");
-    assert_eq!(wire::go_duration(90_000_000_000), "1m30s");
-    assert_eq!(wire::go_duration(3_600_000_000_000), "1h0m0s");
-    assert_eq!(wire::go_duration(250_000_000), "250ms");
-    assert_eq!(wire::go_duration(-2_000_000_000), "-2s");
-}

@@ -84,8 +84,6 @@ pub(crate) enum Kind {
     Inline(&'static Message),
     /// `map<string, scalar>`.
     ScalarMap(Scalar),
-    /// `map<string, message>`.
-    MessageMap(&'static Message),
 }
 
 /// Values with a JSON scalar form, including the few messages that have one.
@@ -105,8 +103,6 @@ pub(crate) enum Scalar {
     Time,
     /// `meta.v1.MicroTime`: RFC 3339 with microseconds.
     MicroTime,
-    /// `meta.v1.Duration`: nanoseconds, a Go duration string in JSON (`1m30s`).
-    Duration,
     /// `resource.Quantity`: `{string}`, a string in JSON.
     Quantity,
     /// `intstr.IntOrString`: `{type, intVal, strVal}`, a number or a string in JSON.
@@ -118,8 +114,10 @@ pub(crate) enum Scalar {
 /// One field as read off the wire.
 enum WireValue<'a> {
     Varint(u64),
-    Fixed64(u64),
-    Fixed32(u32),
+    /// A fixed-width number; no field of the tables has one, so only its size matters.
+    Fixed64,
+    /// See `Fixed64`.
+    Fixed32,
     Bytes(&'a [u8]),
 }
 
@@ -183,20 +181,16 @@ impl<'a> Reader<'a> {
         let value = match key & 7 {
             0 => WireValue::Varint(self.varint()?),
             1 => {
-                let b = self.take(8)?;
-                WireValue::Fixed64(u64::from_le_bytes(
-                    b.try_into().map_err(|_| self.malformed("fixed64"))?,
-                ))
+                self.take(8)?;
+                WireValue::Fixed64
             }
             2 => {
                 let len = usize::try_from(self.varint()?).map_err(|_| self.malformed("length"))?;
                 WireValue::Bytes(self.take(len)?)
             }
             5 => {
-                let b = self.take(4)?;
-                WireValue::Fixed32(u32::from_le_bytes(
-                    b.try_into().map_err(|_| self.malformed("fixed32"))?,
-                ))
+                self.take(4)?;
+                WireValue::Fixed32
             }
             other => return Err(self.malformed(&format!("unsupported wire type {other}"))),
         };
@@ -247,14 +241,6 @@ fn decode_into(
                     None => scalar_zero(*scalar),
                 };
                 insert_map(object, field.json, key, value.unwrap_or(Value::Null));
-            }
-            Kind::MessageMap(inner) => {
-                let (key, value) = map_entry(expect_bytes(wire, &context)?, &context)?;
-                let value = match value {
-                    Some(v) => Value::Object(decode(inner, expect_bytes(v, &context)?)?),
-                    None => Value::Object(Map::new()),
-                };
-                insert_map(object, field.json, key, value);
             }
             Kind::Scalar(scalar) => {
                 // Repeated integers may come packed: one length-delimited run of varints.
@@ -362,7 +348,7 @@ fn scalar_zero(scalar: Scalar) -> Option<Value> {
         Scalar::Str | Scalar::Bytes | Scalar::Quantity => Value::String(String::new()),
         Scalar::Bool => Value::Bool(false),
         Scalar::Int32 | Scalar::Int64 | Scalar::IntOrString => Value::from(0),
-        Scalar::Time | Scalar::MicroTime | Scalar::Duration | Scalar::RawJson => return None,
+        Scalar::Time | Scalar::MicroTime | Scalar::RawJson => return None,
     })
 }
 
@@ -395,16 +381,6 @@ fn scalar_value(
                 timestamp.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()
             };
             Value::String(text)
-        }
-        (Scalar::Duration, WireValue::Bytes(b)) => {
-            let mut reader = Reader::new(b, "Duration");
-            let mut nanos = 0i64;
-            while let Some((number, wire)) = reader.next_field()? {
-                if let (1, WireValue::Varint(v)) = (number, wire) {
-                    nanos = v as i64;
-                }
-            }
-            Value::String(go_duration(nanos))
         }
         (Scalar::Quantity, WireValue::Bytes(b)) => {
             let mut reader = Reader::new(b, "Quantity");
@@ -463,41 +439,4 @@ fn time_parts(bytes: &[u8]) -> Result<(i64, i32), ProtobufError> {
         }
     }
     Ok((seconds, nanos))
-}
-
-/// Go's `time.Duration.String()`: `0s`, `1.5s`, `2m0s`, `1h30m0s`, `250ms`.
-pub(crate) fn go_duration(nanos: i64) -> String {
-    if nanos == 0 {
-        return "0s".to_string();
-    }
-    let sign = if nanos < 0 { "-" } else { "" };
-    let n = nanos.unsigned_abs();
-    if n < 1_000_000_000 {
-        let (value, unit) = if n < 1_000 {
-            return format!("{sign}{n}ns");
-        } else if n < 1_000_000 {
-            (n as f64 / 1e3, "µs")
-        } else {
-            (n as f64 / 1e6, "ms")
-        };
-        return format!("{sign}{}{unit}", trim_float(value));
-    }
-    let hours = n / 3_600_000_000_000;
-    let minutes = (n / 60_000_000_000) % 60;
-    let seconds = (n % 60_000_000_000) as f64 / 1e9;
-    let mut out = sign.to_string();
-    if hours > 0 {
-        out.push_str(&format!("{hours}h"));
-    }
-    if hours > 0 || minutes > 0 {
-        out.push_str(&format!("{minutes}m"));
-    }
-    out.push_str(&format!("{}s", trim_float(seconds)));
-    out
-}
-
-fn trim_float(value: f64) -> String {
-    let text = format!("{value:.9}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    text.to_string()
 }
