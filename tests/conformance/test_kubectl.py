@@ -192,3 +192,49 @@ def test_watch_namespaces_sees_added_and_deleted(kubectl, tmp_path):
         except subprocess.TimeoutExpired:
             watch.kill()
             watch.wait(timeout=5)
+
+
+CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+    additionalPrinterColumns:
+    - {name: Color, type: string, jsonPath: .spec.color}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+"""
+
+WIDGET = """\
+apiVersion: example.com/v1
+kind: Widget
+metadata: {{name: w1, namespace: conf-crd}}
+spec: {{color: {color}}}
+"""
+
+
+def test_custom_resources_are_discovered_validated_and_printed(kubectl):
+    created = kubectl.run("apply", "-f", "-", stdin=CRD)
+    assert created.stdout.strip() == "customresourcedefinition.apiextensions.k8s.io/widgets.example.com created"
+    kubectl.run("create", "namespace", "conf-crd")
+    # apply validates against /openapi/v3, whose index now lists apis/example.com/v1.
+    assert kubectl.run("apply", "-f", "-", stdin=WIDGET.format(color="blue")).stdout.strip() == (
+        "widget.example.com/w1 created"
+    )
+    assert kubectl.run("apply", "-f", "-", stdin=WIDGET.format(color="red")).stdout.strip() == (
+        "widget.example.com/w1 configured"
+    )
+    table = rows(kubectl.run("get", "wd", "-n", "conf-crd").stdout)
+    assert table[0] == ["NAME", "COLOR", "AGE"]
+    assert table[1][:2] == ["w1", "red"]
+    crds = rows(kubectl.run("get", "crd", "widgets.example.com").stdout)
+    assert crds[0] == ["NAME", "CREATED", "AT"]

@@ -128,7 +128,8 @@ const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is requi
 const AGE_DESCRIPTION: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.";
 
 /// NAME, the priority-0 printer columns, AGE, then the wide-only columns: the order of
-/// `kubectl get` and `kubectl get -o wide`. A kind that declares its own `Age` column keeps it.
+/// `kubectl get` and `kubectl get -o wide`. A kind with its own column for the creation time (an
+/// `Age` column, or CRDs' `Created At`) gets no second one.
 fn columns(def: &ResourceDef) -> Vec<Column<'_>> {
     let mut columns = vec![Column {
         name: "Name",
@@ -144,11 +145,11 @@ fn columns(def: &ResourceDef) -> Vec<Column<'_>> {
             .filter(|c| c.priority <= 0)
             .map(Column::printer),
     );
-    if !def
-        .printer_columns
-        .iter()
-        .any(|c| c.name.eq_ignore_ascii_case("age"))
-    {
+    let shows_creation = def.printer_columns.iter().any(|c| {
+        c.name.eq_ignore_ascii_case("age")
+            || c.json_path.trim_matches(['{', '}']) == ".metadata.creationTimestamp"
+    });
+    if !shows_creation {
         columns.push(Column {
             name: "Age",
             column_type: "string",

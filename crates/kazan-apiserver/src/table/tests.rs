@@ -290,6 +290,25 @@ fn custom_resource_columns_follow_their_json_paths_and_types() -> Result<(), Str
 }
 
 #[test]
+fn crds_show_created_at_instead_of_age() -> Result<(), String> {
+    let registry = Registry::with_builtins();
+    let crd =
+        json!({"metadata": {"name": "widgets.example.com", "creationTimestamp": "2026-01-10T11:00:00Z"}});
+    let table = to_table_at(
+        &def(&registry, "apiextensions.k8s.io", "customresourcedefinitions")?,
+        &[&crd],
+        None,
+        now()?,
+    );
+    assert_eq!(headers(&table), [("Name".into(), 0), ("Created At".into(), 0)]);
+    assert_eq!(
+        table["rows"][0]["cells"],
+        json!(["widgets.example.com", "2026-01-10T11:00:00Z"])
+    );
+    Ok(())
+}
+
+#[test]
 fn a_declared_age_column_is_not_doubled() {
     let def = ResourceDef::new("example.com", "v1", "Thing", "things", false)
         .column(PrinterColumn::new("Age", ".metadata.creationTimestamp"));
