@@ -60,7 +60,12 @@ def start_server(workdir: Path, *extra: str) -> Server:
     )
     stderr.close()
     lines: "queue.Queue[str]" = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    def read_lines():
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)  # end of output: the server exited
+
+    threading.Thread(target=read_lines, daemon=True).start()
     found = {}
     deadline = time.monotonic() + START_TIMEOUT
     while len(found) < 2:
@@ -68,7 +73,11 @@ def start_server(workdir: Path, *extra: str) -> Server:
             line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             process.kill()
+            process.wait(timeout=5)
             raise RuntimeError(f"kazan serve printed no url/kubeconfig: {stderr_path.read_text()}")
+        if line is None:
+            process.wait(timeout=5)
+            raise RuntimeError(f"kazan serve exited ({process.returncode}): {stderr_path.read_text()}")
         key, _, value = line.strip().partition(": ")
         if key in ("url", "kubeconfig"):
             found[key] = value

@@ -312,6 +312,46 @@ mod tests {
         assert!(parse_duration("fast").is_err());
     }
 
+    #[tokio::test]
+    async fn loading_creates_definitions_and_namespaces_first() -> Result<(), Box<dyn std::error::Error>> {
+        let server = ApiServer::start().await?;
+        let objects = kazan_apiserver::load::parse_manifests(
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: shop}\n---\n\
+             apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n\
+             apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n---\n\
+             apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+             metadata: {name: widgets.example.com}\n\
+             spec: {group: example.com, scope: Namespaced, names: {plural: widgets, kind: Widget},\n\
+             \x20 versions: [{name: v1, served: true, storage: true}]}\n",
+        )?;
+        let created = load_objects(&server, vec![(PathBuf::from("objects.yaml"), objects)])?;
+        // The existing `default` namespace is skipped, not an error.
+        assert_eq!(created, 3);
+        let widget = server.get("example.com/v1", "Widget", Some("shop"), "w")?;
+        assert_eq!(widget["metadata"]["name"], "w");
+        server.shutdown().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_load_failure_names_the_file_and_the_object() -> Result<(), Box<dyn std::error::Error>> {
+        let server = ApiServer::start().await?;
+        let objects = kazan_apiserver::load::parse_manifests(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: nowhere}\n",
+        )?;
+        let error = load_objects(&server, vec![(PathBuf::from("objects.yaml"), objects)])
+            .err()
+            .ok_or("a configmap in a missing namespace was created")?;
+        assert!(
+            error
+                .to_string()
+                .starts_with("objects.yaml: cannot create ConfigMap nowhere/c: "),
+            "{error}"
+        );
+        server.shutdown().await;
+        Ok(())
+    }
+
     #[test]
     fn the_token_stays_out_of_debug_output() {
         use clap::Parser;
