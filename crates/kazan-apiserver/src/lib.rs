@@ -89,6 +89,9 @@ use crate::http::{App, Settings};
 use crate::journal::Observer;
 use crate::store::{DeleteOutcome, Store, StoreConfig};
 
+/// The longest interval or timeout the builder accepts (keeps deadlines representable).
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// Configures and starts an [`ApiServer`].
 #[derive(Clone)]
 pub struct ApiServerBuilder {
@@ -181,13 +184,13 @@ impl ApiServerBuilder {
 
     /// Interval of periodic BOOKMARK events (default 60 s).
     pub fn bookmark_interval(mut self, interval: Duration) -> Self {
-        self.bookmark_interval = interval;
+        self.bookmark_interval = interval.clamp(Duration::from_millis(10), MAX_DURATION);
         self
     }
 
     /// Watch duration when the client sends no `timeoutSeconds` (default 1800 s).
     pub fn default_watch_timeout(mut self, timeout: Duration) -> Self {
-        self.default_watch_timeout = timeout;
+        self.default_watch_timeout = timeout.min(MAX_DURATION);
         self
     }
 

@@ -182,6 +182,10 @@ impl WatchTask {
                                 self.send_bookmark(start_rv, true).await?;
                             }
                         }
+                        WatchCommand::Expire(_, style) => {
+                            self.send(error_line(&style.status(start_rv))).await?;
+                            return Ok(End::Clean);
+                        }
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => return Ok(End::Clean),

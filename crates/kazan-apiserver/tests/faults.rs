@@ -289,3 +289,74 @@ async fn the_journal_records_requests_and_watch_event_counts() -> TestResult {
     assert_eq!((get_entry.status, get_entry.watch), (404, false));
     Ok(())
 }
+
+#[tokio::test]
+async fn open_watches_can_be_expired_in_stream() -> TestResult {
+    let server = ApiServer::start().await?;
+    let from = server.resource_version();
+    let mut watch = WatchStream::open(
+        server.addr(),
+        &format!("/api/v1/pods?watch=1&resourceVersion={from}"),
+    )
+    .await?;
+    assert!(server.wait_for_watches("pods", 1, WAIT).await);
+    server.faults().expire_watches(Some("pods"));
+    let (t, o) = watch.event().await?;
+    assert_eq!(t, "ERROR");
+    assert_eq!(
+        o,
+        json!({"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+               "message": format!("too old resource version: {from} ({from})"),"reason":"Expired","code":410})
+    );
+    watch.expect_end().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_resource_version_can_jump_forward_and_bookmarks_report_it() -> TestResult {
+    let server = ApiServer::start().await?;
+    let from = server.resource_version();
+    let mut watch = WatchStream::open(
+        server.addr(),
+        &format!("/api/v1/pods?watch=1&allowWatchBookmarks=1&resourceVersion={from}"),
+    )
+    .await?;
+    assert!(server.wait_for_watches("pods", 1, WAIT).await);
+    let advanced = request(
+        server.addr(),
+        "POST",
+        "/_kazan/resource-version/advance?by=100",
+        &[],
+        None,
+    )
+    .await?;
+    assert_eq!(advanced.status, 200);
+    assert_eq!(server.resource_version(), from + 100);
+    server.faults().send_bookmark(None);
+    let (t, o) = watch.event().await?;
+    assert_eq!((t.as_str(), rv_of(&o)), ("BOOKMARK", from + 100));
+    let created = server.create(pod("default", "p", json!({}), "Running"))?;
+    assert_eq!(rv_of(&created), from + 101);
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_rules_can_carry_details() -> TestResult {
+    let server = ApiServer::start().await?;
+    server.faults().add_rule(
+        FaultRule::new(
+            FaultAction::status(403, "Forbidden", "pods is forbidden")
+                .details(json!({"kind": "pods"}))
+                .retry_after(3),
+        )
+        .path_prefix("/api/v1/pods"),
+    );
+    let response = get(server.addr(), "/api/v1/pods").await?;
+    assert_eq!(response.status, 403);
+    assert_eq!(response.header("retry-after"), Some("3"));
+    assert_eq!(
+        response.json()?["details"],
+        json!({"kind": "pods", "retryAfterSeconds": 3})
+    );
+    Ok(())
+}
