@@ -1,4 +1,288 @@
-//! The Watcher (being written).
+//! The Watcher: `Kazan.Watcher`'s semantics in Rust, made fit to run for months.
+//!
+//! Start one from a list request (it lists once to learn where to start) or from a watch request
+//! with a starting `resourceVersion`. It delivers `Added`, `Modified` and `Deleted` events in order,
+//! each exactly once, across the server's timeouts, dropped connections and stalls: every new watch
+//! resumes from the last resourceVersion received (bookmarks included). When the server says
+//! 410 Gone, it delivers `Gone` with the server's message and ends: clear your cache, relist, start
+//! again — or let [`Watcher::supervise`] do that for you.
+//!
+//! ```no_run
+//! use k8s_openapi::api::core::v1::Namespace;
+//! use kazan::{Client, Request, watcher::{EventKind, Watcher, WatcherOptions}};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::try_default().await?;
+//! let mut watcher = Watcher::start(client, Request::list::<Namespace>(), WatcherOptions::new())?;
+//! while let Some(event) = watcher.recv().await {
+//!     match event.kind {
+//!         EventKind::Added(ns) | EventKind::Modified(ns) => println!("{:?}", ns.metadata.name),
+//!         EventKind::Deleted(ns) => println!("deleted {:?}", ns.metadata.name),
+//!         EventKind::Gone { message } => println!("relist needed: {message}"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Three forms share one state machine: the spawned form above ([`Watcher::start`], events in a
+//! bounded channel, a handle to stop it), the [`Stream`](futures_util::Stream) form
+//! ([`Watcher::stream`]) and the supervised form ([`Watcher::supervise`], which relists after Gone).
+//! See <https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes>.
 
-/// Placeholder.
+mod backoff;
+mod decode;
+mod error;
+mod event;
+mod frame;
+mod machine;
+mod options;
+mod spawn;
+mod stats;
+
+use std::{pin::Pin, time::Duration};
+
+use futures_util::Stream;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+pub use backoff::BackoffConfig;
+pub use error::WatchError;
+pub use event::{Event, EventKind, EventType, WatcherId};
+pub use options::{OwnChannel, SendTarget, WatcherOptions};
+pub use spawn::{EndReason, StopOutcome, WatcherHandle};
+pub use stats::WatcherStats;
+
+use crate::{
+    Client, Object,
+    request::{Request, Verb, WatchEvents},
+    resource::ObjectList,
+};
+use machine::{Machine, Settings};
+use stats::StatsCell;
+use std::sync::Arc;
+
+/// A watcher's events as a stream. It ends after a `Gone` or `Failed` event; dropping it stops the
+/// watch.
+pub type WatchStream<K> = Pin<Box<dyn Stream<Item = Event<K>> + Send>>;
+
+/// What a watcher can start from: a list request (`Request::list::<K>()`) or a watch request
+/// (`Request::watch_list::<K>()`, which needs a starting resourceVersion).
+pub trait WatchRequest<K>: Send + 'static {
+    #[doc(hidden)]
+    fn into_parts(self) -> (Request<ObjectList<K>>, bool);
+}
+
+impl<K: 'static> WatchRequest<K> for Request<ObjectList<K>> {
+    fn into_parts(self) -> (Request<ObjectList<K>>, bool) {
+        (self, false)
+    }
+}
+
+impl<K: 'static> WatchRequest<K> for Request<WatchEvents<K>> {
+    fn into_parts(self) -> (Request<ObjectList<K>>, bool) {
+        (self.retype(Verb::List), true)
+    }
+}
+
+/// Starts watchers. See the [module documentation](self).
+#[derive(Debug)]
 pub struct Watcher;
+
+struct Prepared<K> {
+    client: Client,
+    request: Request<ObjectList<K>>,
+    start_rv: Option<String>,
+    settings: Settings,
+    backoff: BackoffConfig,
+    span: tracing::Span,
+}
+
+impl<K> Prepared<K>
+where
+    K: Object + DeserializeOwned + Send + 'static,
+{
+    fn new<S, R: WatchRequest<K>>(
+        client: Client,
+        request: R,
+        options: &WatcherOptions<S>,
+        id: WatcherId,
+    ) -> Result<Self, WatchError> {
+        let (mut request, is_watch) = request.into_parts();
+        let request_rv = request.params_mut().resource_version.take();
+        let fixed_timeout = request.params().timeout_seconds;
+        let start_rv = match (&options.resource_version, is_watch) {
+            (Some(rv), _) => Some(rv.clone()),
+            (None, true) => Some(request_rv.ok_or(WatchError::NoResourceVersion)?),
+            (None, false) => {
+                // A list request keeps its own resourceVersion for the list itself.
+                request.params_mut().resource_version = request_rv;
+                None
+            }
+        };
+        let name = options.name.clone().unwrap_or_else(|| id.to_string());
+        let span = tracing::info_span!("watcher", name = %name, id = id.get());
+        Ok(Prepared {
+            client,
+            request,
+            start_rv,
+            settings: Settings::from_options(options, fixed_timeout),
+            backoff: options.backoff,
+            span,
+        })
+    }
+
+    fn stream(
+        &self,
+        id: WatcherId,
+        start_rv: Option<String>,
+        settings: Settings,
+        stats: Arc<StatsCell>,
+    ) -> WatchStream<K> {
+        let machine = Machine::new(
+            self.client.clone(),
+            self.request.clone(),
+            id,
+            start_rv,
+            settings,
+            self.backoff,
+            stats,
+        );
+        let span = self.span.clone();
+        Box::pin(futures_util::stream::unfold(machine, move |mut m| {
+            let span = span.clone();
+            async move { m.next_event().instrument(span).await.map(|ev| (ev, m)) }
+        }))
+    }
+}
+
+impl Watcher {
+    /// Spawns a watcher and returns its handle (Kazan's `start_link`).
+    ///
+    /// Without `resource_version` in the options, a list request is listed once (its
+    /// `metadata.resourceVersion` is where the watch starts); a watch request without a version
+    /// (in the options or on the request) is an error. Must be called inside a Tokio runtime.
+    pub fn start<K, R, S>(
+        client: Client,
+        request: R,
+        options: WatcherOptions<S>,
+    ) -> Result<WatcherHandle<S::Message>, WatchError>
+    where
+        K: Object + DeserializeOwned + Send + 'static,
+        R: WatchRequest<K>,
+        S: SendTarget<K>,
+    {
+        let id = WatcherId::next();
+        let prepared = Prepared::new(client, request, &options, id)?;
+        let (tx, rx) = options.send_to.into_sender(options.channel_capacity);
+        let stats = Arc::new(StatsCell::default());
+        let source = Single {
+            prepared: Some(prepared),
+            id,
+            stats: stats.clone(),
+        };
+        Ok(spawn::spawn(id, source, tx, rx, stats, |_| Duration::ZERO))
+    }
+
+    /// The same watcher as a [`Stream`] of events, for consumers that prefer streams. Nothing is
+    /// spawned: the watch makes progress while the stream is polled.
+    pub fn stream<K, R, S>(
+        client: Client,
+        request: R,
+        options: WatcherOptions<S>,
+    ) -> Result<WatchStream<K>, WatchError>
+    where
+        K: Object + DeserializeOwned + Send + 'static,
+        R: WatchRequest<K>,
+    {
+        let id = WatcherId::next();
+        let prepared = Prepared::new(client, request, &options, id)?;
+        let settings = prepared.settings.clone();
+        Ok(prepared.stream(id, prepared.start_rv.clone(), settings, Arc::default()))
+    }
+
+    /// A watcher that takes care of Gone itself, for those who want the supervisor pattern done for
+    /// them: it delivers the `Gone` event (clear your cache), then lists again and delivers every
+    /// object as `Added` followed by `Synced`, and watches on. The first start lists too (and
+    /// delivers the list) unless the options give a resource version. Restarts after Gone are
+    /// spaced by the backoff.
+    pub fn supervise<K, S>(
+        client: Client,
+        request: Request<ObjectList<K>>,
+        options: WatcherOptions<S>,
+    ) -> Result<WatcherHandle<S::Message>, WatchError>
+    where
+        K: Object + DeserializeOwned + Send + 'static,
+        S: SendTarget<K>,
+    {
+        let id = WatcherId::next();
+        let options = if options.resource_version.is_none() {
+            options.deliver_initial_list(true)
+        } else {
+            options
+        };
+        let prepared = Prepared::new(client, request, &options, id)?;
+        let (tx, rx) = options.send_to.into_sender(options.channel_capacity);
+        let backoff = options.backoff;
+        let stats = Arc::new(StatsCell::default());
+        let source = Supervised {
+            prepared,
+            id,
+            stats: stats.clone(),
+        };
+        Ok(spawn::spawn(id, source, tx, rx, stats, move |restart| {
+            let exp = backoff
+                .initial
+                .saturating_mul(1u32 << restart.saturating_sub(1).min(16));
+            exp.min(backoff.max)
+        }))
+    }
+}
+
+struct Single<K> {
+    prepared: Option<Prepared<K>>,
+    id: WatcherId,
+    stats: Arc<StatsCell>,
+}
+
+impl<K: Object + DeserializeOwned + Send + 'static> spawn::StreamSource<K> for Single<K> {
+    fn open(&mut self, _restart: u32) -> WatchStream<K> {
+        match self.prepared.take() {
+            Some(p) => {
+                let settings = p.settings.clone();
+                p.stream(self.id, p.start_rv.clone(), settings, self.stats.clone())
+            }
+            None => Box::pin(futures_util::stream::empty()),
+        }
+    }
+
+    fn restarts_after_gone(&self) -> bool {
+        false
+    }
+}
+
+struct Supervised<K> {
+    prepared: Prepared<K>,
+    id: WatcherId,
+    stats: Arc<StatsCell>,
+}
+
+impl<K: Object + DeserializeOwned + Send + 'static> spawn::StreamSource<K> for Supervised<K> {
+    fn open(&mut self, restart: u32) -> WatchStream<K> {
+        let mut settings = self.prepared.settings.clone();
+        let start_rv = if restart == 0 {
+            self.prepared.start_rv.clone()
+        } else {
+            None
+        };
+        if start_rv.is_none() {
+            settings.deliver_initial_list = true;
+        }
+        self.prepared
+            .stream(self.id, start_rv, settings, self.stats.clone())
+    }
+
+    fn restarts_after_gone(&self) -> bool {
+        true
+    }
+}

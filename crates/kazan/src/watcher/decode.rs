@@ -1,0 +1,357 @@
+//! Decoding one watch event line: `{"type": ..., "object": ...}`.
+//!
+//! The API server writes `type` before `object`, so the object is decoded in the same pass, straight
+//! into its final type (no intermediate `Value`, no second parse). Events in the other order still
+//! work (the object is kept raw until the type is known). Anything that does not decode is classified
+//! so the watcher can report it with context and go on: an object that does not fit `K` keeps its
+//! type and resourceVersion (from a cheap second parse) so the watcher can skip it and advance.
+
+use std::{collections::BTreeMap, fmt, marker::PhantomData};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use serde::{
+    Deserialize, Deserializer,
+    de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor},
+};
+use serde_json::value::RawValue;
+
+/// The annotation that marks the end of the initial events of a watch-list.
+pub(crate) const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
+
+/// The three event types that carry an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ObjectEvent {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One decoded line.
+#[derive(Debug)]
+pub(crate) enum Decoded<K> {
+    /// ADDED, MODIFIED or DELETED with its object.
+    Object { event: ObjectEvent, object: K },
+    /// BOOKMARK.
+    Bookmark {
+        resource_version: Option<String>,
+        initial_events_end: bool,
+    },
+    /// ERROR, with the server's Status.
+    Error(Box<Status>),
+    /// A type this watcher does not know.
+    UnknownType { type_name: String },
+    /// A well-formed event whose object does not decode as `K`.
+    Undecodable {
+        type_name: String,
+        resource_version: Option<String>,
+        name: Option<String>,
+        namespace: Option<String>,
+        error: serde_json::Error,
+    },
+    /// Not a watch event at all (not JSON, or no `type`/`object`).
+    Malformed(serde_json::Error),
+}
+
+/// Decodes one line.
+pub(crate) fn decode_line<K: DeserializeOwned>(line: &[u8]) -> Decoded<K> {
+    match serde_json::from_slice::<WireEvent<K>>(line) {
+        Ok(ev) => ev.0,
+        Err(error) => classify_failure(line, error),
+    }
+}
+
+/// After a failed decode: was it the object (skip it, knowing its version) or the line?
+fn classify_failure<K>(line: &[u8], error: serde_json::Error) -> Decoded<K> {
+    #[derive(Deserialize)]
+    struct Lenient {
+        #[serde(rename = "type")]
+        type_name: String,
+        object: MetaOnly,
+    }
+    match serde_json::from_slice::<Lenient>(line) {
+        Ok(l) => {
+            let meta = l.object.metadata.unwrap_or_default();
+            Decoded::Undecodable {
+                type_name: l.type_name,
+                resource_version: meta.resource_version,
+                name: meta.name,
+                namespace: meta.namespace,
+                error,
+            }
+        }
+        Err(_) => Decoded::Malformed(error),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct MetaOnly {
+    metadata: Option<MetaFields>,
+}
+
+#[derive(Deserialize, Default)]
+struct MetaFields {
+    name: Option<String>,
+    namespace: Option<String>,
+    #[serde(rename = "resourceVersion")]
+    resource_version: Option<String>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+/// The `type` field, matched without allocating for the known values.
+enum TypeTag {
+    Object(ObjectEvent),
+    Bookmark,
+    Error,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for TypeTag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TagVisitor;
+        impl Visitor<'_> for TagVisitor {
+            type Value = TypeTag;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an event type string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TypeTag, E> {
+                Ok(match v {
+                    "ADDED" => TypeTag::Object(ObjectEvent::Added),
+                    "MODIFIED" => TypeTag::Object(ObjectEvent::Modified),
+                    "DELETED" => TypeTag::Object(ObjectEvent::Deleted),
+                    "BOOKMARK" => TypeTag::Bookmark,
+                    "ERROR" => TypeTag::Error,
+                    other => TypeTag::Other(other.to_string()),
+                })
+            }
+        }
+        d.deserialize_str(TagVisitor)
+    }
+}
+
+/// Decodes the object once the type is known.
+struct PayloadSeed<'a, K> {
+    tag: &'a TypeTag,
+    _k: PhantomData<fn() -> K>,
+}
+
+impl<'de, K: DeserializeOwned> DeserializeSeed<'de> for PayloadSeed<'_, K> {
+    type Value = Decoded<K>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Decoded<K>, D::Error> {
+        Ok(match self.tag {
+            TypeTag::Object(event) => Decoded::Object {
+                event: *event,
+                object: K::deserialize(d)?,
+            },
+            TypeTag::Bookmark => {
+                let meta = MetaOnly::deserialize(d)?.metadata.unwrap_or_default();
+                Decoded::Bookmark {
+                    initial_events_end: meta
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(INITIAL_EVENTS_END))
+                        .is_some_and(|v| v == "true"),
+                    resource_version: meta.resource_version,
+                }
+            }
+            TypeTag::Error => Decoded::Error(Box::new(Status::deserialize(d)?)),
+            TypeTag::Other(name) => {
+                IgnoredAny::deserialize(d)?;
+                Decoded::UnknownType {
+                    type_name: name.clone(),
+                }
+            }
+        })
+    }
+}
+
+struct WireEvent<K>(Decoded<K>);
+
+impl<'de, K: DeserializeOwned> Deserialize<'de> for WireEvent<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EventVisitor<K>(PhantomData<fn() -> K>);
+        impl<'de, K: DeserializeOwned> Visitor<'de> for EventVisitor<K> {
+            type Value = WireEvent<K>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a watch event {\"type\", \"object\"}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireEvent<K>, A::Error> {
+                let mut tag: Option<TypeTag> = None;
+                let mut decoded: Option<Decoded<K>> = None;
+                let mut raw: Option<Box<RawValue>> = None;
+                while let Some(key) = map.next_key::<KeyName>()? {
+                    match key {
+                        KeyName::Type => tag = Some(map.next_value()?),
+                        KeyName::Object => match &tag {
+                            Some(t) => {
+                                decoded = Some(map.next_value_seed(PayloadSeed {
+                                    tag: t,
+                                    _k: PhantomData,
+                                })?)
+                            }
+                            None => raw = Some(map.next_value()?),
+                        },
+                        KeyName::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                let tag = tag.ok_or_else(|| de::Error::missing_field("type"))?;
+                if let Some(d) = decoded {
+                    return Ok(WireEvent(d));
+                }
+                let raw = raw.ok_or_else(|| de::Error::missing_field("object"))?;
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                PayloadSeed {
+                    tag: &tag,
+                    _k: PhantomData,
+                }
+                .deserialize(&mut de)
+                .map(WireEvent)
+                .map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_map(EventVisitor(PhantomData))
+    }
+}
+
+enum KeyName {
+    Type,
+    Object,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for KeyName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = KeyName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyName, E> {
+                Ok(match v {
+                    "type" => KeyName::Type,
+                    "object" => KeyName::Object,
+                    _ => KeyName::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::DynamicObject;
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+
+    #[test]
+    fn object_events_decode_in_one_pass() {
+        let line = br#"{"type":"MODIFIED","object":{"kind":"Namespace","apiVersion":"v1","metadata":{"name":"a","resourceVersion":"12"}}}"#;
+        match decode_line::<Namespace>(line) {
+            Decoded::Object {
+                event: ObjectEvent::Modified,
+                object,
+            } => {
+                assert_eq!(object.metadata.name.as_deref(), Some("a"));
+                assert_eq!(object.metadata.resource_version.as_deref(), Some("12"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn object_before_type_still_decodes() {
+        let line = br#"{"object":{"metadata":{"name":"a","resourceVersion":"3"}},"type":"DELETED"}"#;
+        assert!(matches!(
+            decode_line::<Namespace>(line),
+            Decoded::Object {
+                event: ObjectEvent::Deleted,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn bookmarks_read_only_version_and_end_marker() {
+        // A pod bookmark with the empty fields a Go server serialises; a full Pod decode would fail.
+        let line = br#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"99","creationTimestamp":null,"annotations":{"k8s.io/initial-events-end":"true"}},"spec":{"containers":null},"status":{}}}"#;
+        match decode_line::<Pod>(line) {
+            Decoded::Bookmark {
+                resource_version,
+                initial_events_end,
+            } => {
+                assert_eq!(resource_version.as_deref(), Some("99"));
+                assert!(initial_events_end);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_carry_the_status() {
+        let line = br#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 1 (5)","reason":"Expired","code":410}}"#;
+        match decode_line::<Pod>(line) {
+            Decoded::Error(status) => {
+                assert_eq!(status.code, Some(410));
+                assert_eq!(status.reason.as_deref(), Some("Expired"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_types_are_named() {
+        let line = br#"{"type":"SURPRISE","object":{"metadata":{"resourceVersion":"4"}}}"#;
+        assert!(
+            matches!(decode_line::<Pod>(line), Decoded::UnknownType { type_name } if type_name == "SURPRISE")
+        );
+    }
+
+    #[test]
+    fn an_object_that_does_not_fit_keeps_its_version() {
+        // `spec.containers` must be a list in a Pod.
+        let line = br#"{"type":"ADDED","object":{"metadata":{"name":"p","namespace":"n","resourceVersion":"7"},"spec":{"containers":"nope"}}}"#;
+        match decode_line::<Pod>(line) {
+            Decoded::Undecodable {
+                type_name,
+                resource_version,
+                name,
+                namespace,
+                ..
+            } => {
+                assert_eq!(type_name, "ADDED");
+                assert_eq!(resource_version.as_deref(), Some("7"));
+                assert_eq!((name.as_deref(), namespace.as_deref()), (Some("p"), Some("n")));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for line in [
+            &b"not json"[..],
+            b"{\"type\":\"ADDED\"}",
+            b"{\"object\":{}}",
+            b"[1,2]",
+            b"{\"type\":\"ADDED\",\"object\":{",
+        ] {
+            assert!(
+                matches!(decode_line::<DynamicObject>(line), Decoded::Malformed(_)),
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dynamic_objects_take_any_kind() {
+        let line = br#"{"type":"ADDED","object":{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w","resourceVersion":"8"},"spec":{"size":1}}}"#;
+        match decode_line::<DynamicObject>(line) {
+            Decoded::Object { object, .. } => assert_eq!(object.data["spec"]["size"], 1),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Framing: watch events are JSON documents, one per line. Chunks arrive cut anywhere; this module
+//! turns them into complete lines straight from the byte buffer, with a bound on line length.
+//!
+//! A line is handed out as [`Bytes`] sharing the buffer (no copy, no `String`). A line longer than
+//! the limit is reported once and its bytes are dropped up to the next newline, so memory stays
+//! bounded whatever the server sends.
+
+use bytes::{Bytes, BytesMut};
+
+/// One item out of the framer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// A complete line, without its `\n` (and without a trailing `\r`). Never empty.
+    Line(Bytes),
+    /// A line longer than the limit was dropped; `len` is how many bytes it had when given up on
+    /// (at least the limit).
+    TooLong {
+        /// Bytes seen before the line was dropped.
+        len: usize,
+    },
+}
+
+/// Splits a byte stream into lines.
+#[derive(Debug)]
+pub(crate) struct LineFramer {
+    /// The start of a line cut by a chunk boundary (never holds a `\n`).
+    buf: BytesMut,
+    max_line: usize,
+    /// Dropping an over-long line until its end.
+    discarding: bool,
+}
+
+impl LineFramer {
+    /// A framer that refuses lines longer than `max_line` bytes.
+    pub(crate) fn new(max_line: usize) -> Self {
+        LineFramer {
+            buf: BytesMut::new(),
+            max_line: max_line.max(1),
+            discarding: false,
+        }
+    }
+
+    /// Adds a chunk and appends every frame it completes to `out`.
+    ///
+    /// Lines that lie wholly inside `chunk` are handed out as slices of it (no copy); only a line
+    /// cut by a chunk boundary is copied, once, into the framer's buffer.
+    pub(crate) fn push(&mut self, chunk: Bytes, out: &mut Vec<Frame>) {
+        let mut rest = chunk;
+        if self.discarding {
+            match memchr::memchr(b'\n', &rest) {
+                None => return,
+                Some(i) => {
+                    self.discarding = false;
+                    rest = rest.slice(i + 1..);
+                }
+            }
+        }
+        if !self.buf.is_empty() {
+            // Finish the line begun in an earlier chunk.
+            match memchr::memchr(b'\n', &rest) {
+                None => {
+                    self.buf.extend_from_slice(&rest);
+                    if self.buf.len() > self.max_line {
+                        self.give_up_on_line(out);
+                    }
+                    return;
+                }
+                Some(i) => {
+                    self.buf.extend_from_slice(&rest[..i]);
+                    let line = self.buf.split().freeze();
+                    self.emit(line, out);
+                    rest = rest.slice(i + 1..);
+                }
+            }
+        }
+        let mut start = 0;
+        for i in memchr::memchr_iter(b'\n', &rest) {
+            self.emit(rest.slice(start..i), out);
+            start = i + 1;
+        }
+        if start < rest.len() {
+            self.buf.extend_from_slice(&rest[start..]);
+            if self.buf.len() > self.max_line {
+                self.give_up_on_line(out);
+            }
+        }
+    }
+
+    fn give_up_on_line(&mut self, out: &mut Vec<Frame>) {
+        out.push(Frame::TooLong { len: self.buf.len() });
+        self.buf.clear();
+        self.discarding = true;
+    }
+
+    fn emit(&self, mut line: Bytes, out: &mut Vec<Frame>) {
+        if line.last() == Some(&b'\r') {
+            line.truncate(line.len() - 1);
+        }
+        if line.len() > self.max_line {
+            out.push(Frame::TooLong { len: line.len() });
+        } else if !line.iter().all(u8::is_ascii_whitespace) {
+            out.push(Frame::Line(line));
+        }
+    }
+
+    /// The bytes of an unfinished line, if the stream ended in the middle of one.
+    pub(crate) fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Forgets any unfinished line (a new connection starts clean).
+    pub(crate) fn reset(&mut self) {
+        self.buf.clear();
+        self.discarding = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(framer: &mut LineFramer, chunks: &[&[u8]]) -> Vec<Frame> {
+        let mut out = Vec::new();
+        for c in chunks {
+            framer.push(Bytes::copy_from_slice(c), &mut out);
+        }
+        out
+    }
+
+    fn line(s: &str) -> Frame {
+        Frame::Line(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    // The original Kazan's LineBuffer tests, carried over.
+    #[test]
+    fn kazan_line_buffer_cases() {
+        assert_eq!(lines(&mut LineFramer::new(64), &[]), vec![]);
+        assert_eq!(lines(&mut LineFramer::new(64), &[b"c1\n"]), vec![line("c1")]);
+        assert_eq!(
+            lines(&mut LineFramer::new(64), &[b"c1\nc2\n", b"c3\nc4\n"]),
+            vec![line("c1"), line("c2"), line("c3"), line("c4")]
+        );
+        assert_eq!(
+            lines(&mut LineFramer::new(64), &[b"c1\nc2\n", b"c3\nc", b"4\nc5\n"]),
+            vec![line("c1"), line("c2"), line("c3"), line("c4"), line("c5")]
+        );
+        let mut f = LineFramer::new(64);
+        assert_eq!(
+            lines(&mut f, &[b"c1\nc2\n", b"c3\nc"]),
+            vec![line("c1"), line("c2"), line("c3")]
+        );
+        assert_eq!(f.pending(), 1);
+        assert_eq!(lines(&mut f, &[b"4\nc5\n"]), vec![line("c4"), line("c5")]);
+        assert_eq!(lines(&mut LineFramer::new(64), &[b"c1\n", b""]), vec![line("c1")]);
+        assert_eq!(lines(&mut LineFramer::new(64), &[b"c1", b"\n"]), vec![line("c1")]);
+    }
+
+    #[test]
+    fn blank_lines_and_crlf_are_tolerated() {
+        assert_eq!(
+            lines(&mut LineFramer::new(64), &[b"a\r\n\n  \nb\n"]),
+            vec![line("a"), line("b")]
+        );
+    }
+
+    #[test]
+    fn an_over_long_line_is_dropped_and_reported_once() {
+        let mut f = LineFramer::new(8);
+        let out = lines(&mut f, &[b"ok\n0123456789", b"abcdef", b"ghi\nnext\n"]);
+        assert_eq!(out, vec![line("ok"), Frame::TooLong { len: 10 }, line("next")]);
+        assert_eq!(f.pending(), 0);
+        // A complete over-long line within one chunk.
+        let out = lines(&mut LineFramer::new(4), &[b"0123456\nab\n"]);
+        assert_eq!(out, vec![Frame::TooLong { len: 7 }, line("ab")]);
+    }
+
+    #[test]
+    fn memory_stays_bounded_by_the_limit() {
+        let mut f = LineFramer::new(1024);
+        let mut out = Vec::new();
+        for _ in 0..1000 {
+            f.push(Bytes::from_static(&[b'x'; 100]), &mut out);
+            assert!(f.pending() <= 1024 + 100);
+        }
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn every_split_point_gives_the_same_lines() {
+        let body = b"{\"a\":1}\n{\"b\":2}\r\n\n{\"c\":[1,2,3]}\n";
+        let whole = lines(&mut LineFramer::new(64), &[body]);
+        for i in 0..=body.len() {
+            for j in i..=body.len() {
+                let parts = lines(&mut LineFramer::new(64), &[&body[..i], &body[i..j], &body[j..]]);
+                assert_eq!(parts, whole, "split at {i} and {j}");
+            }
+        }
+    }
+}

@@ -1,0 +1,696 @@
+//! The watcher's state machine: list (when it has no version), open a watch from the last version,
+//! read events, and decide what every ending means. Every input the server can send is handled in
+//! one visible place:
+//!
+//! - what happens on a 410: [`Machine::on_failure`] with [`Disposition::Gone`] (an HTTP 410 answer
+//!   or an ERROR event with code 410): a `Gone` event with the server's message, then the end;
+//! - what happens when the connection drops or the server ends the watch: [`Machine::on_stream_end`]:
+//!   resume from the last version, at once after a clean end, after a backoff after an error;
+//! - what happens on each event line: [`Machine::on_item`].
+
+use std::{collections::VecDeque, sync::Arc, time::Duration};
+
+use serde::de::DeserializeOwned;
+use tokio::{task::JoinHandle, time::Instant};
+use tracing::Level;
+
+use super::{
+    WatchError,
+    backoff::Backoff,
+    decode::{Decoded, ObjectEvent, decode_line},
+    error::{Disposition, classify, classify_status},
+    event::{Event, EventKind, WatcherId},
+    frame::{Frame, LineFramer},
+    options::WatcherOptions,
+    stats::StatsCell,
+};
+use crate::{
+    Client, Error, Object,
+    client::BodyStream,
+    request::{Request, Verb, WatchEvents},
+    resource::ObjectList,
+};
+
+/// A watch that ends this quickly without an event is treated as a failure (backoff), so a server
+/// or proxy that closes every watch at once is not hammered.
+const SHORT_WATCH: Duration = Duration::from_secs(1);
+
+/// After this many malformed lines in a row at the same version, the line is skipped (reported)
+/// instead of resuming again, so a server that always sends the same bad line cannot loop us.
+const MALFORMED_RETRIES: u32 = 3;
+
+/// Settings the machine reads; the non-generic part of [`WatcherOptions`].
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) log: Option<Level>,
+    pub(crate) bookmarks: bool,
+    pub(crate) deliver_bookmarks: bool,
+    pub(crate) deliver_initial_list: bool,
+    pub(crate) page_size: u32,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_line_bytes: usize,
+    pub(crate) decode_concurrency: usize,
+    pub(crate) fixed_timeout: Option<u32>,
+    watch_timeout: std::ops::Range<u32>,
+}
+
+impl Settings {
+    pub(crate) fn from_options<S>(o: &WatcherOptions<S>, fixed_timeout: Option<u32>) -> Self {
+        Settings {
+            log: o.log,
+            bookmarks: o.bookmarks,
+            deliver_bookmarks: o.deliver_bookmarks,
+            deliver_initial_list: o.deliver_initial_list,
+            page_size: o.page_size,
+            idle_timeout: o.idle_timeout,
+            max_line_bytes: o.max_line_bytes,
+            decode_concurrency: o.decode_concurrency,
+            fixed_timeout,
+            watch_timeout: o.watch_timeout.clone(),
+        }
+    }
+
+    fn timeout_seconds(&self) -> u32 {
+        self.fixed_timeout
+            .unwrap_or_else(|| fastrand::u32(self.watch_timeout.clone()))
+    }
+}
+
+/// One decoded line, or an over-long line that was dropped.
+enum Item<K> {
+    Decoded { decoded: Decoded<K>, len: usize },
+    TooLong { len: usize },
+}
+
+fn decode_frames<K: DeserializeOwned>(frames: Vec<Frame>) -> Vec<Item<K>> {
+    frames
+        .into_iter()
+        .map(|f| match f {
+            Frame::Line(line) => Item::Decoded {
+                decoded: decode_line(&line),
+                len: line.len(),
+            },
+            Frame::TooLong { len } => Item::TooLong { len },
+        })
+        .collect()
+}
+
+/// A batch of lines being decoded, in stream order.
+enum Batch<K> {
+    Ready(Vec<Item<K>>),
+    Spawned(JoinHandle<Vec<Item<K>>>),
+}
+
+/// How a watch stream ended.
+enum StreamEnd {
+    /// The server ended the body cleanly (its timeout, a restart, a slow-watcher cut).
+    Eof,
+    /// Reading failed.
+    Error(Error),
+    /// Nothing arrived for the idle deadline.
+    Idle,
+}
+
+struct Streaming<K> {
+    body: BodyStream,
+    batches: VecDeque<Batch<K>>,
+    ended: Option<StreamEnd>,
+    opened_at: Instant,
+    events: u64,
+    idle_deadline: Instant,
+}
+
+impl<K> Drop for Streaming<K> {
+    fn drop(&mut self) {
+        for b in &self.batches {
+            if let Batch::Spawned(h) = b {
+                h.abort();
+            }
+        }
+    }
+}
+
+enum State<K> {
+    /// Deciding between listing and watching.
+    Start,
+    /// Listing; `token` is the next page's, `rv` the first page's version.
+    Listing {
+        token: Option<String>,
+        rv: Option<String>,
+    },
+    /// Opening a watch from the last version.
+    Connecting,
+    /// Reading events.
+    Streaming(Box<Streaming<K>>),
+    /// Waiting before the next attempt.
+    Waiting { until: Instant, then: Box<State<K>> },
+    /// Ended (after Gone or Failed, or when the consumer is done).
+    Done,
+}
+
+/// The watcher itself; [`Machine::next_event`] drives it one event at a time.
+pub(crate) struct Machine<K> {
+    client: Client,
+    request: Request<ObjectList<K>>,
+    what: String,
+    id: WatcherId,
+    settings: Settings,
+    state: State<K>,
+    pending: VecDeque<Event<K>>,
+    /// The version to resume from.
+    rv: Option<String>,
+    /// The version of the last object event delivered (Kazan drops a repeat of it).
+    last_delivered: Option<String>,
+    /// Watching from "0"/"": the synthetic ADDED burst carries unordered versions, so the resume
+    /// version is not advanced until the burst is over (as client-go does).
+    in_initial_burst: bool,
+    malformed: Option<(Option<String>, u32)>,
+    backoff: Backoff,
+    framer: LineFramer,
+    stats: Arc<StatsCell>,
+}
+
+impl<K> Machine<K>
+where
+    K: Object + DeserializeOwned + Send + 'static,
+{
+    pub(crate) fn new(
+        client: Client,
+        request: Request<ObjectList<K>>,
+        id: WatcherId,
+        start_rv: Option<String>,
+        settings: Settings,
+        backoff: super::backoff::BackoffConfig,
+        stats: Arc<StatsCell>,
+    ) -> Self {
+        stats.at(start_rv.as_deref());
+        let what = request.path();
+        let in_initial_burst = matches!(start_rv.as_deref(), Some("0" | ""));
+        let framer = LineFramer::new(settings.max_line_bytes);
+        Machine {
+            client,
+            request,
+            what,
+            id,
+            state: State::Start,
+            pending: VecDeque::new(),
+            rv: start_rv,
+            last_delivered: None,
+            in_initial_burst,
+            malformed: None,
+            backoff: Backoff::new(backoff),
+            framer,
+            stats,
+            settings,
+        }
+    }
+
+    /// The next event, or `None` once the watcher has ended (after Gone or Failed).
+    pub(crate) async fn next_event(&mut self) -> Option<Event<K>> {
+        loop {
+            if let Some(ev) = self.pending.pop_front() {
+                return Some(ev);
+            }
+            self.state = match std::mem::replace(&mut self.state, State::Done) {
+                State::Done => return None,
+                State::Start => {
+                    if self.rv.is_some() {
+                        State::Connecting
+                    } else {
+                        State::Listing {
+                            token: None,
+                            rv: None,
+                        }
+                    }
+                }
+                State::Listing { token, rv } => self.list_page(token, rv).await,
+                State::Connecting => self.connect().await,
+                State::Streaming(s) => self.read(s).await,
+                State::Waiting { until, then } => {
+                    tokio::time::sleep_until(until).await;
+                    *then
+                }
+            };
+        }
+    }
+
+    fn event(&self, resource_version: Option<String>, kind: EventKind<K>) -> Event<K> {
+        Event {
+            from: self.id,
+            resource_version,
+            kind,
+        }
+    }
+
+    fn log(&self, msg: std::fmt::Arguments<'_>) {
+        if let Some(level) = self.settings.log {
+            match level {
+                Level::ERROR => tracing::error!("{msg}"),
+                Level::WARN => tracing::warn!("{msg}"),
+                Level::INFO => tracing::info!("{msg}"),
+                Level::DEBUG => tracing::debug!("{msg}"),
+                Level::TRACE => tracing::trace!("{msg}"),
+            }
+        }
+    }
+
+    fn problem(&self, msg: std::fmt::Arguments<'_>) {
+        match self.settings.log {
+            None => {}
+            Some(Level::ERROR) => tracing::error!("{msg}"),
+            Some(_) => tracing::warn!("{msg}"),
+        }
+    }
+
+    async fn list_page(&mut self, token: Option<String>, first_rv: Option<String>) -> State<K> {
+        let mut req = self.request.clone().limit(self.settings.page_size);
+        if let Some(t) = &token {
+            req = req.continue_token(t);
+            req.params_mut().resource_version = None;
+            req.params_mut().resource_version_match = None;
+        }
+        self.log(format_args!(
+            "listing {} (page size {})",
+            self.what, self.settings.page_size
+        ));
+        let list = match self.client.run(&req).await {
+            Ok(list) => list,
+            Err(e) => {
+                let error = WatchError::List {
+                    what: self.what.clone(),
+                    source: Box::new(e),
+                };
+                return match error_disposition(&error) {
+                    Disposition::Terminal => self.fail(error),
+                    // An expired continue token: that snapshot is gone; list again from the start.
+                    Disposition::Gone => self.retry(
+                        error,
+                        None,
+                        State::Listing {
+                            token: None,
+                            rv: None,
+                        },
+                    ),
+                    Disposition::Retry(retry_after) => {
+                        self.retry(error, retry_after, State::Listing { token, rv: first_rv })
+                    }
+                };
+            }
+        };
+        let rv = first_rv.or_else(|| list.metadata.resource_version.clone().filter(|v| !v.is_empty()));
+        let next = list.metadata.continue_.clone().filter(|t| !t.is_empty());
+        if self.settings.deliver_initial_list {
+            for item in list.items {
+                let item_rv = item.resource_version().map(str::to_string);
+                self.pending
+                    .push_back(self.event(item_rv, EventKind::Added(item)));
+            }
+            if let Some(t) = next {
+                return State::Listing { token: Some(t), rv };
+            }
+        }
+        match rv {
+            Some(rv) => {
+                self.log(format_args!("starting from the list's resourceVersion {rv}"));
+                if self.settings.deliver_initial_list {
+                    self.pending
+                        .push_back(self.event(Some(rv.clone()), EventKind::Synced));
+                }
+                self.stats.at(Some(&rv));
+                self.rv = Some(rv);
+                State::Connecting
+            }
+            None => {
+                let error = WatchError::List {
+                    what: self.what.clone(),
+                    source: Box::new(Error::InvalidRequest(
+                        "the list answer carries no metadata.resourceVersion".into(),
+                    )),
+                };
+                self.fail(error)
+            }
+        }
+    }
+
+    fn watch_request(&self) -> Request<WatchEvents<K>> {
+        let mut req: Request<WatchEvents<K>> = self.request.clone().retype(Verb::Watch);
+        let p = req.params_mut();
+        p.limit = None;
+        p.continue_token = None;
+        p.resource_version_match = None;
+        p.send_initial_events = None;
+        p.resource_version = self.rv.clone();
+        p.allow_watch_bookmarks = self.settings.bookmarks;
+        p.timeout_seconds = Some(self.settings.timeout_seconds());
+        req
+    }
+
+    async fn connect(&mut self) -> State<K> {
+        let req = self.watch_request();
+        self.log(format_args!(
+            "watching {} from resourceVersion {}",
+            self.what,
+            self.rv.as_deref().unwrap_or("(none)")
+        ));
+        match self.client.stream(&req).await {
+            Ok(body) => {
+                let now = Instant::now();
+                self.backoff.healthy(now);
+                self.framer.reset();
+                State::Streaming(Box::new(Streaming {
+                    body,
+                    batches: VecDeque::new(),
+                    ended: None,
+                    opened_at: now,
+                    events: 0,
+                    idle_deadline: now + self.settings.idle_timeout,
+                }))
+            }
+            Err(e) => {
+                let error = WatchError::Open {
+                    what: self.what.clone(),
+                    source: Box::new(e),
+                };
+                self.on_failure(error)
+            }
+        }
+    }
+
+    /// Reads until at least one event is pending or the stream is over.
+    async fn read(&mut self, mut s: Box<Streaming<K>>) -> State<K> {
+        loop {
+            // Deliver what is decoded, in order.
+            while let Some(Batch::Ready(_)) = s.batches.front() {
+                if let Some(Batch::Ready(items)) = s.batches.pop_front() {
+                    if let Some(next) = self.on_items(items, &mut s) {
+                        return next;
+                    }
+                }
+            }
+            if !self.pending.is_empty() {
+                return State::Streaming(s);
+            }
+            if s.batches.is_empty() {
+                if let Some(end) = s.ended.take() {
+                    return self.on_stream_end(end, &s);
+                }
+            }
+            let can_read = s.ended.is_none() && s.batches.len() < self.settings.decode_concurrency;
+            tokio::select! {
+                biased;
+                done = front_batch(&mut s.batches) => {
+                    s.batches.pop_front();
+                    match done {
+                        Ok(items) => {
+                            if let Some(next) = self.on_items(items, &mut s) {
+                                return next;
+                            }
+                        }
+                        Err(join_error) => {
+                            let error = WatchError::Stream {
+                                what: self.what.clone(),
+                                source: Box::new(Error::Http { url: self.what.clone(), source: Box::new(join_error) }),
+                            };
+                            return self.retry(error, None, State::Connecting);
+                        }
+                    }
+                }
+                chunk = s.body.chunk(), if can_read => match chunk {
+                    None => s.ended = Some(StreamEnd::Eof),
+                    Some(Err(e)) => s.ended = Some(StreamEnd::Error(e)),
+                    Some(Ok(bytes)) => {
+                        s.idle_deadline = Instant::now() + self.settings.idle_timeout;
+                        let mut frames = Vec::new();
+                        self.framer.push(bytes, &mut frames);
+                        if !frames.is_empty() {
+                            self.stats.read_lines(frames.len());
+                            s.batches.push_back(self.decode(frames));
+                        }
+                    }
+                },
+                _ = tokio::time::sleep_until(s.idle_deadline), if s.ended.is_none() => {
+                    s.ended = Some(StreamEnd::Idle);
+                }
+            }
+        }
+    }
+
+    fn decode(&self, frames: Vec<Frame>) -> Batch<K> {
+        if self.settings.decode_concurrency > 1 && frames.len() > 1 {
+            Batch::Spawned(tokio::spawn(async move { decode_frames(frames) }))
+        } else {
+            Batch::Ready(decode_frames(frames))
+        }
+    }
+
+    /// Applies decoded lines in order; returns the next state when the stream must be left.
+    fn on_items(&mut self, items: Vec<Item<K>>, s: &mut Streaming<K>) -> Option<State<K>> {
+        for item in items {
+            if let Some(next) = self.on_item(item, s) {
+                return Some(next);
+            }
+        }
+        None
+    }
+
+    /// What each line means.
+    fn on_item(&mut self, item: Item<K>, s: &mut Streaming<K>) -> Option<State<K>> {
+        let (decoded, len) = match item {
+            Item::TooLong { len } => {
+                let error = WatchError::LineTooLong {
+                    len,
+                    max: self.settings.max_line_bytes,
+                };
+                self.problem(format_args!("{error}"));
+                self.pending
+                    .push_back(self.event(None, EventKind::Skipped(Arc::new(error))));
+                return None;
+            }
+            Item::Decoded { decoded, len } => (decoded, len),
+        };
+        match decoded {
+            Decoded::Object { event, object } => {
+                s.events += 1;
+                self.malformed = None;
+                let rv = object.resource_version().map(str::to_string);
+                if rv.is_some() && rv == self.last_delivered {
+                    self.log(format_args!(
+                        "dropping a repeated event at resourceVersion {}",
+                        rv.as_deref().unwrap_or("")
+                    ));
+                    return None;
+                }
+                if self.in_initial_burst && event != ObjectEvent::Added {
+                    self.in_initial_burst = false;
+                }
+                if !self.in_initial_burst && rv.is_some() {
+                    self.rv.clone_from(&rv);
+                    self.stats.at(rv.as_deref());
+                }
+                self.stats.delivered();
+                self.last_delivered.clone_from(&rv);
+                let kind = match event {
+                    ObjectEvent::Added => EventKind::Added(object),
+                    ObjectEvent::Modified => EventKind::Modified(object),
+                    ObjectEvent::Deleted => EventKind::Deleted(object),
+                };
+                self.pending.push_back(self.event(rv, kind));
+                None
+            }
+            Decoded::Bookmark {
+                resource_version,
+                initial_events_end,
+            } => {
+                s.events += 1;
+                if initial_events_end {
+                    self.log(format_args!("initial events delivered"));
+                }
+                if let Some(rv) = resource_version.filter(|v| !v.is_empty()) {
+                    self.in_initial_burst = false;
+                    self.stats.at(Some(&rv));
+                    self.stats.bookmarked();
+                    self.rv = Some(rv.clone());
+                    if self.settings.deliver_bookmarks {
+                        self.pending.push_back(self.event(Some(rv), EventKind::Bookmark));
+                    }
+                }
+                None
+            }
+            Decoded::Error(status) => match classify_status(&status) {
+                Disposition::Gone => Some(self.gone(status.message.clone().unwrap_or_default())),
+                Disposition::Retry(retry_after) => {
+                    Some(self.retry(WatchError::ServerError(status), retry_after, State::Connecting))
+                }
+                Disposition::Terminal => Some(self.fail(WatchError::ServerError(status))),
+            },
+            Decoded::UnknownType { type_name } => {
+                let error = WatchError::UnknownEventType(type_name);
+                self.problem(format_args!("{error}"));
+                self.pending
+                    .push_back(self.event(None, EventKind::Skipped(Arc::new(error))));
+                None
+            }
+            Decoded::Undecodable {
+                type_name,
+                resource_version,
+                name,
+                namespace,
+                error,
+            } => {
+                s.events += 1;
+                let object = match namespace {
+                    Some(ns) => format!("{ns}/{}", name.as_deref().unwrap_or("?")),
+                    None => name.unwrap_or_else(|| "?".to_string()),
+                };
+                let error = WatchError::Decode {
+                    event_type: type_name,
+                    object,
+                    resource_version: resource_version.clone().unwrap_or_else(|| "?".into()),
+                    source: error,
+                };
+                self.problem(format_args!("skipping an event: {error}"));
+                // Skip past it, so a resume does not bring it back forever.
+                if let Some(rv) = &resource_version {
+                    if !self.in_initial_burst {
+                        self.stats.at(Some(rv));
+                        self.rv = Some(rv.clone());
+                    }
+                }
+                self.pending
+                    .push_back(self.event(resource_version, EventKind::Skipped(Arc::new(error))));
+                None
+            }
+            Decoded::Malformed(source) => {
+                let error = WatchError::MalformedLine { len, source };
+                let count = match &self.malformed {
+                    Some((at, n)) if *at == self.rv => n + 1,
+                    _ => 1,
+                };
+                self.malformed = Some((self.rv.clone(), count));
+                if count >= MALFORMED_RETRIES {
+                    self.problem(format_args!(
+                        "{error}; seen {count} times at the same place, skipping it"
+                    ));
+                    self.pending
+                        .push_back(self.event(None, EventKind::Skipped(Arc::new(error))));
+                    None
+                } else {
+                    // Most likely a damaged stream: resume from the last good version.
+                    Some(self.retry(error, None, State::Connecting))
+                }
+            }
+        }
+    }
+
+    /// What happens when the connection drops or the server ends the watch.
+    fn on_stream_end(&mut self, end: StreamEnd, s: &Streaming<K>) -> State<K> {
+        if self.framer.pending() > 0 {
+            self.log(format_args!(
+                "the watch of {} ended inside an event ({} bytes of it received); resuming before it",
+                self.what,
+                self.framer.pending()
+            ));
+        }
+        match end {
+            StreamEnd::Eof => {
+                let lasted = Instant::now().saturating_duration_since(s.opened_at);
+                if s.events == 0 && lasted < SHORT_WATCH {
+                    let error = WatchError::Stream {
+                        what: self.what.clone(),
+                        source: Box::new(Error::Http {
+                            url: self.what.clone(),
+                            source: "the server ended the watch at once, with no event".into(),
+                        }),
+                    };
+                    return self.retry(error, None, State::Connecting);
+                }
+                self.stats.resumed();
+                self.log(format_args!(
+                    "the server ended the watch of {}; resuming from resourceVersion {}",
+                    self.what,
+                    self.rv.as_deref().unwrap_or("(none)")
+                ));
+                State::Connecting
+            }
+            StreamEnd::Error(e) => {
+                let error = WatchError::Stream {
+                    what: self.what.clone(),
+                    source: Box::new(e),
+                };
+                self.retry(error, None, State::Connecting)
+            }
+            StreamEnd::Idle => {
+                let error = WatchError::Idle {
+                    what: self.what.clone(),
+                    idle: self.settings.idle_timeout,
+                };
+                self.retry(error, None, State::Connecting)
+            }
+        }
+    }
+
+    /// What happens when a request fails: 410 → Gone, transient → retry, otherwise the end.
+    fn on_failure(&mut self, error: WatchError) -> State<K> {
+        match error_disposition(&error) {
+            Disposition::Gone => {
+                let message = error
+                    .api_error()
+                    .and_then(|a| a.message().map(str::to_string))
+                    .unwrap_or_else(|| error.to_string());
+                self.gone(message)
+            }
+            Disposition::Retry(retry_after) => self.retry(error, retry_after, State::Connecting),
+            Disposition::Terminal => self.fail(error),
+        }
+    }
+
+    fn gone(&mut self, message: String) -> State<K> {
+        self.problem(format_args!(
+            "410 Gone from {}: {message}; the watcher ends",
+            self.what
+        ));
+        self.pending
+            .push_back(self.event(None, EventKind::Gone { message }));
+        State::Done
+    }
+
+    fn fail(&mut self, error: WatchError) -> State<K> {
+        self.problem(format_args!("the watcher ends: {error}"));
+        self.pending
+            .push_back(self.event(None, EventKind::Failed(Arc::new(error))));
+        State::Done
+    }
+
+    fn retry(&mut self, error: WatchError, retry_after: Option<Duration>, then: State<K>) -> State<K> {
+        let now = Instant::now();
+        let delay = self.backoff.next_delay(now, retry_after);
+        self.stats.retried();
+        self.problem(format_args!(
+            "{error}; retrying in {delay:?} (attempt {})",
+            self.backoff.attempts()
+        ));
+        State::Waiting {
+            until: now + delay,
+            then: Box::new(then),
+        }
+    }
+}
+
+fn error_disposition(error: &WatchError) -> Disposition {
+    match error {
+        WatchError::List { source, .. }
+        | WatchError::Open { source, .. }
+        | WatchError::Stream { source, .. } => classify(source),
+        WatchError::ServerError(status) => classify_status(status),
+        WatchError::NoResourceVersion => Disposition::Terminal,
+        _ => Disposition::Retry(None),
+    }
+}
+
+/// Waits for the oldest batch being decoded; never resolves when there is none or it is ready.
+async fn front_batch<K>(batches: &mut VecDeque<Batch<K>>) -> Result<Vec<Item<K>>, tokio::task::JoinError> {
+    match batches.front_mut() {
+        Some(Batch::Spawned(handle)) => handle.await,
+        _ => std::future::pending().await,
+    }
+}

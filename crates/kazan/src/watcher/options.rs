@@ -1,0 +1,229 @@
+//! Watcher options: Kazan's (`send_to`, `resource_version`, `name`, `log`) and the knobs the
+//! original lacked (bookmarks, deadlines, backoff, limits).
+
+use std::{ops::Range, time::Duration};
+
+use tokio::sync::mpsc;
+
+use super::backoff::BackoffConfig;
+
+/// Where a spawned watcher sends its events: its own channel, read through the handle (the
+/// default, like Kazan's `send_to: self()`), or a sender you pass.
+pub trait SendTarget<K>: Send + 'static {
+    /// What the receiver receives.
+    type Message: From<super::Event<K>> + Send + 'static;
+
+    #[doc(hidden)]
+    fn into_sender(
+        self,
+        capacity: usize,
+    ) -> (mpsc::Sender<Self::Message>, Option<mpsc::Receiver<Self::Message>>);
+}
+
+/// No `send_to`: the handle owns the receiver ([`WatcherHandle::recv`](super::WatcherHandle::recv)).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OwnChannel;
+
+impl<K: Send + 'static> SendTarget<K> for OwnChannel {
+    type Message = super::Event<K>;
+
+    fn into_sender(
+        self,
+        capacity: usize,
+    ) -> (
+        mpsc::Sender<super::Event<K>>,
+        Option<mpsc::Receiver<super::Event<K>>>,
+    ) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (tx, Some(rx))
+    }
+}
+
+impl<K, M> SendTarget<K> for mpsc::Sender<M>
+where
+    M: From<super::Event<K>> + Send + 'static,
+{
+    type Message = M;
+
+    fn into_sender(self, _capacity: usize) -> (mpsc::Sender<M>, Option<mpsc::Receiver<M>>) {
+        (self, None)
+    }
+}
+
+/// How a watcher runs. Start from [`WatcherOptions::new`] and set what you need.
+///
+/// ```
+/// use std::time::Duration;
+/// use kazan::watcher::WatcherOptions;
+///
+/// let options = WatcherOptions::new()
+///     .resource_version("4711")
+///     .name("namespaces")
+///     .log(Some(tracing::Level::INFO))
+///     .idle_timeout(Duration::from_secs(90));
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct WatcherOptions<S = OwnChannel> {
+    pub(crate) send_to: S,
+    pub(crate) resource_version: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) log: Option<tracing::Level>,
+    pub(crate) bookmarks: bool,
+    pub(crate) deliver_bookmarks: bool,
+    pub(crate) deliver_initial_list: bool,
+    pub(crate) page_size: u32,
+    pub(crate) watch_timeout: Range<u32>,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_line_bytes: usize,
+    pub(crate) channel_capacity: usize,
+    pub(crate) backoff: BackoffConfig,
+    pub(crate) decode_concurrency: usize,
+}
+
+impl Default for WatcherOptions<OwnChannel> {
+    fn default() -> Self {
+        WatcherOptions {
+            send_to: OwnChannel,
+            resource_version: None,
+            name: None,
+            log: Some(tracing::Level::DEBUG),
+            bookmarks: true,
+            deliver_bookmarks: false,
+            deliver_initial_list: false,
+            page_size: 500,
+            watch_timeout: 300..600,
+            idle_timeout: Duration::from_secs(130),
+            max_line_bytes: 16 * 1024 * 1024,
+            channel_capacity: 100,
+            backoff: BackoffConfig::default(),
+            decode_concurrency: default_decode_concurrency(),
+        }
+    }
+}
+
+fn default_decode_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
+
+impl WatcherOptions<OwnChannel> {
+    /// The defaults: a list first (when no version is given), bookmarks requested, server timeout
+    /// jittered in 5–10 minutes, idle deadline 130 s, lines up to 16 MiB, logging at DEBUG.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<S> WatcherOptions<S> {
+    /// Sends events to `sender` instead of the handle's own channel (Kazan's `send_to`). Several
+    /// watchers of different kinds may share one receiver: `M` is your enum with a `From` impl per
+    /// kind's `Event<K>`.
+    pub fn send_to<M>(self, sender: mpsc::Sender<M>) -> WatcherOptions<mpsc::Sender<M>> {
+        WatcherOptions {
+            send_to: sender,
+            resource_version: self.resource_version,
+            name: self.name,
+            log: self.log,
+            bookmarks: self.bookmarks,
+            deliver_bookmarks: self.deliver_bookmarks,
+            deliver_initial_list: self.deliver_initial_list,
+            page_size: self.page_size,
+            watch_timeout: self.watch_timeout,
+            idle_timeout: self.idle_timeout,
+            max_line_bytes: self.max_line_bytes,
+            channel_capacity: self.channel_capacity,
+            backoff: self.backoff,
+            decode_concurrency: self.decode_concurrency,
+        }
+    }
+
+    /// Starts strictly after this resourceVersion (Kazan's `resource_version`): no list.
+    pub fn resource_version(mut self, rv: impl Into<String>) -> Self {
+        self.resource_version = Some(rv.into());
+        self
+    }
+
+    /// A name shown on every log line of this watcher (Kazan's `name`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The level of the watcher's routine log lines, or `None` for no logging at all (Kazan's `log`).
+    /// Problems (retries, skipped events) are logged at WARN or above while logging is on.
+    pub fn log(mut self, level: Option<tracing::Level>) -> Self {
+        self.log = level;
+        self
+    }
+
+    /// Whether to ask for bookmarks (default yes): they keep the resume version fresh on quiet
+    /// resources, so a reconnect does not hit 410.
+    pub fn bookmarks(mut self, request: bool) -> Self {
+        self.bookmarks = request;
+        self
+    }
+
+    /// Whether to deliver bookmarks as `Bookmark` events (default no).
+    pub fn deliver_bookmarks(mut self, deliver: bool) -> Self {
+        self.deliver_bookmarks = deliver;
+        self
+    }
+
+    /// Whether to deliver the initial list's objects as `Added` events, followed by `Synced`
+    /// (default no, as in Kazan). Only applies when the watcher lists (no resource version).
+    pub fn deliver_initial_list(mut self, deliver: bool) -> Self {
+        self.deliver_initial_list = deliver;
+        self
+    }
+
+    /// Page size of the initial list (default 500).
+    pub fn page_size(mut self, size: u32) -> Self {
+        self.page_size = size.max(1);
+        self
+    }
+
+    /// The server-side `timeoutSeconds` of each watch request, drawn at random from this range
+    /// (default 300..600) so that many watchers do not reconnect in step. A request that sets
+    /// `timeoutSeconds` itself keeps its value.
+    pub fn watch_timeout(mut self, seconds: Range<u32>) -> Self {
+        let start = seconds.start.max(1);
+        self.watch_timeout = start..seconds.end.max(start + 1);
+        self
+    }
+
+    /// How long the watch may go without receiving a byte before the connection is presumed dead
+    /// and the watch resumed (default 130 s: a little over two bookmark intervals).
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// The longest event line accepted (default 16 MiB); longer lines are dropped and reported.
+    pub fn max_line_bytes(mut self, max: usize) -> Self {
+        self.max_line_bytes = max.max(1024);
+        self
+    }
+
+    /// Capacity of the handle's own channel (default 100). The watcher stops reading the socket
+    /// while the channel is full.
+    pub fn channel_capacity(mut self, capacity: usize) -> Self {
+        self.channel_capacity = capacity.max(1);
+        self
+    }
+
+    /// Backoff between retries (default 800 ms doubling to 30 s, reset after a healthy minute).
+    pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// How many batches of events may be decoded at once on the runtime's threads (default: the
+    /// number of cores, at most 4). Events are delivered in order whatever the value.
+    pub fn decode_concurrency(mut self, n: usize) -> Self {
+        self.decode_concurrency = n.max(1);
+        self
+    }
+}

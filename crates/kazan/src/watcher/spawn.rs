@@ -1,0 +1,201 @@
+//! The spawned form: a task that drives the watcher's stream and sends each event into a bounded
+//! channel (Kazan's `send_to`), and the handle that stops it and tells why it ended.
+
+use std::{future::IntoFuture, pin::Pin, sync::Arc};
+
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::{Event, EventKind, WatchError, WatchStream, WatcherId, WatcherStats, stats::StatsCell};
+
+/// Why a watcher ended.
+#[derive(Debug, Clone)]
+pub enum EndReason {
+    /// [`WatcherHandle::stop`] was called.
+    Stopped,
+    /// The server said 410 Gone (the message is the server's). Relist and start a new watcher.
+    Gone {
+        /// The server's message.
+        message: String,
+    },
+    /// The receiver was dropped: nobody listens any more.
+    ConsumerGone,
+    /// An error the watcher cannot recover from.
+    Failed(Arc<WatchError>),
+}
+
+/// What [`WatcherHandle::stop`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// The watcher was running and is now stopped.
+    Stopped,
+    /// The watcher had already ended (stopped before, Gone, consumer gone, or failed).
+    AlreadyStopped,
+}
+
+/// A running watcher.
+///
+/// Events go to the channel given with [`WatcherOptions::send_to`](super::WatcherOptions::send_to),
+/// or, without one, to the handle's own channel, read with [`WatcherHandle::recv`].
+///
+/// Dropping the handle does not stop the watcher: it runs until [`stop`](Self::stop) is called, the
+/// receiver is dropped (with the handle's own channel, dropping the handle drops the receiver), or
+/// it ends on Gone or a terminal error. `.await` on the handle waits for the end.
+#[derive(Debug)]
+pub struct WatcherHandle<M> {
+    id: WatcherId,
+    cancel: CancellationToken,
+    end: watch::Receiver<Option<EndReason>>,
+    receiver: Option<mpsc::Receiver<M>>,
+    stats: Arc<StatsCell>,
+}
+
+impl<M: Send + 'static> WatcherHandle<M> {
+    /// The watcher's counters: resumes, retries, events, and the version it would resume from.
+    pub fn stats(&self) -> WatcherStats {
+        self.stats.snapshot()
+    }
+
+    /// The watcher's id (the `from` of its events).
+    pub fn id(&self) -> WatcherId {
+        self.id
+    }
+
+    /// The next event from the handle's own channel; `None` when the watcher has ended and every
+    /// event was read, or when events go to a `send_to` channel instead.
+    pub async fn recv(&mut self) -> Option<M> {
+        match &mut self.receiver {
+            Some(rx) => rx.recv().await,
+            None => None,
+        }
+    }
+
+    /// Takes the handle's own receiver (e.g. to move it into another task).
+    pub fn take_receiver(&mut self) -> Option<mpsc::Receiver<M>> {
+        self.receiver.take()
+    }
+
+    /// Stops the watch and waits for the task to end. Calling it again, or after the watcher ended
+    /// on its own, returns [`StopOutcome::AlreadyStopped`].
+    pub async fn stop(&self) -> StopOutcome {
+        if self.end.borrow().is_some() {
+            return StopOutcome::AlreadyStopped;
+        }
+        self.cancel.cancel();
+        match self.wait().await {
+            EndReason::Stopped => StopOutcome::Stopped,
+            _ => StopOutcome::AlreadyStopped,
+        }
+    }
+
+    /// Whether the watcher is still running.
+    pub fn is_running(&self) -> bool {
+        self.end.borrow().is_none()
+    }
+
+    /// Why the watcher ended, if it has.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.end.borrow().clone()
+    }
+
+    /// Waits until the watcher ends and tells why.
+    pub async fn wait(&self) -> EndReason {
+        let mut end = self.end.clone();
+        match end.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or(EndReason::Stopped),
+            // The task is gone without a word: it was cancelled with the runtime.
+            Err(_) => EndReason::Stopped,
+        }
+    }
+}
+
+impl<M: Send + 'static> IntoFuture for WatcherHandle<M> {
+    type Output = EndReason;
+    type IntoFuture = Pin<Box<dyn Future<Output = EndReason> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.wait().await })
+    }
+}
+
+/// Where the events of one watch come from: a single stream, or a new one after each Gone.
+pub(crate) trait StreamSource<K>: Send + 'static {
+    /// The next stream to drive; `restart` counts the Gones before it.
+    fn open(&mut self, restart: u32) -> WatchStream<K>;
+    /// Whether to open a new stream after Gone (the supervisor) or end (Kazan).
+    fn restarts_after_gone(&self) -> bool;
+}
+
+/// Spawns the task that drives `source` into `tx`.
+pub(crate) fn spawn<K, M, Src>(
+    id: WatcherId,
+    mut source: Src,
+    tx: mpsc::Sender<M>,
+    receiver: Option<mpsc::Receiver<M>>,
+    stats: Arc<StatsCell>,
+    restart_delay: impl Fn(u32) -> std::time::Duration + Send + 'static,
+) -> WatcherHandle<M>
+where
+    K: Send + 'static,
+    M: From<Event<K>> + Send + 'static,
+    Src: StreamSource<K>,
+{
+    let cancel = CancellationToken::new();
+    let (end_tx, end_rx) = watch::channel(None);
+    let task_cancel = cancel.clone();
+    tokio::spawn(async move {
+        let mut restart = 0u32;
+        let reason = 'outer: loop {
+            let mut stream = source.open(restart);
+            let ended = loop {
+                let next = tokio::select! {
+                    biased;
+                    _ = task_cancel.cancelled() => break 'outer EndReason::Stopped,
+                    _ = tx.closed() => break 'outer EndReason::ConsumerGone,
+                    next = stream.next() => next,
+                };
+                let Some(event) = next else {
+                    break 'outer EndReason::Stopped;
+                };
+                let terminal = match &event.kind {
+                    EventKind::Gone { message } => Some(EndReason::Gone {
+                        message: message.clone(),
+                    }),
+                    EventKind::Failed(e) => Some(EndReason::Failed(e.clone())),
+                    _ => None,
+                };
+                // Backpressure: while the consumer is behind, the stream is not polled and the
+                // socket is not read.
+                tokio::select! {
+                    biased;
+                    _ = task_cancel.cancelled() => break 'outer EndReason::Stopped,
+                    sent = tx.send(M::from(event)) => if sent.is_err() { break 'outer EndReason::ConsumerGone },
+                }
+                if let Some(t) = terminal {
+                    break t;
+                }
+            };
+            match ended {
+                EndReason::Gone { .. } if source.restarts_after_gone() => {
+                    restart = restart.saturating_add(1);
+                    tokio::select! {
+                        biased;
+                        _ = task_cancel.cancelled() => break EndReason::Stopped,
+                        _ = tx.closed() => break EndReason::ConsumerGone,
+                        _ = tokio::time::sleep(restart_delay(restart)) => {}
+                    }
+                }
+                other => break other,
+            }
+        };
+        let _ = end_tx.send(Some(reason));
+    });
+    WatcherHandle {
+        id,
+        cancel,
+        end: end_rx,
+        receiver,
+        stats,
+    }
+}

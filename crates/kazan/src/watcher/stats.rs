@@ -1,0 +1,85 @@
+//! Counters a running watcher keeps, so its health can be seen from outside (how often it resumed,
+//! how often it had to retry, where it is).
+
+use std::sync::{
+    Mutex,
+    atomic::{AtomicU64, Ordering},
+};
+
+/// A snapshot of a watcher's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatcherStats {
+    /// Watches re-opened after the server ended one cleanly (its timeout): invisible to consumers.
+    pub resumes: u64,
+    /// Attempts repeated after an error (connection lost, 5xx, 429, stall...), after a backoff.
+    pub retries: u64,
+    /// Object events delivered.
+    pub events: u64,
+    /// Bookmarks received.
+    pub bookmarks: u64,
+    /// Event lines read off the socket (delivered or not yet): with `events`, how far the watcher
+    /// has read ahead of its consumer.
+    pub lines_read: u64,
+    /// The resourceVersion the watcher would resume from now.
+    pub resource_version: Option<String>,
+}
+
+/// The live counters, shared between the watcher and whoever asks.
+#[derive(Debug, Default)]
+pub(crate) struct StatsCell {
+    resumes: AtomicU64,
+    retries: AtomicU64,
+    events: AtomicU64,
+    bookmarks: AtomicU64,
+    lines_read: AtomicU64,
+    resource_version: Mutex<Option<String>>,
+}
+
+impl StatsCell {
+    pub(crate) fn resumed(&self) {
+        self.resumes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn delivered(&self) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn bookmarked(&self) {
+        self.bookmarks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn read_lines(&self, n: usize) {
+        self.lines_read.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn at(&self, rv: Option<&str>) {
+        let mut guard = self.resource_version.lock().unwrap_or_else(|e| e.into_inner());
+        match (guard.as_mut(), rv) {
+            (Some(current), Some(rv)) if current.as_str() != rv => {
+                current.clear();
+                current.push_str(rv);
+            }
+            (Some(_), Some(_)) => {}
+            (_, rv) => *guard = rv.map(str::to_string),
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> WatcherStats {
+        WatcherStats {
+            resumes: self.resumes.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            events: self.events.load(Ordering::Relaxed),
+            bookmarks: self.bookmarks.load(Ordering::Relaxed),
+            lines_read: self.lines_read.load(Ordering::Relaxed),
+            resource_version: self
+                .resource_version
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+}
