@@ -38,6 +38,11 @@ class Server:
     process: subprocess.Popen
     stderr_path: Path
 
+    def journal(self) -> list:
+        """The requests served so far, from the server's admin API."""
+        with urllib.request.urlopen(f"{self.url}/_kazan/journal", timeout=CALL_TIMEOUT) as answer:
+            return json.load(answer)["entries"]
+
     def open_watches(self, resource: str) -> int:
         """Open watches of `resource` (e.g. `configmaps`), from the server's admin API."""
         with urllib.request.urlopen(f"{self.url}/_kazan/stats", timeout=CALL_TIMEOUT) as answer:

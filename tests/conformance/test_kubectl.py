@@ -165,6 +165,15 @@ def test_delete_waits_until_the_namespace_is_gone(kubectl):
     gone = kubectl.run("get", "namespace", "conf-delete", check=False)
     assert gone.returncode == 1
     assert 'namespaces "conf-delete" not found' in gone.stderr
+    waits = [
+        entry
+        for entry in kubectl.server.journal()
+        if entry["watch"] and "fieldSelector=metadata.name%3Dconf-delete" in entry["query"]
+    ]
+    assert waits, "kubectl delete did not wait with a watch"
+    assert "sendInitialEvents=true" in waits[0]["query"]
+    assert "resourceVersionMatch=NotOlderThan" in waits[0]["query"]
+    assert waits[0]["status"] == 200
 
 
 def test_watch_namespaces_sees_added_and_deleted(kubectl, tmp_path):
