@@ -100,8 +100,6 @@
 
 mod admin;
 mod body;
-// Filled in on another branch; its media-type constant is used there.
-#[allow(dead_code)]
 mod discovery;
 mod error;
 mod faults;
