@@ -963,3 +963,53 @@ async fn the_supervisor_relists_after_gone() -> TestResult {
     assert_eq!(w.stop().await, StopOutcome::Stopped);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_per_watcher_request_deadline_turns_a_hung_list_into_a_retry() -> TestResult {
+    let server = server().await?;
+    server.faults().add_rule(
+        FaultRule::new(FaultAction::Delay { millis: 3_000 })
+            .watch(false)
+            .path_prefix(CM_PATH),
+    );
+    let mut w = Watcher::start(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast().request_timeout(Duration::from_millis(300)),
+    )?;
+    assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
+    server.create(cm("w", "a", "1"))?;
+    assert_eq!(summary(&next(&mut w).await?), added("a", "1"));
+    assert_eq!(w.stats().retries, 1);
+    let lists = server
+        .journal()
+        .iter()
+        .filter(|e| !e.watch && e.path == CM_PATH)
+        .count();
+    assert_eq!(lists, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stalled_watch_is_abandoned_after_the_idle_deadline_and_resumed() -> TestResult {
+    let server = server().await?;
+    let start = server.resource_version().to_string();
+    let mut w = Watcher::start(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast()
+            .resource_version(start)
+            .idle_timeout(Duration::from_millis(500)),
+    )?;
+    assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
+    let a = server.create(cm("w", "a", "1"))?;
+    assert_eq!(summary(&next(&mut w).await?), added("a", "1"));
+    // The connection stays open but nothing comes: a half-dead connection, as a load balancer
+    // that dropped the flow would leave it.
+    server.faults().stall_watches(None, Duration::from_secs(60));
+    server.create(cm("w", "b", "1"))?;
+    assert_eq!(summary(&next(&mut w).await?), added("b", "1"));
+    assert_eq!(w.stats().retries, 1);
+    assert_eq!(watch_versions(&server, CM_PATH).get(1), Some(&rv_of(&a)));
+    Ok(())
+}

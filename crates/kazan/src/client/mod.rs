@@ -76,6 +76,8 @@ const USER_AGENT: &str = concat!("kazan/", env!("CARGO_PKG_VERSION"));
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// This handle's request deadline ([`Config::request_timeout`] unless overridden).
+    request_timeout: std::time::Duration,
 }
 
 struct Inner {
@@ -130,6 +132,7 @@ impl Client {
             );
         }
         Ok(Client {
+            request_timeout: config.request_timeout,
             inner: Arc::new(Inner {
                 config,
                 base_url,
@@ -137,6 +140,21 @@ impl Client {
                 auth,
             }),
         })
+    }
+
+    /// The same client (same connections and credentials) with another request deadline, e.g.
+    /// for one watcher whose lists are large. Zero means no deadline.
+    #[must_use]
+    pub fn with_request_timeout(&self, timeout: std::time::Duration) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            request_timeout: timeout,
+        }
+    }
+
+    /// This handle's request deadline.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        self.request_timeout
     }
 
     /// Builds a client from [`Config::infer`] (kubeconfig, then in-cluster).
@@ -425,7 +443,7 @@ impl Client {
         what: &'static str,
         fut: impl Future<Output = Result<R, Error>>,
     ) -> Result<R, Error> {
-        let Some(after) = non_zero(self.inner.config.request_timeout) else {
+        let Some(after) = non_zero(self.request_timeout) else {
             return fut.await;
         };
         match tokio::time::timeout(after, fut).await {

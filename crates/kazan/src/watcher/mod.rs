@@ -120,6 +120,10 @@ where
                 None
             }
         };
+        let client = match options.request_timeout {
+            Some(timeout) => client.with_request_timeout(timeout),
+            None => client,
+        };
         let name = options.name.clone().unwrap_or_else(|| id.to_string());
         let span = tracing::info_span!("watcher", name = %name, id = id.get());
         Ok(Prepared {

@@ -79,6 +79,7 @@ pub struct WatcherOptions<S = OwnChannel> {
     pub(crate) channel_capacity: usize,
     pub(crate) backoff: BackoffConfig,
     pub(crate) decode_concurrency: usize,
+    pub(crate) request_timeout: Option<Duration>,
 }
 
 impl Default for WatcherOptions<OwnChannel> {
@@ -98,6 +99,7 @@ impl Default for WatcherOptions<OwnChannel> {
             channel_capacity: 100,
             backoff: BackoffConfig::default(),
             decode_concurrency: default_decode_concurrency(),
+            request_timeout: None,
         }
     }
 }
@@ -137,6 +139,7 @@ impl<S> WatcherOptions<S> {
             channel_capacity: self.channel_capacity,
             backoff: self.backoff,
             decode_concurrency: self.decode_concurrency,
+            request_timeout: self.request_timeout,
         }
     }
 
@@ -217,6 +220,13 @@ impl<S> WatcherOptions<S> {
     /// Backoff between retries (default 800 ms doubling to 30 s, reset after a healthy minute).
     pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
         self.backoff = backoff;
+        self
+    }
+
+    /// The deadline of this watcher's requests (each list page, and the response headers of each
+    /// watch), instead of the client's; the watch stream itself is bounded by `idle_timeout`.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = Some(timeout);
         self
     }
 
