@@ -1013,3 +1013,44 @@ async fn a_stalled_watch_is_abandoned_after_the_idle_deadline_and_resumed() -> T
     assert_eq!(watch_versions(&server, CM_PATH).get(1), Some(&rv_of(&a)));
     Ok(())
 }
+
+#[tokio::test]
+async fn an_event_repeating_the_last_version_is_dropped_as_kazan_does() -> TestResult {
+    let server = server().await?;
+    let start = server.resource_version().to_string();
+    let mut w = Watcher::start(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast().resource_version(start.clone()),
+    )?;
+    assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
+    let a = server.create(cm("w", "a", "1"))?;
+    assert_eq!(summary(&next(&mut w).await?), added("a", "1"));
+    // The same event again on the wire (as a buggy proxy or server might replay it).
+    let again = format!("{}\n", json!({"type": "ADDED", "object": a}));
+    server
+        .faults()
+        .inject_into_watches(Some("configmaps"), again.into_bytes());
+    // Let the injected line go out before the next real event.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.create(cm("w", "b", "1"))?;
+    assert_eq!(summary(&next(&mut w).await?), added("b", "1"));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), w.recv())
+            .await
+            .is_err(),
+        "an extra event arrived"
+    );
+    // Every watch request carries a server-side timeout drawn from 5–10 minutes, and bookmarks.
+    for entry in server.journal().iter().filter(|e| e.watch) {
+        let timeout: u32 = query_param(&entry.query, "timeoutSeconds")
+            .ok_or("no timeoutSeconds")?
+            .parse()?;
+        assert!((300..600).contains(&timeout), "timeoutSeconds={timeout}");
+        assert_eq!(
+            query_param(&entry.query, "allowWatchBookmarks").as_deref(),
+            Some("true")
+        );
+    }
+    Ok(())
+}
