@@ -483,6 +483,37 @@ async fn http2_is_negotiated_and_concurrent_requests_share_one_connection() -> T
 }
 
 #[tokio::test]
+async fn a_burst_on_a_new_client_opens_one_http2_connection() -> TestResult {
+    let server = tls_server().await?;
+    let client = Client::new(trusting(&server)?)?;
+    let rv = server.resource_version().to_string();
+    // A hundred watches start at once on a client that has never connected.
+    let watches = (0..100).map(|_| {
+        let client = client.clone();
+        let rv = rv.clone();
+        tokio::spawn(async move {
+            client
+                .stream(&Request::watch_list::<ConfigMap>().resource_version(&rv))
+                .await
+        })
+    });
+    let streams = bounded(futures_util::future::join_all(watches)).await?;
+    for stream in &streams {
+        assert_eq!(
+            stream
+                .as_ref()
+                .map(|s| s.as_ref().map(|b| b.version()).ok())
+                .ok()
+                .flatten(),
+            Some(Version::HTTP_2)
+        );
+    }
+    assert!(server.wait_for_watches("configmaps", 100, BOUND).await);
+    assert_eq!(server.stats().connections_accepted, 1);
+    Ok(())
+}
+
+#[tokio::test]
 async fn watches_and_requests_share_the_http2_connection() -> TestResult {
     let server = tls_server().await?;
     let client = Client::new(trusting(&server)?)?;

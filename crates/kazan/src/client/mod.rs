@@ -86,6 +86,10 @@ struct Inner {
     base_url: String,
     http: HttpClient,
     auth: Authenticator,
+    /// Set once a first request has been answered: until then requests go one at a time (see
+    /// [`Client::execute`]).
+    warmed_up: std::sync::atomic::AtomicBool,
+    first_request: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Client {
@@ -138,6 +142,8 @@ impl Client {
                 base_url,
                 http,
                 auth,
+                warmed_up: std::sync::atomic::AtomicBool::new(false),
+                first_request: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -384,7 +390,23 @@ impl Client {
 
     /// Sends with the current credentials; on a 401, refreshes them once and sends again if
     /// anything could be refreshed. A second 401 is returned as it is.
+    ///
+    /// Until a first request has been answered, requests wait for it: a burst of requests on a new
+    /// client (a thousand watchers starting at once) would otherwise open a connection each before
+    /// the first handshake tells by ALPN that the server speaks HTTP/2 and one connection is enough.
     async fn execute(&self, prepared: &Prepared) -> Result<http::Response<Incoming>, Error> {
+        use std::sync::atomic::Ordering;
+        if self.inner.warmed_up.load(Ordering::Acquire) {
+            return self.execute_now(prepared).await;
+        }
+        let _first = self.inner.first_request.lock().await;
+        let result = self.execute_now(prepared).await;
+        // Whatever the outcome: a server that is down must not make every request queue.
+        self.inner.warmed_up.store(true, Ordering::Release);
+        result
+    }
+
+    async fn execute_now(&self, prepared: &Prepared) -> Result<http::Response<Incoming>, Error> {
         let credential = self.inner.auth.header().await?;
         let response = self.send_once(prepared, credential.clone()).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
