@@ -11,6 +11,8 @@
 //! | POST | `/_kazan/watches/stall?millis=N[&resource=]` | stop writing for N ms |
 //! | POST | `/_kazan/watches/bookmark[?resource=]` | send a BOOKMARK now |
 //! | POST | `/_kazan/watches/end-after?events=K` | end each new watch after K change events (0 = off) |
+//! | POST | `/_kazan/watches/expire[?resource=]` | send open watches an ERROR 410, then end them |
+//! | POST | `/_kazan/resource-version/advance?by=N` | move the global resourceVersion forward |
 //! | POST | `/_kazan/history/compact` | every resume from an older version gets 410 |
 //! | GET, POST, DELETE | `/_kazan/rules` | list, add (a rule or an array of rules, JSON), clear fault rules |
 //! | POST | `/_kazan/expired?http410=bool&gone=bool&etcdMessage=bool` | how "too old" is reported |
@@ -36,6 +38,8 @@ const ENDPOINTS: &[&str] = &[
     "POST /_kazan/watches/stall?millis=N[&resource=]",
     "POST /_kazan/watches/bookmark[?resource=]",
     "POST /_kazan/watches/end-after?events=K",
+    "POST /_kazan/watches/expire[?resource=]",
+    "POST /_kazan/resource-version/advance?by=N",
     "POST /_kazan/history/compact",
     "GET|POST|DELETE /_kazan/rules",
     "POST /_kazan/expired?http410=bool&gone=bool&etcdMessage=bool",
@@ -92,6 +96,20 @@ pub(crate) fn handle(
                 ok("end-after cleared")
             }
             Some(Err(_)) => bad("events must be a number"),
+        },
+        ("POST", "/watches/expire") => {
+            faults.expire_watches(resource);
+            ok("watches expired")
+        }
+        ("POST", "/resource-version/advance") => match query.non_empty("by").map(str::parse::<u64>) {
+            Some(Ok(n)) => {
+                faults.advance_resource_version(n);
+                (
+                    StatusCode::OK,
+                    json!({"ok": true, "resourceVersion": app.store.current_rv().to_string()}),
+                )
+            }
+            _ => bad("advance needs by=N"),
         },
         ("POST", "/history/compact") => {
             faults.compact_history();

@@ -26,6 +26,28 @@ pub(crate) enum WatchCommand {
     Stall(Option<String>, Duration),
     /// Send a BOOKMARK now (to watches that asked for bookmarks).
     Bookmark(Option<String>),
+    /// Send an in-stream ERROR 410 (as for a too-old version), then end cleanly.
+    Expire(Option<String>, ExpiredStyle),
+}
+
+/// How a 410 is worded: the floor version of the message, and the switches.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ExpiredStyle {
+    pub floor: u64,
+    pub gone: bool,
+    pub etcd_message: bool,
+}
+
+impl ExpiredStyle {
+    /// The Status of a watch from `requested` that is too old.
+    pub(crate) fn status(&self, requested: u64) -> Status {
+        let message = if self.etcd_message {
+            "The resourceVersion for the provided watch is too old.".to_string()
+        } else {
+            format!("too old resource version: {requested} ({})", self.floor)
+        };
+        Status::expired(message, self.gone)
+    }
 }
 
 impl WatchCommand {
@@ -35,7 +57,8 @@ impl WatchCommand {
             WatchCommand::End(r)
             | WatchCommand::Cut(r)
             | WatchCommand::Stall(r, _)
-            | WatchCommand::Bookmark(r) => r,
+            | WatchCommand::Bookmark(r)
+            | WatchCommand::Expire(r, _) => r,
         };
         match target {
             None => true,
@@ -63,6 +86,10 @@ pub enum FaultAction {
         /// `Retry-After` seconds.
         #[serde(default)]
         retry_after: Option<u64>,
+        /// `details` of the Status (name, kind, causes...); `retryAfterSeconds` is set from
+        /// `retry_after`.
+        #[serde(default)]
+        details: Option<serde_json::Value>,
     },
     /// Answer with an arbitrary body (e.g. the HTML page of a proxy, or plain-text 429).
     #[serde(rename_all = "camelCase")]
@@ -99,6 +126,7 @@ impl FaultAction {
             reason: reason.into(),
             message: message.into(),
             retry_after: None,
+            details: None,
         }
     }
 
@@ -110,6 +138,14 @@ impl FaultAction {
             body: body.into(),
             retry_after: None,
         }
+    }
+
+    /// The same Status answer with these `details` (ignored for other actions).
+    pub fn details(mut self, value: serde_json::Value) -> Self {
+        if let FaultAction::Status { details, .. } = &mut self {
+            *details = Some(value);
+        }
+        self
     }
 
     /// The same answer with a `Retry-After` (ignored for split and delay).
@@ -131,11 +167,15 @@ impl FaultAction {
                 reason,
                 message,
                 retry_after,
+                details,
             } => {
                 let mut status = Status::failure(*code, reason, message.clone());
+                let mut details = details.clone().filter(serde_json::Value::is_object);
                 if let Some(seconds) = retry_after {
-                    status = status.with_details(serde_json::json!({"retryAfterSeconds": seconds}));
+                    let map = details.get_or_insert_with(|| serde_json::json!({}));
+                    map["retryAfterSeconds"] = serde_json::json!(seconds);
                 }
+                status.details = details;
                 Some(status)
             }
             _ => None,
@@ -283,6 +323,20 @@ impl Faults {
         self.send(WatchCommand::Bookmark(resource.map(str::to_string)));
     }
 
+    /// Sends open watches an in-stream ERROR 410 `Expired` (worded per the switches, with the
+    /// current version as the oldest servable one), then ends them: what a client sees when its
+    /// watch falls out of the watch cache. Does not touch the history.
+    pub fn expire_watches(&self, resource: Option<&str>) {
+        let style = self.expired_style(self.state.store.current_rv());
+        self.send(WatchCommand::Expire(resource.map(str::to_string), style));
+    }
+
+    /// Moves the global resourceVersion forward by `n` without any write (gaps are legal; the
+    /// next bookmark reports the new version).
+    pub fn advance_resource_version(&self, n: u64) {
+        self.state.store.advance(n);
+    }
+
     /// Compacts the history of every resource: a watch or continue token from any version before
     /// the current one gets 410 from now on.
     pub fn compact_history(&self) {
@@ -359,13 +413,17 @@ impl Faults {
         self.state.reject_watch_list.load(Ordering::Relaxed)
     }
 
+    /// The wording of a 410 per the switches, with `floor` as the oldest servable version.
+    pub(crate) fn expired_style(&self, floor: u64) -> ExpiredStyle {
+        ExpiredStyle {
+            floor,
+            gone: self.state.expired_reason_gone.load(Ordering::Relaxed),
+            etcd_message: self.state.expired_etcd_message.load(Ordering::Relaxed),
+        }
+    }
+
     /// The Status of a too-old watch, per the switches.
     pub(crate) fn expired_status(&self, requested: u64, floor: u64) -> Status {
-        let message = if self.state.expired_etcd_message.load(Ordering::Relaxed) {
-            "The resourceVersion for the provided watch is too old.".to_string()
-        } else {
-            format!("too old resource version: {requested} ({floor})")
-        };
-        Status::expired(message, self.state.expired_reason_gone.load(Ordering::Relaxed))
+        self.expired_style(floor).status(requested)
     }
 }

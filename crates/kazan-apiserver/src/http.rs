@@ -73,6 +73,8 @@ impl From<Box<Status>> for Reply {
 }
 
 const JSON: &str = "application/json";
+/// Longest watch a client can ask for (keeps deadlines representable).
+const MAX_WATCH_SECONDS: u64 = 366 * 24 * 3600;
 const TABLE_JSON: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
 
 /// Per-request facts handlers need.
@@ -818,12 +820,13 @@ async fn watch(
     };
     let timeout = match q.non_empty("timeoutSeconds").map(str::parse::<u64>) {
         None | Some(Ok(0)) => app.settings.default_watch_timeout,
-        Some(Ok(s)) => Duration::from_secs(s),
+        Some(Ok(s)) => Duration::from_secs(s.min(MAX_WATCH_SECONDS)),
         Some(Err(_)) => return Status::bad_request("invalid value for timeoutSeconds").into(),
     };
     let bookmarks = q.flag("allowWatchBookmarks");
     let table = table::wants_table(&ctx.accept);
-    let content_type = if table { TABLE_JSON } else { JSON };
+    // Watch streams are `application/json` whatever the objects are (§3.1).
+    let content_type = JSON;
 
     let (start, initial_end_bookmark) = match send_initial {
         Some(true) => {

@@ -50,8 +50,6 @@
 
 mod admin;
 mod body;
-// Filled in on another branch; its media-type constant is used there.
-#[allow(dead_code)]
 mod discovery;
 mod error;
 mod faults;
@@ -80,7 +78,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use body::Cut;
 pub use error::{ServerError, StoreError};
 pub use faults::{FaultAction, FaultRule, Faults};
 pub use journal::{JournalEntry, Stats};
@@ -91,6 +88,9 @@ pub use status::{FieldCause, Status};
 use crate::http::{App, Settings};
 use crate::journal::Observer;
 use crate::store::{DeleteOutcome, Store, StoreConfig};
+
+/// The longest interval or timeout the builder accepts (keeps deadlines representable).
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// Configures and starts an [`ApiServer`].
 #[derive(Clone)]
@@ -184,13 +184,13 @@ impl ApiServerBuilder {
 
     /// Interval of periodic BOOKMARK events (default 60 s).
     pub fn bookmark_interval(mut self, interval: Duration) -> Self {
-        self.bookmark_interval = interval;
+        self.bookmark_interval = interval.clamp(Duration::from_millis(10), MAX_DURATION);
         self
     }
 
     /// Watch duration when the client sends no `timeoutSeconds` (default 1800 s).
     pub fn default_watch_timeout(mut self, timeout: Duration) -> Self {
-        self.default_watch_timeout = timeout;
+        self.default_watch_timeout = timeout.min(MAX_DURATION);
         self
     }
 

@@ -1,11 +1,27 @@
 //! Protobuf request bodies: kubectl's typed generators (`create namespace`, `create configmap`...)
 //! send `application/vnd.kubernetes.protobuf` and do not fall back to JSON. They are decoded into
 //! JSON for the built-in kinds; answers are always JSON.
+//!
+//! A body is the magic `k8s\0` followed by a `runtime.Unknown` envelope (decoded with the `k8s-pb`
+//! message type) whose `typeMeta` names the kind and whose `raw` holds the object's own protobuf.
+//! `k8s-pb` has the message types but no JSON mapping, so the object is decoded by a small
+//! table-driven decoder (`wire`) over tables generated from `k8s-pb` and `k8s-openapi`
+//! (`schema`, written by `generate_schema.py`): field numbers from the former, JSON names from the
+//! latter.
+
+mod schema;
+mod wire;
+
+use prost::Message as _;
+use serde_json::{Map, Value};
 
 use crate::registry::ResourceDef;
 
 /// The protobuf media type.
 pub(crate) const PROTOBUF_MEDIA_TYPE: &str = "application/vnd.kubernetes.protobuf";
+
+/// The four bytes every Kubernetes protobuf body starts with.
+const MAGIC: &[u8; 4] = b"k8s\0";
 
 /// Why a protobuf body could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -13,10 +29,59 @@ pub(crate) enum ProtobufError {
     /// The kind has no protobuf decoder here.
     #[error("protobuf bodies are not supported for {0}; send JSON")]
     Unsupported(String),
+    /// The bytes are not a well-formed Kubernetes protobuf body.
+    #[error("malformed protobuf body: {0}")]
+    Malformed(String),
+    /// The envelope names another kind than the URL.
+    #[error("the body is a {found}, but the request is for {expected}")]
+    KindMismatch {
+        /// `apiVersion` and kind the URL addresses.
+        expected: String,
+        /// `apiVersion` and kind the body says it holds.
+        found: String,
+    },
 }
 
 /// Decodes a protobuf body (`k8s\0` + `runtime.Unknown`) of a built-in kind into its JSON form.
 pub(crate) fn decode_body(def: &ResourceDef, body: &[u8]) -> Result<serde_json::Value, ProtobufError> {
-    let _ = body;
-    Err(ProtobufError::Unsupported(def.kind.clone()))
+    let api_version = def.api_version();
+    let message = schema::ROOTS
+        .iter()
+        .find(|(v, k, _)| *v == api_version && *k == def.kind)
+        .map(|(_, _, message)| *message)
+        .ok_or_else(|| ProtobufError::Unsupported(format!("{api_version} {}", def.kind)))?;
+    let envelope = body
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or_else(|| ProtobufError::Malformed("it does not start with the k8s\\0 magic".into()))?;
+    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown::decode(envelope)
+        .map_err(|e| ProtobufError::Malformed(format!("runtime.Unknown envelope: {e}")))?;
+    if let Some(encoding) = unknown.content_encoding.as_deref().filter(|e| !e.is_empty()) {
+        return Err(ProtobufError::Malformed(format!(
+            "content encoding {encoding:?} is not supported"
+        )));
+    }
+    let type_meta = unknown.type_meta.unwrap_or_default();
+    let body_api_version = type_meta
+        .api_version
+        .filter(|v| !v.is_empty())
+        .unwrap_or(api_version.clone());
+    let body_kind = type_meta
+        .kind
+        .filter(|k| !k.is_empty())
+        .unwrap_or(def.kind.clone());
+    if body_api_version != api_version || body_kind != def.kind {
+        return Err(ProtobufError::KindMismatch {
+            expected: format!("{api_version} {}", def.kind),
+            found: format!("{body_api_version} {body_kind}"),
+        });
+    }
+    let fields = wire::decode(message, unknown.raw.as_deref().unwrap_or_default())?;
+    let mut object = Map::new();
+    object.insert("apiVersion".into(), Value::String(body_api_version));
+    object.insert("kind".into(), Value::String(body_kind));
+    object.extend(fields);
+    Ok(Value::Object(object))
 }
+
+#[cfg(test)]
+mod tests;

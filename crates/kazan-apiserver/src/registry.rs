@@ -124,56 +124,157 @@ impl ResourceDef {
     }
 }
 
-/// The built-in kinds the server starts with.
+/// A column of another type than `string` (`integer`, `boolean`, `date`...).
+fn typed_column(name: &str, column_type: &str, json_path: &str) -> PrinterColumn {
+    PrinterColumn {
+        column_type: column_type.to_string(),
+        ..PrinterColumn::new(name, json_path)
+    }
+}
+
+/// The same column with a description (shown by `kubectl explain`-like tools and kept in Tables).
+fn described(mut column: PrinterColumn, description: &str) -> PrinterColumn {
+    column.description = description.to_string();
+    column
+}
+
+/// The built-in kinds the server starts with. Their columns follow what `kubectl get` shows
+/// against a real cluster; `table` computes the cells that are not a plain JSONPath (a pod's
+/// READY and STATUS, a deployment's READY...), the JSONPath here being the closest field.
 pub fn builtin() -> Vec<ResourceDef> {
     let all = &["all"][..];
     vec![
         ResourceDef::new("", "v1", "Namespace", "namespaces", false)
             .short_names(&["ns"])
-            .column(PrinterColumn::new("Status", ".status.phase")),
+            .column(described(
+                PrinterColumn::new("Status", ".status.phase"),
+                "The status of the namespace",
+            )),
         ResourceDef::new("", "v1", "Pod", "pods", true)
             .short_names(&["po"])
             .categories(all)
-            .column(PrinterColumn::new("Status", ".status.phase"))
-            .column(PrinterColumn::new("IP", ".status.podIP").wide())
-            .column(PrinterColumn::new("Node", ".spec.nodeName").wide()),
+            .column(described(
+                PrinterColumn::new("Ready", ".status.containerStatuses[*].ready"),
+                "The aggregate readiness state of this pod for accepting traffic.",
+            ))
+            .column(described(
+                PrinterColumn::new("Status", ".status.phase"),
+                "The aggregate status of the containers in this pod.",
+            ))
+            .column(described(
+                PrinterColumn::new("Restarts", ".status.containerStatuses[*].restartCount"),
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+            ))
+            .column(described(PrinterColumn::new("IP", ".status.podIP").wide(), "The IP address of the pod."))
+            .column(described(
+                PrinterColumn::new("Node", ".spec.nodeName").wide(),
+                "The name of the node the pod is assigned to.",
+            ))
+            .column(described(
+                PrinterColumn::new("Nominated Node", ".status.nominatedNodeName").wide(),
+                "The node the pod is nominated to run on, when preempting others.",
+            ))
+            .column(described(
+                PrinterColumn::new("Readiness Gates", ".spec.readinessGates[*].conditionType").wide(),
+                "The readiness gates of the pod.",
+            )),
         ResourceDef::new("", "v1", "Service", "services", true)
             .short_names(&["svc"])
             .categories(all)
             .column(PrinterColumn::new("Type", ".spec.type"))
-            .column(PrinterColumn::new("Cluster-IP", ".spec.clusterIP")),
-        ResourceDef::new("", "v1", "ConfigMap", "configmaps", true).short_names(&["cm"]),
-        ResourceDef::new("", "v1", "Secret", "secrets", true).column(PrinterColumn::new("Type", ".type")),
+            .column(PrinterColumn::new("Cluster-IP", ".spec.clusterIP"))
+            .column(PrinterColumn::new("External-IP", ".spec.externalIPs[*]"))
+            .column(PrinterColumn::new("Port(s)", ".spec.ports[*].port"))
+            .column(PrinterColumn::new("Selector", ".spec.selector").wide()),
+        ResourceDef::new("", "v1", "ConfigMap", "configmaps", true)
+            .short_names(&["cm"])
+            .column(typed_column("Data", "integer", ".data")),
+        ResourceDef::new("", "v1", "Secret", "secrets", true)
+            .column(PrinterColumn::new("Type", ".type"))
+            .column(typed_column("Data", "integer", ".data")),
         ResourceDef::new("", "v1", "Event", "events", true)
             .short_names(&["ev"])
+            .column(PrinterColumn::new("Type", ".type"))
             .column(PrinterColumn::new("Reason", ".reason"))
+            .column(PrinterColumn::new("Object", ".involvedObject.name"))
             .column(PrinterColumn::new("Message", ".message")),
-        ResourceDef::new("", "v1", "Node", "nodes", false).short_names(&["no"]),
-        ResourceDef::new("", "v1", "ServiceAccount", "serviceaccounts", true).short_names(&["sa"]),
-        ResourceDef::new("", "v1", "Endpoints", "endpoints", true).short_names(&["ep"]),
+        ResourceDef::new("", "v1", "Node", "nodes", false)
+            .short_names(&["no"])
+            .column(PrinterColumn::new("Status", ".status.conditions[*].type"))
+            .column(PrinterColumn::new("Roles", ".metadata.labels"))
+            .column(PrinterColumn::new("Version", ".status.nodeInfo.kubeletVersion")),
+        ResourceDef::new("", "v1", "ServiceAccount", "serviceaccounts", true)
+            .short_names(&["sa"])
+            .column(typed_column("Secrets", "integer", ".secrets")),
+        ResourceDef::new("", "v1", "Endpoints", "endpoints", true)
+            .short_names(&["ep"])
+            .column(PrinterColumn::new("Endpoints", ".subsets[*].addresses[*].ip")),
         ResourceDef::new("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true)
             .short_names(&["pvc"])
-            .column(PrinterColumn::new("Status", ".status.phase")),
+            .column(PrinterColumn::new("Status", ".status.phase"))
+            .column(PrinterColumn::new("Volume", ".spec.volumeName"))
+            .column(PrinterColumn::new("Capacity", ".status.capacity.storage"))
+            .column(PrinterColumn::new("StorageClass", ".spec.storageClassName")),
         ResourceDef::new("", "v1", "PersistentVolume", "persistentvolumes", false)
             .short_names(&["pv"])
-            .column(PrinterColumn::new("Status", ".status.phase")),
+            .column(PrinterColumn::new("Capacity", ".spec.capacity.storage"))
+            .column(PrinterColumn::new("Reclaim Policy", ".spec.persistentVolumeReclaimPolicy"))
+            .column(PrinterColumn::new("Status", ".status.phase"))
+            .column(PrinterColumn::new("StorageClass", ".spec.storageClassName")),
         ResourceDef::new("apps", "v1", "Deployment", "deployments", true)
             .short_names(&["deploy"])
-            .categories(all),
+            .categories(all)
+            .column(described(
+                PrinterColumn::new("Ready", ".status.readyReplicas"),
+                "Number of the pod with ready state",
+            ))
+            .column(described(
+                typed_column("Up-to-date", "integer", ".status.updatedReplicas"),
+                "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+            ))
+            .column(described(
+                typed_column("Available", "integer", ".status.availableReplicas"),
+                "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+            ))
+            .column(PrinterColumn::new("Containers", ".spec.template.spec.containers[*].name").wide())
+            .column(PrinterColumn::new("Images", ".spec.template.spec.containers[*].image").wide())
+            .column(PrinterColumn::new("Selector", ".spec.selector").wide()),
         ResourceDef::new("apps", "v1", "ReplicaSet", "replicasets", true)
             .short_names(&["rs"])
-            .categories(all),
+            .categories(all)
+            .column(typed_column("Desired", "integer", ".spec.replicas"))
+            .column(typed_column("Current", "integer", ".status.replicas"))
+            .column(typed_column("Ready", "integer", ".status.readyReplicas"))
+            .column(PrinterColumn::new("Containers", ".spec.template.spec.containers[*].name").wide())
+            .column(PrinterColumn::new("Images", ".spec.template.spec.containers[*].image").wide())
+            .column(PrinterColumn::new("Selector", ".spec.selector").wide()),
         ResourceDef::new("apps", "v1", "StatefulSet", "statefulsets", true)
             .short_names(&["sts"])
-            .categories(all),
+            .categories(all)
+            .column(PrinterColumn::new("Ready", ".status.readyReplicas"))
+            .column(PrinterColumn::new("Containers", ".spec.template.spec.containers[*].name").wide())
+            .column(PrinterColumn::new("Images", ".spec.template.spec.containers[*].image").wide()),
         ResourceDef::new("apps", "v1", "DaemonSet", "daemonsets", true)
             .short_names(&["ds"])
-            .categories(all),
-        ResourceDef::new("batch", "v1", "Job", "jobs", true).categories(all),
+            .categories(all)
+            .column(typed_column("Desired", "integer", ".status.desiredNumberScheduled"))
+            .column(typed_column("Current", "integer", ".status.currentNumberScheduled"))
+            .column(typed_column("Ready", "integer", ".status.numberReady"))
+            .column(typed_column("Up-to-date", "integer", ".status.updatedNumberScheduled"))
+            .column(typed_column("Available", "integer", ".status.numberAvailable"))
+            .column(PrinterColumn::new("Node Selector", ".spec.template.spec.nodeSelector")),
+        ResourceDef::new("batch", "v1", "Job", "jobs", true)
+            .categories(all)
+            .column(PrinterColumn::new("Status", ".status.conditions[*].type"))
+            .column(PrinterColumn::new("Completions", ".status.succeeded")),
         ResourceDef::new("batch", "v1", "CronJob", "cronjobs", true)
             .short_names(&["cj"])
             .categories(all)
-            .column(PrinterColumn::new("Schedule", ".spec.schedule")),
+            .column(PrinterColumn::new("Schedule", ".spec.schedule"))
+            .column(PrinterColumn::new("Timezone", ".spec.timeZone"))
+            .column(typed_column("Suspend", "boolean", ".spec.suspend"))
+            .column(typed_column("Active", "integer", ".status.active"))
+            .column(typed_column("Last Schedule", "date", ".status.lastScheduleTime")),
         ResourceDef::new("coordination.k8s.io", "v1", "Lease", "leases", true)
             .column(PrinterColumn::new("Holder", ".spec.holderIdentity")),
         ResourceDef::new(
@@ -183,7 +284,8 @@ pub fn builtin() -> Vec<ResourceDef> {
             "customresourcedefinitions",
             false,
         )
-        .short_names(&["crd", "crds"]),
+        .short_names(&["crd", "crds"])
+        .column(PrinterColumn::new("Created At", ".metadata.creationTimestamp")),
     ]
 }
 

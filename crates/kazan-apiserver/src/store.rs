@@ -273,6 +273,15 @@ impl Store {
         Value::clone(&object)
     }
 
+    /// Moves the global version forward without a write.
+    pub(crate) fn advance(&self, n: u64) {
+        let mut inner = self.lock();
+        inner.rv += n;
+        let rv = inner.rv;
+        self.published_rv.store(rv, Ordering::Release);
+        self.rv_tx.send_replace(rv);
+    }
+
     /// Drops the history of every resource: every watch or continue token from a version before
     /// now is too old.
     pub(crate) fn compact(&self) {
