@@ -61,6 +61,9 @@ pub enum CliError {
     /// The arguments cannot work together.
     #[error("{0}")]
     Usage(String),
+    /// The server or the watcher did something it should not (a list without a version...).
+    #[error("{0}")]
+    Unexpected(String),
     /// Signals could not be set up.
     #[error("cannot listen for Ctrl-C and SIGTERM: {0}")]
     Signal(std::io::Error),

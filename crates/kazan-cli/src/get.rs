@@ -52,7 +52,7 @@ pub struct GetArgs {
     #[arg(long, value_name = "SELECTOR")]
     field_selector: Option<String>,
 
-    /// Output form: `table` (kubectl's columns), `wide`, `json`, `yaml`, `name` (`kind/name`).
+    /// Output form.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t)]
     output: OutputFormat,
 

@@ -1,6 +1,8 @@
 //! Logs go to stderr through `tracing`, so stdout carries only the output proper (and stays
 //! parseable by `jq` and friends).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::filter::LevelFilter;
 
 /// `--log-level`.
@@ -39,6 +41,7 @@ pub fn init(level: LogLevel) {
     let _ = tracing_subscriber::fmt()
         .with_max_level(level.filter())
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

@@ -47,7 +47,12 @@ pub async fn resolve(client: &Client, name: &str) -> Result<ResourceType, CliErr
     let discovery = Discovery::fetch(client)
         .await
         .map_err(|source| CliError::Discovery {
-            server: client.config().cluster_url.to_string(),
+            server: client
+                .config()
+                .cluster_url
+                .to_string()
+                .trim_end_matches('/')
+                .to_string(),
             origin: client.config().origin.clone(),
             source: Box::new(source),
         })?;

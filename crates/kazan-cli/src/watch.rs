@@ -76,8 +76,7 @@ pub struct WatchArgs {
     #[arg(long)]
     watch_only: bool,
 
-    /// Output form: `table` (kubectl's columns and an EVENT column), `wide`, `json` (one
-    /// `{"type","object"}` per line), `yaml` (`---`-separated documents), `name` (`TYPE kind/name`).
+    /// Output form.
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t)]
     output: OutputFormat,
 
@@ -86,7 +85,8 @@ pub struct WatchArgs {
     watcher_name: Option<String>,
 
     /// After 410 Gone, list again, print what changed meanwhile (vanished objects as DELETED) and
-    /// watch on, instead of printing GONE and exiting with status 3.
+    /// watch on, instead of printing GONE and exiting with status 3. (With --resource-version,
+    /// objects not seen since that version print as ADDED.)
     #[arg(long)]
     relist: bool,
 
@@ -304,7 +304,7 @@ impl Session {
             };
             let Some(event) = event else {
                 // The watcher always ends with Gone or Failed; a silent end is a bug to report.
-                return Err(CliError::Usage(format!(
+                return Err(CliError::Unexpected(format!(
                     "{}: the watcher ended without saying why ({:?})",
                     self.what,
                     handle.end_reason()
@@ -331,7 +331,8 @@ impl Session {
                         emit(&self.printer.first_batch(&batch, Timestamp::now())?)?;
                     }
                     if let Some(known) = self.known.as_mut() {
-                        known.replace(batch);
+                        // Nothing was known before the first list: no changes to print.
+                        let _ = known.replace(batch);
                     }
                 }
                 EventKind::Gone { message } => return Ok(Ended::Gone(message)),
@@ -371,7 +372,7 @@ impl Session {
             .clone()
             .filter(|rv| !rv.is_empty())
             .ok_or_else(|| {
-                CliError::Usage(format!(
+                CliError::Unexpected(format!(
                     "{}: the server's list answer carries no resourceVersion to watch from",
                     self.what
                 ))

@@ -338,6 +338,34 @@ async fn a_forbidden_watch_exits_non_zero_with_one_line_naming_the_resource() ->
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn transient_errors_are_retried_and_logged_without_exiting() -> Result {
+    let cluster = Cluster::start().await?;
+    cluster.configmap("a", json!({}))?;
+    cluster.server.faults().add_rule(
+        FaultRule::new(FaultAction::status(
+            503,
+            "ServiceUnavailable",
+            "the server is restarting",
+        ))
+        .path_prefix("/api/v1/namespaces/w/configmaps")
+        .watch(false)
+        .times(1),
+    );
+    let mut kazan = cluster.kazan(&["watch", "cm", "-n", "w", "-o", "name", "--log-level", "warn"])?;
+    assert_eq!(kazan.line().await?, "ADDED configmap/a");
+    kazan.terminate().await?;
+    let finished = kazan.finish().await?;
+    assert_eq!(finished.code, Some(0));
+    let retry = finished.stderr.lines().find(|l| l.contains("retrying in"));
+    assert!(
+        retry.is_some_and(|l| l.contains("WARN") && l.contains("503 ServiceUnavailable")),
+        "{}",
+        finished.stderr
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_resource_type_exits_non_zero_naming_it() -> Result {
     let cluster = Cluster::start().await?;
     let finished = cluster.kazan(&["watch", "gizmos"])?.finish().await?;

@@ -19,16 +19,16 @@ use crate::{error::CliError, resolve::ResourceType};
 /// `-o`.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutputFormat {
-    /// kubectl's columns.
+    /// kubectl's columns (a watch adds EVENT).
     #[default]
     Table,
-    /// The columns and a few more.
+    /// The columns and a few more (IP and NODE of pods, IMAGES of deployments...).
     Wide,
-    /// JSON: one compact object per line for a watch.
+    /// A watch: one compact `{"type","object"}` per line; get: the object, or a List.
     Json,
-    /// YAML: `---`-separated documents for a watch.
+    /// A watch: `---`-separated `type`/`object` documents; get: the object, or a List.
     Yaml,
-    /// `kind/name` (with the event type first for a watch).
+    /// `kind/name`, after the event type for a watch (`ADDED pod/web-1`).
     Name,
 }
 
