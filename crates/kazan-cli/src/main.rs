@@ -4,7 +4,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cluster;
+mod demo;
+mod error;
+mod get;
+mod logging;
+mod output;
+mod resolve;
 mod serve;
+mod terminal;
+mod watch;
 
 /// Watch Kubernetes resources reliably.
 #[derive(Parser, Debug)]
@@ -18,6 +27,12 @@ struct Cli {
 enum Command {
     /// Run the embedded API server until interrupted.
     Serve(serve::ServeArgs),
+    /// Print the objects of a resource type, then every change to them as it happens.
+    Watch(watch::WatchArgs),
+    /// Print the objects of a resource type, or one object.
+    Get(get::GetArgs),
+    /// See the watcher at work against an embedded API server: no cluster needed.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +47,9 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Watch(args) => watch::run(args).await,
+            Command::Get(args) => get::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
         }
     })
 }

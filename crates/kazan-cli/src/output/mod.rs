@@ -1,0 +1,413 @@
+//! The output forms (`-o table|wide|json|yaml|name`), for a watch (one event at a time, a line or
+//! a document each) and for `get` (one list or one object).
+//!
+//! Rendering returns text; the commands write it to stdout and flush after each event, so a pipe
+//! into `jq` or `grep` sees every event as it happens.
+
+mod columns;
+mod table;
+
+use jiff::Timestamp;
+use kazan::{ApiResource, DynamicObject, resource::TypeMeta, watcher::EventType};
+use serde::Serialize;
+
+pub use columns::Columns;
+use table::Layout;
+
+use crate::{error::CliError, resolve::ResourceType};
+
+/// `-o`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// kubectl's columns (a watch adds EVENT).
+    #[default]
+    Table,
+    /// The columns and a few more (IP and NODE of pods, IMAGES of deployments...).
+    Wide,
+    /// A watch: one compact `{"type","object"}` per line; get: the object, or a List.
+    Json,
+    /// A watch: `---`-separated `type`/`object` documents; get: the object, or a List.
+    Yaml,
+    /// `kind/name`, after the event type for a watch (`ADDED pod/web-1`).
+    Name,
+}
+
+impl OutputFormat {
+    fn is_table(self) -> bool {
+        matches!(self, OutputFormat::Table | OutputFormat::Wide)
+    }
+}
+
+/// Sets `apiVersion` and `kind` when the server left them out (list items usually lack them).
+pub fn fill_types(object: &mut DynamicObject, resource: &ApiResource) {
+    if object.types.as_ref().is_none_or(|t| t.kind.is_empty()) {
+        object.types = Some(TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        });
+    }
+}
+
+/// One event of `-o json` and `-o yaml`.
+#[derive(Serialize)]
+struct EventDocument<'a> {
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object: Option<&'a DynamicObject>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+/// What `get -o json|yaml` prints for a list, as kubectl does.
+#[derive(Serialize)]
+struct ListDocument<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    items: &'a [DynamicObject],
+    kind: &'static str,
+    metadata: ListMetadata,
+}
+
+#[derive(Serialize)]
+struct ListMetadata {
+    #[serde(rename = "resourceVersion")]
+    resource_version: &'static str,
+}
+
+fn output_error(e: impl std::fmt::Display) -> CliError {
+    CliError::Output(std::io::Error::other(e.to_string()))
+}
+
+fn json_line(value: &impl Serialize) -> Result<String, CliError> {
+    let mut line = serde_json::to_string(value).map_err(output_error)?;
+    line.push('\n');
+    Ok(line)
+}
+
+fn json_pretty(value: &impl Serialize) -> Result<String, CliError> {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    value.serialize(&mut serializer).map_err(output_error)?;
+    out.push(b'\n');
+    String::from_utf8(out).map_err(output_error)
+}
+
+fn yaml(value: &impl Serialize) -> Result<String, CliError> {
+    let mut text = serde_saphyr::to_string(value).map_err(output_error)?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+fn object_name(resource: &ResourceType, object: &DynamicObject) -> String {
+    format!(
+        "{}/{}",
+        resource.name_prefix(),
+        object.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// The narrowest a watch's column may be, so that a stream that starts empty still lines up.
+fn watch_floor(header: &str) -> usize {
+    match header {
+        "EVENT" => "MODIFIED".len(),
+        "NAMESPACE" => 12,
+        "NAME" => 20,
+        "STATUS" => "Terminating".len(),
+        _ => 0,
+    }
+}
+
+/// Renders a watch's events in one output form.
+pub struct WatchPrinter {
+    format: OutputFormat,
+    resource: ResourceType,
+    columns: Columns,
+    layout: Option<Layout>,
+}
+
+impl WatchPrinter {
+    /// A printer for events of `resource`; `shows_namespaces` adds the NAMESPACE column.
+    pub fn new(format: OutputFormat, resource: ResourceType, shows_namespaces: bool) -> Self {
+        let columns = Columns::new(&resource.api, format == OutputFormat::Wide, shows_namespaces);
+        WatchPrinter {
+            format,
+            resource,
+            columns,
+            layout: None,
+        }
+    }
+
+    fn headers(&self) -> Vec<&'static str> {
+        let mut headers = vec!["EVENT"];
+        headers.extend(self.columns.headers());
+        headers
+    }
+
+    fn row(&self, event_type: &str, object: &DynamicObject, now: Timestamp) -> Vec<String> {
+        let mut row = vec![event_type.to_string()];
+        row.extend(self.columns.cells(object, now));
+        row
+    }
+
+    /// The objects there at the start, as ADDED events; in a table, the header comes first and
+    /// the widths fit these rows.
+    pub fn first_batch(&mut self, objects: &[DynamicObject], now: Timestamp) -> Result<String, CliError> {
+        if !self.format.is_table() {
+            let mut out = String::new();
+            for object in objects {
+                out.push_str(&self.event(EventType::Added, object, now)?);
+            }
+            return Ok(out);
+        }
+        let rows: Vec<Vec<String>> = objects
+            .iter()
+            .map(|o| self.row(EventType::Added.as_str(), o, now))
+            .collect();
+        let headers = self.headers();
+        let layout = Layout::fit(&headers, &rows, watch_floor);
+        let mut out = layout.line(&headers);
+        out.push('\n');
+        for row in &rows {
+            out.push_str(&layout.line(row));
+            out.push('\n');
+        }
+        self.layout = Some(layout);
+        Ok(out)
+    }
+
+    /// Starts a watch that has no first batch (`--watch-only`, `--resource-version`): the table
+    /// header, with the floor widths.
+    pub fn start(&mut self, now: Timestamp) -> Result<String, CliError> {
+        if self.format.is_table() {
+            self.first_batch(&[], now)
+        } else {
+            Ok(String::new())
+        }
+    }
+
+    /// One event.
+    pub fn event(
+        &mut self,
+        event_type: EventType,
+        object: &DynamicObject,
+        now: Timestamp,
+    ) -> Result<String, CliError> {
+        let document = EventDocument {
+            event_type: event_type.as_str(),
+            object: Some(object),
+            message: None,
+        };
+        match self.format {
+            OutputFormat::Json => json_line(&document),
+            OutputFormat::Yaml => Ok(format!("---\n{}", yaml(&document)?)),
+            OutputFormat::Name => Ok(format!(
+                "{} {}\n",
+                event_type.as_str(),
+                object_name(&self.resource, object)
+            )),
+            OutputFormat::Table | OutputFormat::Wide => {
+                let row = self.row(event_type.as_str(), object, now);
+                if self.layout.is_none() {
+                    self.layout = Some(Layout::fit(&self.headers(), &[&row], watch_floor));
+                }
+                let mut line = self.layout.as_ref().map(|l| l.line(&row)).unwrap_or_default();
+                line.push('\n');
+                Ok(line)
+            }
+        }
+    }
+
+    /// The GONE line: the watch expired (410) and will not go on.
+    pub fn gone(&mut self, message: &str) -> Result<String, CliError> {
+        let document = EventDocument {
+            event_type: EventType::Gone.as_str(),
+            object: None,
+            message: Some(message),
+        };
+        match self.format {
+            OutputFormat::Json => json_line(&document),
+            OutputFormat::Yaml => Ok(format!("---\n{}", yaml(&document)?)),
+            OutputFormat::Name => Ok(format!("GONE {message}\n")),
+            OutputFormat::Table | OutputFormat::Wide => {
+                let start = self
+                    .layout
+                    .as_ref()
+                    .map_or(watch_floor("EVENT") + 3, Layout::first_column_end);
+                Ok(format!("{:<start$}{message}\n", "GONE"))
+            }
+        }
+    }
+}
+
+/// `get` of several objects: a table (nothing when empty), a `List`, or names.
+pub fn render_list(
+    format: OutputFormat,
+    resource: &ResourceType,
+    shows_namespaces: bool,
+    objects: &[DynamicObject],
+    now: Timestamp,
+) -> Result<String, CliError> {
+    match format {
+        OutputFormat::Json | OutputFormat::Yaml => {
+            let list = ListDocument {
+                api_version: "v1",
+                items: objects,
+                kind: "List",
+                metadata: ListMetadata { resource_version: "" },
+            };
+            if format == OutputFormat::Json {
+                json_pretty(&list)
+            } else {
+                yaml(&list)
+            }
+        }
+        OutputFormat::Name => Ok(objects.iter().map(|o| object_name(resource, o) + "\n").collect()),
+        OutputFormat::Table | OutputFormat::Wide => {
+            if objects.is_empty() {
+                return Ok(String::new());
+            }
+            let columns = Columns::new(&resource.api, format == OutputFormat::Wide, shows_namespaces);
+            let headers = columns.headers();
+            let rows: Vec<Vec<String>> = objects.iter().map(|o| columns.cells(o, now)).collect();
+            let layout = Layout::fit(&headers, &rows, |_| 0);
+            let mut out = layout.line(&headers);
+            out.push('\n');
+            for row in &rows {
+                out.push_str(&layout.line(row));
+                out.push('\n');
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// `get` of one object: the object itself for JSON and YAML, else as a list of one.
+pub fn render_object(
+    format: OutputFormat,
+    resource: &ResourceType,
+    object: &DynamicObject,
+    now: Timestamp,
+) -> Result<String, CliError> {
+    match format {
+        OutputFormat::Json => json_pretty(object),
+        OutputFormat::Yaml => yaml(object),
+        _ => render_list(format, resource, false, std::slice::from_ref(object), now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn configmaps() -> ResourceType {
+        ResourceType {
+            api: ApiResource::new("", "v1", "ConfigMap", "configmaps", true),
+            singular: "configmap".into(),
+            short_names: vec!["cm".into()],
+        }
+    }
+
+    fn cm(name: &str, data: serde_json::Value) -> Result<DynamicObject, serde_json::Error> {
+        let mut o: DynamicObject = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "w", "resourceVersion": "7",
+                         "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "data": data
+        }))?;
+        fill_types(&mut o, &configmaps().api);
+        Ok(o)
+    }
+
+    fn now() -> Result<Timestamp, jiff::Error> {
+        "2026-01-01T00:00:05Z".parse()
+    }
+
+    #[test]
+    fn watch_tables_fix_their_widths_on_the_first_batch() -> Result<(), Box<dyn std::error::Error>> {
+        let mut printer = WatchPrinter::new(OutputFormat::Table, configmaps(), false);
+        let first = printer.first_batch(&[cm("a", json!({"k": "v"}))?], now()?)?;
+        assert_eq!(
+            first,
+            "EVENT      NAME                   DATA   AGE\n\
+             ADDED      a                      1      5s\n"
+        );
+        let line = printer.event(
+            EventType::Modified,
+            &cm("a", json!({"k": "v", "l": "w"}))?,
+            now()?,
+        )?;
+        assert_eq!(line, "MODIFIED   a                      2      5s\n");
+        assert_eq!(
+            printer.gone("too old resource version: 3 (9)")?,
+            "GONE       too old resource version: 3 (9)\n"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn watch_json_is_one_compact_line_per_event_with_type_and_object()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut printer = WatchPrinter::new(OutputFormat::Json, configmaps(), false);
+        let line = printer.event(EventType::Deleted, &cm("a", json!({"k": "v"}))?, now()?)?;
+        assert_eq!(
+            line,
+            "{\"type\":\"DELETED\",\"object\":{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\
+             \"metadata\":{\"creationTimestamp\":\"2026-01-01T00:00:00Z\",\"name\":\"a\",\"namespace\":\"w\",\
+             \"resourceVersion\":\"7\"},\"data\":{\"k\":\"v\"}}}\n"
+        );
+        assert_eq!(
+            printer.gone("expired")?,
+            "{\"type\":\"GONE\",\"message\":\"expired\"}\n"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn watch_yaml_and_names() -> Result<(), Box<dyn std::error::Error>> {
+        let mut printer = WatchPrinter::new(OutputFormat::Yaml, configmaps(), false);
+        let doc = printer.event(EventType::Added, &cm("a", json!({"k": "v"}))?, now()?)?;
+        assert_eq!(
+            doc,
+            "---\ntype: ADDED\nobject:\n  apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    \
+             creationTimestamp: \"2026-01-01T00:00:00Z\"\n    name: a\n    namespace: w\n    \
+             resourceVersion: \"7\"\n  data:\n    k: v\n"
+        );
+        let mut printer = WatchPrinter::new(OutputFormat::Name, configmaps(), false);
+        assert_eq!(
+            printer.event(EventType::Added, &cm("a", json!({}))?, now()?)?,
+            "ADDED configmap/a\n"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn get_prints_lists_like_kubectl() -> Result<(), Box<dyn std::error::Error>> {
+        let objects = [cm("a", json!({"k": "v"}))?, cm("bb", json!({}))?];
+        assert_eq!(
+            render_list(OutputFormat::Table, &configmaps(), true, &objects, now()?)?,
+            "NAMESPACE   NAME   DATA   AGE\nw           a      1      5s\nw           bb     0      5s\n"
+        );
+        assert_eq!(
+            render_list(OutputFormat::Name, &configmaps(), false, &objects, now()?)?,
+            "configmap/a\nconfigmap/bb\n"
+        );
+        let list: serde_json::Value = serde_json::from_str(&render_list(
+            OutputFormat::Json,
+            &configmaps(),
+            false,
+            &objects,
+            now()?,
+        )?)?;
+        assert_eq!(list["kind"], "List");
+        assert_eq!(list["items"][1]["metadata"]["name"], "bb");
+        assert_eq!(
+            render_list(OutputFormat::Table, &configmaps(), false, &[], now()?)?,
+            ""
+        );
+        Ok(())
+    }
+}

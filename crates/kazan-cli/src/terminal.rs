@@ -1,0 +1,54 @@
+//! Where output goes and what stops a command: stdout written and flushed per event (a closed
+//! pipe ends the command quietly), and Ctrl-C or SIGTERM.
+
+use std::io::Write;
+
+use crate::error::CliError;
+
+/// Writes `text` to stdout and flushes it, so that a pipe sees it now.
+pub fn emit(text: &str) -> Result<(), CliError> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::StdoutClosed),
+        Err(e) => Err(CliError::Output(e)),
+    }
+}
+
+/// Ctrl-C, and SIGTERM on Unix.
+pub struct Signals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Starts listening for SIGTERM (Ctrl-C is listened for from the first [`Signals::recv`]).
+    pub fn new() -> Result<Signals, CliError> {
+        Ok(Signals {
+            #[cfg(unix)]
+            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(CliError::Signal)?,
+        })
+    }
+
+    /// Waits for the next Ctrl-C or SIGTERM.
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            () = ctrl_c() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        ctrl_c().await;
+    }
+}
+
+/// Ctrl-C; never, if it cannot be listened for (rather than a stop at once).
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

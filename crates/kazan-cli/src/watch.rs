@@ -1,0 +1,446 @@
+//! `kazan watch`: the objects of a resource type and then every change to them, as they happen,
+//! built on [`kazan::Watcher`] (which resumes across server timeouts and dropped connections).
+//!
+//! On 410 Gone the watch cannot go on from where it was: it prints a GONE line and exits with
+//! status 3, or, with `--relist`, lists again, prints what changed while it was away (by comparing
+//! with what it knew) and watches on from the new list.
+
+use std::{collections::BTreeMap, process::ExitCode};
+
+use jiff::Timestamp;
+use kazan::{
+    Client, DynamicObject, ObjectList, Request,
+    watcher::{EventKind, EventType, WatcherHandle, WatcherOptions},
+};
+
+use crate::{
+    cluster::{Cluster, ClusterArgs, Scope},
+    error::CliError,
+    logging,
+    output::{OutputFormat, WatchPrinter, fill_types},
+    resolve::{ResourceType, resolve},
+    terminal::{Signals, emit},
+};
+
+/// The exit status after 410 Gone without `--relist`.
+pub const EXIT_GONE: u8 = 3;
+
+const EXAMPLES: &str = "\
+Examples:
+  # The pods of the current namespace, then every change (Ctrl-C stops)
+  kazan watch pods
+
+  # Deployments in every namespace, with more columns
+  kazan watch deploy -A -o wide
+
+  # One config map, as one JSON object per line, into jq
+  kazan watch cm settings -n prod -o json | jq -c '[.type, .object.metadata.resourceVersion]'
+
+  # Only changes, of pods labelled app=web, with the watcher's retries and resumes logged
+  kazan watch po -l app=web --watch-only --log-level info
+
+  # Every change after a resourceVersion, as `type kind/name`
+  kazan watch configmaps --resource-version 48213 -o name
+
+  # A custom resource; on 410 Gone list again and go on instead of exiting with status 3
+  kazan watch widgets.example.com --relist
+
+Exit status: 0 after Ctrl-C or SIGTERM, 3 after 410 Gone (without --relist), 1 on an error.";
+
+/// Arguments of `kazan watch`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
+pub struct WatchArgs {
+    /// The resource type: plural, singular, short name or kind (`pods`, `pod`, `po`, `Pod`), or
+    /// `resource.group` / `resource.version.group` (`deployments.apps`, `widgets.v1.example.com`).
+    #[arg(value_name = "RESOURCE")]
+    resource: String,
+
+    /// Watch only the object with this name.
+    #[arg(value_name = "NAME")]
+    name: Option<String>,
+
+    /// Label selector, e.g. `app=web,tier!=db`.
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    selector: Option<String>,
+
+    /// Field selector, e.g. `status.phase=Running`.
+    #[arg(long, value_name = "SELECTOR")]
+    field_selector: Option<String>,
+
+    /// Print every change after this resourceVersion (no list first).
+    #[arg(long, value_name = "RV")]
+    resource_version: Option<String>,
+
+    /// Print only changes, not the objects that exist at the start.
+    #[arg(long)]
+    watch_only: bool,
+
+    /// Output form.
+    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t)]
+    output: OutputFormat,
+
+    /// A name for the watcher, shown on its log lines [default: the resource].
+    #[arg(long = "name", value_name = "NAME", id = "watcher_name")]
+    watcher_name: Option<String>,
+
+    /// After 410 Gone, list again, print what changed meanwhile (vanished objects as DELETED) and
+    /// watch on, instead of printing GONE and exiting with status 3. (With --resource-version,
+    /// objects not seen since that version print as ADDED.)
+    #[arg(long)]
+    relist: bool,
+
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Runs `kazan watch`.
+pub async fn run(args: WatchArgs) -> ExitCode {
+    logging::init(args.cluster.log_level);
+    match watch(args).await {
+        Ok(code) => code,
+        Err(CliError::StdoutClosed) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What the consumer knows, keyed by namespace and name (`--relist` compares it with a new list).
+#[derive(Default)]
+struct Known {
+    objects: BTreeMap<(String, String), DynamicObject>,
+}
+
+fn key(object: &DynamicObject) -> (String, String) {
+    (
+        object.metadata.namespace.clone().unwrap_or_default(),
+        object.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+impl Known {
+    fn apply(&mut self, event_type: EventType, object: &DynamicObject) {
+        match event_type {
+            EventType::Deleted => {
+                self.objects.remove(&key(object));
+            }
+            _ => {
+                self.objects.insert(key(object), object.clone());
+            }
+        }
+    }
+
+    /// What changed between what is known and `fresh`: vanished objects as DELETED (with their
+    /// last known state), then new ones as ADDED and changed ones as MODIFIED, in list order.
+    /// Afterwards, `fresh` is what is known.
+    fn replace(&mut self, fresh: Vec<DynamicObject>) -> Vec<(EventType, DynamicObject)> {
+        let mut fresh_map: BTreeMap<(String, String), DynamicObject> = BTreeMap::new();
+        let mut changes = Vec::new();
+        let mut order = Vec::new();
+        for object in fresh {
+            let k = key(&object);
+            order.push(k.clone());
+            fresh_map.insert(k, object);
+        }
+        for (k, old) in &self.objects {
+            if !fresh_map.contains_key(k) {
+                changes.push((EventType::Deleted, old.clone()));
+            }
+        }
+        for k in order {
+            let Some(object) = fresh_map.get(&k) else {
+                continue;
+            };
+            match self.objects.get(&k) {
+                None => changes.push((EventType::Added, object.clone())),
+                Some(old) if old.metadata.resource_version != object.metadata.resource_version => {
+                    changes.push((EventType::Modified, object.clone()));
+                }
+                Some(_) => {}
+            }
+        }
+        self.objects = fresh_map;
+        changes
+    }
+}
+
+/// One `kazan watch`, from its arguments to its end.
+struct Session {
+    client: Client,
+    resource: ResourceType,
+    request: Request<ObjectList<DynamicObject>>,
+    /// `watching configmaps in namespace "w"`, for messages.
+    what: String,
+    scope: Scope,
+    watcher_name: String,
+    printer: WatchPrinter,
+    known: Option<Known>,
+}
+
+async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
+    if args.watch_only && args.resource_version.is_some() {
+        return Err(CliError::Usage(
+            "--watch-only and --resource-version do not go together: a watch from a version prints only changes anyway".into(),
+        ));
+    }
+    let mut signals = Signals::new()?;
+    let cluster = Cluster::connect(&args.cluster)?;
+    let resource = resolve(&cluster.client, &args.resource).await?;
+    let scope = cluster.scope(&resource.api);
+    let subject = match &args.name {
+        Some(name) => format!("{} \"{name}\"", resource.api.plural),
+        None => resource.api.plural.clone(),
+    };
+    let mut request = scope.apply(Request::list_dynamic(&resource.api));
+    if let Some(labels) = &args.selector {
+        request = request.labels(labels);
+    }
+    let fields = [
+        args.name.as_ref().map(|n| format!("metadata.name={n}")),
+        args.field_selector.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    if !fields.is_empty() {
+        request = request.fields(&fields.join(","));
+    }
+    let mut session = Session {
+        client: cluster.client.clone(),
+        printer: WatchPrinter::new(args.output, resource.clone(), scope.shows_namespaces()),
+        watcher_name: args
+            .watcher_name
+            .clone()
+            .unwrap_or_else(|| resource.api.plural.clone()),
+        resource,
+        request,
+        what: format!("watching {}", scope.describe(&subject)),
+        scope,
+        known: args.relist.then(Known::default),
+    };
+    session.run(&args, &mut signals).await
+}
+
+impl Session {
+    async fn run(&mut self, args: &WatchArgs, signals: &mut Signals) -> Result<ExitCode, CliError> {
+        let print_first_batch = args.resource_version.is_none() && !args.watch_only;
+        if !print_first_batch {
+            emit(&self.printer.start(Timestamp::now())?)?;
+        }
+        let mut start = match &args.resource_version {
+            Some(rv) => Start::From(rv.clone()),
+            None => Start::List {
+                print: print_first_batch,
+            },
+        };
+        loop {
+            let handle = self.start_watcher(&start)?;
+            match self.consume(handle, &start, signals).await? {
+                Ended::Stopped => return Ok(ExitCode::SUCCESS),
+                Ended::Gone(message) if self.known.is_none() => {
+                    emit(&self.printer.gone(&message)?)?;
+                    eprintln!(
+                        "error: {}: the watch expired (410 Gone: {message}); run it again, or add --relist to list again and go on",
+                        self.what
+                    );
+                    return Ok(ExitCode::from(EXIT_GONE));
+                }
+                Ended::Gone(message) => {
+                    start = Start::From(self.relist(&message).await?);
+                }
+            }
+        }
+    }
+
+    fn start_watcher(
+        &self,
+        start: &Start,
+    ) -> Result<WatcherHandle<kazan::watcher::Event<DynamicObject>>, CliError> {
+        let mut options = WatcherOptions::new()
+            .name(self.watcher_name.clone())
+            .log(Some(tracing::Level::INFO));
+        options = match start {
+            Start::From(rv) => options.resource_version(rv.clone()),
+            Start::List { .. } => options.deliver_initial_list(self.delivers_first_list(start)),
+        };
+        kazan::Watcher::start(self.client.clone(), self.request.clone(), options).map_err(|e| {
+            CliError::Watch {
+                what: self.what.clone(),
+                source: std::sync::Arc::new(e),
+            }
+        })
+    }
+
+    /// Whether the watcher delivers its first list: when it is printed, or must be known to
+    /// compare with after Gone (`--relist`).
+    fn delivers_first_list(&self, start: &Start) -> bool {
+        match start {
+            Start::List { print } => *print || self.known.is_some(),
+            Start::From(_) => false,
+        }
+    }
+
+    /// Prints the events of one watcher until it ends (Gone), a signal stops it, or it fails.
+    async fn consume(
+        &mut self,
+        mut handle: WatcherHandle<kazan::watcher::Event<DynamicObject>>,
+        start: &Start,
+        signals: &mut Signals,
+    ) -> Result<Ended, CliError> {
+        // The objects of the first list, when it is delivered: held until the list is complete
+        // (so that a table can fit them), then printed or only remembered.
+        let print_first_batch = matches!(start, Start::List { print: true });
+        let mut first_batch: Option<Vec<DynamicObject>> = (self.delivers_first_list(start)).then(Vec::new);
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = signals.recv() => {
+                    handle.stop().await;
+                    return Ok(Ended::Stopped);
+                }
+                event = handle.recv() => event,
+            };
+            let Some(event) = event else {
+                // The watcher always ends with Gone or Failed; a silent end is a bug to report.
+                return Err(CliError::Unexpected(format!(
+                    "{}: the watcher ended without saying why ({:?})",
+                    self.what,
+                    handle.end_reason()
+                )));
+            };
+            let event_type = event.event_type();
+            match event.kind {
+                EventKind::Added(mut object)
+                | EventKind::Modified(mut object)
+                | EventKind::Deleted(mut object) => {
+                    fill_types(&mut object, &self.resource.api);
+                    if let Some(batch) = first_batch.as_mut() {
+                        batch.push(object);
+                        continue;
+                    }
+                    if let Some(known) = self.known.as_mut() {
+                        known.apply(event_type, &object);
+                    }
+                    emit(&self.printer.event(event_type, &object, Timestamp::now())?)?;
+                }
+                EventKind::Synced => {
+                    let batch = first_batch.take().unwrap_or_default();
+                    if print_first_batch {
+                        emit(&self.printer.first_batch(&batch, Timestamp::now())?)?;
+                    }
+                    if let Some(known) = self.known.as_mut() {
+                        // Nothing was known before the first list: no changes to print.
+                        let _ = known.replace(batch);
+                    }
+                }
+                EventKind::Gone { message } => return Ok(Ended::Gone(message)),
+                EventKind::Failed(source) => {
+                    return Err(CliError::Watch {
+                        what: self.what.clone(),
+                        source,
+                    });
+                }
+                // Bookmarks move the resume point only; skipped events were logged by the watcher.
+                EventKind::Bookmark | EventKind::Skipped(_) => {}
+            }
+        }
+    }
+
+    /// After Gone with `--relist`: lists again, prints what changed meanwhile, and returns the
+    /// version to watch on from.
+    async fn relist(&mut self, message: &str) -> Result<String, CliError> {
+        tracing::warn!(
+            "{}: the watch expired (410 Gone: {message}); listing again",
+            self.what
+        );
+        let list = self
+            .client
+            .list_all(&self.request.clone().limit(500))
+            .await
+            .map_err(|source| CliError::Request {
+                what: format!(
+                    "listing {} again after 410 Gone",
+                    self.scope.describe(&self.resource.api.plural)
+                ),
+                source: Box::new(source),
+            })?;
+        let rv = list
+            .metadata
+            .resource_version
+            .clone()
+            .filter(|rv| !rv.is_empty())
+            .ok_or_else(|| {
+                CliError::Unexpected(format!(
+                    "{}: the server's list answer carries no resourceVersion to watch from",
+                    self.what
+                ))
+            })?;
+        let mut items = list.items;
+        for object in &mut items {
+            fill_types(object, &self.resource.api);
+        }
+        let changes = self.known.get_or_insert_with(Known::default).replace(items);
+        tracing::info!(
+            "{}: {} changes while the watch was away; watching on from resourceVersion {rv}",
+            self.what,
+            changes.len()
+        );
+        for (event_type, object) in changes {
+            emit(&self.printer.event(event_type, &object, Timestamp::now())?)?;
+        }
+        Ok(rv)
+    }
+}
+
+/// How a watcher starts.
+enum Start {
+    /// List first (`print`: show the list as ADDED events).
+    List { print: bool },
+    /// Strictly after this resourceVersion.
+    From(String),
+}
+
+/// How a watcher ended, when the command may go on.
+enum Ended {
+    /// Ctrl-C or SIGTERM.
+    Stopped,
+    /// 410 Gone, with the server's message.
+    Gone(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(name: &str, rv: &str) -> Result<DynamicObject, serde_json::Error> {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "w", "resourceVersion": rv}}))
+    }
+
+    fn summary(changes: &[(EventType, DynamicObject)]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|(t, o)| format!("{t} {}", o.metadata.name.as_deref().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn a_relist_reports_what_vanished_appeared_and_changed() -> Result<(), serde_json::Error> {
+        let mut known = Known::default();
+        known.apply(EventType::Added, &object("a", "1")?);
+        known.apply(EventType::Added, &object("b", "2")?);
+        known.apply(EventType::Added, &object("c", "3")?);
+        known.apply(EventType::Deleted, &object("c", "4")?);
+        let changes = known.replace(vec![object("d", "9")?, object("a", "7")?]);
+        assert_eq!(summary(&changes), ["DELETED b", "ADDED d", "MODIFIED a"]);
+        // Nothing changed since: nothing to print.
+        assert!(
+            known
+                .replace(vec![object("d", "9")?, object("a", "7")?])
+                .is_empty()
+        );
+        Ok(())
+    }
+}

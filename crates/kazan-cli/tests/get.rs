@@ -1,0 +1,180 @@
+//! `kazan get`, run as a binary against an embedded API server: each output form for a list and
+//! for one object, and the errors that name what is at fault (object, kubeconfig, context).
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Cluster, Result, mask_ages, without_server_fields};
+
+async fn two_configmaps() -> Result<Cluster> {
+    let cluster = Cluster::start().await?;
+    cluster.configmap("a", json!({"k": "v"}))?;
+    cluster.configmap("settings", json!({"mode": "fast", "size": "3"}))?;
+    Ok(cluster)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_prints_a_table_and_with_all_namespaces_the_namespace_column() -> Result {
+    let cluster = two_configmaps().await?;
+    let finished = cluster.run(&["get", "cm", "-n", "w"]).await?;
+    assert_eq!(finished.code, Some(0));
+    let lines: Vec<String> = finished.stdout.lines().map(mask_ages).collect();
+    assert_eq!(
+        lines,
+        [
+            "NAME       DATA   AGE",
+            "a          1      <age>",
+            "settings   2      <age>"
+        ]
+    );
+    let finished = cluster.run(&["get", "configmaps", "-A", "-o", "wide"]).await?;
+    let lines: Vec<String> = finished.stdout.lines().map(mask_ages).collect();
+    assert_eq!(
+        lines,
+        [
+            "NAMESPACE   NAME       DATA   AGE",
+            "w           a          1      <age>",
+            "w           settings   2      <age>",
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_json_prints_a_list_or_the_object() -> Result {
+    let cluster = two_configmaps().await?;
+    let finished = cluster.run(&["get", "cm", "-n", "w", "-o", "json"]).await?;
+    assert_eq!(finished.code, Some(0));
+    let mut list: Value = serde_json::from_str(&finished.stdout)?;
+    if let Some(items) = list["items"].as_array_mut() {
+        for item in items {
+            *item = without_server_fields(item.take());
+        }
+    }
+    assert_eq!(
+        list,
+        json!({
+            "apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
+            "items": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "w"}, "data": {"k": "v"}},
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "w"},
+                 "data": {"mode": "fast", "size": "3"}}
+            ]
+        })
+    );
+    let finished = cluster
+        .run(&["get", "configmap", "settings", "-n", "w", "-o", "json"])
+        .await?;
+    let object: Value = serde_json::from_str(&finished.stdout)?;
+    assert_eq!(
+        without_server_fields(object),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "w"},
+               "data": {"mode": "fast", "size": "3"}})
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_yaml_and_name_forms() -> Result {
+    let cluster = two_configmaps().await?;
+    let finished = cluster
+        .run(&["get", "cm", "settings", "-n", "w", "-o", "yaml"])
+        .await?;
+    assert_eq!(finished.code, Some(0));
+    let object: Value = serde_saphyr::from_str(&finished.stdout)?;
+    assert_eq!(
+        without_server_fields(object),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "w"},
+               "data": {"mode": "fast", "size": "3"}})
+    );
+    let finished = cluster.run(&["get", "cm", "-n", "w", "-o", "yaml"]).await?;
+    let list: Value = serde_saphyr::from_str(&finished.stdout)?;
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"][1]["metadata"]["name"], "settings");
+    let finished = cluster.run(&["get", "cm", "-n", "w", "-o", "name"]).await?;
+    assert_eq!(finished.stdout, "configmap/a\nconfigmap/settings\n");
+    let finished = cluster
+        .run(&[
+            "get",
+            "cm",
+            "-n",
+            "w",
+            "-o",
+            "name",
+            "--field-selector",
+            "metadata.name=a",
+        ])
+        .await?;
+    assert_eq!(finished.stdout, "configmap/a\n");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_of_a_kind_with_columns_and_of_a_custom_resource() -> Result {
+    let cluster = Cluster::start().await?;
+    cluster.server.create(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "w", "labels": {"app": "web"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "nginx:1.29"}]}}}
+    }))?;
+    let finished = cluster
+        .run(&["get", "deploy", "-n", "w", "-o", "wide", "-l", "app=web"])
+        .await?;
+    let lines: Vec<String> = finished.stdout.lines().map(mask_ages).collect();
+    assert_eq!(
+        lines,
+        [
+            "NAME   READY   UP-TO-DATE   AVAILABLE   AGE   CONTAINERS   IMAGES       SELECTOR",
+            "web    0/2     0            0           <age> app          nginx:1.29   app=web",
+        ]
+    );
+    cluster.server.registry().register(
+        kazan_apiserver::ResourceDef::new("example.com", "v1", "Gadget", "gadgets", false)
+            .short_names(&["gd"]),
+    );
+    cluster
+        .server
+        .create(json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g1"}}))?;
+    let finished = cluster.run(&["get", "gd", "-o", "name"]).await?;
+    assert_eq!(finished.stdout, "gadget.example.com/g1\n");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_name_the_object_the_file_and_the_context_at_fault() -> Result {
+    let cluster = Cluster::start().await?;
+    let finished = cluster.run(&["get", "cm", "missing", "-n", "w"]).await?;
+    assert_eq!(finished.code, Some(1));
+    assert_eq!(
+        finished.stderr,
+        "error: getting configmaps \"missing\" in namespace \"w\": 404 NotFound: configmaps \"missing\" not found\n"
+    );
+
+    let finished = cluster.run(&["get", "cm", "-n", "w"]).await?;
+    assert_eq!(finished.code, Some(0));
+    assert_eq!(finished.stdout, "");
+    assert_eq!(finished.stderr, "No resources found in w namespace.\n");
+
+    let finished = cluster.run(&["get", "cm", "--context", "nowhere"]).await?;
+    assert_eq!(finished.code, Some(1));
+    assert!(finished.stderr.starts_with("error: "), "{}", finished.stderr);
+    assert!(finished.stderr.contains("nowhere"), "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains(&cluster.kubeconfig.display().to_string()),
+        "{}",
+        finished.stderr
+    );
+
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kazan"));
+    command.args(["get", "pods", "--kubeconfig", "/nonexistent/kubeconfig"]);
+    let finished = support::Kazan::spawn(command)?.finish().await?;
+    assert_eq!(finished.code, Some(1));
+    assert_eq!(
+        finished.stderr,
+        "error: kubeconfig /nonexistent/kubeconfig does not exist\n"
+    );
+    Ok(())
+}
