@@ -159,6 +159,7 @@ pub struct ApiServerBuilder {
     namespace_delete_delay: Duration,
     too_large_wait: Duration,
     namespaces: Vec<String>,
+    max_concurrent_streams: u32,
 }
 
 impl std::fmt::Debug for ApiServerBuilder {
@@ -174,6 +175,7 @@ impl std::fmt::Debug for ApiServerBuilder {
             .field("watch_queue_capacity", &self.watch_queue_capacity)
             .field("resources", &self.resources.len())
             .field("reject_watch_list", &self.reject_watch_list)
+            .field("max_concurrent_streams", &self.max_concurrent_streams)
             .finish_non_exhaustive()
     }
 }
@@ -197,6 +199,7 @@ impl Default for ApiServerBuilder {
             namespaces: ["default", "kube-system", "kube-public", "kube-node-lease"]
                 .map(String::from)
                 .to_vec(),
+            max_concurrent_streams: server::MAX_STREAMS,
         }
     }
 }
@@ -293,6 +296,15 @@ impl ApiServerBuilder {
         self
     }
 
+    /// How many streams an HTTP/2 client may open at once on one connection, advertised as
+    /// SETTINGS_MAX_CONCURRENT_STREAMS (default 1000; kube-apiserver advertises its
+    /// `--http2-max-streams-per-connection`, 100 when unset). A client that needs more streams
+    /// must open more connections.
+    pub fn max_concurrent_streams(mut self, streams: u32) -> Self {
+        self.max_concurrent_streams = streams;
+        self
+    }
+
     /// Starts the server.
     pub async fn start(self) -> Result<ApiServer, ServerError> {
         let registry = Registry::with_builtins();
@@ -362,6 +374,7 @@ impl ApiServerBuilder {
             acceptor,
             shutdown.clone(),
             tracker.clone(),
+            self.max_concurrent_streams,
         ));
         tracing::info!(%url, "kazan-apiserver listening");
         Ok(ApiServer {

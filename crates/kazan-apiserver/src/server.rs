@@ -17,8 +17,11 @@ use crate::http::{App, handle};
 
 /// How long a connection may take to finish after shutdown starts before it is dropped.
 const GRACE: Duration = Duration::from_secs(5);
-/// Streams per HTTP/2 connection (kube-apiserver's default `--http2-max-streams-per-connection`).
-const MAX_STREAMS: u32 = 1000;
+/// Streams per HTTP/2 connection unless [`ApiServerBuilder::max_concurrent_streams`] says
+/// otherwise. (kube-apiserver advertises `--http2-max-streams-per-connection`, 100 when unset.)
+///
+/// [`ApiServerBuilder::max_concurrent_streams`]: crate::ApiServerBuilder::max_concurrent_streams
+pub(crate) const MAX_STREAMS: u32 = 1000;
 
 /// Accepts connections until `shutdown` is cancelled.
 pub(crate) async fn accept_loop(
@@ -27,6 +30,7 @@ pub(crate) async fn accept_loop(
     tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    max_streams: u32,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -47,7 +51,7 @@ pub(crate) async fn accept_loop(
         let shutdown = shutdown.clone();
         match tls.clone() {
             None => {
-                tracker.spawn(serve_connection(stream, app, shutdown));
+                tracker.spawn(serve_connection(stream, app, shutdown, max_streams));
             }
             Some(acceptor) => {
                 tracker.spawn(async move {
@@ -56,7 +60,7 @@ pub(crate) async fn accept_loop(
                         r = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)) => r,
                     };
                     match handshake {
-                        Ok(Ok(tls_stream)) => serve_connection(tls_stream, app, shutdown).await,
+                        Ok(Ok(tls_stream)) => serve_connection(tls_stream, app, shutdown, max_streams).await,
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
@@ -66,14 +70,15 @@ pub(crate) async fn accept_loop(
     }
 }
 
-/// Serves one connection until it closes or the server shuts down.
-async fn serve_connection<I>(io: I, app: Arc<App>, shutdown: CancellationToken)
+/// Serves one connection until it closes or the server shuts down; an HTTP/2 client may open
+/// `max_streams` streams at once on it (SETTINGS_MAX_CONCURRENT_STREAMS).
+async fn serve_connection<I>(io: I, app: Arc<App>, shutdown: CancellationToken, max_streams: u32)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |request| handle(app.clone(), request));
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http2().max_concurrent_streams(MAX_STREAMS);
+    builder.http2().max_concurrent_streams(max_streams);
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     tokio::select! {

@@ -16,6 +16,7 @@ use http_body_util::Full;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kazan::{
     Client, Config, Error, Request,
+    client::BodyStream,
     config::{AuthConfig, ClientIdentity},
     error::ClientSetupError,
     request::VersionMatch,
@@ -532,6 +533,276 @@ async fn watches_and_requests_share_the_http2_connection() -> TestResult {
     Ok(())
 }
 
+/// Starts `n` config map watches from version `rv` at once on `client`; all must be answered.
+async fn start_watches(client: &Client, rv: &str, n: usize) -> Result<Vec<BodyStream>, TestError> {
+    let watches = (0..n).map(|_| {
+        let client = client.clone();
+        let req = Request::watch_list::<ConfigMap>().resource_version(rv);
+        tokio::spawn(async move { client.stream(&req).await })
+    });
+    let mut streams = Vec::new();
+    for joined in bounded(futures_util::future::join_all(watches)).await? {
+        streams.push(joined??);
+    }
+    Ok(streams)
+}
+
+/// The next event of a watch (its first line from here on).
+async fn next_event(watch: &mut BodyStream) -> Result<serde_json::Value, TestError> {
+    let mut line = Vec::new();
+    bounded(async {
+        loop {
+            let chunk = watch.chunk().await.ok_or("the watch ended")??;
+            line.extend_from_slice(&chunk);
+            if let Some(end) = line.iter().position(|b| *b == b'\n') {
+                return Ok(serde_json::from_slice(line.get(..end).unwrap_or_default())?);
+            }
+        }
+    })
+    .await?
+}
+
+/// Reads a watch until it ends: `Some(error)` if it failed, `None` if it ended cleanly.
+async fn watch_end(watch: &mut BodyStream) -> Result<Option<Error>, TestError> {
+    bounded(async {
+        while let Some(chunk) = watch.chunk().await {
+            if let Err(e) = chunk {
+                return Some(e);
+            }
+        }
+        None
+    })
+    .await
+}
+
+/// Waits until the server counts exactly `n` open config map watches.
+async fn wait_for_open_watches(server: &ApiServer, n: usize) -> Result<(), TestError> {
+    bounded(async {
+        while server
+            .stats()
+            .active_watches
+            .get("configmaps")
+            .copied()
+            .unwrap_or(0)
+            != n
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
+
+async fn tls_server_with_streams(streams: u32) -> Result<ApiServer, TestError> {
+    Ok(ApiServer::builder()
+        .tls(true)
+        .max_concurrent_streams(streams)
+        .start()
+        .await?)
+}
+
+#[tokio::test]
+async fn watches_beyond_the_servers_stream_limit_get_more_http2_connections() -> TestResult {
+    let server = tls_server_with_streams(10).await?;
+    let client = Client::new(trusting(&server)?)?;
+    let rv = server.resource_version().to_string();
+
+    // 25 watches at once on a new client: 10 + 10 + 5 streams.
+    let mut watches = start_watches(&client, &rv, 25).await?;
+
+    assert!(server.wait_for_watches("configmaps", 25, BOUND).await);
+    assert_eq!(server.stats().connections_accepted, 3);
+    assert!(watches.iter().all(|w| w.version() == Version::HTTP_2));
+    assert!(server.journal().iter().all(|e| e.version == "HTTP/2.0"));
+    // None is queued behind another: every one of them sees the next write.
+    server.create(configmap("default", "seen-by-all"))?;
+    for watch in &mut watches {
+        let event = next_event(watch).await?;
+        assert_eq!(event["type"], "ADDED");
+        assert_eq!(event["object"]["metadata"]["name"], "seen-by-all");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn closed_watches_free_their_streams_for_new_requests() -> TestResult {
+    let server = tls_server_with_streams(10).await?;
+    let client = Client::new(trusting(&server)?)?;
+    let rv = server.resource_version().to_string();
+    let mut watches = start_watches(&client, &rv, 30).await?;
+    assert_eq!(server.stats().connections_accepted, 3, "three full connections");
+
+    // Ten watches end, wherever they were; nine new ones and a list take their streams.
+    watches.truncate(20);
+    wait_for_open_watches(&server, 20).await?;
+    let listing = tokio::spawn({
+        let client = client.clone();
+        async move { client.run(&Request::list::<ConfigMap>()).await }
+    });
+    watches.extend(start_watches(&client, &rv, 9).await?);
+    bounded(listing).await???;
+    // The list's stream is free once its body has been read.
+    watches.extend(start_watches(&client, &rv, 1).await?);
+    wait_for_open_watches(&server, 30).await?;
+    assert_eq!(server.stats().connections_accepted, 3, "freed streams are reused");
+
+    // Full again: one more watch needs a fourth connection.
+    watches.extend(start_watches(&client, &rv, 1).await?);
+    assert_eq!(server.stats().connections_accepted, 4);
+    server.create(configmap("default", "late"))?;
+    for watch in &mut watches {
+        assert_eq!(next_event(watch).await?["object"]["metadata"]["name"], "late");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hundred_watches_and_concurrent_requests_share_one_connection_under_the_default_limit() -> TestResult
+{
+    let server = tls_server().await?;
+    server.create(configmap("default", "settings"))?;
+    let client = Client::new(trusting(&server)?)?;
+    let rv = server.resource_version().to_string();
+
+    let requests = (0..20).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move { client.run(&Request::get::<ConfigMap>("settings")).await })
+    });
+    let (watches, answers) = tokio::join!(
+        start_watches(&client, &rv, 100),
+        bounded(futures_util::future::join_all(requests))
+    );
+    let watches = watches?;
+    for answer in answers? {
+        assert_eq!(answer??.metadata.name.as_deref(), Some("settings"));
+    }
+
+    assert_eq!(watches.len(), 100);
+    assert!(server.wait_for_watches("configmaps", 100, BOUND).await);
+    assert_eq!(server.stats().connections_accepted, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_watch_cut_over_http2_fails_alone_and_frees_its_stream() -> TestResult {
+    let server = tls_server_with_streams(10).await?;
+    let client = Client::new(trusting(&server)?)?;
+    let rv = server.resource_version().to_string();
+    let mut watches = start_watches(&client, &rv, 10).await?;
+    assert!(server.wait_for_watches("configmaps", 10, BOUND).await);
+
+    // Over HTTP/2 a cut resets each stream; the connection stays.
+    server.faults().cut_watches(None);
+    for watch in &mut watches {
+        let failure = watch_end(watch).await?;
+        assert!(matches!(failure, Some(Error::Http { .. })), "{failure:?}");
+    }
+
+    // The failed streams are free even though their `BodyStream`s are still held.
+    let listing = tokio::spawn({
+        let client = client.clone();
+        async move { client.run(&Request::list::<Pod>()).await }
+    });
+    let mut again = start_watches(&client, &rv, 9).await?;
+    bounded(listing).await???;
+    again.extend(start_watches(&client, &rv, 1).await?);
+    assert_eq!(server.stats().connections_accepted, 1);
+    server.create(configmap("default", "after-cut"))?;
+    for watch in &mut again {
+        assert_eq!(
+            next_event(watch).await?["object"]["metadata"]["name"],
+            "after-cut"
+        );
+    }
+    drop(watches);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_lost_connection_is_replaced_by_a_new_one() -> TestResult {
+    let server = tls_server().await?;
+    let proxy = TestProxy::start().await?;
+    let mut cfg = trusting(&server)?;
+    cfg.proxy_url = Some(proxy.url.parse()?);
+    let client = Client::new(cfg)?;
+    let rv = server.resource_version().to_string();
+    let mut watch =
+        bounded(client.stream(&Request::watch_list::<ConfigMap>().resource_version(&rv))).await??;
+    assert!(server.wait_for_watches("configmaps", 1, BOUND).await);
+
+    proxy.cut();
+    let failure = watch_end(&mut watch).await?;
+    assert!(matches!(failure, Some(Error::Http { .. })), "{failure:?}");
+
+    let list = bounded(client.run(&Request::list::<ConfigMap>())).await??;
+    assert!(list.items.is_empty());
+    let mut watch =
+        bounded(client.stream(&Request::watch_list::<ConfigMap>().resource_version(&rv))).await??;
+    server.create(configmap("default", "after-loss"))?;
+    assert_eq!(
+        next_event(&mut watch).await?["object"]["metadata"]["name"],
+        "after-loss"
+    );
+    assert_eq!(proxy.connect_count(), 2);
+    assert_eq!(server.stats().connections_accepted, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn after_the_server_restarts_requests_go_on_a_new_connection() -> TestResult {
+    let server = tls_server().await?;
+    let addr = server.addr();
+    let mut cfg = config(&server.url())?;
+    // The restarted server makes itself a new CA.
+    cfg.insecure_skip_tls_verify = true;
+    let client = Client::new(cfg)?;
+    let rv = server.resource_version().to_string();
+    let mut watch =
+        bounded(client.stream(&Request::watch_list::<ConfigMap>().resource_version(&rv))).await??;
+    bounded(client.run(&Request::list::<Pod>())).await??;
+    assert_eq!(server.stats().connections_accepted, 1);
+
+    // A graceful shutdown: watches end, GOAWAY, the connection closes.
+    server.shutdown().await;
+    assert!(watch_end(&mut watch).await?.is_none(), "the watch ends cleanly");
+    drop(server);
+    let restarted = ApiServer::builder().tls(true).addr(addr).start().await?;
+    restarted.create(configmap("default", "after-restart"))?;
+
+    let list = bounded(client.run(&Request::list::<ConfigMap>())).await??;
+
+    let names: Vec<_> = list
+        .items
+        .iter()
+        .filter_map(|c| c.metadata.name.as_deref())
+        .collect();
+    assert_eq!(names, ["after-restart"]);
+    assert_eq!(restarted.stats().connections_accepted, 1);
+    assert!(restarted.journal().iter().all(|e| e.version == "HTTP/2.0"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn requests_waiting_for_a_connection_that_fails_all_get_its_error() -> TestResult {
+    let addr = closed_port().await?;
+    let mut cfg = config(&format!("https://{addr}"))?;
+    cfg.insecure_skip_tls_verify = true;
+    let client = Client::new(cfg)?;
+
+    let requests = (0..10).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move { client.run(&Request::list::<Pod>()).await })
+    });
+    let results = bounded(futures_util::future::join_all(requests)).await?;
+
+    for result in results {
+        match result? {
+            Err(Error::Connect { url, .. }) => assert_eq!(url, format!("https://{addr}/api/v1/pods")),
+            other => return Err(format!("expected a connect error, got {other:?}").into()),
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_tls_server_without_h2_is_spoken_to_in_http1() -> TestResult {
     // Support server: the embedded one always offers h2.
@@ -543,9 +814,18 @@ async fn a_tls_server_without_h2_is_spoken_to_in_http1() -> TestResult {
     let client = Client::new(trusting_ca(&server.url, &ca)?)?;
 
     let body = bounded(client.stream(&Request::list::<Pod>())).await??;
+    let requests = (0..5).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move { client.run(&Request::list::<Pod>()).await })
+    });
+    for answer in bounded(futures_util::future::join_all(requests)).await? {
+        answer??;
+    }
 
     assert_eq!(body.version(), Version::HTTP_11);
-    assert_eq!(server.journal()[0].version, Version::HTTP_11);
+    let journal = server.journal();
+    assert_eq!(journal.len(), 6);
+    assert!(journal.iter().all(|seen| seen.version == Version::HTTP_11));
     Ok(())
 }
 

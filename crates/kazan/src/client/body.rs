@@ -1,4 +1,5 @@
-//! [`BodyStream`]: the body of a checked 2xx response, read chunk by chunk as it arrives.
+//! Response bodies: [`ResponseBody`], which holds its HTTP/2 stream slot until the body ends, and
+//! [`BodyStream`], the body of a checked 2xx response read chunk by chunk as it arrives.
 
 use std::{
     fmt,
@@ -9,10 +10,55 @@ use std::{
 use bytes::Bytes;
 use futures_util::Stream;
 use http::{HeaderMap, Version};
-use http_body::Body as _;
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use crate::{client::response::body_error, error::Error};
+use crate::{
+    client::{response::body_error, slots::Slot},
+    error::Error,
+};
+
+/// A response body that holds the stream slot of its lane (see [`super::lanes`]) until it has
+/// been read to the end, has failed, or is dropped: until then the stream is open on the
+/// connection and counts against the server's limit. Bodies of the pooled HTTP/1.1 client hold
+/// no slot.
+#[derive(Debug)]
+pub(crate) struct ResponseBody<B = Incoming> {
+    body: B,
+    slot: Option<Slot>,
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn new(body: B, slot: Option<Slot>) -> Self {
+        ResponseBody { body, slot }
+    }
+}
+
+impl<B: Body + Unpin> Body for ResponseBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            // The stream is over (ended, or reset): its slot is free for another request.
+            this.slot = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
 
 /// The body of a successful response, as a stream of [`Bytes`] chunks in arrival order.
 ///
@@ -20,16 +66,16 @@ use crate::{client::response::body_error, error::Error};
 /// and inside the response of [`Client::send_raw`](crate::Client::send_raw). Chunk boundaries
 /// are wherever the network put them, not at event boundaries. No deadline applies to the body:
 /// a watch may stay quiet for minutes. Dropping it closes the stream (over HTTP/2 only that
-/// stream; the connection stays).
+/// stream; the connection stays, and the stream's slot is free for another request).
 pub struct BodyStream {
-    body: Incoming,
+    body: ResponseBody,
     url: String,
     version: Version,
     headers: HeaderMap,
 }
 
 impl BodyStream {
-    pub(crate) fn new(response: http::Response<Incoming>, url: String) -> Self {
+    pub(crate) fn new(response: http::Response<ResponseBody>, url: String) -> Self {
         let (parts, body) = response.into_parts();
         BodyStream {
             body,
@@ -106,10 +152,58 @@ impl Stream for BodyStream {
 }
 
 impl fmt::Debug for BodyStream {
+    // The URL and version only: headers may be long, and the body is not shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BodyStream")
             .field("url", &self.url)
             .field("version", &self.version)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use http_body_util::{BodyExt, StreamBody};
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::client::slots::Slots;
+
+    type Frames = futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, &'static str>>>;
+
+    fn body(frames: Vec<Result<Frame<Bytes>, &'static str>>) -> StreamBody<Frames> {
+        StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn a_body_read_to_the_end_frees_its_slot_before_it_is_dropped() {
+        let slots = Slots::new(Arc::new(Notify::new()));
+        let mut response = ResponseBody::new(
+            body(vec![Ok(Frame::data(Bytes::from_static(b"{}")))]),
+            Some(slots.take()),
+        );
+        assert_eq!(slots.open(), 1);
+        let first = response.frame().await;
+        assert!(matches!(first, Some(Ok(_))));
+        assert_eq!(slots.open(), 1, "more may come");
+        assert!(response.frame().await.is_none());
+        assert_eq!(slots.open(), 0);
+        drop(response);
+        assert_eq!(slots.open(), 0, "released once");
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_dropped_body_frees_its_slot() {
+        let slots = Slots::new(Arc::new(Notify::new()));
+        let mut failed = ResponseBody::new(body(vec![Err("reset")]), Some(slots.take()));
+        let dropped = ResponseBody::new(body(vec![]), Some(slots.take()));
+        assert_eq!(slots.open(), 2);
+
+        assert!(matches!(failed.frame().await, Some(Err("reset"))));
+        assert_eq!(slots.open(), 1);
+        drop(dropped);
+        assert_eq!(slots.open(), 0);
     }
 }

@@ -1,10 +1,12 @@
-//! The HTTP client: one connection pool per [`Client`], requests built from [`Request`], answers
-//! checked and decoded, credentials attached and refreshed once on a 401.
+//! The HTTP client: one set of connections per [`Client`], requests built from [`Request`],
+//! answers checked and decoded, credentials attached and refreshed once on a 401.
 //!
-//! The transport is hyper 1 with hyper-util's pooled client over rustls (the `ring` provider,
-//! chosen explicitly). HTTP/2 is used when the server offers it by ALPN, so every request and
-//! watch of a client shares one connection (kept alive by PINGs); HTTP/1.1 and plain `http://`
-//! work too. Non-streaming answers are requested gzip-compressed and decoded.
+//! The transport is hyper 1 over rustls (the `ring` provider, chosen explicitly). HTTP/2 is used
+//! when the server offers it by ALPN: requests and watches share one connection (kept alive by
+//! PINGs) as long as the server's limit on concurrent streams per connection allows, and further
+//! connections ("lanes") are opened when it does not, so the 101st watch never waits for a free
+//! stream (see `lanes.rs`). HTTP/1.1 servers and plain `http://` go through hyper-util's pooled
+//! client. Non-streaming answers are requested gzip-compressed and decoded.
 //!
 //! Deadlines: [`Config::connect_timeout`] bounds TCP connect, proxy tunnel and TLS handshake;
 //! [`Config::request_timeout`] bounds a whole [`Client::run`] (headers and body) and the wait for
@@ -45,7 +47,9 @@
 //! ```
 
 mod body;
+mod lanes;
 mod response;
+mod slots;
 mod tls;
 mod transport;
 
@@ -54,7 +58,6 @@ use std::{borrow::Cow, fmt, future::Future, sync::Arc};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
 pub use body::BodyStream;
@@ -66,13 +69,14 @@ use crate::{
     request::{Request, Verb},
     resource::ObjectList,
 };
-use response::{check_status, read_body, read_error_body, send_error};
-use transport::{HttpClient, non_zero, without_userinfo};
+use body::ResponseBody;
+use response::{check_status, read_body, read_error_body};
+use transport::{Transport, non_zero, without_userinfo};
 
 /// `User-Agent` of every request.
 const USER_AGENT: &str = concat!("kazan/", env!("CARGO_PKG_VERSION"));
 
-/// A client for one API server. Cheap to clone; clones share the connection pool and credentials.
+/// A client for one API server. Cheap to clone; clones share the connections and credentials.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -84,12 +88,8 @@ struct Inner {
     config: Config,
     /// `cluster_url` without credentials or trailing `/`, the prefix of every request URL.
     base_url: String,
-    http: HttpClient,
+    transport: Transport,
     auth: Authenticator,
-    /// Set once a first request has been answered: until then requests go one at a time (see
-    /// [`Client::execute`]).
-    warmed_up: std::sync::atomic::AtomicBool,
-    first_request: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for Client {
@@ -126,7 +126,7 @@ impl Client {
         {
             return Err(ClientSetupError::UnsupportedScheme { url: base_url }.into());
         }
-        let http = transport::http_client(&config)?;
+        let transport = Transport::new(&config)?;
         let auth = Authenticator::new(&config.auth)?;
         if config.insecure_skip_tls_verify && config.cluster_url.scheme_str() == Some("https") {
             tracing::warn!(
@@ -140,10 +140,8 @@ impl Client {
             inner: Arc::new(Inner {
                 config,
                 base_url,
-                http,
+                transport,
                 auth,
-                warmed_up: std::sync::atomic::AtomicBool::new(false),
-                first_request: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -391,22 +389,9 @@ impl Client {
     /// Sends with the current credentials; on a 401, refreshes them once and sends again if
     /// anything could be refreshed. A second 401 is returned as it is.
     ///
-    /// Until a first request has been answered, requests wait for it: a burst of requests on a new
-    /// client (a thousand watchers starting at once) would otherwise open a connection each before
-    /// the first handshake tells by ALPN that the server speaks HTTP/2 and one connection is enough.
-    async fn execute(&self, prepared: &Prepared) -> Result<http::Response<Incoming>, Error> {
-        use std::sync::atomic::Ordering;
-        if self.inner.warmed_up.load(Ordering::Acquire) {
-            return self.execute_now(prepared).await;
-        }
-        let _first = self.inner.first_request.lock().await;
-        let result = self.execute_now(prepared).await;
-        // Whatever the outcome: a server that is down must not make every request queue.
-        self.inner.warmed_up.store(true, Ordering::Release);
-        result
-    }
-
-    async fn execute_now(&self, prepared: &Prepared) -> Result<http::Response<Incoming>, Error> {
+    /// A burst of requests on a new client (a thousand watchers starting at once) opens one
+    /// connection: the first request opens it and the others wait for it (see `lanes.rs`).
+    async fn execute(&self, prepared: &Prepared) -> Result<http::Response<ResponseBody>, Error> {
         let credential = self.inner.auth.header().await?;
         let response = self.send_once(prepared, credential.clone()).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
@@ -433,7 +418,7 @@ impl Client {
         &self,
         prepared: &Prepared,
         credential: Option<HeaderValue>,
-    ) -> Result<http::Response<Incoming>, Error> {
+    ) -> Result<http::Response<ResponseBody>, Error> {
         let mut request = http::Request::new(Full::new(prepared.body.clone()));
         *request.method_mut() = prepared.method.clone();
         *request.uri_mut() = prepared.uri.clone();
@@ -442,12 +427,7 @@ impl Client {
             value.set_sensitive(true);
             request.headers_mut().insert(header::AUTHORIZATION, value);
         }
-        let response = self
-            .inner
-            .http
-            .request(request)
-            .await
-            .map_err(|e| send_error(&prepared.url, e))?;
+        let response = self.inner.transport.send(&prepared.url, request).await?;
         tracing::debug!(
             method = %prepared.method,
             url = %prepared.url,

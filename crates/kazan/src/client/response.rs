@@ -1,17 +1,16 @@
 //! Turning what came back into a result: status checks, `metav1.Status` decoding, `Retry-After`,
 //! bounded body reads, gzip, and sorting transport failures into [`Error`] variants.
 
-use std::{io::Read as _, time::Duration};
+use std::{io::Read as _, sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, Response, header};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use serde::Deserialize;
 
 use crate::{
-    client::transport::ConnectTimedOut,
+    client::{body::ResponseBody, transport::ConnectTimedOut},
     error::{ApiError, BoxError, Error, chain, find_in_chain},
 };
 
@@ -27,8 +26,8 @@ pub(crate) const MAX_DECODED_BODY: usize = 1 << 30;
 pub(crate) async fn check_status(
     method: &Method,
     url: &str,
-    response: Response<Incoming>,
-) -> Result<Response<Incoming>, Error> {
+    response: Response<ResponseBody>,
+) -> Result<Response<ResponseBody>, Error> {
     if response.status().is_success() {
         return Ok(response);
     }
@@ -45,7 +44,7 @@ pub(crate) async fn check_status(
 
 /// Reads at most [`MAX_ERROR_BODY`] bytes of an error body, gunzipped when it was compressed.
 /// A failure part way keeps what was read: the status code is what matters.
-pub(crate) async fn read_error_body(mut body: Incoming, headers: &HeaderMap) -> Bytes {
+pub(crate) async fn read_error_body(mut body: ResponseBody, headers: &HeaderMap) -> Bytes {
     let mut buf = BytesMut::new();
     while buf.len() < MAX_ERROR_BODY {
         match body.frame().await {
@@ -68,7 +67,7 @@ pub(crate) async fn read_error_body(mut body: Incoming, headers: &HeaderMap) -> 
 }
 
 /// Reads a whole successful body, gunzipped when it was compressed.
-pub(crate) async fn read_body(url: &str, response: Response<Incoming>) -> Result<Bytes, Error> {
+pub(crate) async fn read_body(url: &str, response: Response<ResponseBody>) -> Result<Bytes, Error> {
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.map_err(|e| body_error(url, e))?.to_bytes();
     if !is_gzip(&parts.headers) {
@@ -184,6 +183,76 @@ pub(crate) fn send_error(url: &str, err: hyper_util::client::legacy::Error) -> E
     }
 }
 
+/// A failed attempt to open an HTTP/2 connection, sorted once and kept so that every request
+/// that waited for the attempt gets the same answer (as Go's transport shares one dial).
+#[derive(Clone, Debug)]
+pub(crate) enum ConnectFailure {
+    /// The connect deadline passed.
+    TimedOut(Duration),
+    /// The TLS handshake failed.
+    Tls(SharedError),
+    /// TCP, the proxy tunnel or the HTTP/2 handshake failed.
+    Connect(SharedError),
+}
+
+/// An error shared by several requests. It shows as the error itself, which is also its source,
+/// so that a search of the source chain (for a [`rustls::Error`], say) still finds what is inside.
+#[derive(Clone, Debug)]
+pub(crate) struct SharedError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for SharedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl ConnectFailure {
+    /// Sorts what the connector (TCP, tunnel, TLS, deadline) or the HTTP/2 handshake returned.
+    pub(crate) fn new(err: BoxError) -> Self {
+        if let Some(ConnectTimedOut(after)) = find_in_chain::<ConnectTimedOut>(err.as_ref()) {
+            return ConnectFailure::TimedOut(*after);
+        }
+        let shared = SharedError(Arc::from(err));
+        if is_tls_failure(&shared) {
+            ConnectFailure::Tls(shared)
+        } else {
+            ConnectFailure::Connect(shared)
+        }
+    }
+
+    /// The error of a request to `url` that needed this connection.
+    pub(crate) fn to_error(&self, url: &str) -> Error {
+        let url = url.to_string();
+        match self {
+            ConnectFailure::TimedOut(after) => Error::Timeout {
+                url,
+                what: "connect",
+                after: *after,
+            },
+            ConnectFailure::Tls(source) => Error::Tls {
+                url,
+                source: Box::new(source.clone()),
+            },
+            ConnectFailure::Connect(source) => Error::Connect {
+                url,
+                source: Box::new(source.clone()),
+            },
+        }
+    }
+}
+
+/// Sorts a failure of a request sent on an HTTP/2 lane: TLS (an alert after the handshake, e.g.
+/// a refused client certificate) or HTTP (reset stream, connection lost).
+pub(crate) fn lane_send_error(url: &str, err: hyper::Error) -> Error {
+    body_error(url, err)
+}
+
 /// Sorts a failure while reading a body: TLS (e.g. an alert after the handshake) or HTTP.
 pub(crate) fn body_error(url: &str, err: hyper::Error) -> Error {
     let url = url.to_string();
@@ -270,6 +339,39 @@ mod tests {
         assert!(kept.starts_with("\u{fffd}axxx"));
         assert!(kept.ends_with("…[truncated]"));
         assert!(kept.len() < MAX_KEPT_ERROR_BODY + 32);
+    }
+
+    #[test]
+    fn a_shared_connect_failure_keeps_its_kind_and_its_causes() {
+        let refused = ConnectFailure::new(Box::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        let untrusted = ConnectFailure::new(Box::new(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        )));
+        let late = ConnectFailure::new(Box::new(ConnectTimedOut(Duration::from_secs(3))));
+
+        // Every request that waited for the attempt gets its own error naming its own URL.
+        for url in ["https://h/api/v1/pods", "https://h/api/v1/configmaps"] {
+            let err = refused.to_error(url);
+            assert!(
+                matches!(&err, Error::Connect { url: u, .. } if u == url),
+                "{err:?}"
+            );
+            let err = untrusted.to_error(url);
+            assert!(matches!(&err, Error::Tls { .. }), "{err:?}");
+            assert!(find_in_chain::<rustls::Error>(&err).is_some());
+            assert_eq!(
+                err.to_string(),
+                format!("TLS with {url} failed: invalid peer certificate: UnknownIssuer")
+            );
+            let err = late.to_error(url);
+            assert!(
+                matches!(err, Error::Timeout { what: "connect", after, .. } if after == Duration::from_secs(3)),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! The connector stack and the pooled hyper client.
+//! The connector stack, and the [`Transport`] that sends every request of a client: on HTTP/2
+//! lanes when the server speaks HTTP/2, else through hyper-util's pooled client.
 //!
 //! From the socket up: hyper-util's [`HttpConnector`] (TCP keep-alive, `TCP_NODELAY`), optionally
 //! through an HTTP CONNECT proxy ([`Tunnel`]), then TLS ([`HttpsConnector`], ALPN `h2` and
 //! `http/1.1`, plain `http://` passed through), all under one connect deadline that covers TCP,
-//! the proxy tunnel and the TLS handshake. The pooled client speaks HTTP/2 when ALPN chose it, so
-//! many requests and watches share one connection, and pings an idle HTTP/2 connection every
-//! 30 s (giving up after 15 s without an answer) so that a dead peer is noticed, as client-go does.
+//! the proxy tunnel and the TLS handshake. HTTP/2 connections (see [`super::lanes`]) and the
+//! pooled client's connections are made by the same stack. HTTP/2 connections are pinged every
+//! 30 s while idle (giving up after 15 s without an answer) so that a dead peer is noticed, as
+//! client-go does.
 
 use std::{
     future::Future,
@@ -18,7 +20,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderValue, Uri};
 use http_body_util::Full;
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
+use hyper::client::conn::http2;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, MaybeHttpsStream};
 use hyper_util::{
     client::legacy::{
         Client as HyperClient,
@@ -30,9 +33,14 @@ use tokio::net::TcpStream;
 use tower_service::Service;
 
 use crate::{
-    client::tls,
+    client::{
+        body::ResponseBody,
+        lanes::{Lanes, Route},
+        response::{lane_send_error, send_error},
+        slots, tls,
+    },
     config::Config,
-    error::{BoxError, ClientSetupError},
+    error::{BoxError, ClientSetupError, Error},
 };
 
 /// HTTP/2 PING interval on a connection that received nothing (client-go's `ReadIdleTimeout`).
@@ -42,14 +50,116 @@ const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long an unused pooled connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The pooled HTTP client every request of a [`Client`](crate::Client) goes through.
+/// The pooled HTTP client, for HTTP/1.1 servers and plain `http://`.
 pub(crate) type HttpClient = HyperClient<Connector, Full<Bytes>>;
 
 /// The full connector: TCP or proxy tunnel, then TLS, under the connect deadline.
 pub(crate) type Connector = ConnectDeadline<HttpsConnector<TcpOrTunnel>>;
 
-/// Builds the pooled client for `config`.
-pub(crate) fn http_client(config: &Config) -> Result<HttpClient, ClientSetupError> {
+/// A connection as the connector makes it.
+pub(crate) type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
+
+/// Sends the requests of a client (and its clones).
+pub(crate) struct Transport {
+    pooled: HttpClient,
+    /// For `https://` servers; `None` for plain `http://`, which is always HTTP/1.1.
+    lanes: Option<Lanes>,
+}
+
+impl Transport {
+    /// The transport for `config`: nothing is connected until the first request.
+    pub(crate) fn new(config: &Config) -> Result<Self, ClientSetupError> {
+        let connector = connector(config)?;
+        let pooled = HyperClient::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .http2_keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+            .http2_keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
+            .http2_keep_alive_while_idle(true)
+            .build(connector.clone());
+        let lanes = match config.cluster_url.scheme_str() {
+            Some("https") => {
+                let mut h2 = http2::Builder::new(TokioExecutor::new());
+                h2.timer(TokioTimer::new())
+                    .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+                    .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
+                    .keep_alive_while_idle(true)
+                    // What h2 allows before the server's SETTINGS arrive (hyper's default too).
+                    .initial_max_send_streams(slots::ASSUMED_STREAMS);
+                Some(Lanes::new(origin(&config.cluster_url)?, connector, h2))
+            }
+            _ => None,
+        };
+        Ok(Transport { pooled, lanes })
+    }
+
+    /// Sends a request (with an absolute URI on the server) and returns the response as soon as
+    /// its headers have come. `url` names the request in errors.
+    pub(crate) async fn send(
+        &self,
+        url: &str,
+        mut request: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<ResponseBody>, Error> {
+        let Some(lanes) = &self.lanes else {
+            return self.send_pooled(url, request).await;
+        };
+        let mut resent = false;
+        loop {
+            let (lane, slot) = match lanes.route().await.map_err(|f| f.to_error(url))? {
+                Route::Lane(lane, slot) => (lane, slot),
+                Route::Pooled => return self.send_pooled(url, request).await,
+            };
+            match lane.send(request).await {
+                Ok(response) => return Ok(response.map(|body| ResponseBody::new(body, Some(slot)))),
+                Err(mut failed) => {
+                    drop(slot);
+                    match failed.take_message() {
+                        // The connection closed before it took the request: safe to send again.
+                        Some(unsent) if !resent => {
+                            lane.mark_closed();
+                            tracing::debug!(%url, "connection closed before the request was sent; sending it again");
+                            resent = true;
+                            request = unsent;
+                        }
+                        _ => return Err(lane_send_error(url, failed.into_error())),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_pooled(
+        &self,
+        url: &str,
+        request: http::Request<Full<Bytes>>,
+    ) -> Result<http::Response<ResponseBody>, Error> {
+        let response = self
+            .pooled
+            .request(request)
+            .await
+            .map_err(|e| send_error(url, e))?;
+        Ok(response.map(|body| ResponseBody::new(body, None)))
+    }
+}
+
+/// `scheme://host:port/` of the server URL, without credentials or path: where connections go.
+fn origin(url: &Uri) -> Result<Uri, ClientSetupError> {
+    let unsupported = || ClientSetupError::UnsupportedScheme {
+        url: without_userinfo(url),
+    };
+    let authority = url.authority().ok_or_else(unsupported)?.as_str();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    Uri::builder()
+        .scheme(url.scheme_str().ok_or_else(unsupported)?)
+        .authority(host)
+        .path_and_query("/")
+        .build()
+        .map_err(|_| unsupported())
+}
+
+/// Builds the connector for `config`.
+fn connector(config: &Config) -> Result<Connector, ClientSetupError> {
     let mut tcp = HttpConnector::new();
     // The scheme is checked by the TLS layer above; this one must let `https` through.
     tcp.enforce_http(false);
@@ -72,20 +182,10 @@ pub(crate) fn http_client(config: &Config) -> Result<HttpClient, ClientSetupErro
     };
     let https = builder.enable_all_versions().wrap_connector(transport);
 
-    let connector = ConnectDeadline {
+    Ok(ConnectDeadline {
         inner: https,
         deadline: non_zero(config.connect_timeout),
-    };
-
-    let client = HyperClient::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .http2_keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
-        .http2_keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
-        .http2_keep_alive_while_idle(true)
-        .build(connector);
-    Ok(client)
+    })
 }
 
 /// A zero duration means "no deadline", as kubectl's `--request-timeout=0` does.
@@ -223,6 +323,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn connections_go_to_the_origin_without_credentials() -> Result<(), ClientSetupError> {
+        let url = Uri::from_static("https://admin:pw@10.0.0.1:6443/k8s/clusters/c-1");
+        assert_eq!(origin(&url)?, Uri::from_static("https://10.0.0.1:6443/"));
+        Ok(())
+    }
+
+    #[test]
     fn proxy_credentials_are_not_shown() {
         let uri = Uri::from_static("http://user:hunter2@proxy.local:3128/");
         assert_eq!(without_userinfo(&uri), "http://proxy.local:3128/");
@@ -233,7 +340,7 @@ mod tests {
         let mut config = Config::new(Uri::from_static("https://127.0.0.1:6443"));
         config.insecure_skip_tls_verify = true;
         config.proxy_url = Some(Uri::from_static("socks5://user:pw@127.0.0.1:1080"));
-        let err = http_client(&config).err().map(|e| e.to_string());
+        let err = Transport::new(&config).err().map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
             Some(

@@ -349,12 +349,14 @@ pub struct TestProxy {
     pub url: String,
     /// Every CONNECT request head it received.
     pub connects: Arc<Mutex<Vec<String>>>,
+    tunnels: Arc<Mutex<Vec<JoinHandle<()>>>>,
     task: JoinHandle<()>,
 }
 
 impl Drop for TestProxy {
     fn drop(&mut self) {
         self.task.abort();
+        self.cut();
     }
 }
 
@@ -364,16 +366,40 @@ impl TestProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let connects = Arc::new(Mutex::new(Vec::new()));
+        let tunnels = Arc::new(Mutex::new(Vec::new()));
         let seen = connects.clone();
+        let open = tunnels.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let seen = seen.clone();
-                tokio::spawn(async move {
+                let tunnel = tokio::spawn(async move {
                     let _ = tunnel(client, seen).await;
                 });
+                if let Ok(mut open) = open.lock() {
+                    open.push(tunnel);
+                }
             }
         });
-        Ok(TestProxy { url, connects, task })
+        Ok(TestProxy {
+            url,
+            connects,
+            tunnels,
+            task,
+        })
+    }
+
+    /// How many CONNECT requests it received.
+    pub fn connect_count(&self) -> usize {
+        self.connects.lock().map(|c| c.len()).unwrap_or_default()
+    }
+
+    /// Drops every tunnel at once, both sockets: to the client, its connections are lost.
+    pub fn cut(&self) {
+        if let Ok(mut open) = self.tunnels.lock() {
+            for tunnel in open.drain(..) {
+                tunnel.abort();
+            }
+        }
     }
 }
 
