@@ -5,6 +5,8 @@
 //! the limit is reported once and its bytes are dropped up to the next newline, so memory stays
 //! bounded whatever the server sends.
 
+use std::collections::VecDeque;
+
 use bytes::{Bytes, BytesMut};
 
 /// One item out of the framer.
@@ -44,7 +46,7 @@ impl LineFramer {
     ///
     /// Lines that lie wholly inside `chunk` are handed out as slices of it (no copy); only a line
     /// cut by a chunk boundary is copied, once, into the framer's buffer.
-    pub(crate) fn push(&mut self, chunk: Bytes, out: &mut Vec<Frame>) {
+    pub(crate) fn push(&mut self, chunk: Bytes, out: &mut VecDeque<Frame>) {
         let mut rest = chunk;
         if self.discarding {
             match memchr::memchr(b'\n', &rest) {
@@ -86,20 +88,20 @@ impl LineFramer {
         }
     }
 
-    fn give_up_on_line(&mut self, out: &mut Vec<Frame>) {
-        out.push(Frame::TooLong { len: self.buf.len() });
+    fn give_up_on_line(&mut self, out: &mut VecDeque<Frame>) {
+        out.push_back(Frame::TooLong { len: self.buf.len() });
         self.buf.clear();
         self.discarding = true;
     }
 
-    fn emit(&self, mut line: Bytes, out: &mut Vec<Frame>) {
+    fn emit(&self, mut line: Bytes, out: &mut VecDeque<Frame>) {
         if line.last() == Some(&b'\r') {
             line.truncate(line.len() - 1);
         }
         if line.len() > self.max_line {
-            out.push(Frame::TooLong { len: line.len() });
+            out.push_back(Frame::TooLong { len: line.len() });
         } else if !line.iter().all(u8::is_ascii_whitespace) {
-            out.push(Frame::Line(line));
+            out.push_back(Frame::Line(line));
         }
     }
 
@@ -120,11 +122,11 @@ mod tests {
     use super::*;
 
     fn lines(framer: &mut LineFramer, chunks: &[&[u8]]) -> Vec<Frame> {
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         for c in chunks {
             framer.push(Bytes::copy_from_slice(c), &mut out);
         }
-        out
+        out.into()
     }
 
     fn line(s: &str) -> Frame {
@@ -177,7 +179,7 @@ mod tests {
     #[test]
     fn memory_stays_bounded_by_the_limit() {
         let mut f = LineFramer::new(1024);
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         for _ in 0..1000 {
             f.push(Bytes::from_static(&[b'x'; 100]), &mut out);
             assert!(f.pending() <= 1024 + 100);

@@ -82,23 +82,22 @@ enum Item<K> {
     TooLong { len: usize },
 }
 
-fn decode_frames<K: DeserializeOwned>(frames: Vec<Frame>) -> Vec<Item<K>> {
-    frames
-        .into_iter()
-        .map(|f| match f {
-            Frame::Line(line) => Item::Decoded {
-                decoded: decode_line(&line),
-                len: line.len(),
-            },
-            Frame::TooLong { len } => Item::TooLong { len },
-        })
-        .collect()
+fn decode_frame<K: DeserializeOwned>(frame: Frame) -> Item<K> {
+    match frame {
+        Frame::Line(line) => Item::Decoded { decoded: decode_line(&line), len: line.len() },
+        Frame::TooLong { len } => Item::TooLong { len },
+    }
 }
 
-/// A batch of lines being decoded, in stream order.
+/// The lines of one chunk, in stream order.
 enum Batch<K> {
-    Ready(Vec<Item<K>>),
-    Spawned(JoinHandle<Vec<Item<K>>>),
+    /// Decoded one at a time as events are asked for: each object is built just before it is
+    /// delivered, on the consumer's thread, and never waits in a buffer.
+    Lines(VecDeque<Frame>),
+    /// Being decoded on another thread (`decode_concurrency` > 1).
+    Decoding(JoinHandle<VecDeque<Item<K>>>),
+    /// Decoded on another thread, waiting for their turn.
+    Decoded(VecDeque<Item<K>>),
 }
 
 /// How a watch stream ended.
@@ -123,7 +122,7 @@ struct Streaming<K> {
 impl<K> Drop for Streaming<K> {
     fn drop(&mut self) {
         for b in &self.batches {
-            if let Batch::Spawned(h) = b {
+            if let Batch::Decoding(h) = b {
                 h.abort();
             }
         }
@@ -203,6 +202,11 @@ where
             stats,
             settings,
         }
+    }
+
+    /// An event already decoded and waiting, if any (no work, no logging span needed).
+    pub(crate) fn ready_event(&mut self) -> Option<Event<K>> {
+        self.pending.pop_front()
     }
 
     /// The next event, or `None` once the watcher has ended (after Gone or Failed).
@@ -379,11 +383,21 @@ where
     /// Reads until at least one event is pending or the stream is over.
     async fn read(&mut self, mut s: Box<Streaming<K>>) -> State<K> {
         loop {
-            // Deliver what is decoded, in order.
-            while let Some(Batch::Ready(_)) = s.batches.front() {
-                if let Some(Batch::Ready(items)) = s.batches.pop_front() {
-                    if let Some(next) = self.on_items(items, &mut s) {
-                        return next;
+            // Deliver in order, one line at a time.
+            while self.pending.is_empty() {
+                let item = match s.batches.front_mut() {
+                    Some(Batch::Lines(frames)) => frames.pop_front().map(decode_frame),
+                    Some(Batch::Decoded(items)) => items.pop_front(),
+                    Some(Batch::Decoding(_)) | None => break,
+                };
+                match item {
+                    Some(item) => {
+                        if let Some(next) = self.on_item(item, &mut s) {
+                            return next;
+                        }
+                    }
+                    None => {
+                        s.batches.pop_front();
                     }
                 }
             }
@@ -398,33 +412,30 @@ where
             let can_read = s.ended.is_none() && s.batches.len() < self.settings.decode_concurrency;
             tokio::select! {
                 biased;
-                done = front_batch(&mut s.batches) => {
-                    s.batches.pop_front();
-                    match done {
-                        Ok(items) => {
-                            if let Some(next) = self.on_items(items, &mut s) {
-                                return next;
-                            }
-                        }
-                        Err(join_error) => {
-                            let error = WatchError::Stream {
-                                what: self.what.clone(),
-                                source: Box::new(Error::Http { url: self.what.clone(), source: Box::new(join_error) }),
-                            };
-                            return self.retry(error, None, State::Connecting);
+                done = front_batch(&mut s.batches) => match done {
+                    Ok(items) => {
+                        if let Some(front) = s.batches.front_mut() {
+                            *front = Batch::Decoded(items);
                         }
                     }
-                }
+                    Err(join_error) => {
+                        let error = WatchError::Stream {
+                            what: self.what.clone(),
+                            source: Box::new(Error::Http { url: self.what.clone(), source: Box::new(join_error) }),
+                        };
+                        return self.retry(error, None, State::Connecting);
+                    }
+                },
                 chunk = s.body.chunk(), if can_read => match chunk {
                     None => s.ended = Some(StreamEnd::Eof),
                     Some(Err(e)) => s.ended = Some(StreamEnd::Error(e)),
                     Some(Ok(bytes)) => {
                         s.idle_deadline = Instant::now() + self.settings.idle_timeout;
-                        let mut frames = Vec::new();
+                        let mut frames = VecDeque::new();
                         self.framer.push(bytes, &mut frames);
                         if !frames.is_empty() {
                             self.stats.read_lines(frames.len());
-                            s.batches.push_back(self.decode(frames));
+                            s.batches.push_back(self.batch(frames));
                         }
                     }
                 },
@@ -435,22 +446,12 @@ where
         }
     }
 
-    fn decode(&self, frames: Vec<Frame>) -> Batch<K> {
+    fn batch(&self, frames: VecDeque<Frame>) -> Batch<K> {
         if self.settings.decode_concurrency > 1 && frames.len() > 1 {
-            Batch::Spawned(tokio::spawn(async move { decode_frames(frames) }))
+            Batch::Decoding(tokio::spawn(async move { frames.into_iter().map(decode_frame).collect() }))
         } else {
-            Batch::Ready(decode_frames(frames))
+            Batch::Lines(frames)
         }
-    }
-
-    /// Applies decoded lines in order; returns the next state when the stream must be left.
-    fn on_items(&mut self, items: Vec<Item<K>>, s: &mut Streaming<K>) -> Option<State<K>> {
-        for item in items {
-            if let Some(next) = self.on_item(item, s) {
-                return Some(next);
-            }
-        }
-        None
     }
 
     /// What each line means.
@@ -687,10 +688,10 @@ fn error_disposition(error: &WatchError) -> Disposition {
     }
 }
 
-/// Waits for the oldest batch being decoded; never resolves when there is none or it is ready.
-async fn front_batch<K>(batches: &mut VecDeque<Batch<K>>) -> Result<Vec<Item<K>>, tokio::task::JoinError> {
+/// Waits for the oldest batch being decoded; never resolves when there is none.
+async fn front_batch<K>(batches: &mut VecDeque<Batch<K>>) -> Result<VecDeque<Item<K>>, tokio::task::JoinError> {
     match batches.front_mut() {
-        Some(Batch::Spawned(handle)) => handle.await,
+        Some(Batch::Decoding(handle)) => handle.await,
         _ => std::future::pending().await,
     }
 }

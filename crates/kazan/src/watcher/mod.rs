@@ -153,9 +153,16 @@ where
             stats,
         );
         let span = self.span.clone();
-        Box::pin(futures_util::stream::unfold(machine, move |mut m| {
+        // The machine is boxed so that each step moves a pointer, not the machine.
+        Box::pin(futures_util::stream::unfold(Box::new(machine), move |mut m| {
             let span = span.clone();
-            async move { m.next_event().instrument(span).await.map(|ev| (ev, m)) }
+            async move {
+                let event = match m.ready_event() {
+                    Some(event) => Some(event),
+                    None => m.next_event().instrument(span).await,
+                };
+                event.map(|ev| (ev, m))
+            }
         }))
     }
 }
