@@ -30,7 +30,9 @@ pub(crate) enum ObjectEvent {
 #[derive(Debug)]
 pub(crate) enum Decoded<K> {
     /// ADDED, MODIFIED or DELETED with its object.
-    Object { event: ObjectEvent, object: K },
+    /// The object is boxed: a decoded object is large (a `Pod` is about 2.5 KB) and is handed
+    /// on a few times before it reaches the consumer.
+    Object { event: ObjectEvent, object: Box<K> },
     /// BOOKMARK.
     Bookmark {
         resource_version: Option<String>,
@@ -149,7 +151,7 @@ impl<'de, K: DeserializeOwned> DeserializeSeed<'de> for PayloadSeed<'_, K> {
         Ok(match self.tag {
             TypeTag::Object(event) => Decoded::Object {
                 event: *event,
-                object: K::deserialize(d)?,
+                object: Box::new(K::deserialize(d)?),
             },
             TypeTag::Bookmark => {
                 let meta = MetaOnly::deserialize(d)?.metadata.unwrap_or_default();

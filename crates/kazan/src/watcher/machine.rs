@@ -155,7 +155,8 @@ pub(crate) struct Machine<K> {
     id: WatcherId,
     settings: Settings,
     state: State<K>,
-    pending: VecDeque<Event<K>>,
+    /// Events ready for the consumer, boxed so that queueing one moves a pointer.
+    pending: VecDeque<Box<Event<K>>>,
     /// The version to resume from.
     rv: Option<String>,
     /// The version of the last object event delivered (Kazan drops a repeat of it).
@@ -206,14 +207,14 @@ where
 
     /// An event already decoded and waiting, if any (no work, no logging span needed).
     pub(crate) fn ready_event(&mut self) -> Option<Event<K>> {
-        self.pending.pop_front()
+        self.pending.pop_front().map(|ev| *ev)
     }
 
     /// The next event, or `None` once the watcher has ended (after Gone or Failed).
     pub(crate) async fn next_event(&mut self) -> Option<Event<K>> {
         loop {
             if let Some(ev) = self.pending.pop_front() {
-                return Some(ev);
+                return Some(*ev);
             }
             self.state = match std::mem::replace(&mut self.state, State::Done) {
                 State::Done => return None,
@@ -238,12 +239,12 @@ where
         }
     }
 
-    fn event(&self, resource_version: Option<String>, kind: EventKind<K>) -> Event<K> {
-        Event {
+    fn event(&self, resource_version: Option<String>, kind: EventKind<K>) -> Box<Event<K>> {
+        Box::new(Event {
             from: self.id,
             resource_version,
             kind,
-        }
+        })
     }
 
     fn log(&self, msg: std::fmt::Arguments<'_>) {
@@ -491,9 +492,9 @@ where
                 self.stats.delivered();
                 self.last_delivered.clone_from(&rv);
                 let kind = match event {
-                    ObjectEvent::Added => EventKind::Added(object),
-                    ObjectEvent::Modified => EventKind::Modified(object),
-                    ObjectEvent::Deleted => EventKind::Deleted(object),
+                    ObjectEvent::Added => EventKind::Added(*object),
+                    ObjectEvent::Modified => EventKind::Modified(*object),
+                    ObjectEvent::Deleted => EventKind::Deleted(*object),
                 };
                 self.pending.push_back(self.event(rv, kind));
                 None
