@@ -1054,3 +1054,46 @@ async fn an_event_repeating_the_last_version_is_dropped_as_kazan_does() -> TestR
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn the_lazy_form_delivers_raw_objects_that_decode_on_demand() -> TestResult {
+    use kazan::{Object, RawObject};
+    let server = server().await?;
+    let start = server.resource_version().to_string();
+    let a = server.create(cm("w", "a", "1"))?;
+    let configmaps = ApiResource::of::<ConfigMap>();
+    let mut w = Watcher::start(
+        client(&server)?,
+        Request::list_of::<RawObject>(configmaps).namespace("w"),
+        fast().resource_version(start),
+    )?;
+    let ev = next(&mut w).await?;
+    assert_eq!(ev.event_type(), EventType::Added);
+    let raw = ev.object().ok_or("no object")?;
+    assert_eq!((raw.name(), raw.namespace()), ("a", Some("w")));
+    assert_eq!(raw.resource_version().map(str::to_string), Some(rv_of(&a)));
+    let typed: ConfigMap = raw.decode()?;
+    assert_eq!(typed.data.and_then(|d| d.get("v").cloned()).as_deref(), Some("1"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_handles_receiver_can_be_taken_into_another_task() -> TestResult {
+    let server = server().await?;
+    let start = server.resource_version().to_string();
+    let mut w = Watcher::start(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast().resource_version(start),
+    )?;
+    let mut rx = w.take_receiver().ok_or("no receiver")?;
+    assert!(w.take_receiver().is_none());
+    assert!(w.recv().await.is_none(), "events now go to the taken receiver");
+    let reader = tokio::spawn(async move { tokio::time::timeout(WAIT, rx.recv()).await });
+    assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
+    server.create(cm("w", "a", "1"))?;
+    let ev = reader.await??.ok_or("channel closed")?;
+    assert_eq!(summary(&ev), added("a", "1"));
+    assert_eq!(w.stop().await, StopOutcome::Stopped);
+    Ok(())
+}

@@ -84,7 +84,10 @@ enum Item<K> {
 
 fn decode_frame<K: DeserializeOwned>(frame: Frame) -> Item<K> {
     match frame {
-        Frame::Line(line) => Item::Decoded { decoded: decode_line(&line), len: line.len() },
+        Frame::Line(line) => Item::Decoded {
+            decoded: decode_line(&line),
+            len: line.len(),
+        },
         Frame::TooLong { len } => Item::TooLong { len },
     }
 }
@@ -449,7 +452,9 @@ where
 
     fn batch(&self, frames: VecDeque<Frame>) -> Batch<K> {
         if self.settings.decode_concurrency > 1 && frames.len() > 1 {
-            Batch::Decoding(tokio::spawn(async move { frames.into_iter().map(decode_frame).collect() }))
+            Batch::Decoding(tokio::spawn(async move {
+                frames.into_iter().map(decode_frame).collect()
+            }))
         } else {
             Batch::Lines(frames)
         }
@@ -690,7 +695,9 @@ fn error_disposition(error: &WatchError) -> Disposition {
 }
 
 /// Waits for the oldest batch being decoded; never resolves when there is none.
-async fn front_batch<K>(batches: &mut VecDeque<Batch<K>>) -> Result<VecDeque<Item<K>>, tokio::task::JoinError> {
+async fn front_batch<K>(
+    batches: &mut VecDeque<Batch<K>>,
+) -> Result<VecDeque<Item<K>>, tokio::task::JoinError> {
     match batches.front_mut() {
         Some(Batch::Decoding(handle)) => handle.await,
         _ => std::future::pending().await,

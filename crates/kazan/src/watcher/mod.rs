@@ -32,6 +32,7 @@
 
 mod backoff;
 mod decode;
+mod deferred;
 mod error;
 mod event;
 mod frame;
@@ -54,7 +55,7 @@ pub use spawn::{EndReason, StopOutcome, WatcherHandle};
 pub use stats::WatcherStats;
 
 use crate::{
-    Client, Object,
+    Client, Object, RawObject,
     request::{Request, Verb, WatchEvents},
     resource::ObjectList,
 };
@@ -136,6 +137,18 @@ where
         })
     }
 
+    /// The same watcher over undecoded objects.
+    fn raw(self) -> Prepared<RawObject> {
+        Prepared {
+            client: self.client,
+            request: self.request.retype(Verb::List),
+            start_rv: self.start_rv,
+            settings: self.settings,
+            backoff: self.backoff,
+            span: self.span,
+        }
+    }
+
     fn stream(
         &self,
         id: WatcherId,
@@ -167,6 +180,82 @@ where
     }
 }
 
+/// A watcher ready to be spawned; what [`SendTarget`] implementations spawn.
+#[doc(hidden)]
+pub struct Start<K> {
+    prepared: Prepared<K>,
+    id: WatcherId,
+    capacity: usize,
+    supervised: bool,
+}
+
+impl<K> Start<K>
+where
+    K: Object + DeserializeOwned + Send + 'static,
+{
+    fn spawn_task<M: From<Event<K>> + Send + 'static>(
+        self,
+        tx: tokio::sync::mpsc::Sender<M>,
+        stats: Arc<StatsCell>,
+    ) -> spawn::Control {
+        let Start {
+            prepared,
+            id,
+            supervised,
+            ..
+        } = self;
+        if supervised {
+            let backoff = prepared.backoff;
+            let source = Supervised {
+                prepared,
+                id,
+                stats: stats.clone(),
+            };
+            spawn::spawn(id, source, tx, stats, move |restart| {
+                let exp = backoff
+                    .initial
+                    .saturating_mul(1u32 << restart.saturating_sub(1).min(16));
+                exp.min(backoff.max)
+            })
+        } else {
+            let source = Single {
+                prepared: Some(prepared),
+                id,
+                stats: stats.clone(),
+            };
+            spawn::spawn(id, source, tx, stats, |_| Duration::ZERO)
+        }
+    }
+
+    /// Spawns the watcher sending typed events into `tx` (`send_to`).
+    fn spawn_into<M: From<Event<K>> + Send + 'static>(
+        self,
+        tx: tokio::sync::mpsc::Sender<M>,
+    ) -> WatcherHandle<M> {
+        let capacity = self.capacity;
+        let control = self.spawn_task(tx, Arc::default());
+        WatcherHandle::new(control, spawn::Inbox::Elsewhere, capacity)
+    }
+
+    /// Spawns the watcher with the handle's own channel, objects decoded by `recv`.
+    fn spawn_decoding_on_receive(self) -> WatcherHandle<Event<K>> {
+        let capacity = self.capacity;
+        let raw = Start {
+            prepared: self.prepared.raw(),
+            id: self.id,
+            capacity,
+            supervised: self.supervised,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Event<RawObject>>(capacity);
+        let control = raw.spawn_task(tx, Arc::default());
+        let inbox = deferred::DecodeOnReceive::<K> {
+            rx,
+            _k: std::marker::PhantomData,
+        };
+        WatcherHandle::new(control, spawn::Inbox::Decoding(Box::new(inbox)), capacity)
+    }
+}
+
 impl Watcher {
     /// Spawns a watcher and returns its handle (Kazan's `start_link`).
     ///
@@ -185,14 +274,13 @@ impl Watcher {
     {
         let id = WatcherId::next();
         let prepared = Prepared::new(client, request, &options, id)?;
-        let (tx, rx) = options.send_to.into_sender(options.channel_capacity);
-        let stats = Arc::new(StatsCell::default());
-        let source = Single {
-            prepared: Some(prepared),
+        let start = Start {
+            prepared,
             id,
-            stats: stats.clone(),
+            capacity: options.channel_capacity,
+            supervised: false,
         };
-        Ok(spawn::spawn(id, source, tx, rx, stats, |_| Duration::ZERO))
+        Ok(options.send_to.spawn(start))
     }
 
     /// The same watcher as a [`Stream`] of events, for consumers that prefer streams. Nothing is
@@ -233,20 +321,13 @@ impl Watcher {
             options
         };
         let prepared = Prepared::new(client, request, &options, id)?;
-        let (tx, rx) = options.send_to.into_sender(options.channel_capacity);
-        let backoff = options.backoff;
-        let stats = Arc::new(StatsCell::default());
-        let source = Supervised {
+        let start = Start {
             prepared,
             id,
-            stats: stats.clone(),
+            capacity: options.channel_capacity,
+            supervised: true,
         };
-        Ok(spawn::spawn(id, source, tx, rx, stats, move |restart| {
-            let exp = backoff
-                .initial
-                .saturating_mul(1u32 << restart.saturating_sub(1).min(16));
-            exp.min(backoff.max)
-        }))
+        Ok(options.send_to.spawn(start))
     }
 }
 

@@ -14,39 +14,36 @@ pub trait SendTarget<K>: Send + 'static {
     type Message: From<super::Event<K>> + Send + 'static;
 
     #[doc(hidden)]
-    fn into_sender(
-        self,
-        capacity: usize,
-    ) -> (mpsc::Sender<Self::Message>, Option<mpsc::Receiver<Self::Message>>);
+    fn spawn(self, start: super::Start<K>) -> super::WatcherHandle<Self::Message>;
 }
 
 /// No `send_to`: the handle owns the receiver ([`WatcherHandle::recv`](super::WatcherHandle::recv)).
+///
+/// The watcher's task reads the socket, frames the events and follows the protocol; each object
+/// is decoded by `recv`, on the consumer's side, so that it is built and dropped on one thread.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OwnChannel;
 
-impl<K: Send + 'static> SendTarget<K> for OwnChannel {
+impl<K> SendTarget<K> for OwnChannel
+where
+    K: crate::Object + serde::de::DeserializeOwned + Send + 'static,
+{
     type Message = super::Event<K>;
 
-    fn into_sender(
-        self,
-        capacity: usize,
-    ) -> (
-        mpsc::Sender<super::Event<K>>,
-        Option<mpsc::Receiver<super::Event<K>>>,
-    ) {
-        let (tx, rx) = mpsc::channel(capacity);
-        (tx, Some(rx))
+    fn spawn(self, start: super::Start<K>) -> super::WatcherHandle<super::Event<K>> {
+        start.spawn_decoding_on_receive()
     }
 }
 
 impl<K, M> SendTarget<K> for mpsc::Sender<M>
 where
+    K: crate::Object + serde::de::DeserializeOwned + Send + 'static,
     M: From<super::Event<K>> + Send + 'static,
 {
     type Message = M;
 
-    fn into_sender(self, _capacity: usize) -> (mpsc::Sender<M>, Option<mpsc::Receiver<M>>) {
-        (self, None)
+    fn spawn(self, start: super::Start<K>) -> super::WatcherHandle<M> {
+        start.spawn_into(self)
     }
 }
 
@@ -103,7 +100,6 @@ impl Default for WatcherOptions<OwnChannel> {
         }
     }
 }
-
 
 impl WatcherOptions<OwnChannel> {
     /// The defaults: a list first (when no version is given), bookmarks requested, server timeout

@@ -1,7 +1,13 @@
 //! The spawned form: a task that drives the watcher's stream and sends each event into a bounded
 //! channel (Kazan's `send_to`), and the handle that stops it and tells why it ended.
 
-use std::{future::IntoFuture, pin::Pin, sync::Arc};
+use std::{
+    fmt,
+    future::IntoFuture,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
@@ -42,47 +48,97 @@ pub enum StopOutcome {
 /// Dropping the handle does not stop the watcher: it runs until [`stop`](Self::stop) is called, the
 /// receiver is dropped (with the handle's own channel, dropping the handle drops the receiver), or
 /// it ends on Gone or a terminal error. `.await` on the handle waits for the end.
-#[derive(Debug)]
 pub struct WatcherHandle<M> {
-    id: WatcherId,
+    control: Control,
+    inbox: Inbox<M>,
+    capacity: usize,
+}
+
+/// What the handle holds of the running task.
+pub(crate) struct Control {
+    pub(crate) id: WatcherId,
     cancel: CancellationToken,
     end: watch::Receiver<Option<EndReason>>,
-    receiver: Option<mpsc::Receiver<M>>,
-    stats: Arc<StatsCell>,
+    pub(crate) stats: Arc<StatsCell>,
+}
+
+/// Where the handle's [`recv`](WatcherHandle::recv) reads from.
+pub(crate) enum Inbox<M> {
+    /// Events go to a `send_to` channel, or the receiver was taken.
+    Elsewhere,
+    /// The handle's own channel of undecoded events, decoded as they are received: the objects
+    /// are built on the consumer's thread.
+    Decoding(Box<dyn DecodingInbox<M>>),
+}
+
+/// A channel whose messages are finished (decoded) on the receiving side.
+pub(crate) trait DecodingInbox<M>: Send + Sync {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<M>>;
+}
+
+impl<M> fmt::Debug for WatcherHandle<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatcherHandle")
+            .field("id", &self.control.id)
+            .field("running", &self.control.end.borrow().is_none())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<M: Send + 'static> WatcherHandle<M> {
+    pub(crate) fn new(control: Control, inbox: Inbox<M>, capacity: usize) -> Self {
+        WatcherHandle {
+            control,
+            inbox,
+            capacity,
+        }
+    }
+
     /// The watcher's counters: resumes, retries, events, and the version it would resume from.
     pub fn stats(&self) -> WatcherStats {
-        self.stats.snapshot()
+        self.control.stats.snapshot()
     }
 
     /// The watcher's id (the `from` of its events).
     pub fn id(&self) -> WatcherId {
-        self.id
+        self.control.id
     }
 
     /// The next event from the handle's own channel; `None` when the watcher has ended and every
     /// event was read, or when events go to a `send_to` channel instead.
     pub async fn recv(&mut self) -> Option<M> {
-        match &mut self.receiver {
-            Some(rx) => rx.recv().await,
-            None => None,
+        match &mut self.inbox {
+            Inbox::Elsewhere => None,
+            Inbox::Decoding(inbox) => std::future::poll_fn(|cx| inbox.poll_recv(cx)).await,
         }
     }
 
-    /// Takes the handle's own receiver (e.g. to move it into another task).
+    /// Takes the handle's own receiver (e.g. to move it into another task). [`recv`](Self::recv)
+    /// is cheaper: with the receiver taken, objects are decoded before they are queued.
     pub fn take_receiver(&mut self) -> Option<mpsc::Receiver<M>> {
-        self.receiver.take()
+        match std::mem::replace(&mut self.inbox, Inbox::Elsewhere) {
+            Inbox::Elsewhere => None,
+            Inbox::Decoding(mut inbox) => {
+                let (tx, rx) = mpsc::channel(self.capacity);
+                tokio::spawn(async move {
+                    while let Some(message) = std::future::poll_fn(|cx| inbox.poll_recv(cx)).await {
+                        if tx.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                Some(rx)
+            }
+        }
     }
 
     /// Stops the watch and waits for the task to end. Calling it again, or after the watcher ended
     /// on its own, returns [`StopOutcome::AlreadyStopped`].
     pub async fn stop(&self) -> StopOutcome {
-        if self.end.borrow().is_some() {
+        if self.control.end.borrow().is_some() {
             return StopOutcome::AlreadyStopped;
         }
-        self.cancel.cancel();
+        self.control.cancel.cancel();
         match self.wait().await {
             EndReason::Stopped => StopOutcome::Stopped,
             _ => StopOutcome::AlreadyStopped,
@@ -91,17 +147,17 @@ impl<M: Send + 'static> WatcherHandle<M> {
 
     /// Whether the watcher is still running.
     pub fn is_running(&self) -> bool {
-        self.end.borrow().is_none()
+        self.control.end.borrow().is_none()
     }
 
     /// Why the watcher ended, if it has.
     pub fn end_reason(&self) -> Option<EndReason> {
-        self.end.borrow().clone()
+        self.control.end.borrow().clone()
     }
 
     /// Waits until the watcher ends and tells why.
     pub async fn wait(&self) -> EndReason {
-        let mut end = self.end.clone();
+        let mut end = self.control.end.clone();
         match end.wait_for(Option::is_some).await {
             Ok(reason) => reason.clone().unwrap_or(EndReason::Stopped),
             // The task is gone without a word: it was cancelled with the runtime.
@@ -132,10 +188,9 @@ pub(crate) fn spawn<K, M, Src>(
     id: WatcherId,
     mut source: Src,
     tx: mpsc::Sender<M>,
-    receiver: Option<mpsc::Receiver<M>>,
     stats: Arc<StatsCell>,
     restart_delay: impl Fn(u32) -> std::time::Duration + Send + 'static,
-) -> WatcherHandle<M>
+) -> Control
 where
     K: Send + 'static,
     M: From<Event<K>> + Send + 'static,
@@ -191,11 +246,10 @@ where
         };
         let _ = end_tx.send(Some(reason));
     });
-    WatcherHandle {
+    Control {
         id,
         cancel,
         end: end_rx,
-        receiver,
         stats,
     }
 }
