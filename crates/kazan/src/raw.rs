@@ -7,6 +7,7 @@
 
 use std::{collections::BTreeMap, fmt};
 
+use bytes::Bytes;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::{
     Deserialize, Deserializer, Serialize, Serializer,
@@ -14,7 +15,7 @@ use serde::{
 };
 use serde_json::value::RawValue;
 
-use crate::resource::Object;
+use crate::{resource::Object, watcher::ObjectEvent};
 
 /// An object as raw JSON, with its identity read (`name`, `namespace`, `uid`,
 /// `resourceVersion`, `generation`, `creationTimestamp`, `deletionTimestamp`, `labels`).
@@ -31,27 +32,73 @@ use crate::resource::Object;
 /// assert_eq!(cm.data.unwrap()["k"], "v");
 /// # Ok::<(), serde_json::Error>(())
 /// ```
+///
+/// From a watch, a `RawObject` shares the event's line as it was read (no copy) and only its
+/// metadata has been read: the rest of the JSON is checked when it is decoded.
 #[derive(Clone)]
 pub struct RawObject {
-    json: Box<RawValue>,
+    source: Source,
     meta: ObjectMeta,
+}
+
+#[derive(Clone)]
+enum Source {
+    /// A whole watch event line, `{"type": ..., "object": {...}}`, as received.
+    EventLine(Bytes),
+    /// The object's JSON alone (from a list, or decoded with serde).
+    Json(Box<RawValue>),
+}
+
+/// An event line's object, borrowed or decoded.
+#[derive(Deserialize)]
+struct ObjectOf<T> {
+    object: T,
 }
 
 impl RawObject {
     /// The object's JSON, as the server sent it.
-    pub fn json(&self) -> &str {
-        self.json.get()
+    pub fn json(&self) -> Result<&str, serde_json::Error> {
+        match &self.source {
+            Source::Json(json) => Ok(json.get()),
+            Source::EventLine(line) => {
+                let text = std::str::from_utf8(line).map_err(de::Error::custom)?;
+                let event: ObjectOf<&RawValue> = serde_json::from_str(text)?;
+                Ok(event.object.get())
+            }
+        }
     }
 
     /// Decodes the object into a type: a `k8s_openapi` kind, a [`DynamicObject`](crate::DynamicObject),
     /// or any `Deserialize` type.
     pub fn decode<K: DeserializeOwned>(&self) -> Result<K, serde_json::Error> {
-        serde_json::from_str(self.json.get())
+        match &self.source {
+            Source::Json(json) => serde_json::from_str(json.get()),
+            Source::EventLine(line) => match std::str::from_utf8(line) {
+                Ok(text) => serde_json::from_str::<ObjectOf<K>>(text).map(|e| e.object),
+                Err(_) => serde_json::from_slice::<ObjectOf<K>>(line).map(|e| e.object),
+            },
+        }
     }
 
-    /// The raw JSON, by value.
-    pub fn into_json(self) -> Box<RawValue> {
-        self.json
+    /// Reads the identity of the object in a watch event line, and stops there. `None` when the
+    /// line is not shaped as the API server writes it (`type` first, then `object` with
+    /// `metadata` among its first fields): the caller then decodes it the long way.
+    pub(crate) fn from_event_line(line: &Bytes) -> Option<(ObjectEvent, RawObject)> {
+        let text = std::str::from_utf8(line).ok()?;
+        let mut found = None;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let stopped = (EventSeed { found: &mut found }).deserialize(&mut de);
+        match (stopped, found) {
+            // Stopped on purpose once the metadata was read.
+            (Err(_), Some((event_type, identity))) => Some((
+                event_type,
+                RawObject {
+                    source: Source::EventLine(line.clone()),
+                    meta: identity.into(),
+                },
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -62,7 +109,13 @@ impl fmt::Debug for RawObject {
             .field("name", &self.meta.name)
             .field("namespace", &self.meta.namespace)
             .field("resource_version", &self.meta.resource_version)
-            .field("json_bytes", &self.json.get().len())
+            .field(
+                "bytes",
+                &match &self.source {
+                    Source::EventLine(line) => line.len(),
+                    Source::Json(json) => json.get().len(),
+                },
+            )
             .finish()
     }
 }
@@ -75,7 +128,9 @@ impl Object for RawObject {
 
 impl Serialize for RawObject {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.json.serialize(s)
+        let json = self.json().map_err(serde::ser::Error::custom)?;
+        let raw: &RawValue = serde_json::from_str(json).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
     }
 }
 
@@ -83,7 +138,10 @@ impl<'de> Deserialize<'de> for RawObject {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let json = Box::<RawValue>::deserialize(d)?;
         let meta = peek_metadata(json.get()).map_err(de::Error::custom)?;
-        Ok(RawObject { json, meta })
+        Ok(RawObject {
+            source: Source::Json(json),
+            meta,
+        })
     }
 }
 
@@ -130,7 +188,8 @@ fn peek_metadata(json: &str) -> Result<ObjectMeta, serde_json::Error> {
     match (MetadataSeed { found: &mut found }).deserialize(&mut de) {
         Ok(()) => Ok(found.map(ObjectMeta::from).unwrap_or_default()),
         Err(e) => match found {
-            Some(identity) if e.to_string().starts_with(FOUND) => Ok(identity.into()),
+            // Stopped on purpose once the metadata was read.
+            Some(identity) => Ok(identity.into()),
             _ => Err(e),
         },
     }
@@ -164,6 +223,56 @@ impl<'de> Visitor<'de> for MetadataSeed<'_> {
             map.next_value::<IgnoredAny>()?;
         }
         Ok(())
+    }
+}
+
+/// Reads `{"type": T, "object": {... "metadata": {...}` and stops after the metadata.
+struct EventSeed<'a> {
+    found: &'a mut Option<(ObjectEvent, Identity)>,
+}
+
+impl<'de> DeserializeSeed<'de> for EventSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EventSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a watch event")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Only the shape the API server writes: `type` first, then `object`.
+        match map.next_key::<std::borrow::Cow<'de, str>>()? {
+            Some(key) if key == "type" => {}
+            _ => return Ok(()),
+        }
+        let event_type = match map.next_value::<std::borrow::Cow<'de, str>>()?.as_ref() {
+            "ADDED" => ObjectEvent::Added,
+            "MODIFIED" => ObjectEvent::Modified,
+            "DELETED" => ObjectEvent::Deleted,
+            // Bookmarks, errors and unknown types are rare: the long way reads them.
+            _ => return Ok(()),
+        };
+        match map.next_key::<std::borrow::Cow<'de, str>>()? {
+            Some(key) if key == "object" => {}
+            _ => return Ok(()),
+        }
+        let mut identity = None;
+        let read = map.next_value_seed(MetadataSeed { found: &mut identity });
+        match identity {
+            Some(identity) => {
+                *self.found = Some((event_type, identity));
+                Err(de::Error::custom(FOUND))
+            }
+            // Read to its end without metadata, or broken: the long way decides.
+            None => read,
+        }
     }
 }
 
@@ -204,6 +313,53 @@ mod tests {
     }
 
     #[test]
+    fn an_event_line_is_kept_whole_and_read_up_to_the_metadata() -> Result<(), serde_json::Error> {
+        let line = Bytes::from_static(
+            br#"{"type":"MODIFIED","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a","namespace":"n","resourceVersion":"9"},"data":{"k":"v"}}}"#,
+        );
+        let (event, raw) = RawObject::from_event_line(&line).ok_or_else(|| de::Error::custom("not read"))?;
+        assert_eq!(event, ObjectEvent::Modified);
+        assert_eq!(
+            (raw.name(), raw.namespace(), raw.resource_version()),
+            ("a", Some("n"), Some("9"))
+        );
+        assert_eq!(
+            raw.json()?,
+            r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a","namespace":"n","resourceVersion":"9"},"data":{"k":"v"}}"#
+        );
+        let cm: k8s_openapi::api::core::v1::ConfigMap = raw.decode()?;
+        assert_eq!(cm.data.map(|d| d["k"].clone()).as_deref(), Some("v"));
+        Ok(())
+    }
+
+    #[test]
+    fn unusual_lines_are_left_to_the_long_way() {
+        for line in [
+            &br#"{"object":{"metadata":{"name":"a"}},"type":"ADDED"}"#[..],
+            br#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"5"}}}"#,
+            br#"{"type":"ADDED","object":{"spec":{}}}"#,
+            br#"{"type":"ADDED","object":{"metadata":{"name":7}}}"#,
+            b"not json",
+        ] {
+            assert!(
+                RawObject::from_event_line(&Bytes::copy_from_slice(line)).is_none(),
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_rest_of_a_line_is_checked_when_decoded() {
+        let line = Bytes::from_static(br#"{"type":"ADDED","object":{"metadata":{"name":"a"},"data":{"k":"#);
+        let Some((_, raw)) = RawObject::from_event_line(&line) else {
+            panic!("metadata not read")
+        };
+        assert_eq!(raw.name(), "a");
+        assert!(raw.decode::<serde_json::Value>().is_err());
+        assert!(raw.json().is_err());
+    }
+
+    #[test]
     fn bad_json_and_bad_metadata_are_errors() {
         assert!(serde_json::from_str::<RawObject>(r#"{"metadata":{"name":5}}"#).is_err());
         assert!(serde_json::from_str::<RawObject>(r#"{"metadata":"#).is_err());
@@ -215,6 +371,7 @@ mod tests {
         let text = r#"{"kind":"Secret","metadata":{"name":"s"},"data":{"password":"aHVudGVyMg=="}}"#;
         let raw: RawObject = serde_json::from_str(text)?;
         assert_eq!(serde_json::to_string(&raw)?, text);
+        assert_eq!(raw.json()?, text);
         assert!(!format!("{raw:?}").contains("aHVudGVyMg"));
         Ok(())
     }

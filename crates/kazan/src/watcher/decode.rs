@@ -6,7 +6,14 @@
 //! so the watcher can report it with context and go on: an object that does not fit `K` keeps its
 //! type and resourceVersion (from a cheap second parse) so the watcher can skip it and advance.
 
-use std::{collections::BTreeMap, fmt, marker::PhantomData};
+use std::{
+    any::{Any, TypeId},
+    collections::BTreeMap,
+    fmt,
+    marker::PhantomData,
+};
+
+use bytes::Bytes;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use serde::{
@@ -14,6 +21,8 @@ use serde::{
     de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor},
 };
 use serde_json::value::RawValue;
+
+use crate::RawObject;
 
 /// The annotation that marks the end of the initial events of a watch-list.
 pub(crate) const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
@@ -58,7 +67,21 @@ pub(crate) enum Decoded<K> {
 ///
 /// The line is checked for UTF-8 once, as a whole (fast for the ASCII that JSON mostly is), so the
 /// parser does not check every string again: about an eighth less work per event.
-pub(crate) fn decode_line<K: DeserializeOwned>(line: &[u8]) -> Decoded<K> {
+pub(crate) fn decode_line<K: DeserializeOwned + 'static>(line: &Bytes) -> Decoded<K> {
+    // The lazy form reads only up to the object's metadata, and keeps the line.
+    if TypeId::of::<K>() == TypeId::of::<RawObject>() {
+        if let Some((event, raw)) = RawObject::from_event_line(line) {
+            let object: Box<dyn Any> = Box::new(raw);
+            if let Ok(object) = object.downcast::<K>() {
+                return Decoded::Object { event, object };
+            }
+        }
+    }
+    decode_whole_line(line)
+}
+
+/// Decodes the whole line, object included.
+fn decode_whole_line<K: DeserializeOwned>(line: &[u8]) -> Decoded<K> {
     let parsed = match std::str::from_utf8(line) {
         Ok(text) => serde_json::from_str::<WireEvent<K>>(text),
         // Not UTF-8: the byte parser says where.
@@ -260,7 +283,7 @@ mod tests {
     #[test]
     fn object_events_decode_in_one_pass() {
         let line = br#"{"type":"MODIFIED","object":{"kind":"Namespace","apiVersion":"v1","metadata":{"name":"a","resourceVersion":"12"}}}"#;
-        match decode_line::<Namespace>(line) {
+        match decode_line::<Namespace>(&Bytes::copy_from_slice(line)) {
             Decoded::Object {
                 event: ObjectEvent::Modified,
                 object,
@@ -276,7 +299,7 @@ mod tests {
     fn object_before_type_still_decodes() {
         let line = br#"{"object":{"metadata":{"name":"a","resourceVersion":"3"}},"type":"DELETED"}"#;
         assert!(matches!(
-            decode_line::<Namespace>(line),
+            decode_line::<Namespace>(&Bytes::copy_from_slice(line)),
             Decoded::Object {
                 event: ObjectEvent::Deleted,
                 ..
@@ -288,7 +311,7 @@ mod tests {
     fn bookmarks_read_only_version_and_end_marker() {
         // A pod bookmark with the empty fields a Go server serialises; a full Pod decode would fail.
         let line = br#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"99","creationTimestamp":null,"annotations":{"k8s.io/initial-events-end":"true"}},"spec":{"containers":null},"status":{}}}"#;
-        match decode_line::<Pod>(line) {
+        match decode_line::<Pod>(&Bytes::copy_from_slice(line)) {
             Decoded::Bookmark {
                 resource_version,
                 initial_events_end,
@@ -303,7 +326,7 @@ mod tests {
     #[test]
     fn errors_carry_the_status() {
         let line = br#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 1 (5)","reason":"Expired","code":410}}"#;
-        match decode_line::<Pod>(line) {
+        match decode_line::<Pod>(&Bytes::copy_from_slice(line)) {
             Decoded::Error(status) => {
                 assert_eq!(status.code, Some(410));
                 assert_eq!(status.reason.as_deref(), Some("Expired"));
@@ -316,7 +339,7 @@ mod tests {
     fn unknown_types_are_named() {
         let line = br#"{"type":"SURPRISE","object":{"metadata":{"resourceVersion":"4"}}}"#;
         assert!(
-            matches!(decode_line::<Pod>(line), Decoded::UnknownType { type_name } if type_name == "SURPRISE")
+            matches!(decode_line::<Pod>(&Bytes::copy_from_slice(line)), Decoded::UnknownType { type_name } if type_name == "SURPRISE")
         );
     }
 
@@ -324,7 +347,7 @@ mod tests {
     fn an_object_that_does_not_fit_keeps_its_version() {
         // `spec.containers` must be a list in a Pod.
         let line = br#"{"type":"ADDED","object":{"metadata":{"name":"p","namespace":"n","resourceVersion":"7"},"spec":{"containers":"nope"}}}"#;
-        match decode_line::<Pod>(line) {
+        match decode_line::<Pod>(&Bytes::copy_from_slice(line)) {
             Decoded::Undecodable {
                 type_name,
                 resource_version,
@@ -350,7 +373,10 @@ mod tests {
             b"{\"type\":\"ADDED\",\"object\":{",
         ] {
             assert!(
-                matches!(decode_line::<DynamicObject>(line), Decoded::Malformed(_)),
+                matches!(
+                    decode_line::<DynamicObject>(&Bytes::copy_from_slice(line)),
+                    Decoded::Malformed(_)
+                ),
                 "{line:?}"
             );
         }
@@ -359,7 +385,7 @@ mod tests {
     #[test]
     fn dynamic_objects_take_any_kind() {
         let line = br#"{"type":"ADDED","object":{"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w","resourceVersion":"8"},"spec":{"size":1}}}"#;
-        match decode_line::<DynamicObject>(line) {
+        match decode_line::<DynamicObject>(&Bytes::copy_from_slice(line)) {
             Decoded::Object { object, .. } => assert_eq!(object.data["spec"]["size"], 1),
             other => panic!("unexpected {other:?}"),
         }

@@ -82,7 +82,7 @@ enum Item<K> {
     TooLong { len: usize },
 }
 
-fn decode_frame<K: DeserializeOwned>(frame: Frame) -> Item<K> {
+fn decode_frame<K: DeserializeOwned + 'static>(frame: Frame) -> Item<K> {
     match frame {
         Frame::Line(line) => Item::Decoded {
             decoded: decode_line(&line),

@@ -48,6 +48,7 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 pub use backoff::BackoffConfig;
+pub(crate) use decode::ObjectEvent;
 pub use error::WatchError;
 pub use event::{Event, EventKind, EventType, WatcherId};
 pub use options::{OwnChannel, SendTarget, WatcherOptions};
