@@ -9,7 +9,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -203,12 +203,25 @@ where
         let mut restart = 0u32;
         let reason = 'outer: loop {
             let mut stream = source.open(restart);
+            // Channel slots reserved in a batch once the channel was full: the consumer then
+            // wakes this task once per batch rather than once per event.
+            let mut permits: Option<mpsc::PermitIterator<'_, M>> = None;
             let ended = loop {
-                let next = tokio::select! {
-                    biased;
-                    _ = task_cancel.cancelled() => break 'outer EndReason::Stopped,
-                    _ = tx.closed() => break 'outer EndReason::ConsumerGone,
-                    next = stream.next() => next,
+                if task_cancel.is_cancelled() {
+                    break 'outer EndReason::Stopped;
+                }
+                let next = match stream.next().now_or_never() {
+                    Some(next) => next,
+                    None => {
+                        // Nothing ready: do not sit on channel capacity while waiting.
+                        permits = None;
+                        tokio::select! {
+                            biased;
+                            _ = task_cancel.cancelled() => break 'outer EndReason::Stopped,
+                            _ = tx.closed() => break 'outer EndReason::ConsumerGone,
+                            next = stream.next() => next,
+                        }
+                    }
                 };
                 let Some(event) = next else {
                     break 'outer EndReason::Stopped;
@@ -222,11 +235,28 @@ where
                 };
                 // Backpressure: while the consumer is behind, the stream is not polled and the
                 // socket is not read.
-                tokio::select! {
-                    biased;
-                    _ = task_cancel.cancelled() => break 'outer EndReason::Stopped,
-                    sent = tx.send(M::from(event)) => if sent.is_err() { break 'outer EndReason::ConsumerGone },
-                }
+                let permit = loop {
+                    if let Some(permit) = permits.as_mut().and_then(Iterator::next) {
+                        break permit;
+                    }
+                    permits = None;
+                    match tx.try_reserve() {
+                        Ok(permit) => break permit,
+                        Err(mpsc::error::TrySendError::Closed(())) => break 'outer EndReason::ConsumerGone,
+                        Err(mpsc::error::TrySendError::Full(())) => {
+                            let batch = (tx.max_capacity() / 4).max(1);
+                            tokio::select! {
+                                biased;
+                                _ = task_cancel.cancelled() => break 'outer EndReason::Stopped,
+                                reserved = tx.reserve_many(batch) => match reserved {
+                                    Ok(reserved) => permits = Some(reserved),
+                                    Err(_) => break 'outer EndReason::ConsumerGone,
+                                },
+                            }
+                        }
+                    }
+                };
+                permit.send(M::from(event));
                 if let Some(t) = terminal {
                     break t;
                 }
