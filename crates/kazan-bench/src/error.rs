@@ -95,6 +95,15 @@ pub enum ConsumeError {
     /// kube-runtime's watcher yielded an error.
     #[error("kube-runtime watcher: {0}")]
     KubeWatcher(#[source] kube::runtime::watcher::Error),
+    /// kazan's client could not be built.
+    #[error("kazan client: {0}")]
+    KazanClient(#[source] kazan::Error),
+    /// kazan's Watcher could not be started.
+    #[error("kazan watcher: {0}")]
+    KazanWatcher(#[source] kazan::watcher::WatchError),
+    /// kazan's Watcher ended or skipped an event before the last expected one.
+    #[error("kazan watcher: {0}")]
+    KazanEnded(String),
     /// A line of the in-memory stream did not decode (decode bound).
     #[error("event {index} does not decode: {source}")]
     Decode {

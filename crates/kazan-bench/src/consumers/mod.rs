@@ -4,6 +4,7 @@
 //! module with its `consume(job, sink)` function.
 
 mod decode_bound;
+mod kazan_watcher;
 mod kube_runtime;
 
 use std::path::Path;
@@ -24,6 +25,10 @@ const PYTHON_SCRIPT: &str = include_str!("../../python/watch_pods.py");
 pub enum Consumer {
     /// kube-runtime's `watcher` (kube 5), typed `Pod`: the reference every ratio is taken against.
     KubeRuntime,
+    /// kazan's Watcher, spawned, events through its handle's channel; typed `Pod`.
+    KazanChannel,
+    /// kazan's Watcher as a `Stream`; typed `Pod`.
+    KazanStream,
     /// `serde_json` into `{type, object: Pod}` over the same bytes in memory: no I/O.
     DecodeBound,
     /// The official Python client's `watch.Watch`.
@@ -38,6 +43,8 @@ impl Consumer {
     pub fn name(self) -> &'static str {
         match self {
             Consumer::KubeRuntime => "kube-runtime",
+            Consumer::KazanChannel => "kazan-channel",
+            Consumer::KazanStream => "kazan-stream",
             Consumer::DecodeBound => "decode-bound",
             Consumer::Python => "python",
         }
@@ -46,13 +53,20 @@ impl Consumer {
     /// The consumers that take part in `scenario`, reference first.
     pub fn in_scenario(scenario: ScenarioName) -> Vec<Consumer> {
         match scenario {
-            ScenarioName::Throughput => {
-                vec![Consumer::KubeRuntime, Consumer::DecodeBound, Consumer::Python]
-            }
-            ScenarioName::ManyWatches => vec![Consumer::KubeRuntime],
-            ScenarioName::Resume | ScenarioName::SlowConsumer => {
-                vec![Consumer::KubeRuntime, Consumer::Python]
-            }
+            ScenarioName::Throughput => vec![
+                Consumer::KubeRuntime,
+                Consumer::KazanChannel,
+                Consumer::KazanStream,
+                Consumer::DecodeBound,
+                Consumer::Python,
+            ],
+            ScenarioName::ManyWatches => vec![Consumer::KubeRuntime, Consumer::KazanChannel],
+            ScenarioName::Resume | ScenarioName::SlowConsumer => vec![
+                Consumer::KubeRuntime,
+                Consumer::KazanChannel,
+                Consumer::KazanStream,
+                Consumer::Python,
+            ],
         }
     }
 
@@ -107,6 +121,8 @@ impl Consumer {
 pub async fn consume(consumer: Consumer, job: &Job, sink: &mut Sink) -> Result<(), ConsumeError> {
     match consumer {
         Consumer::KubeRuntime => kube_runtime::consume(job, sink).await,
+        Consumer::KazanChannel => kazan_watcher::consume_channel(job, sink).await,
+        Consumer::KazanStream => kazan_watcher::consume_stream(job, sink).await,
         Consumer::DecodeBound => decode_bound::consume(job, sink).await,
         Consumer::Python => Err(ConsumeError::External(consumer.name())),
     }
