@@ -1,9 +1,11 @@
 //! The client's error type: what went wrong talking to the API server, with the context a user
 //! needs to act (which file, which context, which URL, what the server said).
 //!
-//! Layers have their own enums ([`ConfigError`], [`AuthError`]); this one wraps them for the client.
+//! Layers have their own enums ([`ConfigError`], [`AuthError`], [`ClientSetupError`]); [`Error`]
+//! wraps them for the client. No variant ever carries a credential: request headers are never
+//! kept, and TLS key errors name what is wrong without quoting the key.
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 
@@ -23,11 +25,14 @@ pub enum Error {
     /// Credentials could not be obtained.
     #[error(transparent)]
     Auth(#[from] AuthError),
-    /// The request cannot be sent as built (e.g. a namespaced get without a namespace).
+    /// The configuration was loaded but a client cannot be built from it (TLS material, proxy, URL).
+    #[error(transparent)]
+    ClientSetup(#[from] ClientSetupError),
+    /// The request cannot be sent as built (e.g. a header that is not valid HTTP).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     /// No connection could be made (refused, unreachable, DNS, proxy).
-    #[error("cannot connect to {url}: {source}")]
+    #[error("cannot connect to {url}: {}", Chain(source.as_ref()))]
     Connect {
         /// The URL tried.
         url: String,
@@ -36,20 +41,21 @@ pub enum Error {
         source: BoxError,
     },
     /// The TLS handshake failed (unknown CA, name mismatch, bad client certificate...).
-    #[error("TLS with {url} failed: {source}")]
+    #[error("TLS with {url} failed: {}", Chain(source.as_ref()))]
     Tls {
         /// The URL tried.
         url: String,
-        /// What failed.
+        /// What failed; a [`rustls::Error`] is somewhere in its source chain.
         #[source]
         source: BoxError,
     },
     /// A deadline passed.
-    #[error("{what} for {url} timed out after {after:?}")]
+    #[error("the {what} deadline of {after:?} passed for {url}")]
     Timeout {
         /// The URL tried.
         url: String,
-        /// Which deadline: connecting, waiting for response headers, reading the body.
+        /// Which deadline: `"connect"` (TCP, proxy tunnel and TLS), `"request"` (a whole
+        /// non-streaming request) or `"response headers"` (of a stream).
         what: &'static str,
         /// The deadline.
         after: Duration,
@@ -58,7 +64,7 @@ pub enum Error {
     #[error("{0}")]
     Api(Box<ApiError>),
     /// Reading or sending a body failed (connection reset, truncated stream, HTTP protocol error).
-    #[error("HTTP exchange with {url} failed: {source}")]
+    #[error("HTTP exchange with {url} failed: {}", Chain(source.as_ref()))]
     Http {
         /// The URL of the request.
         url: String,
@@ -71,12 +77,84 @@ pub enum Error {
     Decode {
         /// The URL of the request.
         url: String,
-        /// What it was decoded as.
+        /// The Rust type it was decoded as.
         what: &'static str,
         /// The decoder's error.
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// Why a [`Config`](crate::Config) cannot be turned into a working client.
+///
+/// Key errors say what is wrong with the key without quoting any of it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientSetupError {
+    /// The server URL is not `http://` or `https://`.
+    #[error("the server URL {url} must start with http:// or https://")]
+    UnsupportedScheme {
+        /// The URL given.
+        url: String,
+    },
+    /// The proxy URL is not an `http://` proxy (the only kind supported).
+    #[error("the proxy URL {url} is not supported: only http:// proxies (HTTP CONNECT) are")]
+    UnsupportedProxy {
+        /// The URL given, without credentials.
+        url: String,
+    },
+    /// A certificate bundle could not be read as PEM.
+    #[error("cannot read the {what} as PEM: {source}")]
+    CertificatePem {
+        /// Which bundle: `"certificate authority"` or `"client certificate"`.
+        what: &'static str,
+        /// The PEM parser's error.
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    /// A certificate bundle holds no certificate.
+    #[error("the {what} holds no PEM certificate (no -----BEGIN CERTIFICATE----- block)")]
+    NoCertificate {
+        /// Which bundle: `"certificate authority"` or `"client certificate"`.
+        what: &'static str,
+    },
+    /// A certificate authority certificate is not a valid X.509 certificate.
+    #[error("certificate {index} of the certificate authority bundle is unusable: {source}")]
+    InvalidCaCertificate {
+        /// Its position in the bundle, from 1.
+        index: usize,
+        /// Why rustls refused it.
+        #[source]
+        source: rustls::Error,
+    },
+    /// No system root certificate could be loaded, and the configuration names no CA.
+    #[error("no certificate authority configured and no system root certificate could be loaded{}", if errors.is_empty() { String::new() } else { format!(": {errors}") })]
+    NoSystemRoots {
+        /// What went wrong loading them, if anything did.
+        errors: String,
+    },
+    /// The client key is missing, malformed or of an unknown kind.
+    #[error("the client key is unusable: {reason}")]
+    InvalidClientKey {
+        /// What is wrong (never the key itself).
+        reason: &'static str,
+    },
+    /// rustls refused the client certificate and key (unsupported key type, key not matching).
+    #[error("the client certificate and key cannot be used: {source}")]
+    InvalidClientIdentity {
+        /// Why rustls refused them.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The TLS server name override is not a valid DNS name or IP address.
+    #[error("the TLS server name {name:?} is not a valid DNS name or IP address")]
+    InvalidServerName {
+        /// The name given.
+        name: String,
+    },
+    /// rustls refused the protocol versions (should not happen with the built-in provider).
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[source] rustls::Error),
 }
 
 /// A non-2xx answer from the server, with its `metav1.Status` when the body was one.
@@ -88,11 +166,12 @@ pub struct ApiError {
     pub url: String,
     /// The HTTP status code.
     pub code: u16,
-    /// The `Status` the server sent, if the body was one.
+    /// The `Status` the server sent, if the body was one (`kind: "Status"`).
     pub status: Option<Status>,
-    /// The body, when it was not a `Status` (an HTML page from a proxy, say); truncated.
+    /// The body, when it was not a `Status` (an HTML page from a proxy, say): lossy UTF-8,
+    /// truncated to a few KiB.
     pub body: Option<String>,
-    /// `Retry-After` (header, or `details.retryAfterSeconds`).
+    /// `Retry-After` (the header in integer seconds, else `details.retryAfterSeconds`).
     pub retry_after: Option<Duration>,
 }
 
@@ -111,14 +190,39 @@ impl ApiError {
     }
 }
 
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// How much of a raw body `Display` shows; the whole (truncated) body stays in [`ApiError::body`].
+const DISPLAY_BODY_CHARS: usize = 200;
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} answered {}", self.method, self.url, self.code)?;
         if let Some(reason) = self.reason() {
             write!(f, " {reason}")?;
         }
-        if let Some(message) = self.message() {
-            write!(f, ": {message}")?;
+        match (
+            self.status.as_ref().and_then(|s| s.message.as_deref()),
+            &self.body,
+        ) {
+            (Some(message), _) => write!(f, ": {message}")?,
+            (None, Some(body)) if !body.trim().is_empty() => {
+                // One line, shortened: an HTML page should not flood a log line.
+                let mut shown: String = body
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(DISPLAY_BODY_CHARS + 1)
+                    .collect();
+                if shown.chars().count() > DISPLAY_BODY_CHARS {
+                    shown = shown.chars().take(DISPLAY_BODY_CHARS).collect();
+                    shown.push('…');
+                }
+                write!(f, ": {shown}")?;
+            }
+            _ => {}
+        }
+        if let Some(after) = self.retry_after {
+            write!(f, " (retry after {}s)", after.as_secs())?;
         }
         Ok(())
     }
@@ -138,13 +242,114 @@ impl Error {
         self.api().map(|e| e.code)
     }
 
-    /// Whether trying again later may succeed: connection and timeout errors, 429 and 5xx.
+    /// How long the server asked to wait before trying again, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.api().and_then(|e| e.retry_after)
+    }
+
+    /// The URL of the request, when the error is about one.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            Error::Connect { url, .. }
+            | Error::Tls { url, .. }
+            | Error::Timeout { url, .. }
+            | Error::Http { url, .. }
+            | Error::Decode { url, .. } => Some(url),
+            Error::Api(e) => Some(&e.url),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again later may succeed: connection, timeout and transfer errors, 408, 429
+    /// and 5xx. TLS, configuration and decode errors will not go away by themselves.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Connect { .. } | Error::Timeout { .. } | Error::Http { .. } => true,
-            Error::Api(e) => e.code == 429 || e.code >= 500,
+            Error::Api(e) => matches!(e.code, 408 | 429) || e.code >= 500,
             Error::Auth(e) => e.is_retryable(),
             _ => false,
         }
+    }
+}
+
+/// Displays an error and its sources on one line, skipping a source whose message the previous
+/// one already contains. `std::io::Error` hides its inner error from `source()`, so it is
+/// unwrapped by hand.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut previous = String::new();
+        let mut first = true;
+        for err in chain(self.0) {
+            let message = err.to_string();
+            if message.is_empty() || previous.contains(&message) {
+                continue;
+            }
+            if !first {
+                f.write_str(": ")?;
+            }
+            f.write_str(&message)?;
+            first = false;
+            previous = message;
+        }
+        Ok(())
+    }
+}
+
+/// Every error in a source chain, the first one included, looking inside `std::io::Error`s.
+pub(crate) fn chain<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    // Bounded: a cyclic chain (never seen, but cheap to guard) ends after 32 links.
+    let mut next = Some(err);
+    std::iter::from_fn(move || {
+        let current = next?;
+        next = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static))
+                .or_else(|| current.source()),
+            None => current.source(),
+        };
+        Some(current)
+    })
+    .take(32)
+}
+
+/// The first error of type `E` in a source chain.
+pub(crate) fn find_in_chain<'a, E: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
+    chain(err).find_map(|e| e.downcast_ref::<E>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_sees_through_io_errors_and_skips_repeats() {
+        let tls = rustls::Error::General("bad thing".into());
+        let io = std::io::Error::other(tls);
+        let outer = std::io::Error::other(io);
+        assert!(find_in_chain::<rustls::Error>(&outer).is_some());
+        assert_eq!(Chain(&outer).to_string(), "unexpected error: bad thing");
+    }
+
+    #[test]
+    fn raw_bodies_are_shortened_to_one_line_in_display() {
+        let e = ApiError {
+            method: "GET".into(),
+            url: "https://x/api".into(),
+            code: 502,
+            status: None,
+            body: Some(format!("<html>\n<body>{}</body></html>", "x".repeat(500))),
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        let shown = e.to_string();
+        assert!(shown.starts_with("GET https://x/api answered 502: <html> <body>xxx"));
+        assert!(shown.ends_with("… (retry after 3s)"));
+        assert!(shown.len() < 300);
     }
 }

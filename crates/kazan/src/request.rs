@@ -37,6 +37,7 @@ pub struct WatchEvents<K>(PhantomData<fn() -> K>);
 /// What a delete returns: the object (still present with a `deletionTimestamp` while finalizers run,
 /// or its last state), or a `Status`.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // a delete answer is used once; boxing would change the API
 pub enum DeleteOutcome<K> {
     /// The server answered with the object.
     Object(K),
@@ -457,6 +458,7 @@ impl<T> Request<T> {
     }
 
     /// The same request with another output type (the watcher turns a list into a watch with it).
+    #[allow(dead_code)] // used by the watcher, on its own branch
     pub(crate) fn retype<U>(self, verb: Verb) -> Request<U> {
         Request {
             verb,

@@ -1,23 +1,78 @@
 //! The HTTP client: one connection pool per [`Client`], requests built from [`Request`], answers
 //! checked and decoded, credentials attached and refreshed once on a 401.
+//!
+//! The transport is hyper 1 with hyper-util's pooled client over rustls (the `ring` provider,
+//! chosen explicitly). HTTP/2 is used when the server offers it by ALPN, so every request and
+//! watch of a client shares one connection (kept alive by PINGs); HTTP/1.1 and plain `http://`
+//! work too. Non-streaming answers are requested gzip-compressed and decoded.
+//!
+//! Deadlines: [`Config::connect_timeout`] bounds TCP connect, proxy tunnel and TLS handshake;
+//! [`Config::request_timeout`] bounds a whole [`Client::run`] (headers and body) and the wait for
+//! the response headers of a [`Client::stream`], never a stream's body. A zero duration means no
+//! deadline.
+//!
+//! Every non-2xx answer is an [`Error::Api`] with the server's `metav1.Status` (or its raw body)
+//! and `Retry-After`; see [`crate::error`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kazan::Error> {
+//! use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+//! use kazan::{Client, Config, Request};
+//!
+//! let client = Client::new(Config::new(http::Uri::from_static("https://127.0.0.1:6443")))?;
+//!
+//! // Every page of a list, following `continue`.
+//! let pods = client.list_all(&Request::list::<Pod>().limit(500)).await?;
+//! println!("{} pods", pods.items.len());
+//!
+//! // One object; the namespace defaults to the configuration's.
+//! match client.run(&Request::get::<ConfigMap>("settings")).await {
+//!     Ok(cm) => println!("{:?}", cm.data),
+//!     Err(e) if e.status_code() == Some(404) => println!("no settings"),
+//!     Err(e) => return Err(e),
+//! }
+//!
+//! // A watch, as raw chunks (the Watcher decodes them into events).
+//! let mut body = client
+//!     .stream(&Request::watch_list::<Pod>().resource_version(
+//!         pods.metadata.resource_version.as_deref().unwrap_or("0"),
+//!     ))
+//!     .await?;
+//! while let Some(chunk) = body.chunk().await {
+//!     println!("{} bytes", chunk?.len());
+//! }
+//! # Ok(()) }
+//! ```
 
-use std::sync::Arc;
+mod body;
+mod response;
+mod tls;
+mod transport;
+
+use std::{borrow::Cow, fmt, future::Future, sync::Arc};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::{client::legacy::Client as HyperClient, rt::TokioExecutor};
 use serde::de::DeserializeOwned;
+
+pub use body::BodyStream;
 
 use crate::{
     auth::Authenticator,
     config::Config,
-    error::{ApiError, Error},
-    request::Request,
+    error::{ClientSetupError, Error},
+    request::{Request, Verb},
     resource::ObjectList,
 };
+use response::{check_status, read_body, read_error_body, send_error};
+use transport::{HttpClient, non_zero, without_userinfo};
 
-/// A client for one API server. Cheap to clone; clones share the connection pool.
+/// `User-Agent` of every request.
+const USER_AGENT: &str = concat!("kazan/", env!("CARGO_PKG_VERSION"));
+
+/// A client for one API server. Cheap to clone; clones share the connection pool and credentials.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -25,56 +80,66 @@ pub struct Client {
 
 struct Inner {
     config: Config,
-    http: HyperClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    /// `cluster_url` without credentials or trailing `/`, the prefix of every request URL.
+    base_url: String,
+    http: HttpClient,
     auth: Authenticator,
 }
 
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Client {
+    // Only what identifies the server: credentials, keys and proxy passwords stay out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let config = &self.inner.config;
         f.debug_struct("Client")
-            .field("cluster_url", &self.inner.config.cluster_url)
-            .finish()
+            .field("cluster_url", &self.inner.base_url)
+            .field("default_namespace", &config.default_namespace)
+            .field("insecure_skip_tls_verify", &config.insecure_skip_tls_verify)
+            .field("origin", &config.origin)
+            .finish_non_exhaustive()
     }
 }
 
-/// The body of a streaming response, read chunk by chunk.
-pub struct BodyStream {
-    body: Incoming,
+/// A request ready to send, possibly twice (after a credential refresh).
+struct Prepared {
+    method: Method,
+    uri: Uri,
     url: String,
-}
-
-impl BodyStream {
-    /// The next chunk; `None` at the end of the body.
-    pub async fn chunk(&mut self) -> Option<Result<Bytes, Error>> {
-        loop {
-            match self.body.frame().await? {
-                Ok(frame) => {
-                    if let Ok(data) = frame.into_data() {
-                        return Some(Ok(data));
-                    }
-                }
-                Err(e) => {
-                    return Some(Err(Error::Http {
-                        url: self.url.clone(),
-                        source: Box::new(e),
-                    }));
-                }
-            }
-        }
-    }
+    headers: HeaderMap,
+    body: Bytes,
 }
 
 impl Client {
-    /// Builds a client from a configuration.
+    /// Builds a client from a configuration: TLS roots and client certificate, proxy, deadlines
+    /// and credentials. Nothing is sent until the first request.
     pub fn new(config: Config) -> Result<Self, Error> {
-        let http = HyperClient::builder(TokioExecutor::new()).build_http();
+        let base_url = without_userinfo(&config.cluster_url)
+            .trim_end_matches('/')
+            .to_string();
+        if !matches!(config.cluster_url.scheme_str(), Some("http" | "https"))
+            || config.cluster_url.authority().is_none()
+        {
+            return Err(ClientSetupError::UnsupportedScheme { url: base_url }.into());
+        }
+        let http = transport::http_client(&config)?;
         let auth = Authenticator::new(&config.auth)?;
+        if config.insecure_skip_tls_verify && config.cluster_url.scheme_str() == Some("https") {
+            tracing::warn!(
+                server = %base_url,
+                origin = %config.origin,
+                "TLS certificate verification is off (insecure-skip-tls-verify): the server's identity is not checked"
+            );
+        }
         Ok(Client {
-            inner: Arc::new(Inner { config, http, auth }),
+            inner: Arc::new(Inner {
+                config,
+                base_url,
+                http,
+                auth,
+            }),
         })
     }
 
-    /// Builds a client from [`Config::infer`].
+    /// Builds a client from [`Config::infer`] (kubeconfig, then in-cluster).
     pub async fn try_default() -> Result<Self, Error> {
         Self::new(Config::infer()?)
     }
@@ -84,68 +149,19 @@ impl Client {
         &self.inner.config
     }
 
-    /// The namespace single-object requests use when they name none.
+    /// The namespace namespaced single-object requests (get, create, replace, patch, delete) use
+    /// when they name none.
     pub fn default_namespace(&self) -> &str {
         &self.inner.config.default_namespace
     }
 
-    fn url_of<T>(&self, req: &Request<T>) -> String {
-        let base = self.inner.config.cluster_url.to_string();
-        format!("{}{}", base.trim_end_matches('/'), req.path_and_query())
-    }
-
-    async fn send<T>(&self, req: &Request<T>) -> Result<(String, http::Response<Incoming>), Error> {
-        let url = self.url_of(req);
-        let mut builder = http::Request::builder().method(req.method()).uri(&url);
-        builder = builder.header(http::header::ACCEPT, "application/json");
-        if let Some(ct) = req.content_type() {
-            builder = builder.header(http::header::CONTENT_TYPE, ct);
-        }
-        if let Some(h) = self.inner.auth.header().await? {
-            builder = builder.header(http::header::AUTHORIZATION, h);
-        }
-        let body = Full::new(req.body().cloned().unwrap_or_default());
-        let http_req = builder
-            .body(body)
-            .map_err(|e| Error::InvalidRequest(e.to_string()))?;
-        let resp = self
-            .inner
-            .http
-            .request(http_req)
-            .await
-            .map_err(|e| Error::Connect {
-                url: url.clone(),
-                source: Box::new(e),
-            })?;
-        if !resp.status().is_success() {
-            let code = resp.status().as_u16();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let status = serde_json::from_slice(&bytes).ok();
-            let body = if status.is_none() {
-                Some(String::from_utf8_lossy(&bytes).into_owned())
-            } else {
-                None
-            };
-            return Err(Error::Api(Box::new(ApiError {
-                method: req.method().to_string(),
-                url,
-                code,
-                status,
-                body,
-                retry_after: None,
-            })));
-        }
-        Ok((url, resp))
-    }
-
-    /// Runs a request and decodes the answer.
+    /// Runs a request and decodes the answer as `T` (an object, an [`ObjectList`], a
+    /// [`DeleteOutcome`](crate::DeleteOutcome)...).
+    ///
+    /// A non-2xx answer is an [`Error::Api`]; a body that is not a `T` is an [`Error::Decode`]
+    /// naming the URL and the type.
     pub async fn run<T: DeserializeOwned>(&self, req: &Request<T>) -> Result<T, Error> {
-        let (url, bytes) = self.run_raw_inner(req).await?;
+        let (url, bytes) = self.run_bytes(req).await?;
         serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
             url,
             what: std::any::type_name::<T>(),
@@ -153,48 +169,266 @@ impl Client {
         })
     }
 
-    /// Runs a request and returns the raw body.
+    /// Runs a request and returns the raw (decompressed) body of its 2xx answer.
     pub async fn run_raw<T>(&self, req: &Request<T>) -> Result<Bytes, Error> {
-        Ok(self.run_raw_inner(req).await?.1)
+        Ok(self.run_bytes(req).await?.1)
     }
 
-    async fn run_raw_inner<T>(&self, req: &Request<T>) -> Result<(String, Bytes), Error> {
-        let (url, resp) = self.send(req).await?;
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Error::Http {
-                url: url.clone(),
-                source: Box::new(e),
-            })?
-            .to_bytes();
-        Ok((url, bytes))
-    }
-
-    /// Lists every page, following `continue` to the end.
+    /// Lists every page, following `continue` to the end, and returns all items in one list
+    /// (with the first page's `resourceVersion`).
+    ///
+    /// Pages after the first never carry `resourceVersion`/`resourceVersionMatch` (the server
+    /// refuses them with `continue`). If a continue token expires (410) the whole list starts
+    /// over once, without it; a second expiry is returned.
     pub async fn list_all<K: DeserializeOwned>(
         &self,
         req: &Request<ObjectList<K>>,
     ) -> Result<ObjectList<K>, Error> {
-        let mut all = self.run(req).await?;
-        while let Some(token) = all.metadata.continue_.take().filter(|t| !t.is_empty()) {
-            let mut next_req = req.clone().continue_token(&token);
-            next_req.params_mut().resource_version = None;
-            next_req.params_mut().resource_version_match = None;
-            let page = self.run(&next_req).await?;
-            all.items.extend(page.items);
-            all.metadata.continue_ = page.metadata.continue_;
+        let mut first = Cow::Borrowed(req);
+        let mut restarted = false;
+        'list: loop {
+            let mut all = self.run(first.as_ref()).await?;
+            let mut token = all.metadata.continue_.take();
+            let mut sent: Option<String> = None;
+            while let Some(t) = token.take().filter(|t| !t.is_empty()) {
+                if sent.as_deref() == Some(t.as_str()) {
+                    // A broken server (or proxy) would otherwise make this loop forever.
+                    return Err(Error::Http {
+                        url: format!("{}{}", self.inner.base_url, req.path()),
+                        source: format!("the server answered continue token {t:?} with the same token")
+                            .into(),
+                    });
+                }
+                let mut next = req.clone().continue_token(&t);
+                next.params_mut().resource_version = None;
+                next.params_mut().resource_version_match = None;
+                sent = Some(t);
+                match self.run(&next).await {
+                    Ok(page) => {
+                        all.items.extend(page.items);
+                        token = page.metadata.continue_;
+                    }
+                    Err(e) if e.status_code() == Some(410) && !restarted => {
+                        tracing::debug!(
+                            url = e.url().unwrap_or_default(),
+                            "continue token expired; listing again from the start"
+                        );
+                        restarted = true;
+                        let mut again = req.clone();
+                        again.params_mut().continue_token = None;
+                        first = Cow::Owned(again);
+                        continue 'list;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            all.metadata.remaining_item_count = None;
+            return Ok(all);
         }
-        Ok(all)
     }
 
-    /// Sends a request whose answer is a stream (a watch), after checking its status.
+    /// Sends a request whose answer is read as it arrives (a watch), after checking its status:
+    /// a non-2xx answer is an [`Error::Api`] before any byte reaches the caller.
+    ///
+    /// [`Config::request_timeout`] bounds the wait for the response headers only.
     pub async fn stream<T>(&self, req: &Request<T>) -> Result<BodyStream, Error> {
-        let (url, resp) = self.send(req).await?;
-        Ok(BodyStream {
-            body: resp.into_body(),
+        let req = self.with_default_namespace(req);
+        let prepared = self.prepare(&req, false)?;
+        let url = prepared.url.clone();
+        let response = self
+            .deadline(&url, "response headers", async {
+                let response = self.execute(&prepared).await?;
+                check_status(&prepared.method, &prepared.url, response).await
+            })
+            .await?;
+        Ok(BodyStream::new(response, url))
+    }
+
+    /// Sends any HTTP request to the server (e.g. discovery), with the client's credentials,
+    /// `User-Agent` and `Accept: application/json` unless set. A URI without scheme and host is
+    /// taken relative to the server URL; an absolute one must be on the server. The status is checked as in [`Client::stream`], and the
+    /// body is left to the caller.
+    pub async fn send_raw(&self, request: http::Request<Bytes>) -> Result<http::Response<BodyStream>, Error> {
+        let (parts, body) = request.into_parts();
+        let url = match parts.uri.scheme() {
+            // Credentials go to the configured server only.
+            Some(_) if !self.is_on_server(&parts.uri) => {
+                return Err(Error::InvalidRequest(format!(
+                    "send_raw sends to {} only, not to {}",
+                    self.inner.base_url,
+                    without_userinfo(&parts.uri)
+                )));
+            }
+            Some(_) => parts.uri.to_string(),
+            None => {
+                let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                format!("{}{}", self.inner.base_url, path)
+            }
+        };
+        let mut prepared = self.prepared(parts.method, url, None, body, false)?;
+        for (name, value) in &parts.headers {
+            prepared.headers.insert(name, value.clone());
+        }
+        let response = self
+            .deadline(&prepared.url, "response headers", async {
+                let response = self.execute(&prepared).await?;
+                check_status(&prepared.method, &prepared.url, response).await
+            })
+            .await?;
+        let (parts, body) = response.into_parts();
+        let stream = BodyStream::new(http::Response::from_parts(parts.clone(), body), prepared.url);
+        Ok(http::Response::from_parts(parts, stream))
+    }
+
+    /// Whether an absolute URI is the server URL or below it.
+    fn is_on_server(&self, uri: &Uri) -> bool {
+        let base = &self.inner.base_url;
+        let uri = uri.to_string();
+        uri.strip_prefix(base.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+    }
+
+    /// Sends, checks and reads a non-streaming request within the request deadline.
+    async fn run_bytes<T>(&self, req: &Request<T>) -> Result<(String, Bytes), Error> {
+        if req.is_watch() {
+            return Err(Error::InvalidRequest(format!(
+                "{} is a watch: read it with Client::stream or the Watcher",
+                req.path_and_query()
+            )));
+        }
+        let req = self.with_default_namespace(req);
+        let prepared = self.prepare(&req, true)?;
+        let bytes = self
+            .deadline(&prepared.url, "request", async {
+                let response = self.execute(&prepared).await?;
+                let response = check_status(&prepared.method, &prepared.url, response).await?;
+                read_body(&prepared.url, response).await
+            })
+            .await?;
+        Ok((prepared.url, bytes))
+    }
+
+    /// A namespaced single-object request without a namespace gets the default one.
+    fn with_default_namespace<'a, T>(&self, req: &'a Request<T>) -> Cow<'a, Request<T>> {
+        let single_object = matches!(
+            req.verb(),
+            Verb::Get | Verb::Create | Verb::Replace | Verb::Patch | Verb::Delete
+        );
+        if single_object && req.resource().namespaced && req.namespace_name().is_none() {
+            Cow::Owned(req.clone().namespace(self.default_namespace()))
+        } else {
+            Cow::Borrowed(req)
+        }
+    }
+
+    fn prepare<T>(&self, req: &Request<T>, gzip: bool) -> Result<Prepared, Error> {
+        let url = format!("{}{}", self.inner.base_url, req.path_and_query());
+        self.prepared(
+            req.method(),
             url,
+            req.content_type(),
+            req.body().cloned().unwrap_or_default(),
+            gzip,
+        )
+    }
+
+    fn prepared(
+        &self,
+        method: Method,
+        url: String,
+        content_type: Option<&'static str>,
+        body: Bytes,
+        gzip: bool,
+    ) -> Result<Prepared, Error> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| Error::InvalidRequest(format!("{url} is not a valid URL: {e}")))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        if let Some(ct) = content_type {
+            // `Request::patch_of` takes any content type from the caller: check it, don't panic.
+            let value = HeaderValue::from_str(ct)
+                .map_err(|_| Error::InvalidRequest(format!("{ct:?} is not a valid Content-Type")))?;
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        if gzip {
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        Ok(Prepared {
+            method,
+            uri,
+            url,
+            headers,
+            body,
         })
+    }
+
+    /// Sends with the current credentials; on a 401, refreshes them once and sends again if
+    /// anything could be refreshed. A second 401 is returned as it is.
+    async fn execute(&self, prepared: &Prepared) -> Result<http::Response<Incoming>, Error> {
+        let credential = self.inner.auth.header().await?;
+        let response = self.send_once(prepared, credential).await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        if !self.inner.auth.refresh().await? {
+            return Ok(response);
+        }
+        // Read the small 401 body so the connection can be reused, then try once more.
+        let (parts, body) = response.into_parts();
+        read_error_body(body, &parts.headers).await;
+        tracing::debug!(url = %prepared.url, "401: credentials refreshed, sending again");
+        let credential = self.inner.auth.header().await?;
+        self.send_once(prepared, credential).await
+    }
+
+    async fn send_once(
+        &self,
+        prepared: &Prepared,
+        credential: Option<HeaderValue>,
+    ) -> Result<http::Response<Incoming>, Error> {
+        let mut request = http::Request::new(Full::new(prepared.body.clone()));
+        *request.method_mut() = prepared.method.clone();
+        *request.uri_mut() = prepared.uri.clone();
+        *request.headers_mut() = prepared.headers.clone();
+        if let Some(mut value) = credential {
+            value.set_sensitive(true);
+            request.headers_mut().insert(header::AUTHORIZATION, value);
+        }
+        let response = self
+            .inner
+            .http
+            .request(request)
+            .await
+            .map_err(|e| send_error(&prepared.url, e))?;
+        tracing::debug!(
+            method = %prepared.method,
+            url = %prepared.url,
+            status = response.status().as_u16(),
+            version = ?response.version(),
+            "response"
+        );
+        Ok(response)
+    }
+
+    /// Runs `fut` within the request deadline (none when it is zero).
+    async fn deadline<R>(
+        &self,
+        url: &str,
+        what: &'static str,
+        fut: impl Future<Output = Result<R, Error>>,
+    ) -> Result<R, Error> {
+        let Some(after) = non_zero(self.inner.config.request_timeout) else {
+            return fut.await;
+        };
+        match tokio::time::timeout(after, fut).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout {
+                url: url.to_string(),
+                what,
+                after,
+            }),
+        }
     }
 }

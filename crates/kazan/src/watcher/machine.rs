@@ -423,6 +423,7 @@ where
                         let mut frames = Vec::new();
                         self.framer.push(bytes, &mut frames);
                         if !frames.is_empty() {
+                            self.stats.read_lines(frames.len());
                             s.batches.push_back(self.decode(frames));
                         }
                     }

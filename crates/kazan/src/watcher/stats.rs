@@ -17,6 +17,9 @@ pub struct WatcherStats {
     pub events: u64,
     /// Bookmarks received.
     pub bookmarks: u64,
+    /// Event lines read off the socket (delivered or not yet): with `events`, how far the watcher
+    /// has read ahead of its consumer.
+    pub lines_read: u64,
     /// The resourceVersion the watcher would resume from now.
     pub resource_version: Option<String>,
 }
@@ -28,6 +31,7 @@ pub(crate) struct StatsCell {
     retries: AtomicU64,
     events: AtomicU64,
     bookmarks: AtomicU64,
+    lines_read: AtomicU64,
     resource_version: Mutex<Option<String>>,
 }
 
@@ -48,6 +52,10 @@ impl StatsCell {
         self.bookmarks.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn read_lines(&self, n: usize) {
+        self.lines_read.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
     pub(crate) fn at(&self, rv: Option<&str>) {
         let mut guard = self.resource_version.lock().unwrap_or_else(|e| e.into_inner());
         match (guard.as_mut(), rv) {
@@ -66,6 +74,7 @@ impl StatsCell {
             retries: self.retries.load(Ordering::Relaxed),
             events: self.events.load(Ordering::Relaxed),
             bookmarks: self.bookmarks.load(Ordering::Relaxed),
+            lines_read: self.lines_read.load(Ordering::Relaxed),
             resource_version: self
                 .resource_version
                 .lock()

@@ -1,0 +1,244 @@
+//! The connector stack and the pooled hyper client.
+//!
+//! From the socket up: hyper-util's [`HttpConnector`] (TCP keep-alive, `TCP_NODELAY`), optionally
+//! through an HTTP CONNECT proxy ([`Tunnel`]), then TLS ([`HttpsConnector`], ALPN `h2` and
+//! `http/1.1`, plain `http://` passed through), all under one connect deadline that covers TCP,
+//! the proxy tunnel and the TLS handshake. The pooled client speaks HTTP/2 when ALPN chose it, so
+//! many requests and watches share one connection, and pings an idle HTTP/2 connection every
+//! 30 s (giving up after 15 s without an answer) so that a dead peer is noticed, as client-go does.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderValue, Uri};
+use http_body_util::Full;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
+use hyper_util::{
+    client::legacy::{
+        Client as HyperClient,
+        connect::{HttpConnector, proxy::Tunnel},
+    },
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+};
+use tokio::net::TcpStream;
+use tower_service::Service;
+
+use crate::{
+    client::tls,
+    config::Config,
+    error::{BoxError, ClientSetupError},
+};
+
+/// HTTP/2 PING interval on a connection that received nothing (client-go's `ReadIdleTimeout`).
+const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long to wait for a PING answer before closing the connection (client-go's `PingTimeout`).
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long an unused pooled connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The pooled HTTP client every request of a [`Client`](crate::Client) goes through.
+pub(crate) type HttpClient = HyperClient<Connector, Full<Bytes>>;
+
+/// The full connector: TCP or proxy tunnel, then TLS, under the connect deadline.
+pub(crate) type Connector = ConnectDeadline<HttpsConnector<TcpOrTunnel>>;
+
+/// Builds the pooled client for `config`.
+pub(crate) fn http_client(config: &Config) -> Result<HttpClient, ClientSetupError> {
+    let mut tcp = HttpConnector::new();
+    // The scheme is checked by the TLS layer above; this one must let `https` through.
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_keepalive(config.tcp_keepalive);
+    tcp.set_connect_timeout(non_zero(config.connect_timeout));
+
+    let transport = match &config.proxy_url {
+        None => TcpOrTunnel::Direct(tcp),
+        Some(proxy) => TcpOrTunnel::Tunnel(tunnel(proxy, tcp)?),
+    };
+
+    let tls_config = tls::client_config(config)?;
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config)
+        .https_or_http();
+    let builder = match tls::server_name_override(config)? {
+        Some(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name)),
+        None => builder,
+    };
+    let https = builder.enable_all_versions().wrap_connector(transport);
+
+    let connector = ConnectDeadline {
+        inner: https,
+        deadline: non_zero(config.connect_timeout),
+    };
+
+    let client = HyperClient::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .http2_keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+        .http2_keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
+        .http2_keep_alive_while_idle(true)
+        .build(connector);
+    Ok(client)
+}
+
+/// A zero duration means "no deadline", as kubectl's `--request-timeout=0` does.
+pub(crate) fn non_zero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+/// An HTTP CONNECT tunnel through `proxy`, with `Proxy-Authorization: Basic` when the URL
+/// carries `user:password@`.
+fn tunnel(proxy: &Uri, tcp: HttpConnector) -> Result<Tunnel<HttpConnector>, ClientSetupError> {
+    let shown = without_userinfo(proxy);
+    if proxy.scheme_str() != Some("http") {
+        return Err(ClientSetupError::UnsupportedProxy { url: shown });
+    }
+    let Some(authority) = proxy.authority() else {
+        return Err(ClientSetupError::UnsupportedProxy { url: shown });
+    };
+    let (userinfo, host) = match authority.as_str().rsplit_once('@') {
+        Some((userinfo, host)) => (Some(userinfo), host),
+        None => (None, authority.as_str()),
+    };
+    let target: Uri = format!("http://{host}")
+        .parse()
+        .map_err(|_| ClientSetupError::UnsupportedProxy { url: shown.clone() })?;
+    let tunnel = Tunnel::new(target, tcp);
+    Ok(match userinfo {
+        Some(userinfo) => {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(userinfo);
+            let mut value = HeaderValue::try_from(format!("Basic {encoded}"))
+                .map_err(|_| ClientSetupError::UnsupportedProxy { url: shown })?;
+            value.set_sensitive(true);
+            tunnel.with_auth(value)
+        }
+        None => tunnel,
+    })
+}
+
+/// A URL as it may be shown: any `user:password@` is dropped.
+pub(crate) fn without_userinfo(uri: &Uri) -> String {
+    let text = uri.to_string();
+    match (uri.authority(), uri.scheme_str()) {
+        (Some(authority), Some(scheme)) if authority.as_str().contains('@') => {
+            let host = authority
+                .as_str()
+                .rsplit_once('@')
+                .map_or(authority.as_str(), |(_, h)| h);
+            let rest = uri.path_and_query().map_or("", |p| p.as_str());
+            format!("{scheme}://{host}{rest}")
+        }
+        _ => text,
+    }
+}
+
+/// The TCP layer: a direct connection, or a CONNECT tunnel through a proxy.
+#[derive(Clone, Debug)]
+pub(crate) enum TcpOrTunnel {
+    /// Straight to the server.
+    Direct(HttpConnector),
+    /// Through an HTTP proxy.
+    Tunnel(Tunnel<HttpConnector>),
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+
+impl Service<Uri> for TcpOrTunnel {
+    type Response = TokioIo<TcpStream>;
+    type Error = BoxError;
+    type Future = BoxFuture<Self::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        match self {
+            TcpOrTunnel::Direct(c) => c.poll_ready(cx).map_err(Into::into),
+            TcpOrTunnel::Tunnel(c) => c.poll_ready(cx).map_err(Into::into),
+        }
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        match self {
+            TcpOrTunnel::Direct(c) => {
+                let fut = c.call(dst);
+                Box::pin(async move { fut.await.map_err(Into::into) })
+            }
+            TcpOrTunnel::Tunnel(c) => {
+                let fut = c.call(dst);
+                Box::pin(async move { fut.await.map_err(Into::into) })
+            }
+        }
+    }
+}
+
+/// Bounds a whole connection setup (TCP, proxy tunnel, TLS handshake) by one deadline.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnectDeadline<C> {
+    inner: C,
+    deadline: Option<Duration>,
+}
+
+/// The connect deadline passed; found in an error's source chain to tell it from other failures.
+#[derive(Debug, thiserror::Error)]
+#[error("connecting took longer than {0:?}")]
+pub(crate) struct ConnectTimedOut(pub(crate) Duration);
+
+impl<C> Service<Uri> for ConnectDeadline<C>
+where
+    C: Service<Uri>,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+    C::Response: Send + 'static,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<C::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let fut = self.inner.call(dst);
+        let deadline = self.deadline;
+        Box::pin(async move {
+            match deadline {
+                Some(after) => match tokio::time::timeout(after, fut).await {
+                    Ok(result) => result.map_err(Into::into),
+                    Err(_) => Err(Box::new(ConnectTimedOut(after)) as BoxError),
+                },
+                None => fut.await.map_err(Into::into),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_credentials_are_not_shown() {
+        let uri = Uri::from_static("http://user:hunter2@proxy.local:3128/");
+        assert_eq!(without_userinfo(&uri), "http://proxy.local:3128/");
+    }
+
+    #[test]
+    fn only_http_proxies_are_accepted() {
+        let mut config = Config::new(Uri::from_static("https://127.0.0.1:6443"));
+        config.insecure_skip_tls_verify = true;
+        config.proxy_url = Some(Uri::from_static("socks5://user:pw@127.0.0.1:1080"));
+        let err = http_client(&config).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "the proxy URL socks5://127.0.0.1:1080/ is not supported: only http:// proxies (HTTP CONNECT) are"
+            )
+        );
+    }
+}
