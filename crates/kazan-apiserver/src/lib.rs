@@ -80,7 +80,6 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use body::Cut;
 pub use error::{ServerError, StoreError};
 pub use faults::{FaultAction, FaultRule, Faults};
 pub use journal::{JournalEntry, Stats};

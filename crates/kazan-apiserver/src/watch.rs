@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::time::Instant;
@@ -32,11 +32,6 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
-    /// Whether the filter selects everything (the precomputed event line can be sent as is).
-    pub(crate) fn is_trivial(&self) -> bool {
-        self.namespace.is_none() && self.labels.is_empty() && self.fields.is_empty()
-    }
-
     pub(crate) fn matches(&self, object: &Value) -> bool {
         if let Some(ns) = &self.namespace
             && object.pointer("/metadata/namespace").and_then(Value::as_str) != Some(ns.as_str())
@@ -109,6 +104,7 @@ impl WatchTask {
             WatchStart::Replay { from, .. } => *from,
         };
         let mut changes_sent = 0u64;
+        let mut batch = Batch::default();
         match std::mem::replace(
             &mut self.start,
             WatchStart::Replay {
@@ -119,25 +115,32 @@ impl WatchTask {
             WatchStart::Initial { objects, snapshot_rv } => {
                 for object in objects {
                     if self.filter.matches(&object) {
-                        let line = self.render("ADDED", &object);
-                        self.send(line).await?;
+                        batch.push(self.render("ADDED", &object));
+                        if batch.is_full() {
+                            self.flush(&mut batch).await?;
+                        }
                     }
                 }
                 if self.initial_end_bookmark {
-                    let line = bookmark_line(&self.def, snapshot_rv, true);
-                    self.send(line).await?;
+                    batch.push(bookmark_line(&self.def, snapshot_rv, true));
                 }
+                self.flush(&mut batch).await?;
             }
             WatchStart::Replay { events, from } => {
                 for event in events {
                     if let Some(line) = self.translate(&event, from) {
-                        self.send(line).await?;
+                        batch.push(line);
                         changes_sent += 1;
                         if self.end_after_events.is_some_and(|k| changes_sent >= k) {
+                            self.flush(&mut batch).await?;
                             return Ok(End::Clean);
+                        }
+                        if batch.is_full() {
+                            self.flush(&mut batch).await?;
                         }
                     }
                 }
+                self.flush(&mut batch).await?;
             }
         }
         let lead = if self.timeout >= Duration::from_secs(4) {
@@ -191,18 +194,36 @@ impl WatchTask {
                     self.send_bookmark(start_rv, false).await?;
                 }
                 received = self.rx.recv() => {
-                    match received {
-                        Ok(event) => {
-                            if let Some(line) = self.translate(&event, start_rv) {
-                                self.send(line).await?;
-                                changes_sent += 1;
-                                if self.end_after_events.is_some_and(|k| changes_sent >= k) {
-                                    return Ok(End::Clean);
-                                }
-                            }
-                        }
+                    let mut next = match received {
+                        Ok(event) => Some(event),
                         Err(RecvError::Lagged(_)) => return Err(WriteEnd::Lagged),
                         Err(RecvError::Closed) => return Ok(End::Clean),
+                    };
+                    // Everything already queued goes out in one chunk, flushed when the queue is
+                    // empty (as the real server flushes).
+                    let mut outcome = None;
+                    while let Some(event) = next.take() {
+                        if let Some(line) = self.translate(&event, start_rv) {
+                            batch.push(line);
+                            changes_sent += 1;
+                            if self.end_after_events.is_some_and(|k| changes_sent >= k) {
+                                outcome = Some(Ok(End::Clean));
+                                break;
+                            }
+                        }
+                        if batch.is_full() {
+                            break;
+                        }
+                        match self.rx.try_recv() {
+                            Ok(event) => next = Some(event),
+                            Err(TryRecvError::Empty) => {}
+                            Err(TryRecvError::Lagged(_)) => outcome = Some(Err(WriteEnd::Lagged)),
+                            Err(TryRecvError::Closed) => outcome = Some(Ok(End::Clean)),
+                        }
+                    }
+                    self.flush(&mut batch).await?;
+                    if let Some(outcome) = outcome {
+                        return outcome;
                     }
                 }
             }
@@ -240,7 +261,8 @@ impl WatchTask {
         if event.rv <= start_rv {
             return None;
         }
-        let plain = self.filter.is_trivial() && !self.table && !self.needs_retyping(&event.object);
+        // The precomputed line serves every watch that sends the event as stored.
+        let plain = !self.table && !self.needs_retyping(&event.object);
         let current = self.filter.matches(&event.object);
         let (kind, object): (&str, Value) = match event.kind {
             EventType::Added | EventType::Deleted => {
@@ -296,12 +318,47 @@ impl WatchTask {
     }
 
     async fn send(&mut self, line: Bytes) -> Result<(), WriteEnd> {
+        self.write(line, 1).await
+    }
+
+    /// Writes the batched lines as one chunk.
+    async fn flush(&mut self, batch: &mut Batch) -> Result<(), WriteEnd> {
+        if batch.lines == 0 {
+            return Ok(());
+        }
+        let lines = std::mem::take(&mut batch.lines);
+        let bytes = std::mem::take(&mut batch.bytes).freeze();
+        self.write(bytes, lines).await
+    }
+
+    async fn write(&mut self, bytes: Bytes, lines: u64) -> Result<(), WriteEnd> {
         let rx = &self.rx;
         let capacity = self.capacity;
         let lagging = || rx.len() > capacity;
-        self.writer.write(line, &lagging).await?;
-        self.live.events.fetch_add(1, Ordering::Relaxed);
+        self.writer.write(bytes, &lagging).await?;
+        self.live.events.fetch_add(lines, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// Event lines waiting to be written together.
+#[derive(Default)]
+struct Batch {
+    bytes: BytesMut,
+    lines: u64,
+}
+
+/// A batch is written once it reaches this size.
+const BATCH_BYTES: usize = 64 * 1024;
+
+impl Batch {
+    fn push(&mut self, line: Bytes) {
+        self.bytes.extend_from_slice(&line);
+        self.lines += 1;
+    }
+
+    fn is_full(&self) -> bool {
+        self.bytes.len() >= BATCH_BYTES
     }
 }
 

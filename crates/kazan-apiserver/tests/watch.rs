@@ -521,3 +521,27 @@ async fn shutdown_ends_open_watches_cleanly() -> TestResult {
     watch.expect_end().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn events_older_than_the_history_age_are_evicted() -> TestResult {
+    let server = ApiServer::builder()
+        .history_max_age(Duration::from_millis(100))
+        .start()
+        .await?;
+    let before = server.resource_version();
+    server.create(configmap("default", "old", json!({})))?;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let fresh = server.create(configmap("default", "fresh", json!({})))?;
+    let mut watch = WatchStream::open(
+        server.addr(),
+        &format!("/api/v1/configmaps?watch=1&resourceVersion={before}"),
+    )
+    .await?;
+    let (t, o) = watch.event().await?;
+    assert_eq!(t, "ERROR");
+    assert_eq!(
+        o["message"],
+        format!("too old resource version: {before} ({})", rv_of(&fresh) - 1)
+    );
+    Ok(())
+}

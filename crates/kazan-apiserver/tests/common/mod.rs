@@ -212,6 +212,8 @@ pub struct WatchStream {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pending: Vec<u8>,
+    /// Bytes of `pending` already returned as events.
+    consumed: usize,
     /// The raw chunks as received (sizes), for framing checks.
     pub chunks: Vec<usize>,
     chunked: bool,
@@ -244,6 +246,7 @@ impl WatchStream {
                 status,
                 headers,
                 pending: Vec::new(),
+                consumed: 0,
                 chunks: Vec::new(),
                 chunked,
                 done: false,
@@ -270,11 +273,20 @@ impl WatchStream {
     pub async fn next_within(&mut self, wait: Duration) -> TestResult<Option<Next>> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            if let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.pending.drain(..=pos).collect();
-                let value: Value = serde_json::from_slice(&line[..line.len() - 1])
-                    .map_err(|e| format!("bad event line {:?}: {e}", String::from_utf8_lossy(&line)))?;
+            if let Some(pos) = self.pending[self.consumed..].iter().position(|b| *b == b'\n') {
+                let line = &self.pending[self.consumed..self.consumed + pos];
+                let value: Value = serde_json::from_slice(line)
+                    .map_err(|e| format!("bad event line {:?}: {e}", String::from_utf8_lossy(line)))?;
+                self.consumed += pos + 1;
+                if self.consumed == self.pending.len() {
+                    self.pending.clear();
+                    self.consumed = 0;
+                }
                 return Ok(Some(Next::Event(value)));
+            }
+            if self.consumed > 0 {
+                self.pending.drain(..self.consumed);
+                self.consumed = 0;
             }
             if self.done {
                 return Ok(Some(Next::End));
