@@ -43,7 +43,13 @@ def main():
     parser.add_argument("--pace-sleep-us", type=int)
     parser.add_argument("--checkpoint", type=int)
     parser.add_argument("--pod")
+    parser.add_argument("--watches", type=int)
+    parser.add_argument("--namespace-prefix")
+    parser.add_argument("--sparse-rvs", action="store_true")
     args = parser.parse_args()
+    if args.namespace_prefix is not None and (args.watches or 1) != 1:
+        sys.stderr.write("the python consumer watches one namespace at most\n")
+        sys.exit(2)
 
     import kubernetes  # imported here so its import time is not measured with the stream
 
@@ -54,6 +60,13 @@ def main():
     api = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(configuration))
     watch = kubernetes.watch.Watch()
 
+    if args.namespace_prefix is not None:
+        list_pods = api.list_namespaced_pod
+        list_args = (args.namespace_prefix + "0",)
+    else:
+        list_pods = api.list_pod_for_all_namespaces
+        list_args = ()
+
     first_rv = args.first_rv
     last_rv = args.first_rv + args.events - 1
     received = lost = repeated = 0
@@ -62,30 +75,38 @@ def main():
     last_event_at = None
     rss_at_checkpoint = None
     finished = None
+    finished_unix_s = None
+    in_order = 0
 
     cpu_at_start = cpu_seconds()
     started = time.monotonic()
-    for event in watch.stream(
-        api.list_pod_for_all_namespaces, resource_version=str(first_rv - 1)
-    ):
+    for event in watch.stream(list_pods, *list_args, resource_version=str(first_rv - 1)):
         rv = int(event["object"].metadata.resource_version)
         received += 1
         expected_next = first_rv if highest is None else highest + 1
-        if rv < expected_next:
+        if args.sparse_rvs:
+            ordered = highest is None or rv > highest
+        else:
+            ordered = rv >= expected_next
+        if not ordered:
             repeated += 1
         else:
-            lost += rv - expected_next
+            if not args.sparse_rvs:
+                lost += rv - expected_next
             highest = rv
+            in_order += 1
         if args.gap_every:
             now = time.monotonic()
-            index = rv - first_rv
-            if last_event_at is not None and index > 0 and index % args.gap_every == 0:
+            index = in_order - 1
+            if last_event_at is not None and ordered and index > 0 and index % args.gap_every == 0:
                 gaps.append(now - last_event_at)
             last_event_at = now
         if args.checkpoint is not None and received == args.checkpoint:
             rss_at_checkpoint = peak_rss_bytes()
-        if highest is not None and highest >= last_rv:
+        done = in_order >= args.events if args.sparse_rvs else highest >= last_rv
+        if ordered and done:
             finished = time.monotonic()
+            finished_unix_s = time.time()
             break
         if args.pace_every and received % args.pace_every == 0:
             time.sleep((args.pace_sleep_us or 0) / 1e6)
@@ -94,7 +115,10 @@ def main():
     cpu_at_finish = cpu_seconds()
     watch.stop()
 
-    never_reached = last_rv - (highest if highest is not None else first_rv - 1)
+    if args.sparse_rvs:
+        missing = max(0, args.events - in_order)
+    else:
+        missing = lost + max(0, last_rv - (highest if highest is not None else first_rv - 1))
     report = {
         "consumer": args.consumer,
         "events": received,
@@ -102,16 +126,17 @@ def main():
         "cpu_seconds": max(0.0, cpu_at_finish - cpu_at_start),
         "peak_rss_bytes": peak_rss_bytes(),
         "last_rv": highest,
-        "lost": lost + max(0, never_reached),
+        "lost": missing,
         "repeated": repeated,
         "gap_ms": statistics.median(gaps) * 1e3 if gaps else None,
         "gaps": len(gaps),
         "peak_rss_at_checkpoint_bytes": rss_at_checkpoint,
+        "finished_unix_s": finished_unix_s,
         "connections": None,
     }
     sys.stdout.write(json.dumps(report) + "\n")
     sys.stdout.flush()
-    if highest is None or highest < last_rv:
+    if finished_unix_s is None:
         sys.stderr.write(f"the stream ended after {received} of {args.events} events\n")
         sys.exit(1)
 

@@ -91,16 +91,16 @@ pub enum ConsumeError {
     },
     /// kube-runtime's client could not be built.
     #[error("kube client: {0}")]
-    KubeClient(#[source] kube::Error),
+    KubeClient(#[source] Box<kube::Error>),
     /// kube-runtime's watcher yielded an error.
     #[error("kube-runtime watcher: {0}")]
-    KubeWatcher(#[source] kube::runtime::watcher::Error),
+    KubeWatcher(#[source] Box<kube::runtime::watcher::Error>),
     /// kazan's client could not be built.
     #[error("kazan client: {0}")]
-    KazanClient(#[source] kazan::Error),
+    KazanClient(#[source] Box<kazan::Error>),
     /// kazan's Watcher could not be started.
     #[error("kazan watcher: {0}")]
-    KazanWatcher(#[source] kazan::watcher::WatchError),
+    KazanWatcher(#[source] Box<kazan::watcher::WatchError>),
     /// kazan's Watcher ended or skipped an event before the last expected one.
     #[error("kazan watcher: {0}")]
     KazanEnded(String),
@@ -124,6 +124,14 @@ pub enum ConsumeError {
     /// An object arrived without a resourceVersion, or with one that is not a number.
     #[error("an object arrived with the resourceVersion {0:?}, not a number")]
     ResourceVersion(Option<String>),
+    /// An object arrived from a namespace the consumer does not watch.
+    #[error("an object arrived for watch {watch}, but there are {watch_count} watches")]
+    UnknownWatch {
+        /// The watch index the object's namespace maps to.
+        watch: usize,
+        /// How many watches there are.
+        watch_count: usize,
+    },
     /// The stream ended before every expected event arrived.
     #[error("the stream ended after {received} of {expected} events")]
     Ended {

@@ -75,6 +75,17 @@ pub struct Job {
     /// The pod JSON the events are built from (decode bound; defaults to the shipped pod).
     #[arg(long)]
     pub pod: Option<PathBuf>,
+    /// Watch this many namespaces, `{namespace_prefix}0` ... (one watch each) instead of all
+    /// namespaces with one watch; `events` are spread evenly over them.
+    #[arg(long)]
+    pub watches: Option<u64>,
+    /// The prefix of the watched namespaces' names.
+    #[arg(long)]
+    pub namespace_prefix: Option<String>,
+    /// resourceVersions need not be contiguous: a real server shares its counter across
+    /// resources, so only the count and the order of each watch's events are checked.
+    #[arg(long)]
+    pub sparse_rvs: bool,
 }
 
 impl Job {
@@ -91,6 +102,39 @@ impl Job {
             pace_sleep_us: None,
             checkpoint: None,
             pod: None,
+            watches: None,
+            namespace_prefix: None,
+            sparse_rvs: false,
+        }
+    }
+
+    /// The namespaces to watch, one watch each; `[None]` is one watch of all namespaces.
+    pub fn scopes(&self) -> Vec<Option<String>> {
+        match &self.namespace_prefix {
+            Some(prefix) => (0..self.watches.unwrap_or(1).max(1))
+                .map(|i| Some(format!("{prefix}{i}")))
+                .collect(),
+            None => vec![None],
+        }
+    }
+
+    /// How many watches the job runs.
+    pub fn watch_count(&self) -> usize {
+        match &self.namespace_prefix {
+            Some(_) => usize::try_from(self.watches.unwrap_or(1).max(1)).unwrap_or(usize::MAX),
+            None => 1,
+        }
+    }
+
+    /// Which of [`Job::scopes`] an object in `namespace` came through (0 when watching all).
+    pub fn watch_index(&self, namespace: Option<&str>) -> usize {
+        match (&self.namespace_prefix, namespace) {
+            (Some(prefix), Some(namespace)) => namespace
+                .strip_prefix(prefix.as_str())
+                .and_then(|i| i.parse().ok())
+                .unwrap_or(usize::MAX),
+            (Some(_), None) => usize::MAX,
+            (None, _) => 0,
         }
     }
 
@@ -125,6 +169,11 @@ impl Job {
         push("--pace-sleep-us", self.pace_sleep_us.map(|n| n.to_string()));
         push("--checkpoint", self.checkpoint.map(|n| n.to_string()));
         push("--pod", self.pod.as_ref().map(|p| p.display().to_string()));
+        push("--watches", self.watches.map(|n| n.to_string()));
+        push("--namespace-prefix", self.namespace_prefix.clone());
+        if self.sparse_rvs {
+            args.push("--sparse-rvs".to_owned());
+        }
         args
     }
 }
@@ -158,6 +207,10 @@ pub struct ChildReport {
     /// Peak resident memory when the checkpoint was reached (slow consumer).
     #[serde(default)]
     pub peak_rss_at_checkpoint_bytes: Option<u64>,
+    /// When the last expected event arrived, in seconds since the Unix epoch (the clock the
+    /// harness shares with the consumer, to time a burst it wrote).
+    #[serde(default)]
+    pub finished_unix_s: Option<f64>,
     /// TCP connections the server accepted during the run (filled in by the parent).
     #[serde(default)]
     pub connections: Option<u64>,
@@ -183,9 +236,33 @@ mod tests {
         job.pace_sleep_us = Some(1000);
         job.checkpoint = Some(100);
         job.ca_file = Some(PathBuf::from("/tmp/ca.pem"));
+        job.watches = Some(3);
+        job.namespace_prefix = Some("mw-".to_owned());
+        job.sparse_rvs = true;
         let args = std::iter::once("x".to_owned()).chain(job.to_args());
         let parsed = Wrapper::try_parse_from(args).map(|w| w.job);
         assert_eq!(parsed.ok(), Some(job));
+    }
+
+    #[test]
+    fn namespaced_jobs_watch_one_namespace_each_and_map_objects_back_to_their_watch() {
+        let mut job = Job::new(ScenarioName::ManyWatches, 2, 30);
+        assert_eq!(job.scopes(), [None]);
+        assert_eq!(job.watch_index(Some("anything")), 0);
+        job.watches = Some(3);
+        job.namespace_prefix = Some("mw-".to_owned());
+        assert_eq!(
+            job.scopes(),
+            [
+                Some("mw-0".to_owned()),
+                Some("mw-1".to_owned()),
+                Some("mw-2".to_owned())
+            ]
+        );
+        assert_eq!(job.watch_count(), 3);
+        assert_eq!(job.watch_index(Some("mw-2")), 2);
+        assert_eq!(job.watch_index(Some("other")), usize::MAX);
+        assert_eq!(job.watch_index(None), usize::MAX);
     }
 
     #[test]

@@ -69,6 +69,9 @@ struct Cli {
     /// Resume: how many watches end in a run.
     #[arg(long, default_value_t = 1_000)]
     resume_closes: u64,
+    /// Many watches: how many concurrent watches (one namespace each).
+    #[arg(long, default_value_t = 1_000)]
+    watches: u64,
     /// Kill a consumer run that takes longer than this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
@@ -141,6 +144,7 @@ fn run_harness(cli: &Cli) -> Result<bool, BenchError> {
         pod_path: cli.pod.clone(),
         resume_every: cli.resume_every,
         resume_closes: cli.resume_closes,
+        watches: cli.watches.max(1),
     };
     let machine = Machine::read();
     let command = std::iter::once("kazan-bench".to_owned())

@@ -4,10 +4,8 @@
 //! - `GET /api/v1/pods` or `/api/v1/namespaces/{ns}/pods` without `watch`: an empty `PodList`
 //!   whose resourceVersion is the one before the first event (kube-runtime lists first).
 //! - The same with `watch=true` (or `1`): the events after the request's `resourceVersion` (all of
-//!   them when it is unset or older than the first), in large chunks that share the set's memory.
-//!   With [`ReplayOptions::end_every`] the server ends each watch cleanly after that many events,
-//!   and the client resumes from the last resourceVersion it saw. When nothing is left, the watch
-//!   ends at once.
+//!   them when it is unset or older than the first), in large chunks that share the set's memory,
+//!   then a clean end.
 //!
 //! The server runs in the harness process, never in a consumer's.
 
@@ -38,13 +36,6 @@ use crate::{error::BenchError, events::EventSet};
 /// How many bytes go into one chunk of a watch response.
 pub const CHUNK_BYTES: usize = 64 * 1024;
 
-/// How the replay server behaves.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ReplayOptions {
-    /// End each watch cleanly after this many events.
-    pub end_every: Option<u64>,
-}
-
 /// A running replay server; it stops when dropped.
 #[derive(Debug)]
 pub struct ReplayServer {
@@ -55,18 +46,17 @@ pub struct ReplayServer {
 
 struct Shared {
     events: EventSet,
-    options: ReplayOptions,
 }
 
 impl ReplayServer {
     /// Starts a server for `events` on `127.0.0.1:0`.
-    pub async fn start(events: EventSet, options: ReplayOptions) -> Result<Self, BenchError> {
+    pub async fn start(events: EventSet) -> Result<Self, BenchError> {
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
             .map_err(BenchError::Bind)?;
         let addr = listener.local_addr().map_err(BenchError::Bind)?;
         let connections = Arc::new(AtomicU64::new(0));
-        let shared = Arc::new(Shared { events, options });
+        let shared = Arc::new(Shared { events });
         let accepted = connections.clone();
         let task = tokio::spawn(async move {
             // Connection tasks live in the set, so stopping the server stops them too.
@@ -169,11 +159,7 @@ fn respond(shared: &Shared, request: &Request<Incoming>) -> Response<Body> {
         },
     };
     let start = shared.events.index_after(since);
-    let end = match shared.options.end_every {
-        Some(every) => start.saturating_add(every),
-        None => u64::MAX,
-    };
-    let bytes = shared.events.slice(start..end);
+    let bytes = shared.events.slice(start..u64::MAX);
     let chunks = (0..bytes.len())
         .step_by(CHUNK_BYTES)
         .map(move |at| {
@@ -248,7 +234,7 @@ mod tests {
     #[tokio::test]
     async fn a_list_is_empty_and_carries_the_resource_version_before_the_first_event()
     -> Result<(), Box<dyn std::error::Error>> {
-        let server = ReplayServer::start(small_events(3)?, ReplayOptions::default()).await?;
+        let server = ReplayServer::start(small_events(3)?).await?;
         let response = get(&server, "/api/v1/pods?limit=500").await?;
         let body = response.split("\r\n\r\n").nth(1).ok_or("no body")?;
         let list: serde_json::Value = serde_json::from_str(body)?;
@@ -262,7 +248,7 @@ mod tests {
     async fn a_watch_streams_exactly_the_n_events_after_its_resource_version()
     -> Result<(), Box<dyn std::error::Error>> {
         // Five events of ~3.9 KB each: one chunk, so every line arrives whole.
-        let server = ReplayServer::start(small_events(5)?, ReplayOptions::default()).await?;
+        let server = ReplayServer::start(small_events(5)?).await?;
         let all = get(&server, "/api/v1/pods?watch=true&resourceVersion=1").await?;
         assert!(all.contains("transfer-encoding: chunked"));
         assert_eq!(resource_versions(&all), ["2", "3", "4", "5", "6"]);
@@ -286,7 +272,7 @@ mod tests {
     async fn a_large_watch_arrives_whole_in_large_chunks() -> Result<(), Box<dyn std::error::Error>> {
         let events = small_events(200)?;
         let expected = events.bytes().clone();
-        let server = ReplayServer::start(events, ReplayOptions::default()).await?;
+        let server = ReplayServer::start(events).await?;
         let response = get(&server, "/api/v1/pods?watch=true").await?;
         let body = response.split_once("\r\n\r\n").ok_or("no body")?.1;
         // De-chunk: size line, data, CRLF, until the zero-size chunk.
@@ -313,23 +299,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn with_end_every_each_watch_ends_cleanly_after_that_many_events()
-    -> Result<(), Box<dyn std::error::Error>> {
-        let options = ReplayOptions { end_every: Some(2) };
-        let server = ReplayServer::start(small_events(5)?, options).await?;
-        let first = get(&server, "/api/v1/pods?watch=true&resourceVersion=1").await?;
-        assert_eq!(resource_versions(&first), ["2", "3"]);
-        assert!(first.ends_with("0\r\n\r\n"), "a clean end of the chunked body");
-        let next = get(&server, "/api/v1/pods?watch=true&resourceVersion=3").await?;
-        assert_eq!(resource_versions(&next), ["4", "5"]);
-        let last = get(&server, "/api/v1/pods?watch=true&resourceVersion=5").await?;
-        assert_eq!(resource_versions(&last), ["6"]);
-        Ok(())
-    }
-
-    #[tokio::test]
     async fn anything_but_pods_is_a_not_found_status() -> Result<(), Box<dyn std::error::Error>> {
-        let server = ReplayServer::start(small_events(1)?, ReplayOptions::default()).await?;
+        let server = ReplayServer::start(small_events(1)?).await?;
         let response = get(&server, "/api/v1/namespaces").await?;
         assert!(response.starts_with("HTTP/1.1 404"));
         assert!(response.contains(r#""reason":"NotFound""#));

@@ -306,6 +306,7 @@ mod tests {
             gap_ms: None,
             gaps: 0,
             peak_rss_at_checkpoint_bytes: None,
+            finished_unix_s: None,
             connections: None,
         }
     }

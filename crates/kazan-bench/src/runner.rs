@@ -13,6 +13,34 @@ use std::{
 
 use crate::{consumers::Consumer, error::BenchError, job::ChildReport, job::Job};
 
+/// What a scenario does around each consumer run, on the harness side.
+pub trait Hooks: Sync {
+    /// The job for run `run` (counted over the whole scenario) before its process starts: a
+    /// scenario on a live server gives each run fresh namespaces and a start version.
+    fn prepare(
+        &self,
+        _run: u64,
+        job: &Job,
+    ) -> impl std::future::Future<Output = Result<Job, BenchError>> + Send {
+        let job = job.clone();
+        async move { Ok(job) }
+    }
+
+    /// Runs beside the consumer process (writes to the server, say); the run fails if this fails.
+    fn during(&self, _job: &Job) -> impl std::future::Future<Output = Result<(), BenchError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Completes the consumer's report with what the harness saw.
+    fn finish(&self, _job: &Job, _report: &mut ChildReport) {}
+}
+
+/// A scenario that does nothing around its runs.
+#[derive(Debug, Clone, Copy)]
+pub struct NoHooks;
+
+impl Hooks for NoHooks {}
+
 /// One consumer's part in a scenario: what it is asked to do, and where to count the server's
 /// accepted connections (if the scenario reports them).
 #[derive(Debug, Clone)]
@@ -52,7 +80,7 @@ pub struct Runner {
 impl Runner {
     /// Runs every entry once per round, alternating, and returns their runs in entry order.
     /// A consumer that cannot run here (see [`Consumer::available`]) is reported, not run.
-    pub async fn run_rounds(&self, entries: &[Entry]) -> Vec<Runs> {
+    pub async fn run_rounds(&self, entries: &[Entry], hooks: &impl Hooks) -> Vec<Runs> {
         let mut runs = Vec::with_capacity(entries.len());
         let mut runnable = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -65,6 +93,7 @@ impl Runner {
                 failures: availability.err().into_iter().collect(),
             });
         }
+        let mut run = 0;
         for round in 1..=self.rounds {
             for ((entry, runs), runnable) in entries.iter().zip(&mut runs).zip(&runnable) {
                 if !runnable {
@@ -76,7 +105,8 @@ impl Runner {
                     entry.consumer.name(),
                     entry.job.events
                 );
-                match self.run_once(entry).await {
+                run += 1;
+                match self.run_once(entry, hooks, run).await {
                     Ok(report) => runs.reports.push(report),
                     Err(error) => {
                         eprintln!("  {error}");
@@ -88,10 +118,17 @@ impl Runner {
         runs
     }
 
-    /// Runs one consumer process to the end and reads its report.
-    pub async fn run_once(&self, entry: &Entry) -> Result<ChildReport, BenchError> {
+    /// Runs one consumer process to the end, with the scenario's hooks around it, and reads its
+    /// report.
+    pub async fn run_once(
+        &self,
+        entry: &Entry,
+        hooks: &impl Hooks,
+        run: u64,
+    ) -> Result<ChildReport, BenchError> {
         let consumer = entry.consumer.name().to_owned();
-        let mut command = entry.consumer.command(&self.exe, &entry.job);
+        let job = hooks.prepare(run, &entry.job).await?;
+        let mut command = entry.consumer.command(&self.exe, &job);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -103,8 +140,22 @@ impl Runner {
             program: format!("{:?}", command.as_std().get_program()),
             source,
         })?;
-        let output = tokio::time::timeout(self.timeout, child.wait_with_output())
-            .await
+        let wait = tokio::time::timeout(self.timeout, child.wait_with_output());
+        tokio::pin!(wait);
+        let during = hooks.during(&job);
+        tokio::pin!(during);
+        let mut during_done = false;
+        // Dropping `wait` on an error of `during` kills the child (`kill_on_drop`).
+        let output = loop {
+            tokio::select! {
+                result = &mut during, if !during_done => {
+                    result?;
+                    during_done = true;
+                }
+                output = &mut wait => break output,
+            }
+        };
+        let output = output
             .map_err(|_| BenchError::ChildTimeout {
                 consumer: consumer.clone(),
                 seconds: self.timeout.as_secs(),
@@ -131,6 +182,7 @@ impl Runner {
         if let (Some(counter), Some(before)) = (&entry.connections, connections_before) {
             report.connections = Some(counter.load(Ordering::Relaxed).saturating_sub(before));
         }
+        hooks.finish(&job, &mut report);
         Ok(report)
     }
 }

@@ -6,7 +6,10 @@ use std::{collections::BTreeSet, time::Duration};
 use k8s_openapi::api::{batch::v1::Job, core::v1::ConfigMap, core::v1::Namespace};
 use kazan::{
     ApiResource, Client, Config, DynamicObject, Request,
-    watcher::{BackoffConfig, EndReason, Event, EventKind, EventType, StopOutcome, WatchError, Watcher, WatcherOptions},
+    watcher::{
+        BackoffConfig, EndReason, Event, EventKind, EventType, StopOutcome, WatchError, Watcher,
+        WatcherOptions,
+    },
 };
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use serde_json::{Value, json};
@@ -40,7 +43,10 @@ fn cm(ns: &str, name: &str, value: &str) -> Value {
 }
 
 fn rv_of(obj: &Value) -> String {
-    obj["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string()
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 async fn next<M: Send + 'static>(handle: &mut kazan::watcher::WatcherHandle<M>) -> Result<M, String> {
@@ -56,7 +62,10 @@ fn summary(ev: &Event<ConfigMap>) -> (EventType, String, String) {
     let (name, v) = match ev.object() {
         Some(o) => (
             o.metadata.name.clone().unwrap_or_default(),
-            o.data.as_ref().and_then(|d| d.get("v").cloned()).unwrap_or_default(),
+            o.data
+                .as_ref()
+                .and_then(|d| d.get("v").cloned())
+                .unwrap_or_default(),
         ),
         None => (String::new(), String::new()),
     };
@@ -115,12 +124,20 @@ async fn a_list_request_without_a_version_lists_first_and_watches_from_the_list(
     let server = server().await?;
     server.create(cm("w", "old", "1"))?;
     let list_rv = server.resource_version().to_string();
-    let mut w = Watcher::start(client(&server)?, Request::list::<ConfigMap>().namespace("w"), fast())?;
+    let mut w = Watcher::start(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast(),
+    )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     server.create(cm("w", "new", "1"))?;
     // The existing object is not delivered (as in Kazan); only what changed after the list.
     assert_eq!(summary(&next(&mut w).await?), added("new", "1"));
-    let lists: Vec<_> = server.journal().into_iter().filter(|e| !e.watch && e.path == CM_PATH).collect();
+    let lists: Vec<_> = server
+        .journal()
+        .into_iter()
+        .filter(|e| !e.watch && e.path == CM_PATH)
+        .collect();
     assert_eq!(lists.len(), 1);
     assert_eq!(query_param(&lists[0].query, "limit").as_deref(), Some("500"));
     assert_eq!(watch_versions(&server, CM_PATH), vec![list_rv]);
@@ -149,7 +166,11 @@ async fn the_initial_list_can_be_delivered_page_by_page() -> TestResult {
     server.create(cm("w", "later", "1"))?;
     assert_eq!(summary(&next(&mut w).await?), added("later", "1"));
     // Three pages of at most 3; the later pages carry `continue` and no resourceVersion.
-    let lists: Vec<_> = server.journal().into_iter().filter(|e| !e.watch && e.path == CM_PATH).collect();
+    let lists: Vec<_> = server
+        .journal()
+        .into_iter()
+        .filter(|e| !e.watch && e.path == CM_PATH)
+        .collect();
     assert_eq!(lists.len(), 3);
     for (i, page) in lists.iter().enumerate() {
         assert_eq!(query_param(&page.query, "limit").as_deref(), Some("3"));
@@ -164,7 +185,11 @@ async fn the_initial_list_can_be_delivered_page_by_page() -> TestResult {
 async fn a_watch_request_needs_a_version() -> TestResult {
     let server = server().await?;
     let c = client(&server)?;
-    let refused = Watcher::start(c.clone(), Request::watch_list::<ConfigMap>().namespace("w"), fast());
+    let refused = Watcher::start(
+        c.clone(),
+        Request::watch_list::<ConfigMap>().namespace("w"),
+        fast(),
+    );
     assert!(matches!(refused, Err(WatchError::NoResourceVersion)));
     assert!(matches!(
         Watcher::stream(c.clone(), Request::watch_list::<ConfigMap>(), fast()),
@@ -174,7 +199,9 @@ async fn a_watch_request_needs_a_version() -> TestResult {
     let a = server.create(cm("w", "a", "1"))?;
     let mut w = Watcher::start(
         c.clone(),
-        Request::watch_list::<ConfigMap>().namespace("w").resource_version(&rv_of(&a)),
+        Request::watch_list::<ConfigMap>()
+            .namespace("w")
+            .resource_version(&rv_of(&a)),
         fast(),
     )?;
     server.create(cm("w", "b", "1"))?;
@@ -225,14 +252,21 @@ async fn clean_ends_resume_from_the_last_event_with_nothing_lost_or_repeated() -
     delivered.insert(start.as_str());
     let mut last = start.parse::<u64>()?;
     for rv in &asked[1..] {
-        assert!(delivered.contains(rv.as_str()), "resumed from {rv}, which was not delivered");
+        assert!(
+            delivered.contains(rv.as_str()),
+            "resumed from {rv}, which was not delivered"
+        );
         let rv: u64 = rv.parse()?;
         assert!(rv >= last, "went back from {last} to {rv}");
         last = rv;
     }
     assert!(w.stats().resumes >= 19);
     // Nothing further arrives.
-    assert!(tokio::time::timeout(Duration::from_millis(200), w.recv()).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), w.recv())
+            .await
+            .is_err()
+    );
     Ok(())
 }
 
@@ -265,7 +299,13 @@ async fn the_servers_timeout_is_a_seamless_resume() -> TestResult {
     }
     let asked = watch_versions(&server, CM_PATH);
     assert_eq!(asked[0], start);
-    assert!(server.journal().iter().filter(|e| e.watch).all(|e| query_param(&e.query, "timeoutSeconds").as_deref() == Some("1")));
+    assert!(
+        server
+            .journal()
+            .iter()
+            .filter(|e| e.watch)
+            .all(|e| query_param(&e.query, "timeoutSeconds").as_deref() == Some("1"))
+    );
     Ok(())
 }
 
@@ -290,12 +330,21 @@ async fn a_connection_cut_mid_event_resumes_from_the_last_complete_event() -> Te
     // The resume asked for everything after `a` (the last complete event), or after `b` if `b`
     // made it through before the cut.
     assert!(asked.len() >= 2);
-    assert!(asked[1] == rv_of(&a) || asked[1] == rv_of(&b), "resumed from {}", asked[1]);
+    assert!(
+        asked[1] == rv_of(&a) || asked[1] == rv_of(&b),
+        "resumed from {}",
+        asked[1]
+    );
     assert!(w.stats().retries >= 1);
     Ok(())
 }
 
-async fn quiet_watcher_after_compaction(bookmarks: bool) -> Result<(ApiServer, kazan::watcher::WatcherHandle<Event<ConfigMap>>), Box<dyn std::error::Error + Send + Sync>> {
+async fn quiet_watcher_after_compaction(
+    bookmarks: bool,
+) -> Result<
+    (ApiServer, kazan::watcher::WatcherHandle<Event<ConfigMap>>),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
     let server = server().await?;
     let start = server.resource_version().to_string();
     let mut w = Watcher::start(
@@ -371,7 +420,11 @@ async fn old_servers_reason_gone_in_the_stream_is_gone() -> TestResult {
     server.create(cm("w", "a", "1"))?;
     server.create(cm("w", "b", "1"))?;
     server.faults().compact_history();
-    let mut w = Watcher::start(client(&server)?, Request::list::<ConfigMap>().namespace("w"), fast().resource_version(old))?;
+    let mut w = Watcher::start(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast().resource_version(old),
+    )?;
     let ev = next(&mut w).await?;
     assert!(
         matches!(&ev.kind, EventKind::Gone { message } if message == "The resourceVersion for the provided watch is too old."),
@@ -417,15 +470,36 @@ async fn a_500_is_retried_from_the_same_version() -> TestResult {
     let server = server().await?;
     let a = server.create(cm("w", "a", "1"))?;
     server.faults().add_rule(
-        FaultRule::new(FaultAction::status(500, "InternalError", "Internal error occurred: boom")).watch(true).times(2),
+        FaultRule::new(FaultAction::status(
+            500,
+            "InternalError",
+            "Internal error occurred: boom",
+        ))
+        .watch(true)
+        .times(2),
     );
-    let mut w = Watcher::start(client(&server)?, Request::list::<ConfigMap>().namespace("w"), fast().resource_version(rv_of(&a)))?;
+    let mut w = Watcher::start(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast().resource_version(rv_of(&a)),
+    )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     server.create(cm("w", "b", "1"))?;
     assert_eq!(summary(&next(&mut w).await?), added("b", "1"));
-    let watches: Vec<_> = server.journal().into_iter().filter(|e| e.watch && e.path == CM_PATH).collect();
-    assert_eq!(watches.iter().map(|e| e.status).collect::<Vec<_>>(), vec![500, 500, 200]);
-    assert!(watches.iter().all(|e| query_param(&e.query, "resourceVersion") == Some(rv_of(&a))));
+    let watches: Vec<_> = server
+        .journal()
+        .into_iter()
+        .filter(|e| e.watch && e.path == CM_PATH)
+        .collect();
+    assert_eq!(
+        watches.iter().map(|e| e.status).collect::<Vec<_>>(),
+        vec![500, 500, 200]
+    );
+    assert!(
+        watches
+            .iter()
+            .all(|e| query_param(&e.query, "resourceVersion") == Some(rv_of(&a)))
+    );
     assert_eq!(w.stats().retries, 2);
     Ok(())
 }
@@ -435,14 +509,25 @@ async fn a_429_with_retry_after_is_retried() -> TestResult {
     let server = server().await?;
     let a = server.create(cm("w", "a", "1"))?;
     server.faults().add_rule(
-        FaultRule::new(FaultAction::raw(429, "text/plain", "Too many requests, please try again later.").retry_after(1))
-            .watch(true),
+        FaultRule::new(
+            FaultAction::raw(429, "text/plain", "Too many requests, please try again later.").retry_after(1),
+        )
+        .watch(true),
     );
-    let mut w = Watcher::start(client(&server)?, Request::list::<ConfigMap>().namespace("w"), fast().resource_version(rv_of(&a)))?;
+    let mut w = Watcher::start(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast().resource_version(rv_of(&a)),
+    )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     server.create(cm("w", "b", "1"))?;
     assert_eq!(summary(&next(&mut w).await?), added("b", "1"));
-    let statuses: Vec<u16> = server.journal().iter().filter(|e| e.watch).map(|e| e.status).collect();
+    let statuses: Vec<u16> = server
+        .journal()
+        .iter()
+        .filter(|e| e.watch)
+        .map(|e| e.status)
+        .collect();
     assert_eq!(statuses, vec![429, 200]);
     Ok(())
 }
@@ -451,20 +536,28 @@ async fn a_429_with_retry_after_is_retried() -> TestResult {
 async fn a_403_ends_the_watcher_with_a_final_failed_event() -> TestResult {
     let server = server().await?;
     let message = "configmaps is forbidden: User \"system:serviceaccount:w:app\" cannot watch resource \"configmaps\" in API group \"\" in the namespace \"w\"";
-    server.faults().add_rule(FaultRule::new(FaultAction::status(403, "Forbidden", message)).watch(true));
+    server
+        .faults()
+        .add_rule(FaultRule::new(FaultAction::status(403, "Forbidden", message)).watch(true));
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
         fast().resource_version(server.resource_version().to_string()),
     )?;
     let ev = next(&mut w).await?;
-    let EventKind::Failed(error) = &ev.kind else { panic!("expected Failed, got {ev:?}") };
+    let EventKind::Failed(error) = &ev.kind else {
+        panic!("expected Failed, got {ev:?}")
+    };
     let api = error.api_error().ok_or("no API error")?;
     assert_eq!((api.code, api.reason()), (403, Some("Forbidden")));
     assert_eq!(api.message(), Some(message));
     assert!(matches!(w.wait().await, EndReason::Failed(_)));
     assert!(w.recv().await.is_none());
-    assert_eq!(server.journal().iter().filter(|e| e.watch).count(), 1, "a 403 is not retried");
+    assert_eq!(
+        server.journal().iter().filter(|e| e.watch).count(),
+        1,
+        "a 403 is not retried"
+    );
     Ok(())
 }
 
@@ -473,16 +566,30 @@ async fn a_failed_initial_list_is_terminal_for_404_and_retried_for_503() -> Test
     let server = server().await?;
     // An unknown resource: 404 from the list.
     let widgets = ApiResource::new("example.com", "v1", "Widget", "widgets", true);
-    let mut w = Watcher::start(client(&server)?, Request::list_dynamic(&widgets).namespace("w"), fast())?;
+    let mut w = Watcher::start(
+        client(&server)?,
+        Request::list_dynamic(&widgets).namespace("w"),
+        fast(),
+    )?;
     let ev = next(&mut w).await?;
-    assert!(matches!(&ev.kind, EventKind::Failed(e) if matches!(**e, WatchError::List { .. }) && e.api_error().map(|a| a.code) == Some(404)));
+    assert!(
+        matches!(&ev.kind, EventKind::Failed(e) if matches!(**e, WatchError::List { .. }) && e.api_error().map(|a| a.code) == Some(404))
+    );
     // 503 on the list: retried, then the watch runs.
     server.faults().add_rule(
-        FaultRule::new(FaultAction::status(503, "ServiceUnavailable", "apiserver is shutting down"))
-            .watch(false)
-            .path_prefix(CM_PATH),
+        FaultRule::new(FaultAction::status(
+            503,
+            "ServiceUnavailable",
+            "apiserver is shutting down",
+        ))
+        .watch(false)
+        .path_prefix(CM_PATH),
     );
-    let mut w = Watcher::start(client(&server)?, Request::list::<ConfigMap>().namespace("w"), fast())?;
+    let mut w = Watcher::start(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast(),
+    )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     server.create(cm("w", "a", "1"))?;
     assert_eq!(summary(&next(&mut w).await?), added("a", "1"));
@@ -503,7 +610,13 @@ async fn every_split_of_the_body_decodes_identically() -> TestResult {
     ];
     // The length of the watch body holding those three events.
     let raw = client(&server)?
-        .run_raw(&Request::list::<ConfigMap>().namespace("w").resource_version(&start).param("watch", "1").timeout_seconds(1))
+        .run_raw(
+            &Request::list::<ConfigMap>()
+                .namespace("w")
+                .resource_version(&start)
+                .param("watch", "1")
+                .timeout_seconds(1),
+        )
         .await?;
     let len = raw.len() as u64;
     assert_eq!(raw.iter().filter(|b| **b == b'\n').count(), 3);
@@ -513,13 +626,22 @@ async fn every_split_of_the_body_decodes_identically() -> TestResult {
     for batch in splits.chunks(8) {
         let mut tasks = tokio::task::JoinSet::new();
         for offsets in batch {
-            server.faults().add_rule(FaultRule::new(FaultAction::Split { offsets: offsets.clone() }).watch(true));
+            server.faults().add_rule(
+                FaultRule::new(FaultAction::Split {
+                    offsets: offsets.clone(),
+                })
+                .watch(true),
+            );
         }
         for _ in batch {
             let c = client(&server)?;
             let start = start.clone();
             tasks.spawn(async move {
-                let mut w = Watcher::start(c, Request::list::<ConfigMap>().namespace("w"), fast().resource_version(start))?;
+                let mut w = Watcher::start(
+                    c,
+                    Request::list::<ConfigMap>().namespace("w"),
+                    fast().resource_version(start),
+                )?;
                 let mut got = Vec::new();
                 for _ in 0..3 {
                     got.push(summary(&next(&mut w).await?));
@@ -539,7 +661,11 @@ async fn every_split_of_the_body_decodes_identically() -> TestResult {
 #[tokio::test]
 async fn a_slow_consumer_holds_back_the_socket_and_memory_stays_bounded() -> TestResult {
     const N: usize = 100_000;
-    let server = ApiServer::builder().namespaces(&["w"]).history_limit(N + 10).start().await?;
+    let server = ApiServer::builder()
+        .namespaces(&["w"])
+        .history_limit(N + 10)
+        .start()
+        .await?;
     let start = server.resource_version().to_string();
     for i in 0..N {
         server.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("c{i}"), "namespace": "w"}}))?;
@@ -565,8 +691,14 @@ async fn a_slow_consumer_holds_back_the_socket_and_memory_stays_bounded() -> Tes
     }
     // Read ahead of the consumer: at most the channel, the batch the task holds, and the batches
     // being decoded (a few chunks' worth of lines) — never a large share of the stream.
-    assert!(most_buffered < 10_000, "{most_buffered} events buffered ahead of the consumer");
-    assert!(most_buffered >= capacity as u64 / 2, "the test did not make the consumer slow");
+    assert!(
+        most_buffered < 10_000,
+        "{most_buffered} events buffered ahead of the consumer"
+    );
+    assert!(
+        most_buffered >= capacity as u64 / 2,
+        "the test did not make the consumer slow"
+    );
     Ok(())
 }
 
@@ -574,20 +706,34 @@ async fn a_slow_consumer_holds_back_the_socket_and_memory_stays_bounded() -> Tes
 async fn stop_is_idempotent_and_dropping_the_receiver_ends_the_watcher() -> TestResult {
     let server = server().await?;
     let rv = server.resource_version().to_string();
-    let w = Watcher::start(client(&server)?, Request::list::<ConfigMap>().namespace("w"), fast().resource_version(rv.clone()))?;
+    let w = Watcher::start(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast().resource_version(rv.clone()),
+    )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     assert!(w.is_running());
     assert_eq!(w.stop().await, StopOutcome::Stopped);
     assert_eq!(w.stop().await, StopOutcome::AlreadyStopped);
     assert!(matches!(w.wait().await, EndReason::Stopped));
-    assert!(server.wait_for_watches("configmaps", 0, WAIT).await, "the watch connection was not closed");
+    assert!(
+        server.wait_for_watches("configmaps", 0, WAIT).await,
+        "the watch connection was not closed"
+    );
 
     // The consumer goes away while the watch is idle: the watcher notices and ends.
     let (tx, rx) = tokio::sync::mpsc::channel::<Event<ConfigMap>>(8);
-    let w = Watcher::start(client(&server)?, Request::list::<ConfigMap>().namespace("w"), fast().resource_version(rv).send_to(tx))?;
+    let w = Watcher::start(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast().resource_version(rv).send_to(tx),
+    )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     drop(rx);
-    assert!(matches!(tokio::time::timeout(WAIT, w.wait()).await?, EndReason::ConsumerGone));
+    assert!(matches!(
+        tokio::time::timeout(WAIT, w.wait()).await?,
+        EndReason::ConsumerGone
+    ));
     assert_eq!(w.stop().await, StopOutcome::AlreadyStopped);
     Ok(())
 }
@@ -615,8 +761,16 @@ async fn two_watchers_of_different_kinds_feed_one_consumer() -> TestResult {
     let server = server().await?;
     let c = client(&server)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(16);
-    let namespaces = Watcher::start(c.clone(), Request::list::<Namespace>(), fast().name("namespaces").send_to(tx.clone()))?;
-    let jobs = Watcher::start(c.clone(), Request::list::<Job>().namespace("w"), fast().name("jobs").send_to(tx))?;
+    let namespaces = Watcher::start(
+        c.clone(),
+        Request::list::<Namespace>(),
+        fast().name("namespaces").send_to(tx.clone()),
+    )?;
+    let jobs = Watcher::start(
+        c.clone(),
+        Request::list::<Job>().namespace("w"),
+        fast().name("jobs").send_to(tx),
+    )?;
     assert!(server.wait_for_watches("namespaces", 1, WAIT).await);
     assert!(server.wait_for_watches("jobs", 1, WAIT).await);
     server.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}))?;
@@ -624,21 +778,37 @@ async fn two_watchers_of_different_kinds_feed_one_consumer() -> TestResult {
         "spec": {"template": {"spec": {"containers": [{"name": "b", "image": "busybox"}], "restartPolicy": "Never"}}}}))?;
     let mut seen = BTreeSet::new();
     for _ in 0..2 {
-        let message = tokio::time::timeout(WAIT, rx.recv()).await?.ok_or("channel closed")?;
+        let message = tokio::time::timeout(WAIT, rx.recv())
+            .await?
+            .ok_or("channel closed")?;
         match message {
             Message::Namespace(ev) => {
                 assert_eq!(ev.from, namespaces.id());
                 let ns = ev.object().ok_or("no object")?;
-                seen.insert(format!("{} namespace {}", ev.event_type(), ns.metadata.name.as_deref().unwrap_or("")));
+                seen.insert(format!(
+                    "{} namespace {}",
+                    ev.event_type(),
+                    ns.metadata.name.as_deref().unwrap_or("")
+                ));
             }
             Message::Job(ev) => {
                 assert_eq!(ev.from, jobs.id());
                 let job = ev.object().ok_or("no object")?;
-                seen.insert(format!("{} job {}", ev.event_type(), job.metadata.name.as_deref().unwrap_or("")));
+                seen.insert(format!(
+                    "{} job {}",
+                    ev.event_type(),
+                    job.metadata.name.as_deref().unwrap_or("")
+                ));
             }
         }
     }
-    assert_eq!(seen, BTreeSet::from(["ADDED job backup".to_string(), "ADDED namespace team-a".to_string()]));
+    assert_eq!(
+        seen,
+        BTreeSet::from([
+            "ADDED job backup".to_string(),
+            "ADDED namespace team-a".to_string()
+        ])
+    );
     assert_eq!(namespaces.stop().await, StopOutcome::Stopped);
     assert_eq!(jobs.stop().await, StopOutcome::Stopped);
     Ok(())
@@ -651,22 +821,41 @@ async fn the_stream_form_delivers_the_same_events() -> TestResult {
     let start = server.resource_version().to_string();
     server.create(cm("w", "a", "1"))?;
     server.delete("v1", "ConfigMap", Some("w"), "a")?;
-    let mut stream = Watcher::stream(client(&server)?, Request::list::<ConfigMap>().namespace("w"), fast().resource_version(start))?;
+    let mut stream = Watcher::stream(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast().resource_version(start),
+    )?;
     let mut got = Vec::new();
     for _ in 0..2 {
-        let ev = tokio::time::timeout(WAIT, stream.next()).await?.ok_or("stream ended")?;
+        let ev = tokio::time::timeout(WAIT, stream.next())
+            .await?
+            .ok_or("stream ended")?;
         got.push(summary(&ev));
     }
-    assert_eq!(got, vec![added("a", "1"), (EventType::Deleted, "a".into(), "1".into())]);
+    assert_eq!(
+        got,
+        vec![added("a", "1"), (EventType::Deleted, "a".into(), "1".into())]
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn custom_resources_are_watched_as_dynamic_objects() -> TestResult {
     let server = server().await?;
-    server.register(kazan_apiserver::ResourceDef::new("example.com", "v1", "Widget", "widgets", true));
+    server.register(kazan_apiserver::ResourceDef::new(
+        "example.com",
+        "v1",
+        "Widget",
+        "widgets",
+        true,
+    ));
     let widgets = ApiResource::new("example.com", "v1", "Widget", "widgets", true);
-    let mut w = Watcher::start(client(&server)?, Request::list_of::<DynamicObject>(widgets).namespace("w"), fast())?;
+    let mut w = Watcher::start(
+        client(&server)?,
+        Request::list_of::<DynamicObject>(widgets).namespace("w"),
+        fast(),
+    )?;
     assert!(server.wait_for_watches("widgets", 1, WAIT).await);
     server.create(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1", "namespace": "w"}, "spec": {"size": 3}}))?;
     let ev = next(&mut w).await?;
@@ -683,7 +872,11 @@ async fn an_object_that_does_not_decode_is_skipped_and_reported() -> TestResult 
     // A ConfigMap whose `data` is not a map of strings cannot become a typed ConfigMap.
     let bad = server.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad", "namespace": "w"}, "data": {"v": 42}}))?;
     server.create(cm("w", "good", "1"))?;
-    let mut w = Watcher::start(client(&server)?, Request::list::<ConfigMap>().namespace("w"), fast().resource_version(start))?;
+    let mut w = Watcher::start(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast().resource_version(start),
+    )?;
     let ev = next(&mut w).await?;
     match &ev.kind {
         EventKind::Skipped(e) => {
@@ -709,7 +902,9 @@ async fn garbage_lines_unknown_types_and_huge_lines_are_reported_not_fatal() -> 
         "{a_line}\n{{\"type\":\"SURPRISE\",\"object\":{{}}}}\n{{\"type\":\"ADDED\",\"object\":{{\"pad\":\"{}\"}}}}\nnot json at all\n",
         "x".repeat(4096)
     );
-    server.faults().add_rule(FaultRule::new(FaultAction::raw(200, "application/json", &body)).watch(true));
+    server
+        .faults()
+        .add_rule(FaultRule::new(FaultAction::raw(200, "application/json", &body)).watch(true));
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
@@ -717,9 +912,13 @@ async fn garbage_lines_unknown_types_and_huge_lines_are_reported_not_fatal() -> 
     )?;
     assert_eq!(summary(&next(&mut w).await?), added("a", "1"));
     let ev = next(&mut w).await?;
-    assert!(matches!(&ev.kind, EventKind::Skipped(e) if matches!(&**e, WatchError::UnknownEventType(t) if t == "SURPRISE")));
+    assert!(
+        matches!(&ev.kind, EventKind::Skipped(e) if matches!(&**e, WatchError::UnknownEventType(t) if t == "SURPRISE"))
+    );
     let ev = next(&mut w).await?;
-    assert!(matches!(&ev.kind, EventKind::Skipped(e) if matches!(**e, WatchError::LineTooLong { max: 2048, .. })));
+    assert!(
+        matches!(&ev.kind, EventKind::Skipped(e) if matches!(**e, WatchError::LineTooLong { max: 2048, .. }))
+    );
     // The line that is not JSON makes the watcher resume from `a`, which the real server then serves.
     server.create(cm("w", "b", "1"))?;
     assert_eq!(summary(&next(&mut w).await?), added("b", "1"));
@@ -731,7 +930,11 @@ async fn garbage_lines_unknown_types_and_huge_lines_are_reported_not_fatal() -> 
 async fn the_supervisor_relists_after_gone() -> TestResult {
     let server = server().await?;
     server.create(cm("w", "a", "1"))?;
-    let mut w = Watcher::supervise(client(&server)?, Request::list::<ConfigMap>().namespace("w"), fast().bookmarks(false))?;
+    let mut w = Watcher::supervise(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast().bookmarks(false),
+    )?;
     assert_eq!(summary(&next(&mut w).await?), added("a", "1"));
     assert_eq!(next(&mut w).await?.event_type(), EventType::Synced);
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);

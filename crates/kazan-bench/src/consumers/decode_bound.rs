@@ -46,7 +46,7 @@ pub async fn consume(job: &Job, sink: &mut Sink) -> Result<(), ConsumeError> {
             });
         }
         if sink
-            .event(event.object.metadata.resource_version.as_deref())
+            .event(0, event.object.metadata.resource_version.as_deref())
             .await?
             == Flow::Done
         {

@@ -1,9 +1,9 @@
 //! kube-runtime's `watcher` (kube 5): typed `Pod`, default watcher configuration (a paginated list,
-//! then a watch from the list's resourceVersion), over kube's own hyper + rustls client.
+//! then a watch from the list's resourceVersion), over kube's own hyper + rustls client, which
+//! speaks HTTP/1.1 only. One watcher per watched namespace, all on one `Client`, merged with
+//! `select_all` when there are several.
 
-use std::pin::pin;
-
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt, stream::BoxStream};
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client,
@@ -16,7 +16,7 @@ use crate::{
     sink::{Flow, Sink},
 };
 
-/// Watches every pod on the job's server with kube-runtime and hands each object to the sink.
+/// Watches the job's scopes with kube-runtime and hands each object to the sink.
 pub async fn consume(job: &Job, sink: &mut Sink) -> Result<(), ConsumeError> {
     let url = job.server.clone().unwrap_or_default();
     let cluster_url = url
@@ -27,13 +27,33 @@ pub async fn consume(job: &Job, sink: &mut Sink) -> Result<(), ConsumeError> {
         })?;
     let mut config = kube::Config::new(cluster_url);
     config.root_cert_file = job.ca_file.clone();
-    let client = Client::try_from(config).map_err(ConsumeError::KubeClient)?;
-    let api: Api<Pod> = Api::all(client);
+    let client = Client::try_from(config).map_err(|e| ConsumeError::KubeClient(Box::new(e)))?;
 
     sink.start();
-    let mut pods = pin!(watcher(api, watcher::Config::default()).touched_objects());
-    while let Some(pod) = pods.try_next().await.map_err(ConsumeError::KubeWatcher)? {
-        if sink.event(pod.metadata.resource_version.as_deref()).await? == Flow::Done {
+    let watch = |scope: Option<String>| {
+        let api: Api<Pod> = match scope {
+            Some(namespace) => Api::namespaced(client.clone(), &namespace),
+            None => Api::all(client.clone()),
+        };
+        watcher(api, watcher::Config::default()).touched_objects().boxed()
+    };
+    let mut scopes = job.scopes();
+    let mut pods: BoxStream<'_, _> = if scopes.len() == 1 {
+        watch(scopes.pop().flatten())
+    } else {
+        futures_util::stream::select_all(scopes.into_iter().map(watch)).boxed()
+    };
+    while let Some(pod) = pods
+        .try_next()
+        .await
+        .map_err(|e| ConsumeError::KubeWatcher(Box::new(e)))?
+    {
+        let watch = job.watch_index(pod.metadata.namespace.as_deref());
+        if sink
+            .event(watch, pod.metadata.resource_version.as_deref())
+            .await?
+            == Flow::Done
+        {
             return Ok(());
         }
     }

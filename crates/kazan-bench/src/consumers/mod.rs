@@ -60,7 +60,11 @@ impl Consumer {
                 Consumer::DecodeBound,
                 Consumer::Python,
             ],
-            ScenarioName::ManyWatches => vec![Consumer::KubeRuntime, Consumer::KazanChannel],
+            ScenarioName::ManyWatches => vec![
+                Consumer::KubeRuntime,
+                Consumer::KazanChannel,
+                Consumer::KazanStream,
+            ],
             ScenarioName::Resume | ScenarioName::SlowConsumer => vec![
                 Consumer::KubeRuntime,
                 Consumer::KazanChannel,

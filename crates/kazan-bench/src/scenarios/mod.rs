@@ -1,6 +1,8 @@
 //! The scenarios: each prepares its server, gives every consumer its job, runs the rounds and
 //! returns its table.
 
+mod embedded;
+mod many_watches;
 mod resume;
 mod slow_consumer;
 mod throughput;
@@ -12,7 +14,7 @@ use crate::{
     error::BenchError,
     events::EventSet,
     job::{Job, ScenarioName},
-    replay::{ReplayOptions, ReplayServer},
+    replay::ReplayServer,
     report::ScenarioReport,
     runner::{Entry, Runner},
 };
@@ -28,10 +30,12 @@ pub struct Context {
     pub pod: String,
     /// Where it was read from, if not the shipped pod (passed on to the decode bound).
     pub pod_path: Option<PathBuf>,
-    /// Resume: the server ends each watch after this many events...
+    /// Resume: the embedded server ends each watch after this many events...
     pub resume_every: u64,
     /// ...and this many watches end in a run.
     pub resume_closes: u64,
+    /// Many watches: concurrent watches, one namespace each.
+    pub watches: u64,
 }
 
 /// Runs one scenario.
@@ -40,11 +44,7 @@ pub async fn run(scenario: ScenarioName, context: &Context) -> Result<ScenarioRe
         ScenarioName::Throughput => throughput::run(context).await,
         ScenarioName::Resume => resume::run(context).await,
         ScenarioName::SlowConsumer => slow_consumer::run(context).await,
-        ScenarioName::ManyWatches => Err(BenchError::ApiServer(
-            "the many-watches scenario needs the embedded API server's ApiServer (kazan-apiserver, \
-             branch apiserver), which has not landed yet"
-                .to_owned(),
-        )),
+        ScenarioName::ManyWatches => many_watches::run(context).await,
     }
 }
 
@@ -52,15 +52,13 @@ pub async fn run(scenario: ScenarioName, context: &Context) -> Result<ScenarioRe
 /// the same events, so the memory is shared).
 struct Servers {
     events: EventSet,
-    options: ReplayOptions,
     by_count: BTreeMap<u64, ReplayServer>,
 }
 
 impl Servers {
-    fn new(events: EventSet, options: ReplayOptions) -> Self {
+    fn new(events: EventSet) -> Self {
         Servers {
             events,
-            options,
             by_count: BTreeMap::new(),
         }
     }
@@ -86,7 +84,7 @@ impl Servers {
             std::collections::btree_map::Entry::Occupied(server) => server.into_mut(),
             std::collections::btree_map::Entry::Vacant(slot) => {
                 let events = self.events.prefix(count);
-                slot.insert(ReplayServer::start(events, self.options).await?)
+                slot.insert(ReplayServer::start(events).await?)
             }
         };
         job.server = Some(server.url());

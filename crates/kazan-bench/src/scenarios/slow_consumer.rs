@@ -8,8 +8,8 @@ use crate::{
     error::BenchError,
     events::{DEFAULT_FIRST_RV, EventSet},
     job::{Job, ScenarioName},
-    replay::ReplayOptions,
     report::{Column, ScenarioReport, rows_with_ratios, thousands},
+    runner::NoHooks,
 };
 
 /// Sleep after every this many events...
@@ -23,7 +23,7 @@ pub async fn run(context: &Context) -> Result<ScenarioReport, BenchError> {
     // N is a tenth of the throughput N: the pace makes every event cost 0.1 ms at least.
     let n = (context.events / 10).max(1_000);
     let events = EventSet::build(&context.pod, 4 * n, DEFAULT_FIRST_RV)?;
-    let mut servers = Servers::new(events, ReplayOptions::default());
+    let mut servers = Servers::new(events);
     let mut entries = Vec::new();
     for consumer in Consumer::in_scenario(scenario) {
         let consumer_n = consumer.events_for(n);
@@ -33,7 +33,7 @@ pub async fn run(context: &Context) -> Result<ScenarioReport, BenchError> {
         job.pace_sleep_us = Some(PACE_SLEEP_US);
         entries.push(servers.entry(consumer, job, context).await?);
     }
-    let runs = context.runner.run_rounds(&entries).await;
+    let runs = context.runner.run_rounds(&entries, &NoHooks).await;
     Ok(ScenarioReport {
         name: scenario.as_str().to_owned(),
         description: format!(

@@ -8,8 +8,9 @@ use crate::{
     error::BenchError,
     events::{DEFAULT_FIRST_RV, EventSet},
     job::{Job, ScenarioName},
-    replay::{CHUNK_BYTES, ReplayOptions},
+    replay::CHUNK_BYTES,
     report::{Column, ScenarioReport, rows_with_ratios, thousands},
+    runner::NoHooks,
 };
 
 /// Runs the scenario.
@@ -17,13 +18,13 @@ pub async fn run(context: &Context) -> Result<ScenarioReport, BenchError> {
     let scenario = ScenarioName::Throughput;
     let events = EventSet::build(&context.pod, context.events, DEFAULT_FIRST_RV)?;
     let bytes_per_event = events.bytes().len() as u64 / events.len().max(1);
-    let mut servers = Servers::new(events, ReplayOptions::default());
+    let mut servers = Servers::new(events);
     let mut entries = Vec::new();
     for consumer in Consumer::in_scenario(scenario) {
         let job = Job::new(scenario, DEFAULT_FIRST_RV, consumer.events_for(context.events));
         entries.push(servers.entry(consumer, job, context).await?);
     }
-    let runs = context.runner.run_rounds(&entries).await;
+    let runs = context.runner.run_rounds(&entries, &NoHooks).await;
     Ok(ScenarioReport {
         name: scenario.as_str().to_owned(),
         description: format!(
