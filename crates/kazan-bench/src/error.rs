@@ -92,9 +92,6 @@ pub enum ConsumeError {
     /// kube-runtime's client could not be built.
     #[error("kube client: {0}")]
     KubeClient(#[source] Box<kube::Error>),
-    /// kube-runtime's watcher yielded an error.
-    #[error("kube-runtime watcher: {0}")]
-    KubeWatcher(#[source] Box<kube::runtime::watcher::Error>),
     /// kazan's client could not be built.
     #[error("kazan client: {0}")]
     KazanClient(#[source] Box<kazan::Error>),

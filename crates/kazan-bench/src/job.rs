@@ -197,6 +197,9 @@ pub struct ChildReport {
     pub lost: u64,
     /// Events whose resourceVersion was not above every one before it.
     pub repeated: u64,
+    /// Errors the consumer's watcher reported and recovered from.
+    #[serde(default)]
+    pub errors: u64,
     /// The median time, in milliseconds, from the last event of one watch to the first of the
     /// next (resume).
     #[serde(default)]

@@ -11,6 +11,9 @@ pub struct Machine {
     pub cores: usize,
     /// `MemTotal` from `/proc/meminfo`, in bytes.
     pub memory_bytes: Option<u64>,
+    /// The 1, 5 and 15 minute load averages when the run started: other work on the machine
+    /// shows up here and in the figures.
+    pub load_average: Option<String>,
 }
 
 impl Machine {
@@ -24,6 +27,7 @@ impl Machine {
             memory_bytes: field(&meminfo, "MemTotal")
                 .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
                 .map(|kib| kib * 1024),
+            load_average: load_average(),
         }
     }
 
@@ -33,11 +37,19 @@ impl Machine {
             format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
         });
         format!(
-            "{} cores, {memory}, CPU: {}",
+            "{} cores, {memory}, CPU: {}; load average at the start: {}",
             self.cores,
-            self.cpu_model.as_deref().unwrap_or("unknown")
+            self.cpu_model.as_deref().unwrap_or("unknown"),
+            self.load_average.as_deref().unwrap_or("unknown")
         )
     }
+}
+
+/// The 1, 5 and 15 minute load averages, from `/proc/loadavg`.
+pub fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+    (fields.len() == 3).then(|| fields.join(" "))
 }
 
 /// The value of the first `key: value` line whose key is `key`.

@@ -95,6 +95,7 @@ enum Command {
 #[derive(Debug, Serialize)]
 struct Results {
     machine: Machine,
+    load_average_at_end: Option<String>,
     command: String,
     scenarios: Vec<ScenarioReport>,
 }
@@ -179,9 +180,15 @@ fn run_harness(cli: &Cli) -> Result<bool, BenchError> {
             }
         }
     }
+    let load_at_end = machine::load_average();
+    println!(
+        "Load average at the end: {}",
+        load_at_end.as_deref().unwrap_or("unknown")
+    );
     if let Some(path) = &cli.json {
         let results = Results {
             machine,
+            load_average_at_end: load_at_end,
             command,
             scenarios: reports,
         };

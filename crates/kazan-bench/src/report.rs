@@ -48,6 +48,8 @@ pub struct ResultRow {
     pub lost: Option<u64>,
     /// Events that arrived again or out of order, at worst over the rounds.
     pub repeated: Option<u64>,
+    /// Errors the watcher reported and recovered from, at worst over the rounds.
+    pub errors: Option<u64>,
     /// Peak resident memory after N events (slow consumer).
     pub peak_rss_at_n_bytes: Option<u64>,
     /// Peak resident memory after 4N events (slow consumer).
@@ -88,6 +90,7 @@ impl ResultRow {
             gap_ms: med(|r| r.gap_ms),
             lost: worst(|r| r.lost),
             repeated: worst(|r| r.repeated),
+            errors: worst(|r| r.errors),
             peak_rss_at_n_bytes,
             peak_rss_at_4n_bytes: if has_checkpoint { peak_rss_bytes } else { None },
             rss_growth_percent: match (peak_rss_at_n_bytes, peak_rss_bytes) {
@@ -160,6 +163,8 @@ pub enum Column {
     GapRatio,
     /// Lost and repeated events.
     Check,
+    /// Errors retried.
+    Errors,
     /// Peak RSS at N.
     RssAtN,
     /// Peak RSS at 4N.
@@ -187,6 +192,7 @@ impl Column {
             Column::GapMs => "median gap ms".to_owned(),
             Column::GapRatio => format!("gap ÷ {reference} (lower is better)"),
             Column::Check => "lost / repeated".to_owned(),
+            Column::Errors => "errors retried".to_owned(),
             Column::RssAtN => "peak RSS at N".to_owned(),
             Column::RssAt4N => "peak RSS at 4N".to_owned(),
             Column::RssGrowth => "growth N→4N".to_owned(),
@@ -214,6 +220,7 @@ impl Column {
                 (Some(lost), Some(repeated)) => format!("{lost} / {repeated}"),
                 _ => "—".to_owned(),
             },
+            Column::Errors => or_dash(row.errors.map(thousands)),
             Column::RssAtN => or_dash(row.peak_rss_at_n_bytes.map(mib)),
             Column::RssAt4N => or_dash(row.peak_rss_at_4n_bytes.map(mib)),
             Column::RssGrowth => or_dash(row.rss_growth_percent.map(|v| format!("{v:+.1} %"))),
@@ -303,6 +310,7 @@ mod tests {
             last_rv: Some(events + 1),
             lost: 0,
             repeated: 0,
+            errors: 0,
             gap_ms: None,
             gaps: 0,
             peak_rss_at_checkpoint_bytes: None,

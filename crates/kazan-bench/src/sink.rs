@@ -42,6 +42,7 @@ pub struct Sink {
     watches: Vec<WatchState>,
     watches_done: usize,
     received: u64,
+    errors: u64,
     lost: u64,
     repeated: u64,
     started: Instant,
@@ -72,6 +73,7 @@ impl Sink {
             watches: vec![WatchState::default(); watches],
             watches_done: 0,
             received: 0,
+            errors: 0,
             lost: 0,
             repeated: 0,
             started: Instant::now(),
@@ -174,6 +176,15 @@ impl Sink {
         })
     }
 
+    /// Notes an error the consumer's watcher reported and recovers from by itself; the first few
+    /// are shown on stderr.
+    pub fn retried_error(&mut self, error: &dyn std::fmt::Display) {
+        self.errors += 1;
+        if self.errors <= 3 {
+            eprintln!("  (retried) {error}");
+        }
+    }
+
     /// The error for a stream that ended early.
     pub fn ended_early(&self) -> ConsumeError {
         ConsumeError::Ended {
@@ -213,6 +224,7 @@ impl Sink {
             last_rv: self.watches.iter().filter_map(|w| w.highest).max(),
             lost: missing,
             repeated: self.repeated,
+            errors: self.errors,
             gap_ms: stats::median(&gaps_ms),
             gaps: gaps_ms.len() as u64,
             peak_rss_at_checkpoint_bytes: self.rss_at_checkpoint,

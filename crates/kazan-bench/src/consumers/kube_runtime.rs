@@ -2,8 +2,12 @@
 //! then a watch from the list's resourceVersion), over kube's own hyper + rustls client, which
 //! speaks HTTP/1.1 only. One watcher per watched namespace, all on one `Client`, merged with
 //! `select_all` when there are several.
+//!
+//! kube-runtime yields errors as stream items and recovers on the next poll; as its documentation
+//! advises, the watcher runs with `default_backoff()`, and an error is counted and skipped rather
+//! than ending the run (kazan's Watcher retries inside, the same way).
 
-use futures_util::{StreamExt, TryStreamExt, stream::BoxStream};
+use futures_util::{StreamExt, stream::BoxStream};
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client,
@@ -35,7 +39,10 @@ pub async fn consume(job: &Job, sink: &mut Sink) -> Result<(), ConsumeError> {
             Some(namespace) => Api::namespaced(client.clone(), &namespace),
             None => Api::all(client.clone()),
         };
-        watcher(api, watcher::Config::default()).touched_objects().boxed()
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .touched_objects()
+            .boxed()
     };
     let mut scopes = job.scopes();
     let mut pods: BoxStream<'_, _> = if scopes.len() == 1 {
@@ -43,11 +50,14 @@ pub async fn consume(job: &Job, sink: &mut Sink) -> Result<(), ConsumeError> {
     } else {
         futures_util::stream::select_all(scopes.into_iter().map(watch)).boxed()
     };
-    while let Some(pod) = pods
-        .try_next()
-        .await
-        .map_err(|e| ConsumeError::KubeWatcher(Box::new(e)))?
-    {
+    while let Some(item) = pods.next().await {
+        let pod = match item {
+            Ok(pod) => pod,
+            Err(error) => {
+                sink.retried_error(&error);
+                continue;
+            }
+        };
         let watch = job.watch_index(pod.metadata.namespace.as_deref());
         if sink
             .event(watch, pod.metadata.resource_version.as_deref())

@@ -96,6 +96,7 @@ pub async fn run(context: &Context) -> Result<ScenarioReport, BenchError> {
             Column::SecondsRatio,
             Column::Connections,
             Column::Check,
+            Column::Errors,
         ],
     })
 }
