@@ -14,6 +14,8 @@ use crate::{error::BenchError, job::ChildReport, sink::unix_seconds};
 
 /// How long the harness waits for a consumer's watches to open.
 pub const WATCHES_OPEN_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the harness waits for the server to close the watches of the previous run.
+pub const WATCHES_CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The embedded server of one scenario, and what the harness noted about the current run.
 #[derive(Debug)]
@@ -64,6 +66,32 @@ impl Embedded {
             ca_file,
             run: Mutex::new(RunNotes::default()),
         })
+    }
+
+    /// Waits until the watches of the previous run are closed (its process has exited, but the
+    /// server notices each closed connection in its own time), so that counting the next run's
+    /// watches is not thrown off by old ones closing meanwhile.
+    pub async fn drain_watches(&self) {
+        let deadline = tokio::time::Instant::now() + WATCHES_CLOSE_TIMEOUT;
+        while self.pod_watches() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = self.pod_watches();
+        if left > 0 {
+            eprintln!(
+                "  {left} watches of the previous run still open after {} s",
+                WATCHES_CLOSE_TIMEOUT.as_secs()
+            );
+        }
+    }
+
+    fn pod_watches(&self) -> usize {
+        self.server
+            .stats()
+            .active_watches
+            .get("pods")
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Creates namespaces `{prefix}0 .. {prefix}{count - 1}` and notes the server's counters:

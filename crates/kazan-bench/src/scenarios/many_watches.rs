@@ -26,6 +26,7 @@ struct ManyWatches {
 impl Hooks for ManyWatches {
     async fn prepare(&self, run: u64, job: &Job) -> Result<Job, BenchError> {
         let prefix = format!("mw{run}-");
+        self.embedded.drain_watches().await;
         let rv = self.embedded.begin_run(&prefix, self.watches)?;
         let mut job = job.clone();
         job.namespace_prefix = Some(prefix);

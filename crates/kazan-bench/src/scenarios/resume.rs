@@ -22,6 +22,7 @@ struct Resume {
 impl Hooks for Resume {
     async fn prepare(&self, run: u64, job: &Job) -> Result<Job, BenchError> {
         let prefix = format!("resume{run}-");
+        self.embedded.drain_watches().await;
         let rv = self.embedded.begin_run(&prefix, 1)?;
         let mut job = job.clone();
         job.namespace_prefix = Some(prefix);
