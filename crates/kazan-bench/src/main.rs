@@ -1,5 +1,202 @@
-//! kazan-bench: kazan side by side with its peers (being written).
+//! kazan-bench: kazan's watcher side by side with its peers, in one run.
+//!
+//! `cargo run --release -p kazan-bench -- [--events N] [--rounds R] [--json FILE] [--scenario NAME]`
+//! runs every scenario (or the one named) and prints a Markdown table per scenario. Each consumer
+//! runs in its own process (this binary re-executed with the hidden `consume` subcommand, or
+//! `python3` for the Python client), so the CPU time and peak memory it reports are its own.
+//! Every Rust consumer is built with the workspace's release profile and runs with the system
+//! allocator, declared below so that no dependency can change it.
 
-fn main() {
-    println!("kazan-bench: being written");
+mod child;
+mod consumers;
+mod error;
+mod events;
+mod job;
+mod machine;
+mod measure;
+mod replay;
+mod report;
+mod runner;
+mod scenarios;
+mod sink;
+mod stats;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::{
+    consumers::Consumer,
+    error::BenchError,
+    events::DEFAULT_POD,
+    job::{Job, ScenarioName},
+    machine::Machine,
+    report::ScenarioReport,
+    runner::Runner,
+    scenarios::Context,
+};
+
+/// The same allocator for every consumer: the system's (a library cannot choose it; the
+/// application does, and a figure that depends on it is not the library's).
+#[global_allocator]
+static ALLOCATOR: std::alloc::System = std::alloc::System;
+
+/// kazan's watcher side by side with kube-runtime, a bare decode and the Python client.
+#[derive(Debug, Parser)]
+#[command(name = "kazan-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// N: events per throughput run (the other scenarios derive their sizes from it).
+    #[arg(long, default_value_t = 100_000)]
+    events: u64,
+    /// Rounds per scenario; consumers alternate within each round and the tables give medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Also write the results to this file as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Run only this scenario.
+    #[arg(long, value_enum)]
+    scenario: Option<ScenarioName>,
+    /// Build the events from this pod JSON instead of the shipped one.
+    #[arg(long)]
+    pod: Option<PathBuf>,
+    /// Resume: the server ends each watch after this many events.
+    #[arg(long, default_value_t = 10)]
+    resume_every: u64,
+    /// Resume: how many watches end in a run.
+    #[arg(long, default_value_t = 1_000)]
+    resume_closes: u64,
+    /// Many watches: how many concurrent watches (one namespace each).
+    #[arg(long, default_value_t = 1_000)]
+    watches: u64,
+    /// Kill a consumer run that takes longer than this many seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs one consumer on one job and prints its report (the harness starts these).
+    #[command(hide = true)]
+    Consume {
+        /// The consumer.
+        #[arg(long, value_enum)]
+        consumer: Consumer,
+        /// What it is asked to do.
+        #[command(flatten)]
+        job: Job,
+    },
+}
+
+/// Everything the run produced, as the JSON file holds it.
+#[derive(Debug, Serialize)]
+struct Results {
+    machine: Machine,
+    load_average_at_end: Option<String>,
+    command: String,
+    scenarios: Vec<ScenarioReport>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Consume { consumer, job }) = &cli.command {
+        return match child::run(*consumer, job) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("kazan-bench {}: {error}", consumer.name());
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match run_harness(&cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(error) => {
+            eprintln!("kazan-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the scenarios; `Ok(false)` when one of them could not run at all.
+fn run_harness(cli: &Cli) -> Result<bool, BenchError> {
+    let exe = std::env::current_exe().map_err(|source| BenchError::File {
+        path: PathBuf::from("/proc/self/exe"),
+        source,
+    })?;
+    let pod = match &cli.pod {
+        Some(path) => std::fs::read_to_string(path).map_err(|source| BenchError::File {
+            path: path.clone(),
+            source,
+        })?,
+        None => DEFAULT_POD.to_owned(),
+    };
+    let context = Context {
+        runner: Runner {
+            exe,
+            rounds: cli.rounds.max(1),
+            timeout: Duration::from_secs(cli.timeout_secs),
+        },
+        events: cli.events.max(1),
+        pod,
+        pod_path: cli.pod.clone(),
+        resume_every: cli.resume_every,
+        resume_closes: cli.resume_closes,
+        watches: cli.watches.max(1),
+    };
+    let machine = Machine::read();
+    let command = std::iter::once("kazan-bench".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    println!(
+        "## kazan-bench\n\nMachine: {}\n\nCommand: `{command}`\n",
+        machine.summary()
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(BenchError::Runtime)?;
+    let selected: Vec<ScenarioName> = match cli.scenario {
+        Some(one) => vec![one],
+        None => ScenarioName::ALL.to_vec(),
+    };
+    let mut reports = Vec::new();
+    let mut all_ran = true;
+    for scenario in selected {
+        eprintln!("scenario {}", scenario.as_str());
+        match runtime.block_on(scenarios::run(scenario, &context)) {
+            Ok(report) => {
+                println!("{}", report.markdown());
+                reports.push(report);
+            }
+            Err(error) => {
+                println!("### {}\n\nNot run: {error}\n", scenario.as_str());
+                all_ran = false;
+            }
+        }
+    }
+    let load_at_end = machine::load_average();
+    println!(
+        "Load average at the end: {}",
+        load_at_end.as_deref().unwrap_or("unknown")
+    );
+    if let Some(path) = &cli.json {
+        let results = Results {
+            machine,
+            load_average_at_end: load_at_end,
+            command,
+            scenarios: reports,
+        };
+        let text = serde_json::to_string_pretty(&results).map_err(BenchError::Results)?;
+        std::fs::write(path, text + "\n").map_err(|source| BenchError::File {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(all_ran)
 }

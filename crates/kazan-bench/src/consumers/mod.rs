@@ -1,0 +1,133 @@
+//! The consumers measured side by side. Each runs in its own process: the Rust ones are this
+//! binary re-executed with the hidden `consume` subcommand, the Python one is `python3` running the
+//! embedded script. Adding a Rust consumer is a variant, one match arm in [`consume`], and one
+//! module with its `consume(job, sink)` function.
+
+mod decode_bound;
+mod kazan_watcher;
+mod kube_runtime;
+
+use std::path::Path;
+
+use tokio::process::Command;
+
+use crate::{
+    error::ConsumeError,
+    job::{Job, ScenarioName},
+    sink::Sink,
+};
+
+/// The Python consumer's script, run with `python3 -c`.
+const PYTHON_SCRIPT: &str = include_str!("../../python/watch_pods.py");
+
+/// A consumer, by the name the command line and the tables use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Consumer {
+    /// kube-runtime's `watcher` (kube 5), typed `Pod`: the reference every ratio is taken against.
+    KubeRuntime,
+    /// kazan's Watcher, spawned, events through its handle's channel; typed `Pod`.
+    KazanChannel,
+    /// kazan's Watcher as a `Stream`; typed `Pod`.
+    KazanStream,
+    /// `serde_json` into `{type, object: Pod}` over the same bytes in memory: no I/O.
+    DecodeBound,
+    /// The official Python client's `watch.Watch`.
+    Python,
+}
+
+impl Consumer {
+    /// The consumer every ratio is taken against.
+    pub const REFERENCE: Consumer = Consumer::KubeRuntime;
+
+    /// The name in tables, reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Consumer::KubeRuntime => "kube-runtime",
+            Consumer::KazanChannel => "kazan-channel",
+            Consumer::KazanStream => "kazan-stream",
+            Consumer::DecodeBound => "decode-bound",
+            Consumer::Python => "python",
+        }
+    }
+
+    /// The consumers that take part in `scenario`, reference first.
+    pub fn in_scenario(scenario: ScenarioName) -> Vec<Consumer> {
+        match scenario {
+            ScenarioName::Throughput => vec![
+                Consumer::KubeRuntime,
+                Consumer::KazanChannel,
+                Consumer::KazanStream,
+                Consumer::DecodeBound,
+                Consumer::Python,
+            ],
+            ScenarioName::ManyWatches => vec![
+                Consumer::KubeRuntime,
+                Consumer::KazanChannel,
+                Consumer::KazanStream,
+            ],
+            ScenarioName::Resume | ScenarioName::SlowConsumer => vec![
+                Consumer::KubeRuntime,
+                Consumer::KazanChannel,
+                Consumer::KazanStream,
+                Consumer::Python,
+            ],
+        }
+    }
+
+    /// How many events this consumer gets where the others get `events`: the Python client is
+    /// an order of magnitude slower, so it gets a tenth (its ratios are per event).
+    pub fn events_for(self, events: u64) -> u64 {
+        match self {
+            Consumer::Python => (events / 10).max(1),
+            _ => events,
+        }
+    }
+
+    /// Whether this consumer can run here (the Python client may not be installed).
+    pub async fn available(self) -> Result<(), String> {
+        match self {
+            Consumer::Python => {
+                let output = Command::new("python3")
+                    .args(["-c", "import kubernetes"])
+                    .output()
+                    .await
+                    .map_err(|e| format!("python3 cannot be run: {e}"))?;
+                if output.status.success() {
+                    Ok(())
+                } else {
+                    Err("the kubernetes Python package is not installed (pip install kubernetes)".to_owned())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The command that runs this consumer on `job` in its own process.
+    pub fn command(self, bench_exe: &Path, job: &Job) -> Command {
+        let mut command = match self {
+            Consumer::Python => {
+                let mut command = Command::new("python3");
+                command.args(["-c", PYTHON_SCRIPT]);
+                command
+            }
+            _ => {
+                let mut command = Command::new(bench_exe);
+                command.arg("consume");
+                command
+            }
+        };
+        command.args(["--consumer", self.name()]).args(job.to_args());
+        command
+    }
+}
+
+/// Runs `consumer` on `job` in this process, delivering every event to `sink`.
+pub async fn consume(consumer: Consumer, job: &Job, sink: &mut Sink) -> Result<(), ConsumeError> {
+    match consumer {
+        Consumer::KubeRuntime => kube_runtime::consume(job, sink).await,
+        Consumer::KazanChannel => kazan_watcher::consume_channel(job, sink).await,
+        Consumer::KazanStream => kazan_watcher::consume_stream(job, sink).await,
+        Consumer::DecodeBound => decode_bound::consume(job, sink).await,
+        Consumer::Python => Err(ConsumeError::External(consumer.name())),
+    }
+}
