@@ -80,6 +80,43 @@ pub async fn consume_stream(job: &Job, sink: &mut Sink) -> Result<(), ConsumeErr
     Err(sink.ended_early())
 }
 
+/// The lazy form: a `Stream` of `RawObject`s, typed decoding left to the consumer (not done).
+pub async fn consume_raw(job: &Job, sink: &mut Sink) -> Result<(), ConsumeError> {
+    use kazan::{ApiResource, Object, RawObject};
+    let client = client(job)?;
+    sink.start();
+    let mut streams = Vec::new();
+    for scope in job.scopes() {
+        let request = Request::list_of::<RawObject>(ApiResource::of::<Pod>());
+        let request = match scope {
+            Some(namespace) => request.namespace(&namespace),
+            None => request,
+        };
+        let stream = Watcher::stream(client.clone(), request, options(job))
+            .map_err(|e| ConsumeError::KazanWatcher(Box::new(e)))?;
+        streams.push(stream);
+    }
+    let mut events = futures_util::stream::select_all(streams);
+    while let Some(event) = events.next().await {
+        let flow = match event.kind {
+            EventKind::Added(raw) | EventKind::Modified(raw) | EventKind::Deleted(raw) => {
+                let watch = job.watch_index(raw.namespace());
+                sink.event(watch, raw.resource_version()).await?
+            }
+            EventKind::Bookmark | EventKind::Synced => Flow::More,
+            EventKind::Gone { message } => return Err(ConsumeError::KazanEnded(format!("Gone: {message}"))),
+            EventKind::Failed(error) => return Err(ConsumeError::KazanEnded(format!("Failed: {error}"))),
+            EventKind::Skipped(error) => {
+                return Err(ConsumeError::KazanEnded(format!("Skipped an event: {error}")));
+            }
+        };
+        if flow == Flow::Done {
+            return Ok(());
+        }
+    }
+    Err(sink.ended_early())
+}
+
 fn client(job: &Job) -> Result<Client, ConsumeError> {
     let url = job.server.clone().unwrap_or_default();
     let cluster_url = url

@@ -29,6 +29,9 @@ pub enum Consumer {
     KazanChannel,
     /// kazan's Watcher as a `Stream`; typed `Pod`.
     KazanStream,
+    /// kazan's Watcher as a `Stream` of `RawObject`s: the lazy form (identity read, the object
+    /// kept as JSON and not decoded).
+    KazanRaw,
     /// `serde_json` into `{type, object: Pod}` over the same bytes in memory: no I/O.
     DecodeBound,
     /// The official Python client's `watch.Watch`.
@@ -45,6 +48,7 @@ impl Consumer {
             Consumer::KubeRuntime => "kube-runtime",
             Consumer::KazanChannel => "kazan-channel",
             Consumer::KazanStream => "kazan-stream",
+            Consumer::KazanRaw => "kazan-raw",
             Consumer::DecodeBound => "decode-bound",
             Consumer::Python => "python",
         }
@@ -57,6 +61,7 @@ impl Consumer {
                 Consumer::KubeRuntime,
                 Consumer::KazanChannel,
                 Consumer::KazanStream,
+                Consumer::KazanRaw,
                 Consumer::DecodeBound,
                 Consumer::Python,
             ],
@@ -127,6 +132,7 @@ pub async fn consume(consumer: Consumer, job: &Job, sink: &mut Sink) -> Result<(
         Consumer::KubeRuntime => kube_runtime::consume(job, sink).await,
         Consumer::KazanChannel => kazan_watcher::consume_channel(job, sink).await,
         Consumer::KazanStream => kazan_watcher::consume_stream(job, sink).await,
+        Consumer::KazanRaw => kazan_watcher::consume_raw(job, sink).await,
         Consumer::DecodeBound => decode_bound::consume(job, sink).await,
         Consumer::Python => Err(ConsumeError::External(consumer.name())),
     }
