@@ -56,7 +56,8 @@ def start_server(workdir: Path, *extra: str) -> Server:
     stderr_path = workdir / "kazan-serve.stderr"
     stderr = open(stderr_path, "w")
     process = subprocess.Popen(
-        [str(KAZAN_BIN), "serve", "--write-kubeconfig", str(kubeconfig), *extra],
+        # `--admin`: the tests read the journal and stats from the admin API.
+        [str(KAZAN_BIN), "serve", "--admin", "--write-kubeconfig", str(kubeconfig), *extra],
         stdout=subprocess.PIPE,
         stderr=stderr,
         stdin=subprocess.DEVNULL,

@@ -4,6 +4,7 @@
 //! in pieces or slowly, and switch how "too old" is reported (HTTP 410, reason `Gone`, etcd message)
 //! or reject watch-list requests.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -106,6 +107,9 @@ pub enum FaultAction {
         /// `Retry-After` seconds.
         #[serde(default)]
         retry_after: Option<u64>,
+        /// Extra response headers (e.g. `Location` for a redirect), by name.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, String>,
     },
     /// Serve the request normally, writing the body in pieces split at these byte offsets (with
     /// a flush and a short pause between pieces). For watches the offsets count from the start of
@@ -142,7 +146,17 @@ impl FaultAction {
             content_type: content_type.into(),
             body: body.into(),
             retry_after: None,
+            headers: BTreeMap::new(),
         }
+    }
+
+    /// The same raw answer with this extra header, e.g. `Location` for a 3xx (ignored for other
+    /// actions).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        if let FaultAction::Raw { headers, .. } = &mut self {
+            headers.insert(name.into(), value.into());
+        }
+        self
     }
 
     /// The same Status answer with these `details` (ignored for other actions).

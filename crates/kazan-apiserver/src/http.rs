@@ -35,6 +35,8 @@ pub(crate) struct Settings {
     pub too_large_wait: Duration,
     pub watch_list_defaulting: bool,
     pub max_body_bytes: usize,
+    /// Whether the admin API under `/_kazan/` is served.
+    pub admin: bool,
 }
 
 /// Everything a request handler reaches.
@@ -50,7 +52,8 @@ pub(crate) struct App {
 enum Reply {
     Json(StatusCode, Value, &'static str),
     Error(Status),
-    Raw(StatusCode, String, Bytes, Option<u64>),
+    /// Status, content type, body, `Retry-After`, extra headers.
+    Raw(StatusCode, String, Bytes, Option<u64>, Vec<(String, String)>),
     Stream(ResponseBody, &'static str),
 }
 
@@ -125,7 +128,7 @@ where
         .token
         .as_deref()
         .is_none_or(|token| authorized(&parts.headers, token));
-    if path.starts_with("/_kazan/") || path == "/_kazan" {
+    if app.settings.admin && (path.starts_with("/_kazan/") || path == "/_kazan") {
         if !allowed {
             return Ok(into_response(Reply::Error(Status::unauthorized()), &[], None));
         }
@@ -192,11 +195,13 @@ where
             content_type,
             body,
             retry_after,
+            headers,
         }) => Reply::Raw(
             StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             content_type,
             Bytes::from(body),
             retry_after,
+            headers.into_iter().collect(),
         ),
         other => {
             match other {
@@ -284,20 +289,24 @@ fn stream_response(body: ResponseBody, content_type: &str) -> Response<ResponseB
 
 /// Turns a reply into a response; `split`/`delay` faults stream the body in pieces.
 fn into_response(reply: Reply, split: &[u64], delay: Option<Duration>) -> Response<ResponseBody> {
-    let (code, content_type, bytes, retry_after) = match reply {
+    let (code, content_type, bytes, retry_after, extra) = match reply {
         Reply::Json(code, value, content_type) => (
             code,
             content_type.to_string(),
             Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
             None,
+            Vec::new(),
         ),
         Reply::Error(status) => (
             StatusCode::from_u16(status.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             JSON.to_string(),
             Bytes::from(serde_json::to_vec(&status).unwrap_or_default()),
             status.retry_after_seconds(),
+            Vec::new(),
         ),
-        Reply::Raw(code, content_type, bytes, retry_after) => (code, content_type, bytes, retry_after),
+        Reply::Raw(code, content_type, bytes, retry_after, extra) => {
+            (code, content_type, bytes, retry_after, extra)
+        }
         Reply::Stream(body, content_type) => return stream_response(body, content_type),
     };
     let body = if split.is_empty() && delay.is_none() {
@@ -314,6 +323,15 @@ fn into_response(reply: Reply, split: &[u64], delay: Option<Duration>) -> Respon
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    for (name, value) in extra {
+        // A header that is not valid HTTP is left out rather than failing the answer.
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
     }
     response
 }
@@ -334,6 +352,7 @@ async fn route(app: &Arc<App>, ctx: &Ctx, api_path: Option<ApiPath>, is_watch: b
             "text/plain; charset=utf-8".into(),
             Bytes::from_static(b"ok"),
             None,
+            Vec::new(),
         );
     }
     let Some(api_path) = api_path else {

@@ -38,12 +38,13 @@
 //!   asked; protobuf request bodies for the built-in kinds.
 //! - CustomResourceDefinitions register their kinds when created.
 //! - Optional bearer-token auth and TLS with a generated CA ([`ApiServerBuilder::tls`]).
-//! - Fault injection ([`Faults`]) and the admin API under `/_kazan/` (see the `admin` module docs:
-//!   `GET /_kazan/` lists the endpoints).
+//! - Fault injection ([`Faults`]) and, when turned on with [`ApiServerBuilder::admin`], the admin
+//!   API under `/_kazan/` (see the `admin` module docs: `GET /_kazan/` lists the endpoints).
 //!
 //! # Fault injection
 //! [`ApiServer::faults`] returns a [`Faults`] handle; the same controls exist over HTTP under
-//! `/_kazan/` (same token as the API; never journaled, never matched by rules):
+//! `/_kazan/` when the server is built with [`ApiServerBuilder::admin`]`(true)` (off by default;
+//! same token as the API; never journaled, never matched by rules):
 //!
 //! | method | path | effect |
 //! |---|---|---|
@@ -160,6 +161,7 @@ pub struct ApiServerBuilder {
     too_large_wait: Duration,
     namespaces: Vec<String>,
     max_concurrent_streams: u32,
+    admin: bool,
 }
 
 impl std::fmt::Debug for ApiServerBuilder {
@@ -176,6 +178,7 @@ impl std::fmt::Debug for ApiServerBuilder {
             .field("resources", &self.resources.len())
             .field("reject_watch_list", &self.reject_watch_list)
             .field("max_concurrent_streams", &self.max_concurrent_streams)
+            .field("admin", &self.admin)
             .finish_non_exhaustive()
     }
 }
@@ -200,6 +203,7 @@ impl Default for ApiServerBuilder {
                 .map(String::from)
                 .to_vec(),
             max_concurrent_streams: server::MAX_STREAMS,
+            admin: false,
         }
     }
 }
@@ -305,6 +309,15 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Serve the admin HTTP API under `/_kazan/` (default off: without it, those paths are
+    /// ordinary unknown paths, 404). It lets anyone who can reach the server (and holds its token,
+    /// when one is set) cut watches and read the request journal, so it is opt-in. Rust code does
+    /// not need it: [`ApiServer::faults`] and [`ApiServer::journal`] work either way.
+    pub fn admin(mut self, on: bool) -> Self {
+        self.admin = on;
+        self
+    }
+
     /// Starts the server.
     pub async fn start(self) -> Result<ApiServer, ServerError> {
         let registry = Registry::with_builtins();
@@ -361,6 +374,7 @@ impl ApiServerBuilder {
                 too_large_wait: self.too_large_wait,
                 watch_list_defaulting: self.watch_list_defaulting,
                 max_body_bytes: 16 * 1024 * 1024,
+                admin: self.admin,
             },
             shutdown: shutdown.clone(),
         });

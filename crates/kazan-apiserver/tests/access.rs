@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn token_auth_answers_401_status_without_the_right_token() -> TestResult {
-    let server = ApiServer::builder().token("s3cret").start().await?;
+    let server = ApiServer::builder().token("s3cret").admin(true).start().await?;
     let none = get(server.addr(), "/api/v1/namespaces").await?;
     assert_eq!(none.status, 401);
     assert_eq!(
@@ -212,4 +212,117 @@ fn the_server_handle_can_be_shared_across_tasks() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<ApiServer>();
     assert_send_sync::<kazan_apiserver::Faults>();
+}
+
+#[tokio::test]
+async fn the_default_server_listens_on_loopback_only() -> TestResult {
+    let server = ApiServer::start().await?;
+    assert!(server.addr().ip().is_loopback(), "{}", server.addr());
+    assert!(server.url().starts_with("http://127.0.0.1:"), "{}", server.url());
+    let tls = ApiServer::builder().tls(true).start().await?;
+    assert!(tls.addr().ip().is_loopback(), "{}", tls.addr());
+    Ok(())
+}
+
+/// One path of each kind the server answers: API (core and group), discovery (legacy and
+/// aggregated), OpenAPI, version, health, admin.
+const EVERY_KIND_OF_PATH: &[&str] = &[
+    "/api/v1/namespaces",
+    "/api/v1/namespaces/default/configmaps?watch=1",
+    "/apis/apps/v1/deployments",
+    "/api",
+    "/apis",
+    "/api/v1",
+    "/apis/apps/v1",
+    "/openapi/v3",
+    "/openapi/v3/api/v1",
+    "/version",
+    "/healthz",
+    "/livez",
+    "/readyz",
+    "/_kazan/",
+    "/_kazan/stats",
+    "/_kazan/journal",
+    "/no/such/path",
+];
+
+#[tokio::test]
+async fn a_token_is_required_on_every_path_admin_included() -> TestResult {
+    let server = ApiServer::builder().token("s3cret").admin(true).start().await?;
+    for path in EVERY_KIND_OF_PATH {
+        let anonymous = request(server.addr(), "GET", path, &[], None).await?;
+        assert_eq!(anonymous.status, 401, "{path} without a token");
+        let wrong = request(
+            server.addr(),
+            "GET",
+            path,
+            &[("Authorization", "Bearer s3cre")],
+            None,
+        )
+        .await?;
+        assert_eq!(wrong.status, 401, "{path} with a wrong token");
+        let basic = request(
+            server.addr(),
+            "GET",
+            path,
+            &[("Authorization", "Basic czNjcmV0")],
+            None,
+        )
+        .await?;
+        assert_eq!(basic.status, 401, "{path} with the token as basic auth");
+        assert!(!anonymous.text().contains("s3cret"), "{path} echoes the token");
+    }
+    // POSTs to the admin API are refused too, and change nothing.
+    let rv = server.resource_version();
+    let post = request(
+        server.addr(),
+        "POST",
+        "/_kazan/resource-version/advance?by=100",
+        &[],
+        None,
+    )
+    .await?;
+    assert_eq!(post.status, 401);
+    assert_eq!(server.resource_version(), rv);
+    // With the token, each of them is served (the watch is not read to its end here).
+    for path in EVERY_KIND_OF_PATH
+        .iter()
+        .filter(|p| !p.contains("watch=1") && !p.starts_with("/no/"))
+    {
+        let allowed = request(
+            server.addr(),
+            "GET",
+            path,
+            &[("Authorization", "Bearer s3cret")],
+            None,
+        )
+        .await?;
+        assert_eq!(allowed.status, 200, "{path} with the token");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_admin_api_is_off_unless_asked_for() -> TestResult {
+    let server = ApiServer::start().await?;
+    let rv = server.resource_version();
+    for (method, path) in [
+        ("GET", "/_kazan/"),
+        ("GET", "/_kazan/journal"),
+        ("GET", "/_kazan/stats"),
+        ("POST", "/_kazan/resource-version/advance?by=100"),
+        ("POST", "/_kazan/history/compact"),
+    ] {
+        let answer = request(server.addr(), method, path, &[], None).await?;
+        assert_eq!(answer.status, 404, "{method} {path}");
+        assert_eq!(answer.json()?["reason"], "NotFound", "{method} {path}");
+    }
+    assert_eq!(server.resource_version(), rv, "an admin command ran");
+    // The Rust handle works without it.
+    server.faults().advance_resource_version(5);
+    assert_eq!(server.resource_version(), rv + 5);
+
+    let with_admin = ApiServer::builder().admin(true).start().await?;
+    assert_eq!(get(with_admin.addr(), "/_kazan/stats").await?.status, 200);
+    Ok(())
 }

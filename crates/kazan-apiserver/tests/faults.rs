@@ -209,7 +209,7 @@ async fn delayed_answers_still_arrive_whole() -> TestResult {
 
 #[tokio::test]
 async fn the_admin_api_drives_the_same_faults() -> TestResult {
-    let server = ApiServer::start().await?;
+    let server = ApiServer::builder().admin(true).start().await?;
     let index = get_json(server.addr(), "/_kazan/").await?;
     assert!(index["endpoints"].as_array().is_some_and(|e| !e.is_empty()));
 
@@ -314,7 +314,7 @@ async fn open_watches_can_be_expired_in_stream() -> TestResult {
 
 #[tokio::test]
 async fn the_resource_version_can_jump_forward_and_bookmarks_report_it() -> TestResult {
-    let server = ApiServer::start().await?;
+    let server = ApiServer::builder().admin(true).start().await?;
     let from = server.resource_version();
     let mut watch = WatchStream::open(
         server.addr(),
@@ -390,7 +390,7 @@ async fn a_drop_rule_closes_the_connection_without_an_answer() -> TestResult {
 
 #[tokio::test]
 async fn bytes_can_be_injected_into_open_watches() -> TestResult {
-    let server = ApiServer::start().await?;
+    let server = ApiServer::builder().admin(true).start().await?;
     let mut watch = WatchStream::open(server.addr(), "/api/v1/configmaps?watch=1&resourceVersion=1").await?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     let injected = request(
@@ -406,5 +406,18 @@ async fn bytes_can_be_injected_into_open_watches() -> TestResult {
     assert_eq!(next, Next::Event(json!({"type": "MODIFIED"})));
     server.create(configmap("default", "after", json!({})))?;
     assert_eq!(name_of(&watch.event().await?.1), "after");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_raw_answer_can_carry_extra_headers_such_as_a_redirect() -> TestResult {
+    let server = ApiServer::start().await?;
+    server.faults().add_rule(FaultRule::new(
+        FaultAction::raw(307, "text/plain", "moved").header("Location", "http://127.0.0.1:9/api/v1/pods"),
+    ));
+    let moved = get(server.addr(), "/api/v1/pods").await?;
+    assert_eq!(moved.status, 307);
+    assert_eq!(moved.header("location"), Some("http://127.0.0.1:9/api/v1/pods"));
+    assert_eq!(moved.text(), "moved");
     Ok(())
 }

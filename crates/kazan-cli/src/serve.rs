@@ -53,6 +53,11 @@ pub struct ServeArgs {
     /// How long a watch without `timeoutSeconds` lasts before the server ends it.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     default_watch_timeout: Option<Duration>,
+
+    /// Serve the admin API under `/_kazan/` (fault injection, request journal, stats; same token
+    /// as the API). Off by default: it lets a caller cut watches and read every request path.
+    #[arg(long)]
+    admin: bool,
 }
 
 const EXAMPLES: &str = "\
@@ -70,6 +75,10 @@ Examples:
   # Fast bookmarks and a short history, to exercise a watcher's resume and 410 handling.
   kazan serve --bookmark-interval 2s --history-limit 20
 
+  # The admin API, to inject faults from a script (off unless asked for).
+  kazan serve --admin
+  curl -X POST http://127.0.0.1:PORT/_kazan/watches/cut
+
 Ctrl-C or SIGTERM stops the server: open watches end cleanly.";
 
 // The token is a secret: never in Debug output.
@@ -84,6 +93,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("bookmark_interval", &self.bookmark_interval)
             .field("history_limit", &self.history_limit)
             .field("default_watch_timeout", &self.default_watch_timeout)
+            .field("admin", &self.admin)
             .finish()
     }
 }
@@ -178,7 +188,10 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
 }
 
 fn builder(args: &ServeArgs) -> ApiServerBuilder {
-    let mut builder = ApiServer::builder().addr(args.addr).tls(args.tls);
+    let mut builder = ApiServer::builder()
+        .addr(args.addr)
+        .tls(args.tls)
+        .admin(args.admin);
     if let Some(token) = &args.token {
         builder = builder.token(token.clone());
     }
@@ -349,6 +362,42 @@ mod tests {
             "{error}"
         );
         server.shutdown().await;
+        Ok(())
+    }
+
+    #[test]
+    fn the_admin_api_is_off_unless_the_flag_is_given() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        assert!(!Cli::parse_from(["kazan"]).serve.admin);
+        assert!(Cli::parse_from(["kazan", "--admin"]).serve.admin);
+    }
+
+    #[tokio::test]
+    async fn the_built_server_serves_the_admin_api_only_with_the_flag()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        for (args, expected) in [(&["kazan"][..], 404), (&["kazan", "--admin"][..], 200)] {
+            let server = builder(&Cli::parse_from(args).serve).start().await?;
+            let client = kazan::Client::new(kazan::Config::new(server.url().parse()?))?;
+            let request = http::Request::get("/_kazan/stats").body(bytes::Bytes::new())?;
+            let answer = tokio::time::timeout(Duration::from_secs(20), client.send_raw(request)).await?;
+            let status = match answer {
+                Ok(response) => response.status().as_u16(),
+                Err(e) => e.status_code().ok_or(e)?,
+            };
+            assert_eq!(status, expected, "{args:?}");
+            server.shutdown().await;
+        }
         Ok(())
     }
 

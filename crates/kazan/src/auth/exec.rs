@@ -124,7 +124,15 @@ impl ExecAuth {
                 .stderr(Stdio::piped())
                 .kill_on_drop(true);
             tracing::debug!(command = %config.command, "running exec credential plugin");
-            match command.output().await {
+            // `kill_on_drop`: a plugin past its deadline is killed when its future is dropped.
+            let deadline = config.timeout.unwrap_or(ExecConfig::DEFAULT_TIMEOUT);
+            let Ok(outcome) = tokio::time::timeout(deadline, command.output()).await else {
+                return Err(AuthError::ExecTimeout {
+                    command: config.command.clone(),
+                    after: deadline,
+                });
+            };
+            match outcome {
                 Ok(output) => break output,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(AuthError::ExecNotFound {

@@ -77,6 +77,17 @@ pub enum AuthError {
         #[source]
         source: std::io::Error,
     },
+    /// The exec plugin did not finish within its deadline ([`ExecConfig::timeout`]); it was
+    /// killed.
+    ///
+    /// [`ExecConfig::timeout`]: crate::config::ExecConfig::timeout
+    #[error("exec plugin `{command}` did not finish within {after:?}; it was killed")]
+    ExecTimeout {
+        /// The command.
+        command: String,
+        /// The deadline.
+        after: std::time::Duration,
+    },
     /// The exec plugin ran but failed.
     #[error("exec plugin `{command}` failed ({status}){}", if stderr.is_empty() { String::new() } else { format!("; stderr: {stderr}") })]
     ExecFailed {
@@ -100,11 +111,13 @@ pub enum AuthError {
 impl AuthError {
     /// Whether trying again later may succeed: a token file that could not be read (it may be
     /// mid-rotation), or an exec plugin that failed to run or exited non-zero (its identity
-    /// provider may be briefly unreachable).
+    /// provider may be briefly unreachable) or timed out.
     pub fn is_retryable(&self) -> bool {
         match self {
             AuthError::TokenFile { .. } | AuthError::EmptyTokenFile { .. } => true,
-            AuthError::ExecFailed { .. } | AuthError::ExecSpawn { .. } => true,
+            AuthError::ExecFailed { .. } | AuthError::ExecSpawn { .. } | AuthError::ExecTimeout { .. } => {
+                true
+            }
             AuthError::InvalidHeader { .. }
             | AuthError::ExecConfig { .. }
             | AuthError::ExecInteractive { .. }

@@ -806,5 +806,6 @@ fn resolve_exec(
         provide_cluster_info,
         install_hint: non_empty(&exec.install_hint).map(str::to_string),
         cluster: provide_cluster_info.then(|| Box::new(cluster.clone())),
+        timeout: None,
     })
 }

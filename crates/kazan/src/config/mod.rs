@@ -116,9 +116,17 @@ pub struct ExecConfig {
     /// The cluster passed to the plugin in `KUBERNETES_EXEC_INFO` when `provide_cluster_info` is
     /// set; filled in by the kubeconfig loader.
     pub cluster: Option<Box<ExecClusterInfo>>,
+    /// How long one run of the plugin may take before it is killed and the attempt fails with
+    /// [`AuthError::ExecTimeout`](crate::auth::AuthError::ExecTimeout) (retryable); `None` means
+    /// [`ExecConfig::DEFAULT_TIMEOUT`]. A kubeconfig cannot set it.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl ExecConfig {
+    /// How long a plugin may run when [`ExecConfig::timeout`] is unset: long enough for a slow
+    /// identity provider, short enough that a hung plugin does not stall every request for ever.
+    pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
     /// An exec plugin configuration for a command and an ExecCredential `apiVersion`
     /// (`client.authentication.k8s.io/v1` or `client.authentication.k8s.io/v1beta1`).
     pub fn new(api_version: impl Into<String>, command: impl Into<String>) -> Self {
@@ -142,6 +150,7 @@ impl std::fmt::Debug for ExecConfig {
             .field("provide_cluster_info", &self.provide_cluster_info)
             .field("install_hint", &self.install_hint)
             .field("cluster", &self.cluster)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }

@@ -79,6 +79,18 @@ pub enum WatchError {
     /// An event of a type the watcher does not know; it was skipped.
     #[error("unknown watch event type {0:?}; skipped")]
     UnknownEventType(String),
+    /// An ADDED, MODIFIED or DELETED event whose object has no `metadata.name` (no metadata at
+    /// all, say): no consumer could tell which object changed, so the event was skipped (past its
+    /// resourceVersion, when it had one).
+    #[error(
+        "the {event_type} event at resourceVersion {resource_version} carries an object without metadata.name; skipped"
+    )]
+    MissingName {
+        /// The event type (`ADDED`...).
+        event_type: &'static str,
+        /// The object's resourceVersion, or `?`.
+        resource_version: String,
+    },
     /// An object that does not decode as the watched type; the event was skipped.
     #[error(
         "the {event_type} event for {object} (resourceVersion {resource_version}) does not decode: {source}"

@@ -480,6 +480,26 @@ where
                 s.events += 1;
                 self.malformed = None;
                 let rv = object.resource_version().map(str::to_string);
+                if object.name().is_empty() {
+                    // A real server never sends this; a consumer's cache could not place it.
+                    let error = WatchError::MissingName {
+                        event_type: match event {
+                            ObjectEvent::Added => "ADDED",
+                            ObjectEvent::Modified => "MODIFIED",
+                            ObjectEvent::Deleted => "DELETED",
+                        },
+                        resource_version: rv.clone().unwrap_or_else(|| "?".into()),
+                    };
+                    self.problem(format_args!("skipping an event: {error}"));
+                    // Skip past it, as for an object that does not decode.
+                    if let Some(rv) = rv.as_ref().filter(|_| !self.in_initial_burst) {
+                        self.stats.at(Some(rv));
+                        self.rv = Some(rv.clone());
+                    }
+                    self.pending
+                        .push_back(self.event(rv, EventKind::Skipped(Arc::new(error))));
+                    return None;
+                }
                 if rv.is_some() && rv == self.last_delivered {
                     self.log(format_args!(
                         "dropping a repeated event at resourceVersion {}",

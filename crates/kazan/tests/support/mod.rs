@@ -311,6 +311,17 @@ impl TestCa {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         Ok(params.signed_by(key, &self.issuer)?.pem())
     }
+
+    /// A client certificate (PEM) like [`TestCa::client_cert`] that expired at the end of 2020
+    /// (valid from 2020-01-01 to 2020-12-31).
+    pub fn expired_client_cert(&self, key: &KeyPair, cn: &str) -> Result<String, rcgen::Error> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 12, 31);
+        Ok(params.signed_by(key, &self.issuer)?.pem())
+    }
 }
 
 /// A JSON answer.
