@@ -20,8 +20,12 @@ pub fn run(consumer: Consumer, job: &Job) -> Result<(), ConsumeError> {
         .build()
         .map_err(ConsumeError::Runtime)?;
     if job.scenario == ScenarioName::Load {
-        // The load scenario's watcher process speaks its own line protocol (see `load`).
-        return runtime.block_on(load::watcher::run(job));
+        // The load scenario's watcher process speaks its own line protocol (see `load`). Its
+        // stdin is read on a blocking thread that only returns when the harness closes it, so
+        // the runtime is not waited for once the report is out.
+        let result = runtime.block_on(load::watcher::run(job));
+        runtime.shutdown_background();
+        return result;
     }
     let report = runtime.block_on(async {
         let mut sink = Sink::new(job);

@@ -28,11 +28,12 @@ use crate::{
     sink::unix_seconds,
 };
 
-/// The server's event history per resource. A watch the server ends for lagging resumes from its
-/// last version; the history must still hold it, or the watch gets 410 Gone and relists. At the
-/// write rates this machine reaches (thousands a second) this is many seconds of writes, and it
-/// stays a bounded cost (each event holds a ~4 KB pod).
-pub const HISTORY_LIMIT: usize = 50_000;
+/// The server's event history per resource (its default is 1,000). A watch that resumes (after the
+/// server ended it for lagging, or after an error) needs its last version still in the history,
+/// or it gets 410 Gone and relists. A resume comes within milliseconds to a few seconds of the end,
+/// and 20,000 events are several seconds of writes at the rates this machine reaches, at a bounded
+/// cost to the server (each event holds a ~4 KB pod, parsed and serialized: about 400 MB).
+pub const HISTORY_LIMIT: usize = 20_000;
 /// How long the watch processes may take to open every watch.
 const WATCHES_OPEN_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long the watches may take to catch up once the writes stop.
