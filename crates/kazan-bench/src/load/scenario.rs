@@ -70,6 +70,7 @@ pub async fn run(
         path: ca_file.clone(),
         source,
     })?;
+    let server = Arc::new(server);
     let result = run_on(&server, exe, pod_json, settings, &ca_file, ca_pem.into_bytes()).await;
     let _ = std::fs::remove_file(&ca_file);
     server.shutdown().await;
@@ -77,7 +78,7 @@ pub async fn run(
 }
 
 async fn run_on(
-    server: &ApiServer,
+    server: &Arc<ApiServer>,
     exe: &std::path::Path,
     pod_json: &str,
     settings: LoadSettings,
@@ -139,6 +140,7 @@ async fn run_on(
         kazan::Client::new(config).map_err(|e| BenchError::ApiServer(format!("writers' client: {e}")))?;
     let writers = Writers {
         client,
+        server: server.clone(),
         pod: Arc::new(template(pod_json)?),
         namespaces: Arc::new(namespaces),
     };
@@ -332,8 +334,9 @@ fn scenario_report(figures: LoadFigures) -> ScenarioReport {
          (HTTP/2 by ALPN, its default limit of 1,000 streams per connection), in their own process: \
          `Watcher::supervise` per namespace, typed `Pod`, one shared `kazan::Client`, all sending to \
          one channel (`send_to`); the consumer keeps a name → resourceVersion cache per namespace. \
-         {} writer tasks in the harness create, update (merge patch) and delete realistic pods \
-         through the server's HTTP API, each waiting for its answer, for {} s; then every watch \
+         {} writer tasks in the harness create and update (merge patch) realistic pods through the \
+         server's HTTP API and delete them through its in-process API (its HTTP DELETE answers a \
+         `Status` without the version), each waiting for its answer, for {} s; then every watch \
          must reach the last write to its namespace. The server's history holds {} events; a watch \
          it ends for lagging resumes from its last version, or relists after `Gone`.",
         thousands(f.watches as u64),

@@ -1,6 +1,9 @@
-//! The writers of the load scenario: tasks that create, update and delete realistic pods through
-//! the server's HTTP API (one `kazan::Client`, as a controller writes), each waiting for its answer
-//! before the next write, so together they write as fast as the server accepts. Each writer owns
+//! The writers of the load scenario: tasks that create, update and delete realistic pods, each
+//! waiting for its answer before the next write, so together they write as fast as the server
+//! accepts. Creates and updates go through the server's HTTP API (one `kazan::Client`, as a
+//! controller writes); deletes go through its in-process API, because its HTTP DELETE answers
+//! with a `Status` that does not carry the deletion's resourceVersion (watchers see both the
+//! same way). Each writer owns
 //! its namespaces (no two write the same one), keeps a few pods in each, and logs every write's
 //! resourceVersion and time: the harness's truth about what each watch must see.
 
@@ -8,6 +11,7 @@ use std::{sync::Arc, time::SystemTime};
 
 use k8s_openapi::api::core::v1::Pod;
 use kazan::{ApiResource, Client, Request};
+use kazan_apiserver::ApiServer;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -99,6 +103,8 @@ impl NamespacePlan {
 pub struct Writers {
     /// The client they share.
     pub client: Client,
+    /// The server, for deletes.
+    pub server: Arc<ApiServer>,
     /// The realistic pod (no name, namespace, uid or resourceVersion).
     pub pod: Arc<Value>,
     /// The namespaces' names, by index.
@@ -187,11 +193,17 @@ impl Writers {
                     .map_err(|e| fail("updating", name, &e))?
             }
             Op::Delete(name) => {
-                let request = Request::delete_of::<Value>(resource, name).namespace(namespace);
-                self.client
-                    .run_raw(&request)
-                    .await
-                    .map_err(|e| fail("deleting", name, &e))?
+                let last = self
+                    .server
+                    .delete("v1", "Pod", Some(namespace), name)
+                    .map_err(|e| fail("deleting", name, &e))?;
+                // Let the server's connection tasks on this worker run between writes.
+                tokio::task::yield_now().await;
+                return last
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|rv| rv.parse().ok())
+                    .ok_or_else(|| fail("reading the resourceVersion of deleted", name, &"none"));
             }
         };
         let name = match op {
