@@ -7,7 +7,8 @@ use std::io::Write as _;
 use crate::{
     consumers::{self, Consumer},
     error::ConsumeError,
-    job::Job,
+    job::{Job, ScenarioName},
+    load,
     sink::Sink,
 };
 
@@ -18,6 +19,14 @@ pub fn run(consumer: Consumer, job: &Job) -> Result<(), ConsumeError> {
         .enable_all()
         .build()
         .map_err(ConsumeError::Runtime)?;
+    if job.scenario == ScenarioName::Load {
+        // The load scenario's watcher process speaks its own line protocol (see `load`). Its
+        // stdin is read on a blocking thread that only returns when the harness closes it, so
+        // the runtime is not waited for once the report is out.
+        let result = runtime.block_on(load::watcher::run(job));
+        runtime.shutdown_background();
+        return result;
+    }
     let report = runtime.block_on(async {
         let mut sink = Sink::new(job);
         consumers::consume(consumer, job, &mut sink).await?;

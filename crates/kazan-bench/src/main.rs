@@ -12,6 +12,7 @@ mod consumers;
 mod error;
 mod events;
 mod job;
+mod load;
 mod machine;
 mod measure;
 mod replay;
@@ -31,6 +32,7 @@ use crate::{
     error::BenchError,
     events::DEFAULT_POD,
     job::{Job, ScenarioName},
+    load::scenario::LoadSettings,
     machine::Machine,
     report::ScenarioReport,
     runner::Runner,
@@ -69,9 +71,16 @@ struct Cli {
     /// Resume: how many watches end in a run.
     #[arg(long, default_value_t = 1_000)]
     resume_closes: u64,
-    /// Many watches: how many concurrent watches (one namespace each).
-    #[arg(long, default_value_t = 1_000)]
-    watches: u64,
+    /// Many watches and load: how many concurrent watches, one namespace each (default 1,000 for
+    /// many-watches, 2,000 for load).
+    #[arg(long)]
+    watches: Option<u64>,
+    /// Load: how many seconds the writers write.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Load: how many writer tasks (each waits for the server's answer before its next write).
+    #[arg(long, default_value_t = 16)]
+    writers: usize,
     /// Kill a consumer run that takes longer than this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
@@ -145,7 +154,12 @@ fn run_harness(cli: &Cli) -> Result<bool, BenchError> {
         pod_path: cli.pod.clone(),
         resume_every: cli.resume_every,
         resume_closes: cli.resume_closes,
-        watches: cli.watches.max(1),
+        watches: cli.watches.unwrap_or(1_000).max(1),
+        load: LoadSettings {
+            watches: cli.watches.unwrap_or(2_000).max(1),
+            seconds: cli.seconds.max(1),
+            writers: cli.writers.max(1),
+        },
     };
     let machine = Machine::read();
     let command = std::iter::once("kazan-bench".to_owned())

@@ -30,11 +30,24 @@ pub fn peak_rss_bytes() -> u64 {
         })
 }
 
+/// The resident set size of this process now (`VmRSS`), in bytes (0 if `/proc` will not say).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| status_bytes(&status, "VmRSS:"))
+        .unwrap_or(0)
+}
+
 /// `VmHWM` from the text of a `/proc/<pid>/status` file, in bytes.
 pub fn vm_hwm_bytes(status: &str) -> Option<u64> {
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    status_bytes(status, "VmHWM:")
+}
+
+/// The value of the `key` line (e.g. `VmRSS:`) of a `/proc/<pid>/status` text, in bytes.
+fn status_bytes(status: &str, key: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with(key))?;
     let kib: u64 = line
-        .trim_start_matches("VmHWM:")
+        .trim_start_matches(key)
         .trim()
         .trim_end_matches("kB")
         .trim()
@@ -52,6 +65,7 @@ mod tests {
         let status = "Name:\tkazan-bench\nVmPeak:\t  20000 kB\nVmHWM:\t    9216 kB\nVmRSS:\t 9000 kB\n";
         assert_eq!(vm_hwm_bytes(status), Some(9216 * 1024));
         assert_eq!(vm_hwm_bytes("Name:\tx\n"), None);
+        assert_eq!(status_bytes(status, "VmRSS:"), Some(9000 * 1024));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::{
     consumers::Consumer,
     job::ChildReport,
+    load::figures::LoadFigures,
     runner::Runs,
     stats::{median, ratio},
 };
@@ -240,12 +241,20 @@ pub struct ScenarioReport {
     /// The table's columns.
     #[serde(skip)]
     pub columns: Vec<Column>,
+    /// The load scenario's figures (lag and memory over time, checks), which no table of
+    /// consumers holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<Box<LoadFigures>>,
 }
 
 impl ScenarioReport {
     /// The scenario as a Markdown section: a heading, the description, the table and any failures.
     pub fn markdown(&self) -> String {
         let mut out = format!("### {}\n\n{}\n\n", self.name, self.description);
+        if let Some(load) = &self.load {
+            out.push_str(&load.markdown());
+            return out;
+        }
         let headers: Vec<String> = self.columns.iter().map(|c| c.header()).collect();
         out.push_str(&format!("| {} |\n", headers.join(" | ")));
         let rule: Vec<&str> = self
@@ -405,6 +414,7 @@ mod tests {
                 Column::EventsPerSecRatio,
                 Column::PeakRss,
             ],
+            load: None,
         };
         let markdown = scenario.markdown();
         let table: Vec<&str> = markdown.lines().filter(|l| l.starts_with('|')).collect();

@@ -117,7 +117,8 @@ pub async fn consume_raw(job: &Job, sink: &mut Sink) -> Result<(), ConsumeError>
     Err(sink.ended_early())
 }
 
-fn client(job: &Job) -> Result<Client, ConsumeError> {
+/// The one `kazan::Client` of a consumer process: the job's server, trusting its CA file.
+pub(crate) fn client(job: &Job) -> Result<Client, ConsumeError> {
     let url = job.server.clone().unwrap_or_default();
     let cluster_url = url
         .parse()

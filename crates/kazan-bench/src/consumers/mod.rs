@@ -7,6 +7,8 @@ mod decode_bound;
 mod kazan_watcher;
 mod kube_runtime;
 
+pub(crate) use kazan_watcher::client as kazan_client;
+
 use std::path::Path;
 
 use tokio::process::Command;
@@ -70,6 +72,7 @@ impl Consumer {
                 Consumer::KazanChannel,
                 Consumer::KazanStream,
             ],
+            ScenarioName::Load => vec![Consumer::KazanChannel],
             ScenarioName::Resume | ScenarioName::SlowConsumer => vec![
                 Consumer::KubeRuntime,
                 Consumer::KazanChannel,

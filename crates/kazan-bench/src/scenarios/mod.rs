@@ -14,6 +14,7 @@ use crate::{
     error::BenchError,
     events::EventSet,
     job::{Job, ScenarioName},
+    load::scenario::LoadSettings,
     replay::ReplayServer,
     report::ScenarioReport,
     runner::{Entry, Runner},
@@ -36,6 +37,8 @@ pub struct Context {
     pub resume_closes: u64,
     /// Many watches: concurrent watches, one namespace each.
     pub watches: u64,
+    /// Load: watches, seconds of writes, writers.
+    pub load: LoadSettings,
 }
 
 /// Runs one scenario.
@@ -45,6 +48,9 @@ pub async fn run(scenario: ScenarioName, context: &Context) -> Result<ScenarioRe
         ScenarioName::Resume => resume::run(context).await,
         ScenarioName::SlowConsumer => slow_consumer::run(context).await,
         ScenarioName::ManyWatches => many_watches::run(context).await,
+        ScenarioName::Load => {
+            crate::load::scenario::run(&context.runner.exe, &context.pod, context.load).await
+        }
     }
 }
 

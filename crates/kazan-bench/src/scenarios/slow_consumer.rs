@@ -47,6 +47,7 @@ pub async fn run(context: &Context) -> Result<ScenarioReport, BenchError> {
             context.runner.rounds,
         ),
         results: rows_with_ratios(&runs),
+        load: None,
         columns: vec![
             Column::Consumer,
             Column::Events,
