@@ -381,6 +381,9 @@ pub fn supported_fields(group: &str, kind: &str) -> Vec<&'static str> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -192,32 +192,48 @@ impl ApiError {
 
 /// How much of a raw body `Display` shows; the whole (truncated) body stays in [`ApiError::body`].
 const DISPLAY_BODY_CHARS: usize = 200;
+/// How much of a Status `message` `Display` shows; the whole message stays in [`ApiError::status`].
+const DISPLAY_MESSAGE_CHARS: usize = 1024;
+/// How much of a Status `reason` (one CamelCase word from a real server) `Display` shows.
+const DISPLAY_REASON_CHARS: usize = 64;
+
+/// `text` on one line (runs of whitespace, newlines included, become one space), cut to `max`
+/// characters with `…` marking the cut: whatever the server sent, an error is one log line.
+fn one_line(text: &str, max: usize) -> String {
+    let mut shown = String::new();
+    let mut count = 0;
+    for (i, word) in text.split_whitespace().enumerate() {
+        for c in (i > 0).then_some(' ').into_iter().chain(word.chars()) {
+            // Other control characters (a bare `\u{1b}`, say) are shown escaped.
+            let escaped = c.is_control().then(|| c.escape_default());
+            count += escaped.as_ref().map_or(1, ExactSizeIterator::len);
+            if count > max {
+                shown.push('…');
+                return shown;
+            }
+            match escaped {
+                Some(escaped) => shown.extend(escaped),
+                None => shown.push(c),
+            }
+        }
+    }
+    shown
+}
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} answered {}", self.method, self.url, self.code)?;
         if let Some(reason) = self.reason() {
-            write!(f, " {reason}")?;
+            write!(f, " {}", one_line(reason, DISPLAY_REASON_CHARS))?;
         }
         match (
             self.status.as_ref().and_then(|s| s.message.as_deref()),
             &self.body,
         ) {
-            (Some(message), _) => write!(f, ": {message}")?,
+            (Some(message), _) => write!(f, ": {}", one_line(message, DISPLAY_MESSAGE_CHARS))?,
+            // An HTML page should not flood a log line.
             (None, Some(body)) if !body.trim().is_empty() => {
-                // One line, shortened: an HTML page should not flood a log line.
-                let mut shown: String = body
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-                    .chars()
-                    .take(DISPLAY_BODY_CHARS + 1)
-                    .collect();
-                if shown.chars().count() > DISPLAY_BODY_CHARS {
-                    shown = shown.chars().take(DISPLAY_BODY_CHARS).collect();
-                    shown.push('…');
-                }
-                write!(f, ": {shown}")?;
+                write!(f, ": {}", one_line(body, DISPLAY_BODY_CHARS))?
             }
             _ => {}
         }
@@ -351,5 +367,34 @@ mod tests {
         assert!(shown.starts_with("GET https://x/api answered 502: <html> <body>xxx"));
         assert!(shown.ends_with("… (retry after 3s)"));
         assert!(shown.len() < 300);
+    }
+
+    #[test]
+    fn status_messages_are_shown_on_one_bounded_line() {
+        // Found by the error-body fuzz target: a Status message was shown as sent, newlines and
+        // all, however long.
+        let status = Status {
+            reason: Some("Invalid\nReason".into()),
+            message: Some(format!("line one\n\tline two\r\n\u{1b}[31m{}", "y".repeat(5000))),
+            ..Status::default()
+        };
+        let e = ApiError {
+            method: "PATCH".into(),
+            url: "https://x/api".into(),
+            code: 422,
+            status: Some(status),
+            body: None,
+            retry_after: None,
+        };
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with(
+                "PATCH https://x/api answered 422 Invalid Reason: line one line two \\u{1b}[31myyy"
+            ),
+            "{shown}"
+        );
+        assert!(shown.ends_with("y…"), "{shown}");
+        assert!(!shown.contains(['\n', '\r']));
+        assert!(shown.chars().count() < 1200);
     }
 }

@@ -217,7 +217,8 @@ impl<'de> Visitor<'de> for MetadataSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if key == "metadata" {
-                *self.found = Some(map.next_value::<Identity>()?);
+                // `null` is empty metadata, as the typed kinds read it.
+                *self.found = Some(map.next_value::<Option<Identity>>()?.unwrap_or_default());
                 return Err(de::Error::custom(FOUND));
             }
             map.next_value::<IgnoredAny>()?;

@@ -120,12 +120,21 @@ pub struct DynamicObject {
     /// `apiVersion` and `kind`, when the server sent them.
     #[serde(flatten, default)]
     pub types: Option<TypeMeta>,
-    /// Standard object metadata.
-    #[serde(default)]
+    /// Standard object metadata (`null` or absent reads as empty, as the typed kinds read it).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: ObjectMeta,
     /// Every other field (`spec`, `status`, `data`, ...).
     #[serde(flatten)]
     pub data: serde_json::Value,
+}
+
+/// `null` read as the default value, as Go and the `k8s_openapi` kinds read it.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 /// Read access to the metadata of any object the client and the watcher handle.

@@ -47,6 +47,8 @@
 //! ```
 
 mod body;
+#[cfg(test)]
+mod fuzz;
 mod lanes;
 mod response;
 mod slots;

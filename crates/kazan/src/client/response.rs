@@ -56,8 +56,13 @@ pub(crate) async fn read_error_body(mut body: ResponseBody, headers: &HeaderMap)
             Some(Err(_)) | None => break,
         }
     }
-    buf.truncate(MAX_ERROR_BODY);
-    let bytes = buf.freeze();
+    decode_error_body(buf.freeze(), headers)
+}
+
+/// The first [`MAX_ERROR_BODY`] bytes of what was read, gunzipped (to at most as many bytes)
+/// when it was compressed.
+pub(crate) fn decode_error_body(mut bytes: Bytes, headers: &HeaderMap) -> Bytes {
+    bytes.truncate(MAX_ERROR_BODY);
     if is_gzip(headers) {
         let (decoded, _complete) = gunzip(&bytes, MAX_ERROR_BODY);
         decoded

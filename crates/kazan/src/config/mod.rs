@@ -184,7 +184,7 @@ pub struct ExecClusterInfo {
 impl std::fmt::Debug for ExecClusterInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExecClusterInfo")
-            .field("server", &self.server)
+            .field("server", &redact_url_text(&self.server))
             .field("tls_server_name", &self.tls_server_name)
             .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
             .field(
@@ -382,6 +382,16 @@ pub(crate) fn redact_uri(uri: &http::Uri) -> String {
     }
 }
 
+/// A URL as written in a kubeconfig, for display, with any user-info replaced (and the whole
+/// text hidden if it does not parse but might hold some).
+pub(crate) fn redact_url_text(text: &str) -> String {
+    match text.parse::<http::Uri>() {
+        Ok(uri) => redact_uri(&uri),
+        Err(_) if text.contains('@') => "[redacted]".to_string(),
+        Err(_) => text.to_string(),
+    }
+}
+
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
@@ -417,5 +427,28 @@ impl std::fmt::Debug for AuthConfig {
                 .finish(),
             AuthConfig::Exec(e) => f.debug_tuple("Exec").field(e).finish(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_cluster_info_debug_hides_credentials_in_the_server_url() {
+        // Found by the kubeconfig fuzz target: the server URL handed to an exec plugin was shown
+        // in `Debug` as written, user-info and all.
+        let info = ExecClusterInfo {
+            server: "https://admin:hunter2@127.0.0.1:6443".to_string(),
+            ..ExecClusterInfo::default()
+        };
+        let shown = format!("{info:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("https://[redacted]@127.0.0.1:6443"), "{shown}");
+        let unparsable = ExecClusterInfo {
+            server: "https://admin:hunter 2@[::1".to_string(),
+            ..ExecClusterInfo::default()
+        };
+        assert!(!format!("{unparsable:?}").contains("hunter"));
     }
 }

@@ -36,6 +36,8 @@ mod deferred;
 mod error;
 mod event;
 mod frame;
+#[cfg(test)]
+mod fuzz;
 mod machine;
 mod options;
 mod spawn;
