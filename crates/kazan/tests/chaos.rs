@@ -478,3 +478,107 @@ fn server_objects(
     }
     Ok(objects)
 }
+
+/// The checks themselves: they accept the exact history and reject a lost event, a repeated one,
+/// a list that is not the state at its version, and a stale cache.
+#[test]
+fn the_checks_reject_a_lost_or_repeated_event_a_wrong_list_and_a_stale_cache() -> Result<(), Failure> {
+    use chaos::consumer::{Delivered, Segment};
+    use kazan::watcher::EventType;
+    use kazan_apiserver::{Change, ChangeType};
+
+    let change = |rv: u64, change_type: ChangeType, name: &str| Change {
+        resource_version: rv,
+        change_type,
+        group: String::new(),
+        plural: "configmaps".into(),
+        namespace: "ns".into(),
+        name: name.into(),
+    };
+    let changes = [
+        change(1, ChangeType::Added, "a"),
+        change(2, ChangeType::Added, "b"),
+        change(3, ChangeType::Modified, "a"),
+        change(4, ChangeType::Deleted, "b"),
+    ];
+    let key = |name: &str| ("ns".to_string(), name.to_string());
+    let delivered = |rv: u64, event: EventType, name: &str| Delivered {
+        rv,
+        event,
+        key: key(name),
+    };
+    let record = |listed: Vec<(Key, u64)>, events: Vec<Delivered>| Record {
+        spec: Spec {
+            form: Form::Stream,
+            kind: Kind::ConfigMap,
+            dynamic: false,
+            namespace: None,
+            page_size: 1,
+        },
+        segments: vec![Segment {
+            list_rv: 2,
+            listed,
+            events,
+            ended_by_gone: false,
+        }],
+        cache: BTreeMap::from([(
+            key("a"),
+            Cached {
+                rv: 3,
+                mark: "m".into(),
+            },
+        )]),
+        counts: consumer::Counts::default(),
+    };
+    let relevant: Vec<&Change> = changes.iter().collect();
+    let list = vec![(key("a"), 1), (key("b"), 2)];
+    let exact = record(
+        list.clone(),
+        vec![
+            delivered(3, EventType::Modified, "a"),
+            delivered(4, EventType::Deleted, "b"),
+        ],
+    );
+    verify::check_segments(&exact, &relevant).map_err(Failure)?;
+    let server = BTreeMap::from([(
+        key("a"),
+        Cached {
+            rv: 3,
+            mark: "m".into(),
+        },
+    )]);
+    verify::check_cache(&exact, &server).map_err(Failure)?;
+
+    let lost = record(list.clone(), vec![delivered(4, EventType::Deleted, "b")]);
+    let lost_at_end = record(list.clone(), vec![delivered(3, EventType::Modified, "a")]);
+    let repeated = record(
+        list.clone(),
+        vec![
+            delivered(3, EventType::Modified, "a"),
+            delivered(4, EventType::Deleted, "b"),
+            delivered(4, EventType::Deleted, "b"),
+        ],
+    );
+    let wrong_list = record(vec![(key("a"), 1)], exact.segments[0].events.clone());
+    for (what, bad) in [
+        ("lost", lost),
+        ("lost at the end", lost_at_end),
+        ("repeated", repeated),
+        ("wrong list", wrong_list),
+    ] {
+        if verify::check_segments(&bad, &relevant).is_ok() {
+            return Err(Failure(format!("the {what} history passed the check")));
+        }
+    }
+    let stale = BTreeMap::from([(
+        key("a"),
+        Cached {
+            rv: 5,
+            mark: "n".into(),
+        },
+    )]);
+    if verify::check_cache(&exact, &stale).is_ok() {
+        return Err(Failure("a stale cache passed the check".into()));
+    }
+    Ok(())
+}
