@@ -40,6 +40,8 @@
 //! - Optional bearer-token auth and TLS with a generated CA ([`ApiServerBuilder::tls`]).
 //! - Fault injection ([`Faults`]) and, when turned on with [`ApiServerBuilder::admin`], the admin
 //!   API under `/_kazan/` (see the `admin` module docs: `GET /_kazan/` lists the endpoints).
+//! - On request, a log of every write in commit order ([`ApiServerBuilder::record_changes`],
+//!   [`ApiServer::changes`]): the truth to check a watcher's events against.
 //!
 //! # Fault injection
 //! [`ApiServer::faults`] returns a [`Faults`] handle; the same controls exist over HTTP under
@@ -101,6 +103,7 @@
 
 mod admin;
 mod body;
+mod changelog;
 mod discovery;
 mod error;
 mod faults;
@@ -129,6 +132,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use changelog::{Change, ChangeType};
 pub use error::{ServerError, StoreError};
 pub use faults::{FaultAction, FaultRule, Faults};
 pub use journal::{JournalEntry, Stats};
@@ -162,6 +166,7 @@ pub struct ApiServerBuilder {
     namespaces: Vec<String>,
     max_concurrent_streams: u32,
     admin: bool,
+    record_changes: bool,
 }
 
 impl std::fmt::Debug for ApiServerBuilder {
@@ -179,6 +184,7 @@ impl std::fmt::Debug for ApiServerBuilder {
             .field("reject_watch_list", &self.reject_watch_list)
             .field("max_concurrent_streams", &self.max_concurrent_streams)
             .field("admin", &self.admin)
+            .field("record_changes", &self.record_changes)
             .finish_non_exhaustive()
     }
 }
@@ -204,6 +210,7 @@ impl Default for ApiServerBuilder {
                 .to_vec(),
             max_concurrent_streams: server::MAX_STREAMS,
             admin: false,
+            record_changes: false,
         }
     }
 }
@@ -318,6 +325,14 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Keep a log of every write, in commit order, for [`ApiServer::changes`] (default off; it
+    /// grows by about a hundred bytes per write). Tests use it as the truth to compare a
+    /// watcher's events with: the history is bounded, the log is not.
+    pub fn record_changes(mut self, on: bool) -> Self {
+        self.record_changes = on;
+        self
+    }
+
     /// Starts the server.
     pub async fn start(self) -> Result<ApiServer, ServerError> {
         let registry = Registry::with_builtins();
@@ -337,6 +352,7 @@ impl ApiServerBuilder {
                 history_max_age: self.history_max_age,
                 queue_capacity: self.watch_queue_capacity,
                 namespace_delete_delay: self.namespace_delete_delay,
+                record_changes: self.record_changes,
             },
             shutdown.clone(),
         );
@@ -491,6 +507,15 @@ impl ApiServer {
     /// The fault-injection handle.
     pub fn faults(&self) -> Faults {
         self.faults.clone()
+    }
+
+    /// Every write since start, oldest first, when the server records changes
+    /// ([`ApiServerBuilder::record_changes`]); empty otherwise. Each change has the
+    /// resourceVersion, type and object identity of the event watchers got for it (a watch with
+    /// no selector of that resource and namespace sees exactly these changes). Writes that make no
+    /// event (dry runs, a deleted CRD's objects) are not recorded.
+    pub fn changes(&self) -> Vec<Change> {
+        self.store.changes()
     }
 
     /// The requests served so far (the last 10,000), oldest first.

@@ -20,6 +20,7 @@ use std::sync::atomic::AtomicBool;
 
 use tokio::sync::mpsc;
 
+use crate::changelog::{Change, ChangeLog, ChangeType};
 use crate::error::StoreError;
 use crate::patch::{self, PatchKind};
 use crate::registry::{PrinterColumn, Registry, ResourceDef};
@@ -137,6 +138,8 @@ pub(crate) struct StoreConfig {
     pub history_max_age: Duration,
     pub queue_capacity: usize,
     pub namespace_delete_delay: Duration,
+    /// Keep a [`ChangeLog`] of every write.
+    pub record_changes: bool,
 }
 
 struct Inner {
@@ -207,6 +210,8 @@ pub(crate) struct Store {
     config: StoreConfig,
     registry: Registry,
     shutdown: tokio_util::sync::CancellationToken,
+    /// Every committed write, when `config.record_changes` is on.
+    changelog: ChangeLog,
 }
 
 const CRD_GROUP: &str = "apiextensions.k8s.io";
@@ -227,6 +232,7 @@ impl Store {
             }),
             published_rv: AtomicU64::new(0),
             rv_tx,
+            changelog: ChangeLog::new(config.record_changes),
             config,
             registry,
             shutdown,
@@ -239,6 +245,11 @@ impl Store {
 
     pub(crate) fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Every write committed so far (empty unless the change log is on).
+    pub(crate) fn changes(&self) -> Vec<Change> {
+        self.changelog.changes()
     }
 
     /// The current global resourceVersion.
@@ -317,6 +328,20 @@ impl Store {
         );
         let obj_key = object_key(&object);
         let key = key_of(def);
+        // Under the lock, before any watcher is offered the event: the log is in commit order and
+        // holds a change before a watcher can deliver it.
+        self.changelog.record(|| Change {
+            resource_version: rv,
+            change_type: match kind {
+                EventType::Added => ChangeType::Added,
+                EventType::Modified => ChangeType::Modified,
+                EventType::Deleted => ChangeType::Deleted,
+            },
+            group: def.group.clone(),
+            plural: def.plural.clone(),
+            namespace: obj_key.0.clone(),
+            name: obj_key.1.clone(),
+        });
         let config = self.config.clone();
         let state = Self::state(inner, &key);
         let object = Arc::new(object);

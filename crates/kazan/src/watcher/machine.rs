@@ -290,7 +290,17 @@ where
                 };
                 return match error_disposition(&error) {
                     Disposition::Terminal => self.fail(error),
-                    // An expired continue token: that snapshot is gone; list again from the start.
+                    // An expired continue token after pages were delivered: a new list could not
+                    // take back the delivered objects deleted since, so the consumer must start
+                    // over, as after any 410.
+                    Disposition::Gone if token.is_some() && self.settings.deliver_initial_list => {
+                        let message = error
+                            .api_error()
+                            .and_then(|a| a.message().map(str::to_string))
+                            .unwrap_or_else(|| error.to_string());
+                        self.gone(message)
+                    }
+                    // An expired continue token, nothing delivered: list again from the start.
                     Disposition::Gone => self.retry(
                         error,
                         None,

@@ -167,6 +167,9 @@ impl<S> WatcherOptions<S> {
 
     /// Whether to deliver the initial list's objects as `Added` events, followed by `Synced`
     /// (default no, as in Kazan). Only applies when the watcher lists (no resource version).
+    /// Should the list's snapshot expire between pages (410 on a continue token), the watcher
+    /// delivers `Gone`: the objects already delivered may since have been deleted, so clear them
+    /// and start again.
     pub fn deliver_initial_list(mut self, deliver: bool) -> Self {
         self.deliver_initial_list = deliver;
         self
