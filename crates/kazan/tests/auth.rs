@@ -5,7 +5,7 @@
 use std::{
     error::Error,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, OnceLock},
+    sync::Arc,
     time::Duration,
 };
 
@@ -17,6 +17,9 @@ use kazan::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
+mod support;
+use support::logs::logs;
+
 type TestResult = Result<(), Box<dyn Error>>;
 
 const V1: &str = "client.authentication.k8s.io/v1";
@@ -24,24 +27,6 @@ const V1BETA1: &str = "client.authentication.k8s.io/v1beta1";
 
 /// Every wait in these tests is bounded by this.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// Everything this test binary logs, through a global subscriber that every test installs
-/// (once) before doing anything, so that no log line escapes it. The secrets test reads it.
-fn logs() -> &'static Logs {
-    static LOGS: OnceLock<Logs> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        // Fails only if a subscriber is already set, which nothing else here does.
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        logs
-    })
-}
 
 fn b64(data: &[u8]) -> String {
     use base64::Engine as _;
@@ -584,32 +569,6 @@ async fn client_certificate_from_a_plugin_is_exposed_for_the_transport() -> Test
 
 #[cfg(unix)]
 const SECRET: &str = "PLANTED-auth-s3cr3t";
-
-/// Collects what `tracing` writes.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut logs) = self.0.lock() {
-            logs.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        self.0
-            .lock()
-            .map(|l| String::from_utf8_lossy(&l).into_owned())
-            .unwrap_or_default()
-    }
-}
 
 #[cfg(unix)]
 #[tokio::test]

@@ -7,10 +7,7 @@
 
 mod support;
 
-use std::{
-    sync::{Arc, Mutex, OnceLock},
-    time::Duration,
-};
+use std::time::Duration;
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
@@ -23,7 +20,7 @@ use kazan::{
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use rcgen::KeyPair;
 use serde_json::json;
-use support::{TestCa, TestError, TestResult, TestServer};
+use support::{TestCa, TestError, TestResult, TestServer, logs::logs};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -32,50 +29,6 @@ const USERNAME: &str = "sec-user";
 const PASSWORD: &str = "sec-password-77b2e1";
 const EXEC_TOKEN: &str = "sec-exec-token-c3d8a0";
 const EXEC_ARG_SECRET: &str = "sec-exec-arg-5e6f70";
-
-/// Everything logged in this test binary.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut logs) = self.0.lock() {
-            logs.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        self.0
-            .lock()
-            .map(|l| String::from_utf8_lossy(&l).into_owned())
-            .unwrap_or_default()
-    }
-}
-
-/// Installs the capturing subscriber once (every test calls this first).
-fn logs() -> &'static Logs {
-    static LOGS: OnceLock<Logs> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        use tracing_subscriber::util::SubscriberInitExt as _;
-        let logs = Logs::default();
-        let writer = logs.clone();
-        // `try_init` also forwards the `log` crate's records (rustls logs through it).
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish()
-            .try_init();
-        logs
-    })
-}
 
 async fn bounded<T>(fut: impl Future<Output = T>) -> Result<T, TestError> {
     Ok(tokio::time::timeout(WAIT, fut).await?)
