@@ -467,6 +467,44 @@ async fn an_object_without_metadata_in_a_live_watch_is_skipped_and_nothing_is_lo
 }
 
 #[tokio::test]
+async fn a_listed_object_without_a_name_is_skipped_and_the_rest_of_the_list_is_delivered() -> TestResult {
+    let server = ApiServer::builder().namespaces(&["w"]).start().await?;
+    let a = server.create(cm("a"))?;
+    let now = server.resource_version();
+    // No server lists a nameless object; the fault rule stands in for a broken proxy or server.
+    let list = json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {"resourceVersion": now.to_string()},
+        "items": [{"metadata": {"namespace": "w", "resourceVersion": "1"}}, a]});
+    server.faults().add_rule(
+        FaultRule::new(FaultAction::raw(200, "application/json", &list.to_string()))
+            .path_prefix(CM_PATH)
+            .watch(false)
+            .times(1),
+    );
+    let mut w = Watcher::start(
+        Client::new(Config::new(server.url().parse()?))?,
+        Request::list::<ConfigMap>().namespace("w"),
+        fast().deliver_initial_list(true),
+    )?;
+
+    let skipped = next(&mut w).await?;
+    match &skipped.kind {
+        EventKind::Skipped(e) => assert!(
+            matches!(&**e, WatchError::MissingName { event_type: "ADDED", resource_version } if resource_version == "1"),
+            "{e:?}"
+        ),
+        other => return Err(format!("expected Skipped, got {other:?}").into()),
+    }
+    assert_eq!(added_name(&next(&mut w).await?).as_deref(), Some("a"));
+    assert_eq!(next(&mut w).await?.event_type(), EventType::Synced);
+    if !server.wait_for_watches("configmaps", 1, WAIT).await {
+        return Err("the watch did not open".into());
+    }
+    assert_eq!(watch_versions(&server), [now.to_string()]);
+    the_following_events_arrive(&server, &mut w).await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_line_over_the_limit_in_a_live_watch_is_skipped_and_nothing_is_lost() -> TestResult {
     let server = ApiServer::builder().namespaces(&["w"]).start().await?;
     let (mut w, a) = live_watch(&server, fast().max_line_bytes(4096)).await?;

@@ -320,8 +320,18 @@ where
         if self.settings.deliver_initial_list {
             for item in list.items {
                 let item_rv = item.resource_version().map(str::to_string);
-                self.pending
-                    .push_back(self.event(item_rv, EventKind::Added(item)));
+                let kind = if item.name().is_empty() {
+                    // As for a watch event: a consumer's cache could not place it.
+                    let error = WatchError::MissingName {
+                        event_type: "ADDED",
+                        resource_version: item_rv.clone().unwrap_or_else(|| "?".into()),
+                    };
+                    self.problem(format_args!("skipping a listed object: {error}"));
+                    EventKind::Skipped(Arc::new(error))
+                } else {
+                    EventKind::Added(item)
+                };
+                self.pending.push_back(self.event(item_rv, kind));
             }
             if let Some(t) = next {
                 return State::Listing { token: Some(t), rv };
