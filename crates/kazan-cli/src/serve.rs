@@ -14,6 +14,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use kazan_apiserver::{ApiServer, ApiServerBuilder};
+
+use crate::cluster::parse_duration;
 use serde_json::Value;
 
 /// Arguments of `kazan serve`.
@@ -288,26 +290,6 @@ async fn wait_for_signal() -> Result<(), ServeError> {
     {
         tokio::signal::ctrl_c().await.map_err(ServeError::Signal)
     }
-}
-
-/// `500ms`, `5s`, `2m`, `1h`, or a plain number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 5s or 2m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => return Err(format!("unknown unit {other:?} in {text:?}: use ms, s, m or h")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
 
 #[cfg(test)]

@@ -176,15 +176,7 @@ async fn a_missing_token_file_is_a_retryable_auth_error_at_the_first_request() -
 #[tokio::test]
 async fn an_expired_client_certificate_is_refused_with_a_tls_error() -> TestResult {
     let ca = TestCa::new("ca")?;
-    let mut tls = ca.server_tls(&["127.0.0.1"], true)?;
-    tls.client_ca = Some(ca.der());
-    let server = TestServer::start(Some(tls), |_| async {
-        support::json(
-            200,
-            &json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": []}),
-        )
-    })
-    .await?;
+    let server = support::mtls_server(&ca).await?;
     let key = KeyPair::generate()?;
     let mut cfg = Config::new(server.url.parse()?);
     cfg.root_certs_pem = Some(ca.pem().into_bytes());

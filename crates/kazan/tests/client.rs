@@ -26,7 +26,8 @@ use rcgen::KeyPair;
 use serde::Deserialize;
 use serde_json::json;
 use support::{
-    Seen, TestCa, TestError, TestProxy, TestResult, TestServer, closed_port, json, silent_listener,
+    Seen, TestCa, TestError, TestProxy, TestResult, TestServer, closed_port, json, mtls_server,
+    silent_listener,
 };
 
 /// Every wait in these tests ends within this bound.
@@ -360,19 +361,6 @@ async fn tls_server_name_is_sent_as_sni() -> TestResult {
     assert_eq!(journal.len(), 1);
     assert_eq!(journal[0].sni.as_deref(), Some("kubernetes.default.svc"));
     Ok(())
-}
-
-/// A support server that requires a client certificate of `ca` (the embedded one does not).
-async fn mtls_server(ca: &TestCa) -> Result<TestServer, TestError> {
-    let mut tls = ca.server_tls(&["127.0.0.1"], true)?;
-    tls.client_ca = Some(ca.der());
-    Ok(TestServer::start(Some(tls), |_| async {
-        json(
-            200,
-            &json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": []}),
-        )
-    })
-    .await?)
 }
 
 async fn list_with_identity(

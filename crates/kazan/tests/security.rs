@@ -20,7 +20,7 @@ use kazan::{
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use rcgen::KeyPair;
 use serde_json::json;
-use support::{TestCa, TestError, TestResult, TestServer, logs::logs};
+use support::{TestCa, TestError, TestResult, logs::logs};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -236,15 +236,7 @@ async fn secrets_never_appear_in_trace_logs_debug_output_or_errors() -> TestResu
 
     // A client certificate and key (the server requires one).
     let ca = TestCa::new("ca")?;
-    let mut server_tls = ca.server_tls(&["127.0.0.1"], true)?;
-    server_tls.client_ca = Some(ca.der());
-    let mtls = TestServer::start(Some(server_tls), |_| async {
-        support::json(
-            200,
-            &json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": []}),
-        )
-    })
-    .await?;
+    let mtls = support::mtls_server(&ca).await?;
     let key = KeyPair::generate()?;
     let key_pem = key.serialize_pem();
     let mut config = Config::new(mtls.url.parse()?);

@@ -445,3 +445,17 @@ async fn tunnel(mut client: TcpStream, seen: Arc<Mutex<Vec<String>>>) -> io::Res
     tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
     Ok(())
 }
+
+/// A server that requires a client certificate of `ca` (the embedded one does not) and answers
+/// every request with an empty `PodList`.
+pub async fn mtls_server(ca: &TestCa) -> Result<TestServer, TestError> {
+    let mut tls = ca.server_tls(&["127.0.0.1"], true)?;
+    tls.client_ca = Some(ca.der());
+    Ok(TestServer::start(Some(tls), |_| async {
+        json(
+            200,
+            &serde_json::json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": []}),
+        )
+    })
+    .await?)
+}
