@@ -211,34 +211,12 @@ async fn a_server_that_accepts_and_never_answers_hits_the_request_deadline() -> 
     cfg.request_timeout = Duration::from_millis(300);
     let client = Client::new(cfg)?;
 
-    let err = bounded(client.run(&Request::list::<Pod>()))
-        .await?
-        .err()
-        .ok_or("no answer came")?;
-    match &err {
-        Error::Timeout { url, what, after } => {
-            assert_eq!(*url, format!("http://{addr}/api/v1/pods"));
-            assert_eq!(*what, "request");
-            assert_eq!(*after, Duration::from_millis(300));
-        }
-        other => return Err(format!("expected a timeout, got {other:?}").into()),
-    }
-    assert!(err.is_retryable());
-
-    let err = bounded(client.stream(&Request::watch_list::<Pod>().resource_version("1")))
-        .await?
-        .err()
-        .ok_or("no headers came")?;
-    assert!(
-        matches!(
-            err,
-            Error::Timeout {
-                what: "response headers",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    support::assert_the_request_deadlines_fire(
+        &client,
+        &format!("http://{addr}"),
+        Duration::from_millis(300),
+    )
+    .await?;
 
     // A watcher keeps retrying (a hung server may come back) and can always be stopped.
     let mut w = Watcher::start(client, Request::list::<Pod>(), fast())?;

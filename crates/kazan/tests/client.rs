@@ -929,34 +929,7 @@ async fn the_request_deadline_fires_when_the_server_does_not_answer_in_time() ->
     cfg.request_timeout = Duration::from_millis(200);
     let client = Client::new(cfg)?;
 
-    let err = bounded(client.run(&Request::list::<Pod>()))
-        .await?
-        .err()
-        .ok_or("no answer came")?;
-    match &err {
-        Error::Timeout { url, what, after } => {
-            assert_eq!(*url, format!("{}/api/v1/pods", server.url()));
-            assert_eq!(*what, "request");
-            assert_eq!(*after, Duration::from_millis(200));
-        }
-        other => return Err(format!("expected a timeout, got {other:?}").into()),
-    }
-    assert!(err.is_retryable());
-
-    let err = bounded(client.stream(&Request::watch_list::<Pod>().resource_version("1")))
-        .await?
-        .err()
-        .ok_or("no headers came")?;
-    assert!(
-        matches!(
-            err,
-            Error::Timeout {
-                what: "response headers",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    support::assert_the_request_deadlines_fire(&client, &server.url(), Duration::from_millis(200)).await?;
     Ok(())
 }
 

@@ -459,3 +459,49 @@ pub async fn mtls_server(ca: &TestCa) -> Result<TestServer, TestError> {
     })
     .await?)
 }
+
+/// A list against a server that does not answer ends at the request deadline (`Timeout` naming
+/// the URL, retryable), and a watch at the response-headers deadline. `base` is the server's URL.
+pub async fn assert_the_request_deadlines_fire(
+    client: &kazan::Client,
+    base: &str,
+    deadline: std::time::Duration,
+) -> Result<(), TestError> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kazan::{Error, Request};
+    let bound = std::time::Duration::from_secs(20);
+    let err = tokio::time::timeout(bound, client.run(&Request::list::<Pod>()))
+        .await
+        .map_err(|_| "the list did not end within its bound")?
+        .err()
+        .ok_or("no answer came")?;
+    match &err {
+        Error::Timeout { url, what, after } => {
+            assert_eq!(*url, format!("{base}/api/v1/pods"));
+            assert_eq!(*what, "request");
+            assert_eq!(*after, deadline);
+        }
+        other => return Err(format!("expected a timeout, got {other:?}").into()),
+    }
+    assert!(err.is_retryable());
+
+    let err = tokio::time::timeout(
+        bound,
+        client.stream(&Request::watch_list::<Pod>().resource_version("1")),
+    )
+    .await
+    .map_err(|_| "the watch did not end within its bound")?
+    .err()
+    .ok_or("no headers came")?;
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                what: "response headers",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    Ok(())
+}
