@@ -62,6 +62,10 @@ struct Cli {
     /// Run only this scenario.
     #[arg(long, value_enum)]
     scenario: Option<ScenarioName>,
+    /// Run only these consumers (repeat the flag, or separate with commas); every ratio needs
+    /// kube-runtime among them.
+    #[arg(long = "consumer", value_enum, value_delimiter = ',')]
+    consumers: Vec<Consumer>,
     /// Build the events from this pod JSON instead of the shipped one.
     #[arg(long)]
     pod: Option<PathBuf>,
@@ -148,6 +152,10 @@ fn run_harness(cli: &Cli) -> Result<bool, BenchError> {
             exe,
             rounds: cli.rounds.max(1),
             timeout: Duration::from_secs(cli.timeout_secs),
+            only: cli.consumers.clone(),
+            wrap: std::env::var("KAZAN_BENCH_WRAP")
+                .map(|w| w.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default(),
         },
         events: cli.events.max(1),
         pod,

@@ -75,6 +75,11 @@ pub struct Runner {
     pub rounds: u32,
     /// The longest one consumer run may take before it is killed.
     pub timeout: Duration,
+    /// Only these consumers run (all of a scenario's when empty).
+    pub only: Vec<Consumer>,
+    /// A program (and its arguments) the Rust consumers run under, for profiling: from
+    /// `KAZAN_BENCH_WRAP`, split on whitespace (e.g. `heaptrack -o /tmp/consumer`).
+    pub wrap: Vec<String>,
 }
 
 impl Runner {
@@ -83,7 +88,9 @@ impl Runner {
     pub async fn run_rounds(&self, entries: &[Entry], hooks: &impl Hooks) -> Vec<Runs> {
         let mut runs = Vec::with_capacity(entries.len());
         let mut runnable = Vec::with_capacity(entries.len());
-        for entry in entries {
+        let selected = |e: &&Entry| self.only.is_empty() || self.only.contains(&e.consumer);
+        let entries: Vec<&Entry> = entries.iter().filter(selected).collect();
+        for entry in &entries {
             let availability = entry.consumer.available().await;
             runnable.push(availability.is_ok());
             runs.push(Runs {
@@ -128,7 +135,7 @@ impl Runner {
     ) -> Result<ChildReport, BenchError> {
         let consumer = entry.consumer.name().to_owned();
         let job = hooks.prepare(run, &entry.job).await?;
-        let mut command = entry.consumer.command(&self.exe, &job);
+        let mut command = entry.consumer.command(&self.exe, &job, &self.wrap);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

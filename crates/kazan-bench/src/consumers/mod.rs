@@ -110,19 +110,27 @@ impl Consumer {
         }
     }
 
-    /// The command that runs this consumer on `job` in its own process.
-    pub fn command(self, bench_exe: &Path, job: &Job) -> Command {
+    /// The command that runs this consumer on `job` in its own process; a Rust consumer runs
+    /// under `wrap` (a profiler and its arguments) when that is not empty.
+    pub fn command(self, bench_exe: &Path, job: &Job, wrap: &[String]) -> Command {
         let mut command = match self {
             Consumer::Python => {
                 let mut command = Command::new("python3");
                 command.args(["-c", PYTHON_SCRIPT]);
                 command
             }
-            _ => {
-                let mut command = Command::new(bench_exe);
-                command.arg("consume");
-                command
-            }
+            _ => match wrap.split_first() {
+                Some((program, args)) => {
+                    let mut command = Command::new(program);
+                    command.args(args).arg(bench_exe).arg("consume");
+                    command
+                }
+                None => {
+                    let mut command = Command::new(bench_exe);
+                    command.arg("consume");
+                    command
+                }
+            },
         };
         command.args(["--consumer", self.name()]).args(job.to_args());
         command

@@ -25,6 +25,7 @@ use crate::{
     error::BenchError,
     job::{Job, ScenarioName},
     report::{ResultRow, ScenarioReport, thousands},
+    runner::Runner,
     sink::unix_seconds,
 };
 
@@ -54,7 +55,7 @@ pub struct LoadSettings {
 
 /// Runs the scenario.
 pub async fn run(
-    exe: &std::path::Path,
+    runner: &Runner,
     pod_json: &str,
     settings: LoadSettings,
 ) -> Result<ScenarioReport, BenchError> {
@@ -71,7 +72,7 @@ pub async fn run(
         source,
     })?;
     let server = Arc::new(server);
-    let result = run_on(&server, exe, pod_json, settings, &ca_file, ca_pem.into_bytes()).await;
+    let result = run_on(&server, runner, pod_json, settings, &ca_file, ca_pem.into_bytes()).await;
     let _ = std::fs::remove_file(&ca_file);
     server.shutdown().await;
     result
@@ -79,7 +80,7 @@ pub async fn run(
 
 async fn run_on(
     server: &Arc<ApiServer>,
-    exe: &std::path::Path,
+    runner: &Runner,
     pod_json: &str,
     settings: LoadSettings,
     ca_file: &std::path::Path,
@@ -102,7 +103,7 @@ async fn run_on(
     job.namespace_prefix = Some(PREFIX.to_owned());
 
     let connections_at_start = server.stats().connections_accepted;
-    let mut command = Consumer::KazanChannel.command(exe, &job);
+    let mut command = Consumer::KazanChannel.command(&runner.exe, &job, &runner.wrap);
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

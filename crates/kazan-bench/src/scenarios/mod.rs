@@ -48,9 +48,7 @@ pub async fn run(scenario: ScenarioName, context: &Context) -> Result<ScenarioRe
         ScenarioName::Resume => resume::run(context).await,
         ScenarioName::SlowConsumer => slow_consumer::run(context).await,
         ScenarioName::ManyWatches => many_watches::run(context).await,
-        ScenarioName::Load => {
-            crate::load::scenario::run(&context.runner.exe, &context.pod, context.load).await
-        }
+        ScenarioName::Load => crate::load::scenario::run(&context.runner, &context.pod, context.load).await,
     }
 }
 
