@@ -87,7 +87,9 @@ impl ExecAuth {
         {
             return Ok(cached.credential.clone());
         }
-        let (credential, expiry) = self.run().await?;
+        // Boxed: the plugin run (a child process, its pipes, a deadline) is rare, and inline it
+        // would make every request's future carry its size.
+        let (credential, expiry) = Box::pin(self.run()).await?;
         let refresh_at = expiry.map(|expiry| refresh_time(Timestamp::now(), expiry));
         *cache = Some(Cached {
             credential: credential.clone(),

@@ -78,7 +78,8 @@ impl TokenFile {
         {
             return Ok(header.clone());
         }
-        self.reload(&mut state, stamp).await
+        // Boxed: a re-read (file I/O on the blocking pool) is rare; see `ExecAuth::credential`.
+        Box::pin(self.reload(&mut state, stamp)).await
     }
 
     /// Re-reads the file now.

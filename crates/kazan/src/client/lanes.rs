@@ -166,7 +166,9 @@ impl Lanes {
                     }
                 }
             }
-            return match self.open().await {
+            // Boxed: connecting (DNS, TCP, TLS, the h2 handshake) is a large future, needed by the
+            // one request that opens a connection; inline, every request would carry its size.
+            return match Box::pin(self.open()).await {
                 Ok(Some(lane)) => {
                     // Taken before the lane is visible: this request is its probe.
                     let slot = lane.slots.take();
