@@ -69,7 +69,9 @@ impl LineFramer {
                 }
                 Some(i) => {
                     self.buf.extend_from_slice(&rest[..i]);
-                    let line = self.buf.split().freeze();
+                    // Taken whole: the framer keeps no allocation between lines. With a thousand
+                    // watches, a buffer kept for reuse is a line's worth of memory each.
+                    let line = std::mem::take(&mut self.buf).freeze();
                     self.emit(line, out);
                     rest = rest.slice(i + 1..);
                 }
@@ -97,7 +99,8 @@ impl LineFramer {
 
     fn give_up_on_line(&mut self, out: &mut VecDeque<Frame>) {
         out.push_back(Frame::TooLong { len: self.buf.len() });
-        self.buf.clear();
+        // Freed, not cleared: a cleared buffer would keep up to the limit allocated.
+        self.buf = BytesMut::new();
         self.discarding = true;
     }
 
@@ -125,7 +128,7 @@ impl LineFramer {
 
     /// Forgets any unfinished line (a new connection starts clean).
     pub(crate) fn reset(&mut self) {
-        self.buf.clear();
+        self.buf = BytesMut::new();
         self.discarding = false;
     }
 }
@@ -211,6 +214,35 @@ mod tests {
             assert!(f.pending() <= 1024 + 100);
         }
         assert_eq!(out.len(), 1);
+    }
+
+    /// An idle watch holds nothing for a finished line, a dropped over-long one, or a reset:
+    /// a buffer kept for reuse would be a line's worth of memory per watch, and up to the limit
+    /// after an over-long line.
+    #[test]
+    fn no_allocation_is_kept_between_lines() {
+        let mut f = LineFramer::new(1 << 20);
+        let mut out = VecDeque::new();
+        let long = Bytes::from(vec![b'x'; 200_000]);
+        f.push(long.clone(), &mut out);
+        f.push(Bytes::from_static(b"end\nnext"), &mut out);
+        assert_eq!(f.pending(), 4);
+        f.push(Bytes::from_static(b"\n"), &mut out);
+        assert_eq!(
+            (f.pending(), f.buffered_capacity()),
+            (0, 0),
+            "after a line cut by chunks"
+        );
+        assert_eq!(out.len(), 2);
+
+        let mut small = LineFramer::new(100_000);
+        small.push(long.clone(), &mut out);
+        assert_eq!(out.back(), Some(&Frame::TooLong { len: 200_000 }));
+        assert_eq!(small.buffered_capacity(), 0, "after an over-long line");
+
+        f.push(long, &mut out);
+        f.reset();
+        assert_eq!((f.pending(), f.buffered_capacity()), (0, 0), "after a reset");
     }
 
     #[test]
