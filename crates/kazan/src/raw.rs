@@ -38,7 +38,9 @@ use crate::{resource::Object, watcher::ObjectEvent};
 #[derive(Clone)]
 pub struct RawObject {
     source: Source,
-    meta: ObjectMeta,
+    /// Boxed: `ObjectMeta` is some 380 bytes inline, mostly empty options, and raw objects are
+    /// queued in channels whose blocks hold 32 events each, per watcher.
+    meta: Box<ObjectMeta>,
 }
 
 #[derive(Clone)]
@@ -94,7 +96,7 @@ impl RawObject {
                 event_type,
                 RawObject {
                     source: Source::EventLine(line.clone()),
-                    meta: identity.into(),
+                    meta: Box::new(identity.into()),
                 },
             )),
             _ => None,
@@ -140,7 +142,7 @@ impl<'de> Deserialize<'de> for RawObject {
         let meta = peek_metadata(json.get()).map_err(de::Error::custom)?;
         Ok(RawObject {
             source: Source::Json(json),
-            meta,
+            meta: Box::new(meta),
         })
     }
 }

@@ -209,8 +209,8 @@ where
     }
 
     /// An event already decoded and waiting, if any (no work, no logging span needed).
-    pub(crate) fn ready_event(&mut self) -> Option<Event<K>> {
-        self.pending.pop_front().map(|ev| *ev)
+    pub(crate) fn ready_event(&mut self) -> Option<Box<Event<K>>> {
+        self.pending.pop_front()
     }
 
     /// The next event, or `None` once the watcher has ended (after Gone or Failed).
@@ -231,8 +231,11 @@ where
                         }
                     }
                 }
-                State::Listing { token, rv } => self.list_page(token, rv).await,
-                State::Connecting => self.connect().await,
+                // Listing and connecting run a request (hyper's futures, the retry logic) and
+                // happen once per connection: boxed, their state is allocated only while they
+                // run, instead of making every idle watch as large as the largest request.
+                State::Listing { token, rv } => Box::pin(self.list_page(token, rv)).await,
+                State::Connecting => Box::pin(self.connect()).await,
                 State::Streaming(s) => self.read(s).await,
                 State::Waiting { until, then } => {
                     tokio::time::sleep_until(until).await;

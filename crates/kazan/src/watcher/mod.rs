@@ -159,6 +159,17 @@ where
         settings: Settings,
         stats: Arc<StatsCell>,
     ) -> WatchStream<K> {
+        Box::pin(self.steps(id, start_rv, settings, stats))
+    }
+
+    /// [`Self::stream`], unboxed.
+    fn steps(
+        &self,
+        id: WatcherId,
+        start_rv: Option<String>,
+        settings: Settings,
+        stats: Arc<StatsCell>,
+    ) -> impl Stream<Item = Event<K>> + Send + use<K> {
         let machine = Machine::new(
             self.client.clone(),
             self.request.clone(),
@@ -168,19 +179,29 @@ where
             self.backoff,
             stats,
         );
-        let span = self.span.clone();
-        // The machine is boxed so that each step moves a pointer, not the machine.
-        Box::pin(futures_util::stream::unfold(Box::new(machine), move |mut m| {
-            let span = span.clone();
-            async move {
-                let event = match m.ready_event() {
-                    Some(event) => Some(event),
-                    None => m.next_event().instrument(span).await,
-                };
-                event.map(|ev| (ev, m))
-            }
-        }))
+        steps(machine, self.span.clone())
     }
+}
+
+/// The machine as a stream of its events. This is what every idle watch keeps allocated, so it is
+/// kept small: the machine is boxed (each step moves a pointer, not the machine), and the machine
+/// boxes its one-off request futures (see `Machine::next_event`).
+fn steps<K>(machine: Machine<K>, span: tracing::Span) -> impl Stream<Item = Event<K>> + Send
+where
+    K: Object + DeserializeOwned + Send + 'static,
+{
+    futures_util::stream::unfold(Box::new(machine), move |mut m| {
+        let span = span.clone();
+        async move {
+            // An event already decoded needs no span; it stays boxed until returned, so that no
+            // object is part of this future's state.
+            if let Some(event) = m.ready_event() {
+                return Some((*event, m));
+            }
+            let event = m.next_event().instrument(span).await;
+            event.map(|ev| (ev, m))
+        }
+    })
 }
 
 /// A watcher ready to be spawned; what [`SendTarget`] implementations spawn.
@@ -196,9 +217,10 @@ impl<K> Start<K>
 where
     K: Object + DeserializeOwned + Send + 'static,
 {
-    fn spawn_task<M: From<Event<K>> + Send + 'static>(
+    fn spawn_task<M: Send + 'static>(
         self,
         tx: tokio::sync::mpsc::Sender<M>,
+        message: impl Fn(Event<K>) -> M + Send + 'static,
         stats: Arc<StatsCell>,
     ) -> spawn::Control {
         let Start {
@@ -214,7 +236,7 @@ where
                 id,
                 stats: stats.clone(),
             };
-            spawn::spawn(id, source, tx, stats, move |restart| {
+            spawn::spawn(id, source, tx, message, stats, move |restart| {
                 let exp = backoff
                     .initial
                     .saturating_mul(1u32 << restart.saturating_sub(1).min(16));
@@ -226,31 +248,45 @@ where
                 id,
                 stats: stats.clone(),
             };
-            spawn::spawn(id, source, tx, stats, |_| Duration::ZERO)
+            spawn::spawn(id, source, tx, message, stats, |_| Duration::ZERO)
         }
     }
 
     /// Spawns the watcher sending typed events into `tx` (`send_to`).
+    ///
+    /// Each object is decoded once a slot in `tx` is reserved for it: a watcher waiting on a full
+    /// channel holds its event's JSON line, not the (larger) decoded object. With a thousand
+    /// watchers sharing one channel, that is the difference during a burst. With
+    /// `decode_concurrency` above 1, objects are decoded ahead on other threads instead.
     fn spawn_into<M: From<Event<K>> + Send + 'static>(
         self,
         tx: tokio::sync::mpsc::Sender<M>,
     ) -> WatcherHandle<M> {
         let capacity = self.capacity;
-        let control = self.spawn_task(tx, Arc::default());
+        let control = if self.prepared.settings.decode_concurrency > 1 {
+            self.spawn_task(tx, M::from, Arc::default())
+        } else {
+            self.into_raw()
+                .spawn_task(tx, |event| M::from(deferred::finish::<K>(event)), Arc::default())
+        };
         WatcherHandle::new(control, spawn::Inbox::Elsewhere, capacity)
+    }
+
+    /// The same watcher over undecoded objects.
+    fn into_raw(self) -> Start<RawObject> {
+        Start {
+            prepared: self.prepared.raw(),
+            id: self.id,
+            capacity: self.capacity,
+            supervised: self.supervised,
+        }
     }
 
     /// Spawns the watcher with the handle's own channel, objects decoded by `recv`.
     fn spawn_decoding_on_receive(self) -> WatcherHandle<Event<K>> {
         let capacity = self.capacity;
-        let raw = Start {
-            prepared: self.prepared.raw(),
-            id: self.id,
-            capacity,
-            supervised: self.supervised,
-        };
         let (tx, rx) = tokio::sync::mpsc::channel::<Event<RawObject>>(capacity);
-        let control = raw.spawn_task(tx, Arc::default());
+        let control = self.into_raw().spawn_task(tx, |event| event, Arc::default());
         let inbox = deferred::DecodeOnReceive::<K> {
             rx,
             _k: std::marker::PhantomData,
@@ -379,5 +415,79 @@ impl<K: Object + DeserializeOwned + Send + 'static> spawn::StreamSource<K> for S
 
     fn restarts_after_gone(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Pod;
+
+    use super::*;
+
+    /// What one watch keeps allocated while idle is mostly its stream's state; with a thousand
+    /// watches in one process, every kilobyte here is a megabyte. The request futures (listing,
+    /// connecting) are boxed only while they run, so the stream stays small.
+    #[test]
+    fn a_watch_stream_keeps_its_one_off_request_futures_out_of_its_state() {
+        let Ok(url) = "https://127.0.0.1:6443".parse() else {
+            panic!("a literal URL parses");
+        };
+        let client = match Client::new(crate::Config::new(url)) {
+            Ok(client) => client,
+            Err(e) => panic!("a client for a loopback URL: {e}"),
+        };
+        let options = WatcherOptions::new();
+        let prepared = match Prepared::<Pod>::new(client, Request::list::<Pod>(), &options, WatcherId::next())
+        {
+            Ok(prepared) => prepared,
+            Err(e) => panic!("a list request prepares: {e}"),
+        };
+        let stats = Arc::new(StatsCell::default());
+        let steps = prepared.steps(WatcherId::next(), None, prepared.settings.clone(), stats);
+        let size = std::mem::size_of_val(&steps);
+        assert!(size <= 1024, "a watch stream's state is {size} bytes");
+    }
+
+    /// The spawned form adds a task per watch; its own state is small beside the stream's.
+    #[test]
+    fn a_spawned_watchers_task_is_small() {
+        let Ok(url) = "https://127.0.0.1:6443".parse() else {
+            panic!("a literal URL parses");
+        };
+        let client = match Client::new(crate::Config::new(url)) {
+            Ok(client) => client,
+            Err(e) => panic!("a client for a loopback URL: {e}"),
+        };
+        let options = WatcherOptions::new();
+        let prepared = match Prepared::<RawObject>::new(
+            client,
+            Request::list_of::<RawObject>(crate::ApiResource::of::<Pod>()),
+            &options,
+            WatcherId::next(),
+        ) {
+            Ok(prepared) => prepared,
+            Err(e) => panic!("a list request prepares: {e}"),
+        };
+        let source = Single {
+            prepared: Some(prepared),
+            id: WatcherId::next(),
+            stats: Arc::default(),
+        };
+        let (tx, _rx) = tokio::sync::mpsc::channel::<Event<Pod>>(1);
+        let (end_tx, _end_rx) = tokio::sync::watch::channel(None);
+        let task = spawn::drive(
+            Box::new(source),
+            tx,
+            deferred::finish::<Pod>,
+            tokio_util::sync::CancellationToken::new(),
+            end_tx,
+            |_| Duration::ZERO,
+        );
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1024, "a spawned watcher's task is {size} bytes");
+        // A raw event is what the task holds while it waits for a channel slot, and what the
+        // handle's own channel queues (its blocks hold 32 each).
+        let event = std::mem::size_of::<Event<RawObject>>();
+        assert!(event <= 128, "a raw event is {event} bytes");
     }
 }

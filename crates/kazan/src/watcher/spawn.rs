@@ -183,103 +183,125 @@ pub(crate) trait StreamSource<K>: Send + 'static {
     fn restarts_after_gone(&self) -> bool;
 }
 
-/// Spawns the task that drives `source` into `tx`.
+/// Spawns the task that drives `source` into `tx`, each event turned into a message by `message`
+/// once a channel slot is reserved for it.
 pub(crate) fn spawn<K, M, Src>(
     id: WatcherId,
-    mut source: Src,
+    source: Src,
     tx: mpsc::Sender<M>,
+    message: impl Fn(Event<K>) -> M + Send + 'static,
     stats: Arc<StatsCell>,
     restart_delay: impl Fn(u32) -> std::time::Duration + Send + 'static,
 ) -> Control
 where
     K: Send + 'static,
-    M: From<Event<K>> + Send + 'static,
+    M: Send + 'static,
     Src: StreamSource<K>,
 {
     let cancel = CancellationToken::new();
     let (end_tx, end_rx) = watch::channel(None);
-    let task_cancel = cancel.clone();
-    tokio::spawn(async move {
-        let mut restart = 0u32;
-        let reason = 'outer: loop {
-            let mut stream = source.open(restart);
-            // Channel slots reserved in a batch once the channel was full: the consumer then
-            // wakes this task once per batch rather than once per event.
-            let mut permits: Option<mpsc::PermitIterator<'_, M>> = None;
-            let ended = loop {
-                if task_cancel.is_cancelled() {
-                    break 'outer EndReason::Stopped;
-                }
-                let next = match stream.next().now_or_never() {
-                    Some(next) => next,
-                    None => {
-                        // Nothing ready: do not sit on channel capacity while waiting.
-                        permits = None;
-                        tokio::select! {
-                            biased;
-                            _ = task_cancel.cancelled() => break 'outer EndReason::Stopped,
-                            _ = tx.closed() => break 'outer EndReason::ConsumerGone,
-                            next = stream.next() => next,
-                        }
-                    }
-                };
-                let Some(event) = next else {
-                    break 'outer EndReason::Stopped;
-                };
-                let terminal = match &event.kind {
-                    EventKind::Gone { message } => Some(EndReason::Gone {
-                        message: message.clone(),
-                    }),
-                    EventKind::Failed(e) => Some(EndReason::Failed(e.clone())),
-                    _ => None,
-                };
-                // Backpressure: while the consumer is behind, the stream is not polled and the
-                // socket is not read.
-                let permit = loop {
-                    if let Some(permit) = permits.as_mut().and_then(Iterator::next) {
-                        break permit;
-                    }
-                    permits = None;
-                    match tx.try_reserve() {
-                        Ok(permit) => break permit,
-                        Err(mpsc::error::TrySendError::Closed(())) => break 'outer EndReason::ConsumerGone,
-                        Err(mpsc::error::TrySendError::Full(())) => {
-                            let batch = (tx.max_capacity() / 4).max(1);
-                            tokio::select! {
-                                biased;
-                                _ = task_cancel.cancelled() => break 'outer EndReason::Stopped,
-                                reserved = tx.reserve_many(batch) => match reserved {
-                                    Ok(reserved) => permits = Some(reserved),
-                                    Err(_) => break 'outer EndReason::ConsumerGone,
-                                },
-                            }
-                        }
-                    }
-                };
-                permit.send(M::from(event));
-                if let Some(t) = terminal {
-                    break t;
-                }
-            };
-            match ended {
-                EndReason::Gone { .. } if source.restarts_after_gone() => {
-                    restart = restart.saturating_add(1);
-                    tokio::select! {
-                        biased;
-                        _ = task_cancel.cancelled() => break EndReason::Stopped,
-                        _ = tx.closed() => break EndReason::ConsumerGone,
-                        _ = tokio::time::sleep(restart_delay(restart)) => {}
-                    }
-                }
-                other => break other,
-            }
-        };
-        let _ = end_tx.send(Some(reason));
-    });
+    tokio::spawn(drive(
+        Box::new(source),
+        tx,
+        message,
+        cancel.clone(),
+        end_tx,
+        restart_delay,
+    ));
     Control {
         id,
         cancel,
         end: end_rx,
         stats,
     }
+}
+
+/// The spawned task: what every running watcher keeps allocated, so kept small (see the test).
+pub(crate) async fn drive<K, M, Src>(
+    mut source: Box<Src>,
+    tx: mpsc::Sender<M>,
+    message: impl Fn(Event<K>) -> M + Send + 'static,
+    task_cancel: CancellationToken,
+    end_tx: watch::Sender<Option<EndReason>>,
+    restart_delay: impl Fn(u32) -> std::time::Duration + Send + 'static,
+) where
+    K: Send + 'static,
+    M: Send + 'static,
+    Src: StreamSource<K>,
+{
+    let mut restart = 0u32;
+    let reason = 'outer: loop {
+        let mut stream = source.open(restart);
+        // Channel slots reserved in a batch once the channel was full: the consumer then
+        // wakes this task once per batch rather than once per event.
+        let mut permits: Option<mpsc::PermitIterator<'_, M>> = None;
+        let ended = loop {
+            if task_cancel.is_cancelled() {
+                break 'outer EndReason::Stopped;
+            }
+            let next = match stream.next().now_or_never() {
+                Some(next) => next,
+                None => {
+                    // Nothing ready: do not sit on channel capacity while waiting.
+                    permits = None;
+                    tokio::select! {
+                        biased;
+                        _ = task_cancel.cancelled() => break 'outer EndReason::Stopped,
+                        _ = tx.closed() => break 'outer EndReason::ConsumerGone,
+                        next = stream.next() => next,
+                    }
+                }
+            };
+            let Some(event) = next else {
+                break 'outer EndReason::Stopped;
+            };
+            let terminal = match &event.kind {
+                EventKind::Gone { message } => Some(EndReason::Gone {
+                    message: message.clone(),
+                }),
+                EventKind::Failed(e) => Some(EndReason::Failed(e.clone())),
+                _ => None,
+            };
+            // Backpressure: while the consumer is behind, the stream is not polled and the
+            // socket is not read.
+            let permit = loop {
+                if let Some(permit) = permits.as_mut().and_then(Iterator::next) {
+                    break permit;
+                }
+                permits = None;
+                match tx.try_reserve() {
+                    Ok(permit) => break permit,
+                    Err(mpsc::error::TrySendError::Closed(())) => break 'outer EndReason::ConsumerGone,
+                    Err(mpsc::error::TrySendError::Full(())) => {
+                        let batch = (tx.max_capacity() / 4).max(1);
+                        tokio::select! {
+                            biased;
+                            _ = task_cancel.cancelled() => break 'outer EndReason::Stopped,
+                            reserved = tx.reserve_many(batch) => match reserved {
+                                Ok(reserved) => permits = Some(reserved),
+                                Err(_) => break 'outer EndReason::ConsumerGone,
+                            },
+                        }
+                    }
+                }
+            };
+            permit.send(message(event));
+            if let Some(t) = terminal {
+                break t;
+            }
+        };
+        match ended {
+            EndReason::Gone { .. } if source.restarts_after_gone() => {
+                restart = restart.saturating_add(1);
+                tokio::select! {
+                    biased;
+                    _ = task_cancel.cancelled() => break EndReason::Stopped,
+                    _ = tx.closed() => break EndReason::ConsumerGone,
+                    _ = tokio::time::sleep(restart_delay(restart)) => {}
+                }
+            }
+            other => break other,
+        }
+    };
+    let _ = end_tx.send(Some(reason));
 }
