@@ -1,7 +1,8 @@
 //! kazan-bench: kazan's watcher side by side with its peers, in one run.
 //!
 //! `cargo run --release -p kazan-bench -- [--events N] [--rounds R] [--json FILE] [--scenario NAME]`
-//! runs every scenario (or the one named) and prints a Markdown table per scenario. Each consumer
+//! runs every scenario (or the one named; `--consumer` picks consumers, and `KAZAN_BENCH_WRAP` runs
+//! the Rust ones under a profiler) and prints a Markdown table per scenario. Each consumer
 //! runs in its own process (this binary re-executed with the hidden `consume` subcommand, or
 //! `python3` for the Python client), so the CPU time and peak memory it reports are its own.
 //! Every Rust consumer is built with the workspace's release profile and runs with the system

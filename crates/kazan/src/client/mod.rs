@@ -466,6 +466,18 @@ impl Client {
     }
 }
 
+/// A client for a loopback URL that nothing listens on, for tests that never send.
+#[cfg(test)]
+pub(crate) fn unused_client() -> Client {
+    let Ok(url) = "https://127.0.0.1:6443".parse() else {
+        panic!("a literal URL parses");
+    };
+    match Client::new(crate::Config::new(url)) {
+        Ok(client) => client,
+        Err(e) => panic!("a client for a loopback URL: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,13 +488,7 @@ mod tests {
     /// it was 17 KiB.
     #[test]
     fn a_request_future_leaves_its_rare_paths_out_of_its_state() {
-        let Ok(url) = "https://127.0.0.1:6443".parse() else {
-            panic!("a literal URL parses");
-        };
-        let client = match Client::new(crate::Config::new(url)) {
-            Ok(client) => client,
-            Err(e) => panic!("a client for a loopback URL: {e}"),
-        };
+        let client = unused_client();
         let request = crate::Request::list::<k8s_openapi::api::core::v1::Pod>();
         let size = std::mem::size_of_val(&client.stream(&request));
         assert!(size <= 4096, "Client::stream's future is {size} bytes");

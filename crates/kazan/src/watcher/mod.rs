@@ -424,24 +424,29 @@ mod tests {
 
     use super::*;
 
+    /// `request` prepared with the default options, on a client that is never used.
+    fn prepared<K>(request: Request<ObjectList<K>>) -> Prepared<K>
+    where
+        K: Object + DeserializeOwned + Send + 'static,
+    {
+        let options = WatcherOptions::new();
+        match Prepared::new(
+            crate::client::unused_client(),
+            request,
+            &options,
+            WatcherId::next(),
+        ) {
+            Ok(prepared) => prepared,
+            Err(e) => panic!("a list request prepares: {e}"),
+        }
+    }
+
     /// What one watch keeps allocated while idle is mostly its stream's state; with a thousand
     /// watches in one process, every kilobyte here is a megabyte. The request futures (listing,
     /// connecting) are boxed only while they run, so the stream stays small.
     #[test]
     fn a_watch_stream_keeps_its_one_off_request_futures_out_of_its_state() {
-        let Ok(url) = "https://127.0.0.1:6443".parse() else {
-            panic!("a literal URL parses");
-        };
-        let client = match Client::new(crate::Config::new(url)) {
-            Ok(client) => client,
-            Err(e) => panic!("a client for a loopback URL: {e}"),
-        };
-        let options = WatcherOptions::new();
-        let prepared = match Prepared::<Pod>::new(client, Request::list::<Pod>(), &options, WatcherId::next())
-        {
-            Ok(prepared) => prepared,
-            Err(e) => panic!("a list request prepares: {e}"),
-        };
+        let prepared = prepared(Request::list::<Pod>());
         let stats = Arc::new(StatsCell::default());
         let steps = prepared.steps(WatcherId::next(), None, prepared.settings.clone(), stats);
         let size = std::mem::size_of_val(&steps);
@@ -451,25 +456,10 @@ mod tests {
     /// The spawned form adds a task per watch; its own state is small beside the stream's.
     #[test]
     fn a_spawned_watchers_task_is_small() {
-        let Ok(url) = "https://127.0.0.1:6443".parse() else {
-            panic!("a literal URL parses");
-        };
-        let client = match Client::new(crate::Config::new(url)) {
-            Ok(client) => client,
-            Err(e) => panic!("a client for a loopback URL: {e}"),
-        };
-        let options = WatcherOptions::new();
-        let prepared = match Prepared::<RawObject>::new(
-            client,
-            Request::list_of::<RawObject>(crate::ApiResource::of::<Pod>()),
-            &options,
-            WatcherId::next(),
-        ) {
-            Ok(prepared) => prepared,
-            Err(e) => panic!("a list request prepares: {e}"),
-        };
         let source = Single {
-            prepared: Some(prepared),
+            prepared: Some(prepared(Request::list_of::<RawObject>(crate::ApiResource::of::<
+                Pod,
+            >()))),
             id: WatcherId::next(),
             stats: Arc::default(),
         };

@@ -113,6 +113,10 @@ impl<S> WatcherOptions<S> {
     /// Sends events to `sender` instead of the handle's own channel (Kazan's `send_to`). Several
     /// watchers of different kinds may share one receiver: `M` is your enum with a `From` impl per
     /// kind's `Event<K>`.
+    ///
+    /// Each object is decoded on the watcher's task once a slot in `sender` is free for it, so a
+    /// watcher waiting on a full channel holds the event's JSON line, not a decoded object (unless
+    /// [`decode_concurrency`](Self::decode_concurrency) is above 1).
     pub fn send_to<M>(self, sender: mpsc::Sender<M>) -> WatcherOptions<mpsc::Sender<M>> {
         WatcherOptions {
             send_to: sender,
