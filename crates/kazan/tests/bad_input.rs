@@ -18,7 +18,7 @@ use kazan::{
     Client, Config, Error, Request,
     auth::AuthError,
     config::{AuthConfig, ClientIdentity, ConfigError, ExecConfig, KubeconfigOptions},
-    watcher::{BackoffConfig, EndReason, Event, EventKind, EventType, WatchError, Watcher, WatcherOptions},
+    watcher::{EndReason, Event, EventKind, EventType, WatchError, Watcher, WatcherOptions},
 };
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use rcgen::KeyPair;
@@ -186,17 +186,12 @@ async fn an_expired_client_certificate_is_refused_with_a_tls_error() -> TestResu
     });
     let client = Client::new(cfg)?;
 
-    let err = bounded(client.run(&Request::list::<Pod>()))
-        .await?
-        .err()
-        .ok_or("an expired client certificate was accepted")?;
-
-    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
-    assert!(
-        err.to_string()
-            .contains("received fatal alert: CertificateExpired"),
-        "{err}"
-    );
+    let err = support::assert_tls_refused(
+        &client,
+        "received fatal alert: CertificateExpired",
+        "an expired client certificate was accepted",
+    )
+    .await?;
     assert!(!err.is_retryable());
     assert!(server.journal().is_empty());
     Ok(())
@@ -219,7 +214,7 @@ async fn a_server_that_accepts_and_never_answers_hits_the_request_deadline() -> 
     .await?;
 
     // A watcher keeps retrying (a hung server may come back) and can always be stopped.
-    let mut w = Watcher::start(client, Request::list::<Pod>(), fast())?;
+    let mut w = Watcher::start(client, Request::list::<Pod>(), support::fast_watcher_options())?;
     let stats = bounded(async {
         loop {
             let stats = w.stats();
@@ -278,7 +273,7 @@ async fn a_truncated_list_answer_ends_the_watcher_with_a_typed_failure() -> Test
     let mut w = Watcher::start(
         Client::new(Config::new(server.url().parse()?))?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast(),
+        support::fast_watcher_options(),
     )?;
     let ev = next(&mut w).await?;
     match &ev.kind {
@@ -296,16 +291,6 @@ async fn a_truncated_list_answer_ends_the_watcher_with_a_typed_failure() -> Test
 }
 
 // ---- Bad lines in a live watch: reported or resumed, nothing lost ------------------------------
-
-fn fast() -> WatcherOptions {
-    WatcherOptions::new()
-        .backoff(BackoffConfig {
-            initial: Duration::from_millis(20),
-            max: Duration::from_millis(200),
-            reset_after: Duration::from_secs(60),
-        })
-        .log(None)
-}
 
 fn cm(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "w"}, "data": {"v": name}})
@@ -390,7 +375,7 @@ async fn the_following_events_arrive(
 #[tokio::test]
 async fn an_unknown_event_type_in_a_live_watch_is_skipped_and_nothing_is_lost() -> TestResult {
     let server = ApiServer::builder().namespaces(&["w"]).start().await?;
-    let (mut w, a) = live_watch(&server, fast()).await?;
+    let (mut w, a) = live_watch(&server, support::fast_watcher_options()).await?;
     server.faults().inject_into_watches(
         Some("configmaps"),
         &b"{\"type\":\"SURPRISE\",\"object\":{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"999\"}}}\n"
@@ -411,7 +396,7 @@ async fn an_unknown_event_type_in_a_live_watch_is_skipped_and_nothing_is_lost() 
 #[tokio::test]
 async fn an_object_without_metadata_in_a_live_watch_is_skipped_and_nothing_is_lost() -> TestResult {
     let server = ApiServer::builder().namespaces(&["w"]).start().await?;
-    let (mut w, a) = live_watch(&server, fast()).await?;
+    let (mut w, a) = live_watch(&server, support::fast_watcher_options()).await?;
     server.faults().inject_into_watches(
         Some("configmaps"),
         &b"{\"type\":\"ADDED\",\"object\":{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"data\":{\"v\":\"?\"}}}\n"[..],
@@ -453,7 +438,7 @@ async fn a_listed_object_without_a_name_is_skipped_and_the_rest_of_the_list_is_d
     let mut w = Watcher::start(
         Client::new(Config::new(server.url().parse()?))?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().deliver_initial_list(true),
+        support::fast_watcher_options().deliver_initial_list(true),
     )?;
 
     let skipped = next(&mut w).await?;
@@ -477,7 +462,7 @@ async fn a_listed_object_without_a_name_is_skipped_and_the_rest_of_the_list_is_d
 #[tokio::test]
 async fn a_line_over_the_limit_in_a_live_watch_is_skipped_and_nothing_is_lost() -> TestResult {
     let server = ApiServer::builder().namespaces(&["w"]).start().await?;
-    let (mut w, a) = live_watch(&server, fast().max_line_bytes(4096)).await?;
+    let (mut w, a) = live_watch(&server, support::fast_watcher_options().max_line_bytes(4096)).await?;
     let huge = format!(
         "{{\"type\":\"ADDED\",\"object\":{{\"metadata\":{{\"name\":\"huge\",\"resourceVersion\":\"999\"}},\"data\":{{\"v\":\"{}\"}}}}}}\n",
         "x".repeat(64 * 1024)
@@ -499,7 +484,7 @@ async fn a_line_over_the_limit_in_a_live_watch_is_skipped_and_nothing_is_lost() 
 #[tokio::test]
 async fn a_truncated_event_line_resumes_from_the_last_good_version_and_nothing_is_lost() -> TestResult {
     let server = ApiServer::builder().namespaces(&["w"]).start().await?;
-    let (mut w, a) = live_watch(&server, fast()).await?;
+    let (mut w, a) = live_watch(&server, support::fast_watcher_options()).await?;
     // Half an event, then a newline: what a proxy that drops part of a chunk leaves.
     server.faults().inject_into_watches(
         Some("configmaps"),
@@ -580,7 +565,7 @@ async fn resource_versions_that_are_not_numbers_are_resumed_from_unchanged() -> 
     let mut w = Watcher::start(
         Client::new(Config::new(server.url.parse()?))?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast()
+        support::fast_watcher_options()
             .bookmarks(true)
             .deliver_bookmarks(true)
             .deliver_initial_list(true),
@@ -647,7 +632,7 @@ async fn an_invalid_selector_is_a_400_and_a_terminal_watcher_failure() -> TestRe
         assert_eq!((api.code, api.reason()), (400, Some("BadRequest")), "{err}");
         assert!(!err.is_retryable());
 
-        let mut w = Watcher::start(client.clone(), request, fast())?;
+        let mut w = Watcher::start(client.clone(), request, support::fast_watcher_options())?;
         let ev = next(&mut w).await?;
         assert!(
             matches!(&ev.kind, EventKind::Failed(e) if e.api_error().map(|a| a.code) == Some(400)),

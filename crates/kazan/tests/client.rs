@@ -330,16 +330,12 @@ async fn tls_server_name_is_the_name_verified() -> TestResult {
 
     let mut cfg = trusting(&server)?;
     cfg.tls_server_name = Some("kubernetes.default.svc".into());
-    let err = bounded(Client::new(cfg)?.run(&Request::list::<Pod>()))
-        .await?
-        .err()
-        .ok_or("the certificate does not name kubernetes.default.svc")?;
-    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
-    assert!(
-        err.to_string()
-            .contains("invalid peer certificate: certificate not valid for name \"kubernetes.default.svc\""),
-        "{err}"
-    );
+    support::assert_tls_refused(
+        &Client::new(cfg)?,
+        "invalid peer certificate: certificate not valid for name \"kubernetes.default.svc\"",
+        "the certificate does not name kubernetes.default.svc",
+    )
+    .await?;
     Ok(())
 }
 
@@ -424,17 +420,12 @@ async fn without_a_client_certificate_a_server_requiring_one_gives_a_tls_error()
     let server = mtls_server(&ca).await?;
     let client = Client::new(trusting_ca(&server.url, &ca)?)?;
 
-    let err = bounded(client.run(&Request::list::<Pod>()))
-        .await?
-        .err()
-        .ok_or("the server requires a certificate")?;
-
-    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
-    assert!(
-        err.to_string()
-            .contains("received fatal alert: CertificateRequired"),
-        "{err}"
-    );
+    support::assert_tls_refused(
+        &client,
+        "received fatal alert: CertificateRequired",
+        "the server requires a certificate",
+    )
+    .await?;
     assert!(server.journal().is_empty());
     Ok(())
 }

@@ -15,7 +15,7 @@ use kazan::{
     Client, Config, Error, Request,
     auth::Authenticator,
     config::{AuthConfig, ClientIdentity, ExecConfig},
-    watcher::{BackoffConfig, EventKind, Watcher, WatcherOptions},
+    watcher::{EventKind, Watcher, WatcherOptions},
 };
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use rcgen::KeyPair;
@@ -62,14 +62,9 @@ fn key_lines(key_pem: &str) -> Vec<String> {
         .collect()
 }
 
+/// Quick retries, and every log line the watcher writes (the logs are searched for secrets).
 fn fast() -> WatcherOptions {
-    WatcherOptions::new()
-        .backoff(BackoffConfig {
-            initial: Duration::from_millis(20),
-            max: Duration::from_millis(200),
-            reset_after: Duration::from_secs(60),
-        })
-        .log(Some(tracing::Level::TRACE))
+    support::fast_watcher_options().log(Some(tracing::Level::TRACE))
 }
 
 /// What a session leaves to inspect: Debug and Display texts of everything it touched.
@@ -292,16 +287,12 @@ async fn tls_verification_is_on_by_default() -> TestResult {
     // With only the system's roots, the server's own CA is unknown: no request gets through.
     match Client::new(config) {
         Ok(client) => {
-            let err = bounded(client.run(&Request::list::<Pod>()))
-                .await?
-                .err()
-                .ok_or("a server of an unknown CA was trusted")?;
-            assert!(matches!(err, Error::Tls { .. }), "{err:?}");
-            assert!(
-                err.to_string()
-                    .contains("invalid peer certificate: UnknownIssuer"),
-                "{err}"
-            );
+            support::assert_tls_refused(
+                &client,
+                "invalid peer certificate: UnknownIssuer",
+                "a server of an unknown CA was trusted",
+            )
+            .await?;
         }
         // A machine without system roots refuses earlier, with a typed error.
         Err(err) => assert!(

@@ -6,10 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 use k8s_openapi::api::{batch::v1::Job, core::v1::ConfigMap, core::v1::Namespace};
 use kazan::{
     ApiResource, Client, Config, DynamicObject, Request,
-    watcher::{
-        BackoffConfig, EndReason, Event, EventKind, EventType, StopOutcome, WatchError, Watcher,
-        WatcherOptions,
-    },
+    watcher::{EndReason, Event, EventKind, EventType, StopOutcome, WatchError, Watcher},
 };
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use serde_json::{Value, json};
@@ -17,6 +14,8 @@ use serde_json::{Value, json};
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Generous bound for anything a test waits on.
+mod support;
+
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn server() -> Result<ApiServer, Box<dyn std::error::Error + Send + Sync>> {
@@ -25,17 +24,6 @@ async fn server() -> Result<ApiServer, Box<dyn std::error::Error + Send + Sync>>
 
 fn client(server: &ApiServer) -> Result<Client, Box<dyn std::error::Error + Send + Sync>> {
     Ok(Client::new(Config::new(server.url().parse()?))?)
-}
-
-/// Options for tests: quick retries, quiet logs.
-fn fast() -> WatcherOptions {
-    WatcherOptions::new()
-        .backoff(BackoffConfig {
-            initial: Duration::from_millis(20),
-            max: Duration::from_millis(200),
-            reset_after: Duration::from_secs(60),
-        })
-        .log(None)
 }
 
 fn cm(ns: &str, name: &str, value: &str) -> Value {
@@ -104,7 +92,7 @@ async fn starts_strictly_after_the_given_version() -> TestResult {
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(rv_of(&a)),
+        support::fast_watcher_options().resource_version(rv_of(&a)),
     )?;
     assert_eq!(summary(&next(&mut w).await?), added("b", "1"));
     assert_eq!(summary(&next(&mut w).await?), added("c", "1"));
@@ -127,7 +115,7 @@ async fn a_list_request_without_a_version_lists_first_and_watches_from_the_list(
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast(),
+        support::fast_watcher_options(),
     )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     server.create(cm("w", "new", "1"))?;
@@ -155,7 +143,9 @@ async fn the_initial_list_can_be_delivered_page_by_page() -> TestResult {
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().deliver_initial_list(true).page_size(3),
+        support::fast_watcher_options()
+            .deliver_initial_list(true)
+            .page_size(3),
     )?;
     for i in 0..7 {
         assert_eq!(summary(&next(&mut w).await?), added(&format!("item-{i}"), "1"));
@@ -192,7 +182,9 @@ async fn a_list_snapshot_that_expires_after_pages_were_delivered_is_gone() -> Te
     let mut stream = Watcher::stream(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().deliver_initial_list(true).page_size(2),
+        support::fast_watcher_options()
+            .deliver_initial_list(true)
+            .page_size(2),
     )?;
     let mut first_page = Vec::new();
     for _ in 0..2 {
@@ -222,11 +214,15 @@ async fn a_watch_request_needs_a_version() -> TestResult {
     let refused = Watcher::start(
         c.clone(),
         Request::watch_list::<ConfigMap>().namespace("w"),
-        fast(),
+        support::fast_watcher_options(),
     );
     assert!(matches!(refused, Err(WatchError::NoResourceVersion)));
     assert!(matches!(
-        Watcher::stream(c.clone(), Request::watch_list::<ConfigMap>(), fast()),
+        Watcher::stream(
+            c.clone(),
+            Request::watch_list::<ConfigMap>(),
+            support::fast_watcher_options()
+        ),
         Err(WatchError::NoResourceVersion)
     ));
     // With a version, on the request or in the options, it starts.
@@ -236,7 +232,7 @@ async fn a_watch_request_needs_a_version() -> TestResult {
         Request::watch_list::<ConfigMap>()
             .namespace("w")
             .resource_version(&rv_of(&a)),
-        fast(),
+        support::fast_watcher_options(),
     )?;
     server.create(cm("w", "b", "1"))?;
     assert_eq!(summary(&next(&mut w).await?), added("b", "1"));
@@ -250,7 +246,9 @@ async fn clean_ends_resume_from_the_last_event_with_nothing_lost_or_repeated() -
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(start.clone()).channel_capacity(1000),
+        support::fast_watcher_options()
+            .resource_version(start.clone())
+            .channel_capacity(1000),
     )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     // Writes and server-side ends interleave: the server ends every watch after 3 events too.
@@ -311,7 +309,7 @@ async fn the_servers_timeout_is_a_seamless_resume() -> TestResult {
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w").timeout_seconds(1),
-        fast().resource_version(start.clone()),
+        support::fast_watcher_options().resource_version(start.clone()),
     )?;
     for i in 0..3 {
         assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
@@ -350,7 +348,7 @@ async fn a_connection_cut_mid_event_resumes_from_the_last_complete_event() -> Te
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(start),
+        support::fast_watcher_options().resource_version(start),
     )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     let a = server.create(cm("w", "a", "1"))?;
@@ -384,7 +382,9 @@ async fn quiet_watcher_after_compaction(
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(start).bookmarks(bookmarks),
+        support::fast_watcher_options()
+            .resource_version(start)
+            .bookmarks(bookmarks),
     )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     server.create(cm("w", "a", "1"))?;
@@ -437,7 +437,7 @@ async fn an_http_410_answer_to_the_watch_is_gone_too() -> TestResult {
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(start),
+        support::fast_watcher_options().resource_version(start),
     )?;
     let ev = next(&mut w).await?;
     assert!(matches!(&ev.kind, EventKind::Gone { message } if message == "the resource version is gone"));
@@ -457,7 +457,7 @@ async fn old_servers_reason_gone_in_the_stream_is_gone() -> TestResult {
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(old),
+        support::fast_watcher_options().resource_version(old),
     )?;
     let ev = next(&mut w).await?;
     assert!(
@@ -487,7 +487,9 @@ async fn bookmarks_can_be_delivered() -> TestResult {
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(start).deliver_bookmarks(true),
+        support::fast_watcher_options()
+            .resource_version(start)
+            .deliver_bookmarks(true),
     )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     server.create(cm("other", "x", "1"))?;
@@ -515,7 +517,7 @@ async fn a_500_is_retried_from_the_same_version() -> TestResult {
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(rv_of(&a)),
+        support::fast_watcher_options().resource_version(rv_of(&a)),
     )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     server.create(cm("w", "b", "1"))?;
@@ -551,7 +553,7 @@ async fn a_429_with_retry_after_is_retried() -> TestResult {
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(rv_of(&a)),
+        support::fast_watcher_options().resource_version(rv_of(&a)),
     )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     server.create(cm("w", "b", "1"))?;
@@ -576,7 +578,7 @@ async fn a_403_ends_the_watcher_with_a_final_failed_event() -> TestResult {
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(server.resource_version().to_string()),
+        support::fast_watcher_options().resource_version(server.resource_version().to_string()),
     )?;
     let ev = next(&mut w).await?;
     let EventKind::Failed(error) = &ev.kind else {
@@ -603,7 +605,7 @@ async fn a_failed_initial_list_is_terminal_for_404_and_retried_for_503() -> Test
     let mut w = Watcher::start(
         client(&server)?,
         Request::list_dynamic(&widgets).namespace("w"),
-        fast(),
+        support::fast_watcher_options(),
     )?;
     let ev = next(&mut w).await?;
     assert!(
@@ -622,7 +624,7 @@ async fn a_failed_initial_list_is_terminal_for_404_and_retried_for_503() -> Test
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast(),
+        support::fast_watcher_options(),
     )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     server.create(cm("w", "a", "1"))?;
@@ -674,7 +676,7 @@ async fn every_split_of_the_body_decodes_identically() -> TestResult {
                 let mut w = Watcher::start(
                     c,
                     Request::list::<ConfigMap>().namespace("w"),
-                    fast().resource_version(start),
+                    support::fast_watcher_options().resource_version(start),
                 )?;
                 let mut got = Vec::new();
                 for _ in 0..3 {
@@ -708,7 +710,9 @@ async fn a_slow_consumer_holds_back_the_socket_and_memory_stays_bounded() -> Tes
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(start).channel_capacity(capacity),
+        support::fast_watcher_options()
+            .resource_version(start)
+            .channel_capacity(capacity),
     )?;
     let mut received = 0usize;
     let mut most_buffered = 0u64;
@@ -743,7 +747,7 @@ async fn stop_is_idempotent_and_dropping_the_receiver_ends_the_watcher() -> Test
     let w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(rv.clone()),
+        support::fast_watcher_options().resource_version(rv.clone()),
     )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     assert!(w.is_running());
@@ -760,7 +764,7 @@ async fn stop_is_idempotent_and_dropping_the_receiver_ends_the_watcher() -> Test
     let w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(rv).send_to(tx),
+        support::fast_watcher_options().resource_version(rv).send_to(tx),
     )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     drop(rx);
@@ -799,12 +803,14 @@ async fn two_watchers_of_different_kinds_feed_one_consumer() -> TestResult {
     let namespaces = Watcher::start(
         c.clone(),
         Request::list::<Namespace>(),
-        fast().name("namespaces").send_to(tx.clone()),
+        support::fast_watcher_options()
+            .name("namespaces")
+            .send_to(tx.clone()),
     )?;
     let jobs = Watcher::start(
         c.clone(),
         Request::list::<Job>().namespace("w"),
-        fast().name("jobs").send_to(tx),
+        support::fast_watcher_options().name("jobs").send_to(tx),
     )?;
     assert!(server.wait_for_watches("namespaces", 1, WAIT).await);
     assert!(server.wait_for_watches("jobs", 1, WAIT).await);
@@ -859,7 +865,7 @@ async fn the_stream_form_delivers_the_same_events() -> TestResult {
     let mut stream = Watcher::stream(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(start),
+        support::fast_watcher_options().resource_version(start),
     )?;
     let mut got = Vec::new();
     for _ in 0..2 {
@@ -889,7 +895,7 @@ async fn custom_resources_are_watched_as_dynamic_objects() -> TestResult {
     let mut w = Watcher::start(
         client(&server)?,
         Request::list_of::<DynamicObject>(widgets).namespace("w"),
-        fast(),
+        support::fast_watcher_options(),
     )?;
     assert!(server.wait_for_watches("widgets", 1, WAIT).await);
     server.create(json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1", "namespace": "w"}, "spec": {"size": 3}}))?;
@@ -910,7 +916,7 @@ async fn an_object_that_does_not_decode_is_skipped_and_reported() -> TestResult 
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(start),
+        support::fast_watcher_options().resource_version(start),
     )?;
     let ev = next(&mut w).await?;
     match &ev.kind {
@@ -943,7 +949,9 @@ async fn garbage_lines_unknown_types_and_huge_lines_are_reported_not_fatal() -> 
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version("1").max_line_bytes(2048),
+        support::fast_watcher_options()
+            .resource_version("1")
+            .max_line_bytes(2048),
     )?;
     assert_eq!(summary(&next(&mut w).await?), added("a", "1"));
     let ev = next(&mut w).await?;
@@ -968,7 +976,7 @@ async fn the_supervisor_relists_after_gone() -> TestResult {
     let mut w = Watcher::supervise(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().bookmarks(false),
+        support::fast_watcher_options().bookmarks(false),
     )?;
     assert_eq!(summary(&next(&mut w).await?), added("a", "1"));
     assert_eq!(next(&mut w).await?.event_type(), EventType::Synced);
@@ -1009,7 +1017,7 @@ async fn a_per_watcher_request_deadline_turns_a_hung_list_into_a_retry() -> Test
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().request_timeout(Duration::from_millis(300)),
+        support::fast_watcher_options().request_timeout(Duration::from_millis(300)),
     )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     server.create(cm("w", "a", "1"))?;
@@ -1031,7 +1039,7 @@ async fn a_stalled_watch_is_abandoned_after_the_idle_deadline_and_resumed() -> T
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast()
+        support::fast_watcher_options()
             .resource_version(start)
             .idle_timeout(Duration::from_millis(500)),
     )?;
@@ -1055,7 +1063,7 @@ async fn an_event_repeating_the_last_version_is_dropped_as_kazan_does() -> TestR
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(start.clone()),
+        support::fast_watcher_options().resource_version(start.clone()),
     )?;
     assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
     let a = server.create(cm("w", "a", "1"))?;
@@ -1099,7 +1107,7 @@ async fn the_lazy_form_delivers_raw_objects_that_decode_on_demand() -> TestResul
     let mut w = Watcher::start(
         client(&server)?,
         Request::list_of::<RawObject>(configmaps).namespace("w"),
-        fast().resource_version(start),
+        support::fast_watcher_options().resource_version(start),
     )?;
     let ev = next(&mut w).await?;
     assert_eq!(ev.event_type(), EventType::Added);
@@ -1118,7 +1126,7 @@ async fn the_handles_receiver_can_be_taken_into_another_task() -> TestResult {
     let mut w = Watcher::start(
         client(&server)?,
         Request::list::<ConfigMap>().namespace("w"),
-        fast().resource_version(start),
+        support::fast_watcher_options().resource_version(start),
     )?;
     let mut rx = w.take_receiver().ok_or("no receiver")?;
     assert!(w.take_receiver().is_none());

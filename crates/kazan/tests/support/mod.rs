@@ -505,3 +505,37 @@ pub async fn assert_the_request_deadlines_fire(
     );
     Ok(())
 }
+
+/// A list through `client` fails the TLS handshake: `Error::Tls` whose message has `fragment`
+/// (rustls' words for why). `accepted` says what went wrong if the list succeeds. The error is
+/// returned for the caller's own checks.
+pub async fn assert_tls_refused(
+    client: &kazan::Client,
+    fragment: &str,
+    accepted: &'static str,
+) -> Result<kazan::Error, TestError> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kazan::{Error, Request};
+    let err = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        client.run(&Request::list::<Pod>()),
+    )
+    .await
+    .map_err(|_| "the list did not end within its bound")?
+    .err()
+    .ok_or(accepted)?;
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    assert!(err.to_string().contains(fragment), "{err}");
+    Ok(err)
+}
+
+/// Watcher options for tests: quick retries, quiet logs.
+pub fn fast_watcher_options() -> kazan::watcher::WatcherOptions {
+    kazan::watcher::WatcherOptions::new()
+        .backoff(kazan::watcher::BackoffConfig {
+            initial: std::time::Duration::from_millis(20),
+            max: std::time::Duration::from_millis(200),
+            reset_after: std::time::Duration::from_secs(60),
+        })
+        .log(None)
+}
