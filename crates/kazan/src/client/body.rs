@@ -15,15 +15,78 @@ use hyper::body::Incoming;
 
 use crate::{
     client::{response::body_error, slots::Slot},
-    error::Error,
+    error::{BoxError, Error},
 };
+
+/// A body as the transport receives it: from hyper's pooled HTTP/1.1 client, or an HTTP/2
+/// stream of a lane, whose flow-control window is given back as each chunk is read.
+#[derive(Debug)]
+pub(crate) enum Received {
+    Http1(Incoming),
+    Http2(h2::RecvStream),
+}
+
+impl Body for Received {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Received::Http1(body) => Pin::new(body).poll_frame(cx).map_err(|e| Box::new(e) as BoxError),
+            Received::Http2(stream) => match stream.poll_data(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(Ok(data))) => {
+                    // Read, so the server may send as much again (what hyper did too).
+                    let _ = stream.flow_control().release_capacity(data.len());
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(http2_error(e)))),
+                Poll::Ready(None) => match stream.poll_trailers(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Ok(Some(trailers))) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+                    Poll::Ready(Ok(None)) => Poll::Ready(None),
+                    Poll::Ready(Err(e)) => Poll::Ready(Some(Err(http2_error(e)))),
+                },
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Received::Http1(body) => body.is_end_stream(),
+            Received::Http2(stream) => stream.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Received::Http1(body) => body.size_hint(),
+            Received::Http2(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// An HTTP/2 failure as an error whose chain can be searched: an I/O error (e.g. a TLS alert
+/// read from the socket) is passed on as itself, as hyper did, so that it is recognised.
+pub(crate) fn http2_error(e: h2::Error) -> BoxError {
+    if e.is_io() {
+        if let Some(io) = e.into_io() {
+            return Box::new(io);
+        }
+        return Box::new(std::io::Error::other("HTTP/2 connection I/O error"));
+    }
+    Box::new(e)
+}
 
 /// A response body that holds the stream slot of its lane (see [`super::lanes`]) until it has
 /// been read to the end, has failed, or is dropped: until then the stream is open on the
 /// connection and counts against the server's limit. Bodies of the pooled HTTP/1.1 client hold
 /// no slot.
 #[derive(Debug)]
-pub(crate) struct ResponseBody<B = Incoming> {
+pub(crate) struct ResponseBody<B = Received> {
     body: B,
     slot: Option<Slot>,
 }

@@ -13,18 +13,20 @@
 //!
 //! # How
 //!
-//! - **A lane** is one HTTP/2 connection made with hyper's connection API over the client's
-//!   connector (TCP or proxy tunnel, then TLS with ALPN, under the connect deadline), pinged every
-//!   30 s while idle and closed when a ping goes 15 s unanswered. Its connection future is wrapped
-//!   ([`Driven`]) so that after every poll it records the server's limit as h2 reports it, answers
-//!   limit queries, and marks the lane dead when the connection ends.
+//! - **A lane** is one HTTP/2 connection made with the `h2` crate over the client's connector
+//!   (TCP or proxy tunnel, then TLS with ALPN, under the connect deadline), pinged every 30 s and
+//!   closed when a ping goes 15 s unanswered. Its connection runs in one task ([`Driven`]), which
+//!   marks the lane dead when the connection ends. A request is handed to `h2` on the requester's
+//!   own task and its answer awaited there: no task and no channel per request (hyper's HTTP/2
+//!   client, used here before, spawned a task for every request, about 1.3 KiB each while a
+//!   thousand watches open).
 //! - **Slots.** A request takes a slot on a lane before it is sent and holds it until its response
 //!   body has ended, failed or been dropped: a watch for as long as its
 //!   [`BodyStream`](crate::client::BodyStream) lives, [`Client::run`](crate::Client::run) until it
 //!   has read the body. A new request takes the least-loaded live lane with a free slot (see
 //!   [`super::slots`]).
 //! - **Limits.** Until a lane's first response, h2 may not have applied the server's SETTINGS yet
-//!   (hyper starts from 100). Such a lane counts as 100 streams, but carries a single request, the
+//!   (h2 starts from 100). Such a lane counts as 100 streams, but carries a single request, the
 //!   probe; other requests wait for the probe's answer rather than open a connection the lane may
 //!   make needless. Once a response has come back, the SETTINGS have been applied (they are the
 //!   first frame a server sends, and h2 applies them before it reads another frame), so the limit
@@ -52,31 +54,33 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
-use http_body_util::Full;
-use hyper::{
-    body::Incoming,
-    client::conn::{TrySendError, http2},
+use h2::{
+    Ping, PingPong, RecvStream,
+    client::{Builder, Connection, SendRequest},
 };
-use hyper_util::{client::legacy::connect::Connection as _, rt::TokioExecutor};
-use tokio::sync::{Notify, mpsc, oneshot};
+use http::{HeaderValue, Response, Uri, header};
+use hyper_util::{client::legacy::connect::Connection as _, rt::TokioIo};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    sync::Notify,
+    time::{Instant, Sleep},
+};
 use tower_service::Service as _;
 
 use crate::client::{
+    Prepared,
+    body::http2_error,
     response::ConnectFailure,
     slots::{self, Choice, Limit, Load, Slot, Slots},
-    transport::{Connector, Io},
+    transport::{Connector, H2_KEEP_ALIVE_INTERVAL, H2_KEEP_ALIVE_TIMEOUT, Io},
 };
-
-/// The HTTP/2 connection future of one lane.
-type Http2Connection = http2::Connection<Io, Full<Bytes>, TokioExecutor>;
 
 /// The lanes of one client (shared by its clones).
 pub(crate) struct Lanes {
     /// `scheme://host:port` of the server: where connections go.
     origin: Uri,
     connector: Connector,
-    builder: http2::Builder<TokioExecutor>,
+    builder: Builder,
     /// Live lanes, oldest first. Slots are taken only under this lock.
     lanes: Mutex<Vec<Arc<Lane>>>,
     /// Told whenever room may have appeared: a slot was released, a lane learnt its limit or
@@ -113,7 +117,7 @@ enum Picked {
 
 impl Lanes {
     /// No connection yet: the first request opens one.
-    pub(crate) fn new(origin: Uri, connector: Connector, builder: http2::Builder<TokioExecutor>) -> Self {
+    pub(crate) fn new(origin: Uri, connector: Connector, builder: Builder) -> Self {
         Lanes {
             origin,
             connector,
@@ -221,11 +225,12 @@ impl Lanes {
             );
             return Ok(None);
         }
+        // h2 speaks tokio's I/O traits, the connector hyper's.
         let (sender, connection) = self
             .builder
-            .handshake(io)
+            .handshake::<_, Bytes>(TokioIo::new(io))
             .await
-            .map_err(|e| ConnectFailure::new(Box::new(e)))?;
+            .map_err(|e| ConnectFailure::new(http2_error(e)))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let state = Arc::new(LaneState {
             reported: AtomicUsize::new(slots::ASSUMED_STREAMS),
@@ -233,20 +238,13 @@ impl Lanes {
             dead: AtomicBool::new(false),
             changed: self.changed.clone(),
         });
-        let (queries, queried) = mpsc::unbounded_channel();
-        tokio::spawn(Driven {
-            id,
-            connection: Box::pin(connection),
-            state: state.clone(),
-            queries: queried,
-        });
+        tokio::spawn(Driven::new(id, connection, state.clone()));
         tracing::debug!(server = %self.origin, lane = id, "HTTP/2 connection opened");
         Ok(Some(Arc::new(Lane {
             id,
             sender,
             slots: Slots::new(self.changed.clone()),
             state,
-            queries,
         })))
     }
 }
@@ -254,11 +252,9 @@ impl Lanes {
 /// One HTTP/2 connection and its open streams.
 pub(crate) struct Lane {
     id: u64,
-    sender: http2::SendRequest<Full<Bytes>>,
+    sender: SendRequest<Bytes>,
     slots: Arc<Slots>,
     state: Arc<LaneState>,
-    /// Asks the connection task for the limit h2 knows now.
-    queries: mpsc::UnboundedSender<oneshot::Sender<usize>>,
 }
 
 /// What the connection task reports about its lane.
@@ -273,21 +269,47 @@ struct LaneState {
     changed: Arc<Notify>,
 }
 
+/// Why a request sent on a lane has no response.
+#[derive(Debug)]
+pub(crate) enum LaneFailure {
+    /// The connection refused the request before sending any of it (it is closing or closed):
+    /// it may be sent again on another lane.
+    Unsent(h2::Error),
+    /// The request was sent, and its stream or the connection failed before the answer came.
+    Failed(h2::Error),
+}
+
 impl Lane {
-    /// Sends a request; the response comes back as soon as its headers have. A request the
-    /// connection never took (it was closing) is handed back in the error.
+    /// Sends a request; the response comes back as soon as its headers have.
     pub(crate) async fn send(
         &self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<Full<Bytes>>>> {
-        let response = self.sender.clone().try_send_request(request).await?;
+        prepared: &Prepared,
+        credential: Option<&HeaderValue>,
+    ) -> Result<Response<RecvStream>, LaneFailure> {
+        let mut sender = self.sender.clone();
+        // Fails at once if the connection has ended (GOAWAY, I/O error); a fresh clone has no
+        // stream pending, so it does not wait otherwise.
+        std::future::poll_fn(|cx| sender.poll_ready(cx))
+            .await
+            .map_err(LaneFailure::Unsent)?;
+        let body = prepared.body();
+        let (response, mut stream) = sender
+            .send_request(http2_request(prepared, credential), body.is_empty())
+            .map_err(LaneFailure::Unsent)?;
+        if !body.is_empty() {
+            // Buffered by h2 and sent as the server's window allows; bodies here are small.
+            stream
+                .send_data(body.clone(), true)
+                .map_err(LaneFailure::Failed)?;
+        }
+        let response = response.await.map_err(LaneFailure::Failed)?;
         if !self.state.known.load(Ordering::Acquire) {
-            self.learn_limit().await;
+            self.learn_limit();
         }
         Ok(response)
     }
 
-    /// The connection handed a request back unsent: it is closing, take no more requests.
+    /// The connection refused a request unsent: it is closing, take no more requests.
     pub(crate) fn mark_closed(&self) {
         if !self.state.dead.swap(true, Ordering::AcqRel) {
             tracing::debug!(lane = self.id, "HTTP/2 connection closing");
@@ -296,7 +318,7 @@ impl Lane {
     }
 
     fn is_live(&self) -> bool {
-        !self.state.dead.load(Ordering::Acquire) && !self.sender.is_closed()
+        !self.state.dead.load(Ordering::Acquire)
     }
 
     fn load(&self) -> Load {
@@ -311,17 +333,10 @@ impl Lane {
         }
     }
 
-    /// After a response: asks the connection task for the limit, which now includes the
-    /// server's SETTINGS, and lets waiting requests use it.
-    async fn learn_limit(&self) {
-        let (reply, answer) = oneshot::channel();
-        if self.queries.send(reply).is_err() {
-            return;
-        }
-        // No answer: the connection ended, and the lane is dead anyway.
-        let Ok(limit) = answer.await else {
-            return;
-        };
+    /// After a response: reads the limit, which now includes the server's SETTINGS, and lets
+    /// waiting requests use it.
+    fn learn_limit(&self) {
+        let limit = self.sender.current_max_send_streams();
         self.state.reported.store(limit, Ordering::Release);
         if !self.state.known.swap(true, Ordering::AcqRel) {
             tracing::debug!(
@@ -334,27 +349,86 @@ impl Lane {
     }
 }
 
-/// Drives a lane's connection. After every poll it records the limit h2 reports
-/// (`current_max_send_streams`) and answers queries with it; when the connection ends (GOAWAY,
-/// I/O error, unanswered ping, every sender dropped), it marks the lane dead.
-struct Driven {
-    id: u64,
-    connection: Pin<Box<Http2Connection>>,
-    state: Arc<LaneState>,
-    queries: mpsc::UnboundedReceiver<oneshot::Sender<usize>>,
+/// The request as h2 takes it: the body goes separately, and headers that HTTP/2 forbids (the
+/// connection-specific ones a caller of `send_raw` may have set) are dropped, as hyper did.
+fn http2_request(prepared: &Prepared, credential: Option<&HeaderValue>) -> http::Request<()> {
+    let mut request = prepared.request(credential, ());
+    let headers = request.headers_mut();
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        http::HeaderName::from_static("keep-alive"),
+        http::HeaderName::from_static("proxy-connection"),
+    ] {
+        headers.remove(name);
+    }
+    if headers.get(header::TE).is_some_and(|te| te != "trailers") {
+        headers.remove(header::TE);
+    }
+    let length = prepared.body().len();
+    let has_payload = matches!(
+        *request.method(),
+        http::Method::POST | http::Method::PUT | http::Method::PATCH
+    );
+    if length > 0 || has_payload {
+        request
+            .headers_mut()
+            .entry(header::CONTENT_LENGTH)
+            .or_insert_with(|| HeaderValue::from(length));
+    }
+    request
 }
 
-impl Future for Driven {
+/// Drives a lane's connection and its keep-alive PINGs; when the connection ends (GOAWAY, I/O
+/// error, unanswered ping, or the lane dropped with no stream left: h2 closes it then), it marks
+/// the lane dead.
+struct Driven<T = TokioIo<Io>> {
+    id: u64,
+    connection: Pin<Box<Connection<T, Bytes>>>,
+    keep_alive: Option<KeepAlive>,
+    state: Arc<LaneState>,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Driven<T> {
+    /// The task for `connection`.
+    fn new(id: u64, mut connection: Connection<T, Bytes>, state: Arc<LaneState>) -> Self {
+        let keep_alive = connection.ping_pong().map(KeepAlive::new);
+        Driven {
+            id,
+            connection: Box::pin(connection),
+            keep_alive,
+            state,
+        }
+    }
+
+    /// Marks the lane dead; returning makes the task drop the connection, which fails the
+    /// streams still open on it (their watchers resume elsewhere).
+    fn end(&mut self) -> Poll<()> {
+        self.state.dead.store(true, Ordering::Release);
+        self.state.changed.notify_waiters();
+        Poll::Ready(())
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driven<T> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let polled = this.connection.as_mut().poll(cx);
-        let limit = this.connection.current_max_send_streams();
-        this.state.reported.store(limit, Ordering::Release);
-        while let Poll::Ready(Some(reply)) = this.queries.poll_recv(cx) {
-            let _ = reply.send(limit);
+        if let Some(keep_alive) = &mut this.keep_alive {
+            if keep_alive.poll_unanswered(cx).is_ready() {
+                tracing::debug!(
+                    lane = this.id,
+                    "HTTP/2 connection closed: a ping went unanswered for {H2_KEEP_ALIVE_TIMEOUT:?}"
+                );
+                return this.end();
+            }
         }
+        let polled = this.connection.as_mut().poll(cx);
+        this.state
+            .reported
+            .store(this.connection.max_concurrent_send_streams(), Ordering::Release);
         let Poll::Ready(result) = polled else {
             return Poll::Pending;
         };
@@ -362,13 +436,170 @@ impl Future for Driven {
             Ok(()) => tracing::debug!(lane = this.id, "HTTP/2 connection closed"),
             Err(e) => tracing::debug!(lane = this.id, error = %e, "HTTP/2 connection failed"),
         }
-        this.state.dead.store(true, Ordering::Release);
-        this.state.changed.notify_waiters();
-        Poll::Ready(())
+        this.end()
+    }
+}
+
+/// PINGs the server every [`H2_KEEP_ALIVE_INTERVAL`] and notices when one goes unanswered for
+/// [`H2_KEEP_ALIVE_TIMEOUT`]: a peer that vanished without closing the connection (a dead node,
+/// a dropped NAT mapping) would otherwise leave its watches silent until their idle deadline.
+struct KeepAlive {
+    ping_pong: PingPong,
+    timer: Pin<Box<Sleep>>,
+    /// A ping is out, and `timer` is its deadline.
+    awaiting_pong: bool,
+}
+
+impl KeepAlive {
+    fn new(ping_pong: PingPong) -> Self {
+        KeepAlive {
+            ping_pong,
+            timer: Box::pin(tokio::time::sleep(H2_KEEP_ALIVE_INTERVAL)),
+            awaiting_pong: false,
+        }
+    }
+
+    /// Ready when a ping has gone unanswered for too long; otherwise sends pings as they fall due
+    /// and stays pending. A failure to ping means the connection is ending, which its own poll
+    /// reports.
+    fn poll_unanswered(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.awaiting_pong {
+                match self.ping_pong.poll_pong(cx) {
+                    Poll::Ready(Ok(_)) => {
+                        self.awaiting_pong = false;
+                        self.rearm(H2_KEEP_ALIVE_INTERVAL);
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Pending,
+                    Poll::Pending => {}
+                }
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if self.awaiting_pong {
+                return Poll::Ready(());
+            }
+            if self.ping_pong.send_ping(Ping::opaque()).is_err() {
+                return Poll::Pending;
+            }
+            self.awaiting_pong = true;
+            self.rearm(H2_KEEP_ALIVE_TIMEOUT);
+        }
+    }
+
+    fn rearm(&mut self, after: std::time::Duration) {
+        self.timer.as_mut().reset(Instant::now() + after);
     }
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (counters and lists).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::HeaderMap;
+
+    use super::*;
+
+    /// A lane's connection task over an in-memory pipe, and the server's end of the pipe after
+    /// the HTTP/2 handshake.
+    async fn lane_over_a_pipe() -> (
+        Driven<tokio::io::DuplexStream>,
+        SendRequest<Bytes>,
+        Arc<LaneState>,
+        h2::server::Connection<tokio::io::DuplexStream, Bytes>,
+    ) {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let (client, server) =
+            tokio::join!(h2::client::handshake(client_io), h2::server::handshake(server_io));
+        let (Ok((sender, connection)), Ok(server)) = (client, server) else {
+            panic!("an HTTP/2 handshake over an in-memory pipe");
+        };
+        let state = Arc::new(LaneState {
+            reported: AtomicUsize::new(slots::ASSUMED_STREAMS),
+            known: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
+            changed: Arc::new(Notify::new()),
+        });
+        let driven = Driven::new(1, connection, state.clone());
+        (driven, sender, state, server)
+    }
+
+    /// Serves the server's end: answers PINGs and SETTINGS, accepts nothing.
+    fn serve(mut server: h2::server::Connection<tokio::io::DuplexStream, Bytes>) {
+        tokio::spawn(async move { while let Some(Ok(_)) = server.accept().await {} });
+    }
+
+    #[test]
+    fn http2_requests_drop_connection_headers_and_say_their_length() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(header::TE, HeaderValue::from_static("gzip"));
+        let prepared = Prepared {
+            method: http::Method::POST,
+            uri: Uri::from_static("https://127.0.0.1:6443/api/v1/namespaces"),
+            url: "https://127.0.0.1:6443/api/v1/namespaces".to_string(),
+            headers,
+            body: Bytes::from_static(b"{}"),
+        };
+        let request = http2_request(&prepared, Some(&HeaderValue::from_static("Bearer t")));
+        let headers = request.headers();
+        let names: Vec<&str> = headers.keys().map(|name| name.as_str()).collect();
+        assert_eq!(names, ["accept", "authorization", "content-length"]);
+        assert_eq!(headers.get(header::CONTENT_LENGTH), Some(&HeaderValue::from(2)));
+        assert!(
+            headers
+                .get(header::AUTHORIZATION)
+                .is_some_and(HeaderValue::is_sensitive)
+        );
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(request.uri(), &prepared.uri);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ping_unanswered_for_the_timeout_closes_the_connection() {
+        let (driven, _sender, state, _silent_server) = lane_over_a_pipe().await;
+        let task = tokio::spawn(driven);
+        // The first ping goes out after the interval; the connection ends once the timeout follows.
+        let quiet = H2_KEEP_ALIVE_INTERVAL + H2_KEEP_ALIVE_TIMEOUT - Duration::from_secs(1);
+        tokio::time::sleep(quiet).await;
+        assert!(
+            !state.dead.load(Ordering::Acquire),
+            "closed before the ping timed out"
+        );
+        let ended = tokio::time::timeout(Duration::from_secs(2), task).await;
+        assert!(matches!(ended, Ok(Ok(()))), "the connection task did not end");
+        assert!(state.dead.load(Ordering::Acquire));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_answers_pings_keeps_the_connection() {
+        let (driven, _sender, state, server) = lane_over_a_pipe().await;
+        serve(server);
+        let task = tokio::spawn(driven);
+        // Ten rounds of pings, every one answered.
+        tokio::time::sleep(10 * H2_KEEP_ALIVE_INTERVAL).await;
+        assert!(!state.dead.load(Ordering::Acquire));
+        assert!(!task.is_finished());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_lane_closes_its_idle_connection() {
+        let (driven, sender, state, server) = lane_over_a_pipe().await;
+        serve(server);
+        let task = tokio::spawn(driven);
+        tokio::task::yield_now().await;
+        assert!(!task.is_finished());
+        drop(sender);
+        let ended = tokio::time::timeout(Duration::from_secs(5), task).await;
+        assert!(matches!(ended, Ok(Ok(()))), "the connection outlived its lane");
+        assert!(state.dead.load(Ordering::Acquire));
+    }
 }

@@ -10,7 +10,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use serde::Deserialize;
 
 use crate::{
-    client::{body::ResponseBody, transport::ConnectTimedOut},
+    client::{
+        body::{ResponseBody, http2_error},
+        transport::ConnectTimedOut,
+    },
     error::{ApiError, BoxError, Error, chain, find_in_chain},
 };
 
@@ -254,14 +257,13 @@ impl ConnectFailure {
 
 /// Sorts a failure of a request sent on an HTTP/2 lane: TLS (an alert after the handshake, e.g.
 /// a refused client certificate) or HTTP (reset stream, connection lost).
-pub(crate) fn lane_send_error(url: &str, err: hyper::Error) -> Error {
-    body_error(url, err)
+pub(crate) fn lane_send_error(url: &str, err: h2::Error) -> Error {
+    body_error(url, http2_error(err))
 }
 
 /// Sorts a failure while reading a body: TLS (e.g. an alert after the handshake) or HTTP.
-pub(crate) fn body_error(url: &str, err: hyper::Error) -> Error {
+pub(crate) fn body_error(url: &str, source: BoxError) -> Error {
     let url = url.to_string();
-    let source: BoxError = Box::new(err);
     if is_tls_failure(source.as_ref()) {
         Error::Tls { url, source }
     } else {

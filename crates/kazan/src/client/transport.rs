@@ -6,8 +6,7 @@
 //! `http/1.1`, plain `http://` passed through), all under one connect deadline that covers TCP,
 //! the proxy tunnel and the TLS handshake. HTTP/2 connections (see [`super::lanes`]) and the
 //! pooled client's connections are made by the same stack. HTTP/2 connections are pinged every
-//! 30 s while idle (giving up after 15 s without an answer) so that a dead peer is noticed, as
-//! client-go does.
+//! 30 s (closed after 15 s without an answer) so that a dead peer is noticed, as client-go does.
 
 use std::{
     future::Future,
@@ -20,7 +19,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderValue, Uri};
 use http_body_util::Full;
-use hyper::client::conn::http2;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, MaybeHttpsStream};
 use hyper_util::{
     client::legacy::{
@@ -34,8 +32,9 @@ use tower_service::Service;
 
 use crate::{
     client::{
-        body::ResponseBody,
-        lanes::{Lanes, Route},
+        Prepared,
+        body::{Received, ResponseBody},
+        lanes::{LaneFailure, Lanes, Route},
         response::{lane_send_error, send_error},
         slots, tls,
     },
@@ -43,10 +42,18 @@ use crate::{
     error::{BoxError, ClientSetupError, Error},
 };
 
-/// HTTP/2 PING interval on a connection that received nothing (client-go's `ReadIdleTimeout`).
-const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// HTTP/2 PING interval (client-go pings after as long without reading: `ReadIdleTimeout`).
+pub(crate) const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long to wait for a PING answer before closing the connection (client-go's `PingTimeout`).
-const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(15);
+/// HTTP/2 flow-control windows and limits of a lane: hyper's defaults, which its own HTTP/2
+/// client used here before lanes drove `h2` directly. The windows are far above the spec's
+/// 64 KiB so that a watch's burst is not held back by round trips (client-go's are larger still).
+const H2_STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+const H2_MAX_FRAME_SIZE: u32 = 16 * 1024;
+const H2_MAX_SEND_BUFFER: usize = 1024 * 1024;
+const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
 /// How long an unused pooled connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -80,12 +87,14 @@ impl Transport {
             .build(connector.clone());
         let lanes = match config.cluster_url.scheme_str() {
             Some("https") => {
-                let mut h2 = http2::Builder::new(TokioExecutor::new());
-                h2.timer(TokioTimer::new())
-                    .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
-                    .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
-                    .keep_alive_while_idle(true)
-                    // What h2 allows before the server's SETTINGS arrive (hyper's default too).
+                let mut h2 = h2::client::Builder::new();
+                h2.initial_window_size(H2_STREAM_WINDOW)
+                    .initial_connection_window_size(H2_CONNECTION_WINDOW)
+                    .max_frame_size(H2_MAX_FRAME_SIZE)
+                    .max_send_buffer_size(H2_MAX_SEND_BUFFER)
+                    .max_header_list_size(H2_MAX_HEADER_LIST)
+                    .enable_push(false)
+                    // What h2 allows before the server's SETTINGS arrive.
                     .initial_max_send_streams(slots::ASSUMED_STREAMS);
                 Some(Lanes::new(origin(&config.cluster_url)?, connector, h2))
             }
@@ -94,36 +103,35 @@ impl Transport {
         Ok(Transport { pooled, lanes })
     }
 
-    /// Sends a request (with an absolute URI on the server) and returns the response as soon as
-    /// its headers have come. `url` names the request in errors.
+    /// Sends a request and returns the response as soon as its headers have come.
     pub(crate) async fn send(
         &self,
-        url: &str,
-        mut request: http::Request<Full<Bytes>>,
+        prepared: &Prepared,
+        credential: Option<&HeaderValue>,
     ) -> Result<http::Response<ResponseBody>, Error> {
+        let url = prepared.url();
         let Some(lanes) = &self.lanes else {
-            return self.send_pooled(url, request).await;
+            return self.send_pooled(prepared, credential).await;
         };
         let mut resent = false;
         loop {
             let (lane, slot) = match lanes.route().await.map_err(|f| f.to_error(url))? {
                 Route::Lane(lane, slot) => (lane, slot),
-                Route::Pooled => return self.send_pooled(url, request).await,
+                Route::Pooled => return self.send_pooled(prepared, credential).await,
             };
-            match lane.send(request).await {
-                Ok(response) => return Ok(response.map(|body| ResponseBody::new(body, Some(slot)))),
-                Err(mut failed) => {
+            match lane.send(prepared, credential).await {
+                Ok(response) => {
+                    return Ok(response.map(|body| ResponseBody::new(Received::Http2(body), Some(slot))));
+                }
+                // The connection closed before it took the request: safe to send again.
+                Err(LaneFailure::Unsent(error)) if !resent => {
                     drop(slot);
-                    match failed.take_message() {
-                        // The connection closed before it took the request: safe to send again.
-                        Some(unsent) if !resent => {
-                            lane.mark_closed();
-                            tracing::debug!(%url, "connection closed before the request was sent; sending it again");
-                            resent = true;
-                            request = unsent;
-                        }
-                        _ => return Err(lane_send_error(url, failed.into_error())),
-                    }
+                    lane.mark_closed();
+                    tracing::debug!(%url, %error, "connection closed before the request was sent; sending it again");
+                    resent = true;
+                }
+                Err(LaneFailure::Unsent(error) | LaneFailure::Failed(error)) => {
+                    return Err(lane_send_error(url, error));
                 }
             }
         }
@@ -131,15 +139,16 @@ impl Transport {
 
     async fn send_pooled(
         &self,
-        url: &str,
-        request: http::Request<Full<Bytes>>,
+        prepared: &Prepared,
+        credential: Option<&HeaderValue>,
     ) -> Result<http::Response<ResponseBody>, Error> {
+        let request = prepared.request(credential, Full::new(prepared.body().clone()));
         let response = self
             .pooled
             .request(request)
             .await
-            .map_err(|e| send_error(url, e))?;
-        Ok(response.map(|body| ResponseBody::new(body, None)))
+            .map_err(|e| send_error(prepared.url(), e))?;
+        Ok(response.map(|body| ResponseBody::new(Received::Http1(body), None)))
     }
 }
 
