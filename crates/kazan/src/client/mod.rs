@@ -291,16 +291,25 @@ impl Client {
     ///
     /// [`Config::request_timeout`] bounds the wait for the response headers only.
     pub async fn stream<T>(&self, req: &Request<T>) -> Result<BodyStream, Error> {
-        let req = self.with_default_namespace(req);
-        let prepared = self.prepare(&req, false)?;
-        let url = prepared.url.clone();
+        let prepared = self.prepare_stream(req)?;
+        self.stream_prepared(prepared).await
+    }
+
+    /// The first half of [`Client::stream`]: the request checked and built, synchronously, so that
+    /// a caller holding its [`Request`] need not keep it across the wait for the answer.
+    pub(crate) fn prepare_stream<T>(&self, req: &Request<T>) -> Result<Prepared, Error> {
+        self.prepare(&self.with_default_namespace(req), false)
+    }
+
+    /// The second half of [`Client::stream`]: sends and checks the status.
+    pub(crate) async fn stream_prepared(&self, prepared: Prepared) -> Result<BodyStream, Error> {
         let response = self
-            .deadline(&url, "response headers", async {
+            .deadline(&prepared.url, "response headers", async {
                 let response = self.execute(&prepared).await?;
                 check_status(&prepared.method, &prepared.url, response).await
             })
             .await?;
-        Ok(BodyStream::new(response, url))
+        Ok(BodyStream::new(response, prepared.url))
     }
 
     /// Sends any HTTP request to the server (e.g. discovery), with the client's credentials,
@@ -432,10 +441,21 @@ impl Client {
     /// connection: the first request opens it and the others wait for it (see `lanes.rs`).
     async fn execute(&self, prepared: &Prepared) -> Result<http::Response<ResponseBody>, Error> {
         let credential = self.inner.auth.header().await?;
-        let response = self.send_once(prepared, credential.clone()).await?;
+        let response = self.send_once(prepared, credential.as_ref()).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
+        // Boxed: a refresh is rare, and inline it would add its size to every request's future.
+        Box::pin(self.after_unauthorized(prepared, credential, response)).await
+    }
+
+    /// A 401: refreshes the credentials and sends once more if anything could be refreshed.
+    async fn after_unauthorized(
+        &self,
+        prepared: &Prepared,
+        credential: Option<HeaderValue>,
+        response: http::Response<ResponseBody>,
+    ) -> Result<http::Response<ResponseBody>, Error> {
         // With the credential that was refused, so that many requests refused at once share
         // one refresh (one exec plugin run).
         let refreshed = match &credential {
@@ -450,15 +470,15 @@ impl Client {
         read_error_body(body, &parts.headers).await;
         tracing::debug!(url = %prepared.url, "401: credentials refreshed, sending again");
         let credential = self.inner.auth.header().await?;
-        self.send_once(prepared, credential).await
+        self.send_once(prepared, credential.as_ref()).await
     }
 
     async fn send_once(
         &self,
         prepared: &Prepared,
-        credential: Option<HeaderValue>,
+        credential: Option<&HeaderValue>,
     ) -> Result<http::Response<ResponseBody>, Error> {
-        let response = self.inner.transport.send(prepared, credential.as_ref()).await?;
+        let response = self.inner.transport.send(prepared, credential).await?;
         tracing::debug!(
             method = %prepared.method,
             url = %prepared.url,

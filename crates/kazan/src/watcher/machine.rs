@@ -377,14 +377,20 @@ where
     }
 
     async fn connect(&mut self) -> State<K> {
-        let req = self.watch_request();
         self.log(format_args!(
             "watching {} from resourceVersion {}",
             self.what,
             self.rv.as_deref().unwrap_or("(none)")
         ));
-        match self.client.stream(&req).await {
-            Ok(body) => {
+        // Built in a statement of its own, so that the wait does not hold the request (400 bytes).
+        let prepared = self.client.prepare_stream(&self.watch_request());
+        let opened = match prepared {
+            Ok(prepared) => self.client.stream_prepared(prepared).await,
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok(mut body) => {
+                body.drop_headers();
                 let now = Instant::now();
                 self.backoff.healthy(now);
                 self.framer.reset();

@@ -244,7 +244,7 @@ where
             })
         } else {
             let source = Single {
-                prepared: Some(prepared),
+                prepared: Some(Box::new(prepared)),
                 id,
                 stats: stats.clone(),
             };
@@ -371,7 +371,8 @@ impl Watcher {
 }
 
 struct Single<K> {
-    prepared: Option<Prepared<K>>,
+    /// Boxed, and taken when the stream opens: the task keeps the source for its whole life.
+    prepared: Option<Box<Prepared<K>>>,
     id: WatcherId,
     stats: Arc<StatsCell>,
 }
@@ -457,20 +458,20 @@ mod tests {
     #[test]
     fn a_spawned_watchers_task_is_small() {
         let source = Single {
-            prepared: Some(prepared(Request::list_of::<RawObject>(crate::ApiResource::of::<
-                Pod,
-            >()))),
+            prepared: Some(Box::new(prepared(Request::list_of::<RawObject>(
+                crate::ApiResource::of::<Pod>(),
+            )))),
             id: WatcherId::next(),
             stats: Arc::default(),
         };
         let (tx, _rx) = tokio::sync::mpsc::channel::<Event<Pod>>(1);
-        let (end_tx, _end_rx) = tokio::sync::watch::channel(None);
+
         let task = spawn::drive(
             Box::new(source),
             tx,
             deferred::finish::<Pod>,
             tokio_util::sync::CancellationToken::new(),
-            end_tx,
+            spawn::EndGuard(Arc::default()),
             |_| Duration::ZERO,
         );
         let size = std::mem::size_of_val(&task);

@@ -5,12 +5,12 @@ use std::{
     fmt,
     future::IntoFuture,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     task::{Context, Poll},
 };
 
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::{Event, EventKind, WatchError, WatchStream, WatcherId, WatcherStats, stats::StatsCell};
@@ -58,8 +58,51 @@ pub struct WatcherHandle<M> {
 pub(crate) struct Control {
     pub(crate) id: WatcherId,
     cancel: CancellationToken,
-    end: watch::Receiver<Option<EndReason>>,
+    end: Arc<EndSignal>,
     pub(crate) stats: Arc<StatsCell>,
+}
+
+/// How a watcher ended: told once by its task, read by its handle. Every running watcher keeps
+/// one, so it is a cell and one notifier (a `watch` channel carries nine notifiers).
+#[derive(Debug, Default)]
+pub(crate) struct EndSignal {
+    reason: OnceLock<EndReason>,
+    told: Notify,
+}
+
+impl EndSignal {
+    /// Records the reason (the first one told wins) and wakes every waiter.
+    pub(crate) fn tell(&self, reason: EndReason) {
+        let _ = self.reason.set(reason);
+        self.told.notify_waiters();
+    }
+
+    fn reason(&self) -> Option<&EndReason> {
+        self.reason.get()
+    }
+
+    async fn wait(&self) -> EndReason {
+        loop {
+            // Enabled before looking, so that a reason told after the look is not missed.
+            let told = self.told.notified();
+            tokio::pin!(told);
+            told.as_mut().enable();
+            if let Some(reason) = self.reason.get() {
+                return reason.clone();
+            }
+            told.await;
+        }
+    }
+}
+
+/// Held by the task: tells `Stopped` if the task is dropped before it told anything (its runtime
+/// shut down), so that no handle waits for ever.
+pub(crate) struct EndGuard(pub(crate) Arc<EndSignal>);
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        self.0.tell(EndReason::Stopped);
+    }
 }
 
 /// Where the handle's [`recv`](WatcherHandle::recv) reads from.
@@ -80,7 +123,7 @@ impl<M> fmt::Debug for WatcherHandle<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WatcherHandle")
             .field("id", &self.control.id)
-            .field("running", &self.control.end.borrow().is_none())
+            .field("running", &self.control.end.reason().is_none())
             .finish_non_exhaustive()
     }
 }
@@ -135,7 +178,7 @@ impl<M: Send + 'static> WatcherHandle<M> {
     /// Stops the watch and waits for the task to end. Calling it again, or after the watcher ended
     /// on its own, returns [`StopOutcome::AlreadyStopped`].
     pub async fn stop(&self) -> StopOutcome {
-        if self.control.end.borrow().is_some() {
+        if self.control.end.reason().is_some() {
             return StopOutcome::AlreadyStopped;
         }
         self.control.cancel.cancel();
@@ -147,22 +190,17 @@ impl<M: Send + 'static> WatcherHandle<M> {
 
     /// Whether the watcher is still running.
     pub fn is_running(&self) -> bool {
-        self.control.end.borrow().is_none()
+        self.control.end.reason().is_none()
     }
 
     /// Why the watcher ended, if it has.
     pub fn end_reason(&self) -> Option<EndReason> {
-        self.control.end.borrow().clone()
+        self.control.end.reason().cloned()
     }
 
     /// Waits until the watcher ends and tells why.
     pub async fn wait(&self) -> EndReason {
-        let mut end = self.control.end.clone();
-        match end.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone().unwrap_or(EndReason::Stopped),
-            // The task is gone without a word: it was cancelled with the runtime.
-            Err(_) => EndReason::Stopped,
-        }
+        self.control.end.wait().await
     }
 }
 
@@ -199,19 +237,19 @@ where
     Src: StreamSource<K>,
 {
     let cancel = CancellationToken::new();
-    let (end_tx, end_rx) = watch::channel(None);
+    let end = Arc::new(EndSignal::default());
     tokio::spawn(drive(
         Box::new(source),
         tx,
         message,
         cancel.clone(),
-        end_tx,
+        EndGuard(end.clone()),
         restart_delay,
     ));
     Control {
         id,
         cancel,
-        end: end_rx,
+        end,
         stats,
     }
 }
@@ -222,7 +260,7 @@ pub(crate) async fn drive<K, M, Src>(
     tx: mpsc::Sender<M>,
     message: impl Fn(Event<K>) -> M + Send + 'static,
     task_cancel: CancellationToken,
-    end_tx: watch::Sender<Option<EndReason>>,
+    end: EndGuard,
     restart_delay: impl Fn(u32) -> std::time::Duration + Send + 'static,
 ) where
     K: Send + 'static,
@@ -303,5 +341,39 @@ pub(crate) async fn drive<K, M, Src>(
             other => break other,
         }
     };
-    let _ = end_tx.send(Some(reason));
+    end.0.tell(reason);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_dropped_without_a_word_ends_its_watcher_as_stopped() {
+        let end = Arc::new(EndSignal::default());
+        let guard = EndGuard(end.clone());
+        let waiter = tokio::spawn({
+            let end = end.clone();
+            async move { end.wait().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(end.reason().is_none());
+        drop(guard);
+        let reason = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+        assert!(matches!(reason, Ok(Ok(EndReason::Stopped))), "{reason:?}");
+    }
+
+    #[tokio::test]
+    async fn the_first_reason_told_is_the_one_every_waiter_gets() {
+        let end = Arc::new(EndSignal::default());
+        let guard = EndGuard(end.clone());
+        end.tell(EndReason::ConsumerGone);
+        // The task's guard drops after it told why: that changes nothing.
+        drop(guard);
+        assert!(matches!(end.reason(), Some(EndReason::ConsumerGone)));
+        let reason = tokio::time::timeout(Duration::from_secs(5), end.wait()).await;
+        assert!(matches!(reason, Ok(EndReason::ConsumerGone)), "{reason:?}");
+    }
 }
