@@ -26,7 +26,7 @@
 //! ```
 //!
 //! Three forms share one state machine: the spawned form above ([`Watcher::start`], events in a
-//! bounded channel, a handle to stop it), the [`Stream`](futures_util::Stream) form
+//! bounded channel, a handle to stop it), the [`Stream`] form
 //! ([`Watcher::stream`]) and the supervised form ([`Watcher::supervise`], which relists after Gone).
 //! See <https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes>.
 
