@@ -303,13 +303,18 @@ impl Client {
 
     /// The second half of [`Client::stream`]: sends and checks the status.
     pub(crate) async fn stream_prepared(&self, prepared: Prepared) -> Result<BodyStream, Error> {
-        let response = self
-            .deadline(&prepared.url, "response headers", async {
-                let response = self.execute(&prepared).await?;
-                check_status(&prepared.method, &prepared.url, response).await
-            })
-            .await?;
+        let response = self.checked_response(&prepared).await?;
         Ok(BodyStream::new(response, prepared.url))
+    }
+
+    /// Sends and checks the status within the deadline for the response headers; the body is left
+    /// to the caller.
+    async fn checked_response(&self, prepared: &Prepared) -> Result<http::Response<ResponseBody>, Error> {
+        self.deadline(&prepared.url, "response headers", async {
+            let response = self.execute(prepared).await?;
+            check_status(&prepared.method, &prepared.url, response).await
+        })
+        .await
     }
 
     /// Sends any HTTP request to the server (e.g. discovery), with the client's credentials,
@@ -337,12 +342,7 @@ impl Client {
         for (name, value) in &parts.headers {
             prepared.headers.insert(name, value.clone());
         }
-        let response = self
-            .deadline(&prepared.url, "response headers", async {
-                let response = self.execute(&prepared).await?;
-                check_status(&prepared.method, &prepared.url, response).await
-            })
-            .await?;
+        let response = self.checked_response(&prepared).await?;
         let (parts, body) = response.into_parts();
         let stream = BodyStream::new(http::Response::from_parts(parts.clone(), body), prepared.url);
         Ok(http::Response::from_parts(parts, stream))
