@@ -48,7 +48,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     task::{Context, Poll},
 };
@@ -233,7 +233,6 @@ impl Lanes {
             .map_err(|e| ConnectFailure::new(http2_error(e)))?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let state = Arc::new(LaneState {
-            reported: AtomicUsize::new(slots::ASSUMED_STREAMS),
             known: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             changed: self.changed.clone(),
@@ -259,9 +258,7 @@ pub(crate) struct Lane {
 
 /// What the connection task reports about its lane.
 struct LaneState {
-    /// SETTINGS_MAX_CONCURRENT_STREAMS as h2 last reported it.
-    reported: AtomicUsize,
-    /// `reported` was read after a response came back, so the server's SETTINGS are in it.
+    /// A response has come back, so the limit h2 reports includes the server's SETTINGS.
     known: AtomicBool,
     /// The connection has ended.
     dead: AtomicBool,
@@ -323,7 +320,7 @@ impl Lane {
 
     fn load(&self) -> Load {
         let limit = if self.state.known.load(Ordering::Acquire) {
-            Limit::Known(self.state.reported.load(Ordering::Acquire))
+            Limit::Known(self.sender.current_max_send_streams())
         } else {
             Limit::Unknown
         };
@@ -333,11 +330,11 @@ impl Lane {
         }
     }
 
-    /// After a response: reads the limit, which now includes the server's SETTINGS, and lets
-    /// waiting requests use it.
+    /// After a response: the limit h2 reports now includes the server's SETTINGS, so it is marked
+    /// known (each look reads it afresh, should the server change it) and waiting requests may
+    /// use it.
     fn learn_limit(&self) {
         let limit = self.sender.current_max_send_streams();
-        self.state.reported.store(limit, Ordering::Release);
         if !self.state.known.swap(true, Ordering::AcqRel) {
             tracing::debug!(
                 lane = self.id,
@@ -425,11 +422,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driven<T> {
                 return this.end();
             }
         }
-        let polled = this.connection.as_mut().poll(cx);
-        this.state
-            .reported
-            .store(this.connection.max_concurrent_send_streams(), Ordering::Release);
-        let Poll::Ready(result) = polled else {
+        let Poll::Ready(result) = this.connection.as_mut().poll(cx) else {
             return Poll::Pending;
         };
         match result {
@@ -521,7 +514,6 @@ mod tests {
             panic!("an HTTP/2 handshake over an in-memory pipe");
         };
         let state = Arc::new(LaneState {
-            reported: AtomicUsize::new(slots::ASSUMED_STREAMS),
             known: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             changed: Arc::new(Notify::new()),
