@@ -21,6 +21,7 @@ use super::{
     error::{Disposition, classify, classify_status},
     event::{Event, EventKind, WatcherId},
     frame::{Frame, LineFramer},
+    idle::IdleTimer,
     options::WatcherOptions,
     stats::StatsCell,
 };
@@ -119,7 +120,7 @@ struct Streaming<K> {
     ended: Option<StreamEnd>,
     opened_at: Instant,
     events: u64,
-    idle_deadline: Instant,
+    idle: IdleTimer,
 }
 
 impl<K> Drop for Streaming<K> {
@@ -400,7 +401,7 @@ where
                     ended: None,
                     opened_at: now,
                     events: 0,
-                    idle_deadline: now + self.settings.idle_timeout,
+                    idle: IdleTimer::new(now, self.settings.idle_timeout),
                 }))
             }
             Err(e) => {
@@ -463,7 +464,7 @@ where
                     None => s.ended = Some(StreamEnd::Eof),
                     Some(Err(e)) => s.ended = Some(StreamEnd::Error(e)),
                     Some(Ok(bytes)) => {
-                        s.idle_deadline = Instant::now() + self.settings.idle_timeout;
+                        s.idle.read();
                         let mut frames = VecDeque::new();
                         self.framer.push(bytes, &mut frames);
                         if !frames.is_empty() {
@@ -472,7 +473,7 @@ where
                         }
                     }
                 },
-                _ = tokio::time::sleep_until(s.idle_deadline), if s.ended.is_none() => {
+                () = s.idle.stalled(), if s.ended.is_none() => {
                     s.ended = Some(StreamEnd::Idle);
                 }
             }

@@ -38,6 +38,7 @@ mod event;
 mod frame;
 #[cfg(test)]
 mod fuzz;
+mod idle;
 mod machine;
 mod options;
 mod spawn;
