@@ -805,6 +805,15 @@ async fn a_tls_server_without_h2_is_spoken_to_in_http1() -> TestResult {
     let journal = server.journal();
     assert_eq!(journal.len(), 6);
     assert!(journal.iter().all(|seen| seen.version == Version::HTTP_11));
+    // The stream went on a connection of its own, the requests through the pool: each says
+    // which server it is for.
+    let host = server.url.trim_start_matches("https://");
+    assert!(
+        journal
+            .iter()
+            .all(|seen| seen.header("host").as_deref() == Some(host))
+    );
+    assert!(journal.iter().all(|seen| seen.path == "/api/v1/pods"));
     Ok(())
 }
 
@@ -821,6 +830,62 @@ async fn plain_http_uses_http1_and_reuses_the_connection() -> TestResult {
 
     assert_eq!(server.stats().connections_accepted, 1);
     assert!(server.journal().iter().all(|e| e.version == "HTTP/1.1"));
+    Ok(())
+}
+
+/// Opens a watch of config maps from `rv`, creates `name`, and reads its event and the watch's
+/// clean end (the server ends each watch after one event); returns the event's resourceVersion.
+async fn watch_one_event_to_its_end(
+    client: &Client,
+    server: &ApiServer,
+    rv: &str,
+    name: &str,
+) -> Result<String, TestError> {
+    let mut watch =
+        bounded(client.stream(&Request::watch_list::<ConfigMap>().resource_version(rv))).await??;
+    wait_for_open_watches(server, 1).await?;
+    server.create(configmap("default", name))?;
+    let event = next_event(&mut watch).await?;
+    assert_eq!(event["object"]["metadata"]["name"], name);
+    let end = watch_end(&mut watch).await?;
+    assert!(end.is_none(), "the watch failed: {end:?}");
+    let rv = event["object"]["metadata"]["resourceVersion"].as_str();
+    Ok(rv.ok_or("an event without resourceVersion")?.to_string())
+}
+
+#[tokio::test]
+async fn a_watch_that_ends_cleanly_leaves_its_http1_connection_to_the_next_watch() -> TestResult {
+    let server = ApiServer::start().await?;
+    let client = Client::new(config(&server.url())?)?;
+    // Each watch ends after its first event, as the server's watch timeout ends it.
+    server.faults().end_watches_after_events(Some(1));
+    let mut rv = server.resource_version().to_string();
+    for i in 0..3 {
+        rv = watch_one_event_to_its_end(&client, &server, &rv, &format!("cm-{i}")).await?;
+    }
+    // Three watches, one after the other, on the connection the first one opened.
+    assert_eq!(server.journal().iter().filter(|e| e.watch).count(), 3);
+    assert_eq!(server.stats().connections_accepted, 1);
+    assert!(server.journal().iter().all(|e| e.version == "HTTP/1.1"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_kept_http1_connection_lost_while_unused_is_replaced_without_an_error() -> TestResult {
+    let server = ApiServer::start().await?;
+    let proxy = TestProxy::start().await?;
+    let mut cfg = config(&server.url())?;
+    cfg.proxy_url = Some(proxy.url.parse()?);
+    let client = Client::new(cfg)?;
+    server.faults().end_watches_after_events(Some(1));
+    let rv = server.resource_version().to_string();
+    let rv = watch_one_event_to_its_end(&client, &server, &rv, "before").await?;
+    // The connection the first watch left is lost while nobody uses it (a proxy or the server
+    // closed it): the next watch goes on a new one and never sees the loss.
+    proxy.cut();
+    watch_one_event_to_its_end(&client, &server, &rv, "after").await?;
+    assert_eq!(proxy.connect_count(), 2);
+    assert_eq!(server.journal().iter().filter(|e| e.watch).count(), 2);
     Ok(())
 }
 

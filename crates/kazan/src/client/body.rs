@@ -14,15 +14,17 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::{
-    client::{response::body_error, slots::Slot},
+    client::{http1::DrivenBody, response::body_error, slots::Slot},
     error::{BoxError, Error},
 };
 
-/// A body as the transport receives it: from hyper's pooled HTTP/1.1 client, or an HTTP/2
+/// A body as the transport receives it: from hyper's pooled HTTP/1.1 client, from an HTTP/1.1
+/// connection the body drives itself (a stream request, see [`super::http1`]), or an HTTP/2
 /// stream of a lane, whose flow-control window is given back as each chunk is read.
 #[derive(Debug)]
 pub(crate) enum Received {
     Http1(Incoming),
+    Http1Driven(Box<DrivenBody>),
     Http2(h2::RecvStream),
 }
 
@@ -36,6 +38,7 @@ impl Body for Received {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             Received::Http1(body) => Pin::new(body).poll_frame(cx).map_err(|e| Box::new(e) as BoxError),
+            Received::Http1Driven(body) => Pin::new(body.as_mut()).poll_frame(cx),
             Received::Http2(stream) => match stream.poll_data(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Some(Ok(data))) => {
@@ -57,6 +60,7 @@ impl Body for Received {
     fn is_end_stream(&self) -> bool {
         match self {
             Received::Http1(body) => body.is_end_stream(),
+            Received::Http1Driven(body) => body.is_end_stream(),
             Received::Http2(stream) => stream.is_end_stream(),
         }
     }
@@ -64,6 +68,7 @@ impl Body for Received {
     fn size_hint(&self) -> SizeHint {
         match self {
             Received::Http1(body) => body.size_hint(),
+            Received::Http1Driven(body) => body.size_hint(),
             Received::Http2(_) => SizeHint::default(),
         }
     }

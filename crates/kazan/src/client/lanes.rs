@@ -540,6 +540,7 @@ mod tests {
             url: "https://127.0.0.1:6443/api/v1/namespaces".to_string(),
             headers,
             body: Bytes::from_static(b"{}"),
+            stream: false,
         };
         let request = http2_request(&prepared, Some(&HeaderValue::from_static("Bearer t")));
         let headers = request.headers();

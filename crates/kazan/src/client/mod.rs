@@ -5,8 +5,10 @@
 //! hyper 1 for HTTP/1.1. HTTP/2 is used when the server offers it by ALPN: requests and watches share one connection (kept alive by
 //! PINGs) as long as the server's limit on concurrent streams per connection allows, and further
 //! connections ("lanes") are opened when it does not, so the 101st watch never waits for a free
-//! stream (see `lanes.rs`). HTTP/1.1 servers and plain `http://` go through hyper-util's pooled
-//! client. Non-streaming answers are requested gzip-compressed and decoded.
+//! stream (see `lanes.rs`). With HTTP/1.1 servers and plain `http://`, a stream (a watch) gets a
+//! connection that its body drives as it is read, kept for the next stream once the body has
+//! ended (see `http1.rs`); other requests go through hyper-util's pooled client. Non-streaming
+//! answers are requested gzip-compressed and decoded.
 //!
 //! Deadlines: [`Config::connect_timeout`] bounds TCP connect, proxy tunnel and TLS handshake;
 //! [`Config::request_timeout`] bounds a whole [`Client::run`] (headers and body) and the wait for
@@ -49,6 +51,7 @@
 mod body;
 #[cfg(test)]
 mod fuzz;
+mod http1;
 mod lanes;
 mod response;
 mod slots;
@@ -116,9 +119,16 @@ pub(crate) struct Prepared {
     url: String,
     headers: HeaderMap,
     body: Bytes,
+    /// Whether the body is read as it arrives for as long as the server sends (a watch).
+    stream: bool,
 }
 
 impl Prepared {
+    /// Whether this is a stream request, whose HTTP/1.1 connection its body drives.
+    pub(crate) fn is_stream(&self) -> bool {
+        self.stream
+    }
+
     /// The URL, for errors and logs.
     pub(crate) fn url(&self) -> &str {
         &self.url
@@ -298,7 +308,9 @@ impl Client {
     /// The first half of [`Client::stream`]: the request checked and built, synchronously, so that
     /// a caller holding its [`Request`] need not keep it across the wait for the answer.
     pub(crate) fn prepare_stream<T>(&self, req: &Request<T>) -> Result<Prepared, Error> {
-        self.prepare(&self.with_default_namespace(req), false)
+        let mut prepared = self.prepare(&self.with_default_namespace(req), false)?;
+        prepared.stream = true;
+        Ok(prepared)
     }
 
     /// The second half of [`Client::stream`]: sends and checks the status.
@@ -431,6 +443,7 @@ impl Client {
             url,
             headers,
             body,
+            stream: false,
         })
     }
 

@@ -1,12 +1,14 @@
 //! The connector stack, and the [`Transport`] that sends every request of a client: on HTTP/2
-//! lanes when the server speaks HTTP/2, else through hyper-util's pooled client.
+//! lanes when the server speaks HTTP/2; else a stream request on a connection its body drives
+//! (see [`super::http1`]), and any other request through hyper-util's pooled client.
 //!
 //! From the socket up: hyper-util's [`HttpConnector`] (TCP keep-alive, `TCP_NODELAY`), optionally
 //! through an HTTP CONNECT proxy ([`Tunnel`]), then TLS ([`HttpsConnector`], ALPN `h2` and
 //! `http/1.1`, plain `http://` passed through), all under one connect deadline that covers TCP,
-//! the proxy tunnel and the TLS handshake. HTTP/2 connections (see [`super::lanes`]) and the
-//! pooled client's connections are made by the same stack. HTTP/2 connections are pinged every
-//! 30 s (closed after 15 s without an answer) so that a dead peer is noticed, as client-go does.
+//! the proxy tunnel and the TLS handshake. HTTP/2 connections (see [`super::lanes`]), HTTP/1.1
+//! stream connections and the pooled client's connections are all made by this stack. HTTP/2
+//! connections are pinged every 30 s (closed after 15 s without an answer) so that a dead peer is
+//! noticed, as client-go does.
 
 use std::{
     future::Future,
@@ -34,6 +36,7 @@ use crate::{
     client::{
         Prepared,
         body::{Received, ResponseBody},
+        http1::Http1Streams,
         lanes::{LaneFailure, Lanes, Route},
         response::{lane_send_error, send_error},
         slots, tls,
@@ -69,6 +72,8 @@ pub(crate) type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
 /// Sends the requests of a client (and its clones).
 pub(crate) struct Transport {
     pooled: HttpClient,
+    /// Stream requests over HTTP/1.1: connections their bodies drive.
+    streams: Http1Streams,
     /// For `https://` servers; `None` for plain `http://`, which is always HTTP/1.1.
     lanes: Option<Lanes>,
 }
@@ -85,6 +90,8 @@ impl Transport {
             .http2_keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
             .http2_keep_alive_while_idle(true)
             .build(connector.clone());
+        let origin = origin(&config.cluster_url)?;
+        let streams = Http1Streams::new(origin.clone(), connector.clone());
         let lanes = match config.cluster_url.scheme_str() {
             Some("https") => {
                 let mut h2 = h2::client::Builder::new();
@@ -96,11 +103,15 @@ impl Transport {
                     .enable_push(false)
                     // What h2 allows before the server's SETTINGS arrive.
                     .initial_max_send_streams(slots::ASSUMED_STREAMS);
-                Some(Lanes::new(origin(&config.cluster_url)?, connector, h2))
+                Some(Lanes::new(origin, connector, h2))
             }
             _ => None,
         };
-        Ok(Transport { pooled, lanes })
+        Ok(Transport {
+            pooled,
+            streams,
+            lanes,
+        })
     }
 
     /// Sends a request and returns the response as soon as its headers have come.
@@ -111,13 +122,13 @@ impl Transport {
     ) -> Result<http::Response<ResponseBody>, Error> {
         let url = prepared.url();
         let Some(lanes) = &self.lanes else {
-            return self.send_pooled(prepared, credential).await;
+            return self.send_http1(prepared, credential).await;
         };
         let mut resent = false;
         loop {
             let (lane, slot) = match lanes.route().await.map_err(|f| f.to_error(url))? {
                 Route::Lane(lane, slot) => (lane, slot),
-                Route::Pooled => return self.send_pooled(prepared, credential).await,
+                Route::Pooled => return self.send_http1(prepared, credential).await,
             };
             match lane.send(prepared, credential).await {
                 Ok(response) => {
@@ -135,6 +146,21 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// HTTP/1.1: a stream on a connection its body drives, anything else through the pool.
+    async fn send_http1(
+        &self,
+        prepared: &Prepared,
+        credential: Option<&HeaderValue>,
+    ) -> Result<http::Response<ResponseBody>, Error> {
+        if !prepared.is_stream() {
+            return self.send_pooled(prepared, credential).await;
+        }
+        // Boxed: the connection and its handshake are large, and inline they would add their
+        // size to every request's future, HTTP/2 ones included.
+        let response = Box::pin(self.streams.send(prepared, credential)).await?;
+        Ok(response.map(|body| ResponseBody::new(Received::Http1Driven(Box::new(body)), None)))
     }
 
     async fn send_pooled(

@@ -1,0 +1,309 @@
+//! HTTP/1.1 connections for streamed responses (watches), each driven by the body that reads it.
+//!
+//! # Why
+//!
+//! hyper's pooled client runs every connection in a task of its own and hands each chunk it reads
+//! to the body's reader through a channel: two tasks, usually on two threads, that wake each other
+//! for every chunk, and once more when the reader wants the next one. On a watch stream those
+//! wake-ups were a fifth of the CPU spent per event when decoding typed objects, and half of it
+//! for the lazy form. A watch holds its connection for as long as it runs, so the connection has
+//! no other user to serve: here the body polls the connection itself, and the bytes are read from
+//! the socket, de-chunked and handed over in the reading task.
+//!
+//! # How
+//!
+//! - A stream request takes a kept connection, or connects through the client's connector (TCP or
+//!   proxy tunnel, then TLS, under the connect deadline), and polls the connection together with
+//!   the response until the headers have come.
+//! - The body ([`DrivenBody`]) polls the connection each time it is polled. A slow reader therefore
+//!   stops the socket being read, and TCP pushes back on the server, as with the pool.
+//! - A connection whose body was read to its end (the server's watch timeout) is kept for the next
+//!   stream request, as the pool would keep it, so a resumed watch does not connect again. Kept
+//!   connections are not read while they wait: one the server closed meanwhile fails when it is
+//!   taken, and the request then goes on another kept connection or a new one (a stream request is
+//!   a GET, safe to send again). At most [`KEPT_MAX`] are kept, each for at most [`KEPT_FOR`].
+//! - A body dropped before its end closes its connection, as the pool does.
+//! - When the connection fails, the body's error is the connection's own (an I/O error, a TLS
+//!   alert), not hyper's bare "connection error", so that it is classified as what it is.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError, Weak},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, Uri, header};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::{
+    body::Incoming,
+    client::conn::http1::{self, Connection, SendRequest},
+};
+use tokio::time::Instant;
+use tower_service::Service;
+
+use crate::{
+    client::{
+        Prepared,
+        response::{ConnectFailure, body_error},
+        transport::{Connector, Io},
+    },
+    error::{BoxError, Error},
+};
+
+/// How many connections are kept for later stream requests.
+const KEPT_MAX: usize = 8;
+/// How long a kept connection may wait for a request (the pool's idle timeout).
+const KEPT_FOR: Duration = Duration::from_secs(90);
+
+type Conn = Connection<Io, Full<Bytes>>;
+
+/// The connections of a client's HTTP/1.1 stream requests.
+pub(crate) struct Http1Streams {
+    /// `scheme://host:port/`: where connections go.
+    origin: Uri,
+    connector: Connector,
+    kept: Arc<Kept>,
+}
+
+/// Connections whose last body was read to its end, newest last.
+#[derive(Default)]
+struct Kept(Mutex<Vec<Idle>>);
+
+struct Idle {
+    sender: SendRequest<Full<Bytes>>,
+    conn: Conn,
+    since: Instant,
+}
+
+impl Kept {
+    /// The newest connection kept for less than [`KEPT_FOR`]; older ones are closed.
+    fn take(&self) -> Option<Idle> {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        kept.retain(|idle| now.saturating_duration_since(idle.since) < KEPT_FOR);
+        kept.pop()
+    }
+
+    fn keep(&self, sender: SendRequest<Full<Bytes>>, conn: Conn) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() >= KEPT_MAX {
+            kept.remove(0);
+        }
+        kept.push(Idle {
+            sender,
+            conn,
+            since: Instant::now(),
+        });
+    }
+}
+
+impl Http1Streams {
+    pub(crate) fn new(origin: Uri, connector: Connector) -> Self {
+        Http1Streams {
+            origin,
+            connector,
+            kept: Arc::default(),
+        }
+    }
+
+    /// Sends a stream request; the response's body drives its connection.
+    pub(crate) async fn send(
+        &self,
+        prepared: &Prepared,
+        credential: Option<&HeaderValue>,
+    ) -> Result<Response<DrivenBody>, Error> {
+        let url = prepared.url();
+        while let Some(idle) = self.kept.take() {
+            match exchange(idle.sender, idle.conn, request(prepared, credential)).await {
+                Ok(response) => return Ok(self.driven(response)),
+                // Closed while it was kept, or as the request went out: a GET, sent again on the
+                // next kept connection or a new one.
+                Err(Exchange::Unsent(error) | Exchange::Failed(error)) => {
+                    tracing::debug!(%url, %error, "kept connection failed; sending on another");
+                }
+            }
+        }
+        let (sender, conn) = self.connect().await.map_err(|f| f.to_error(url))?;
+        match exchange(sender, conn, request(prepared, credential)).await {
+            Ok(response) => Ok(self.driven(response)),
+            Err(Exchange::Unsent(error) | Exchange::Failed(error)) => Err(body_error(url, error)),
+        }
+    }
+
+    fn driven(&self, (response, sender, conn): Answered) -> Response<DrivenBody> {
+        let kept = Arc::downgrade(&self.kept);
+        response.map(|body| DrivenBody {
+            body,
+            link: Some(Link { sender, conn }),
+            failure: None,
+            kept,
+        })
+    }
+
+    async fn connect(&self) -> Result<(SendRequest<Full<Bytes>>, Conn), ConnectFailure> {
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(ConnectFailure::new)?;
+        let io = connector
+            .call(self.origin.clone())
+            .await
+            .map_err(ConnectFailure::new)?;
+        http1::handshake(io)
+            .await
+            .map_err(|e| ConnectFailure::new(Box::new(e)))
+    }
+}
+
+/// The request in origin form (`/path?query`) with a `Host` header, as HTTP/1.1 sends it.
+fn request(prepared: &Prepared, credential: Option<&HeaderValue>) -> http::Request<Full<Bytes>> {
+    let mut request = prepared.request(credential, Full::new(prepared.body().clone()));
+    let uri = request.uri().clone();
+    if let Some(authority) = uri.authority() {
+        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+            request.headers_mut().insert(header::HOST, host);
+        }
+    }
+    if let Some(path) = uri.path_and_query() {
+        *request.uri_mut() = Uri::from(path.clone());
+    }
+    request
+}
+
+type Answered = (Response<Incoming>, SendRequest<Full<Bytes>>, Conn);
+
+/// How an exchange on one connection failed.
+enum Exchange {
+    /// The connection was closed before it took the request.
+    Unsent(BoxError),
+    /// The request was sent, or the connection failed while it was being sent.
+    Failed(BoxError),
+}
+
+/// Sends `request` on the connection and polls the connection until the response headers come.
+async fn exchange(
+    mut sender: SendRequest<Full<Bytes>>,
+    mut conn: Conn,
+    request: http::Request<Full<Bytes>>,
+) -> Result<Answered, Exchange> {
+    let mut ended: Option<hyper::Result<()>> = None;
+    // Ready first: a kept connection the server closed says so here, before anything is sent.
+    let ready = std::future::poll_fn(|cx| {
+        poll_connection(&mut conn, &mut ended, cx);
+        sender.poll_ready(cx)
+    })
+    .await;
+    if let Err(e) = ready {
+        return Err(Exchange::Unsent(connection_error(ended, e)));
+    }
+    let mut answer = std::pin::pin!(sender.try_send_request(request));
+    let answered = std::future::poll_fn(|cx| {
+        poll_connection(&mut conn, &mut ended, cx);
+        answer.as_mut().poll(cx)
+    })
+    .await;
+    match answered {
+        Ok(response) => Ok((response, sender, conn)),
+        Err(mut e) => {
+            let unsent = e.take_message().is_some();
+            let error = connection_error(ended, e.into_error());
+            Err(if unsent {
+                Exchange::Unsent(error)
+            } else {
+                Exchange::Failed(error)
+            })
+        }
+    }
+}
+
+/// Polls the connection until it has ended, keeping how it ended.
+fn poll_connection(conn: &mut Conn, ended: &mut Option<hyper::Result<()>>, cx: &mut Context<'_>) {
+    if ended.is_none() {
+        if let Poll::Ready(result) = Pin::new(conn).poll(cx) {
+            *ended = Some(result);
+        }
+    }
+}
+
+/// The connection's own error when it failed (it says why), else the request's.
+fn connection_error(ended: Option<hyper::Result<()>>, request_error: hyper::Error) -> BoxError {
+    match ended {
+        Some(Err(e)) => Box::new(e),
+        _ => Box::new(request_error),
+    }
+}
+
+/// A response body that drives its own HTTP/1.1 connection as it is read.
+pub(crate) struct DrivenBody {
+    body: Incoming,
+    /// `None` once the connection has ended or gone back to be kept.
+    link: Option<Link>,
+    /// How the connection failed, if it did: the body's error is then this one.
+    failure: Option<hyper::Error>,
+    kept: Weak<Kept>,
+}
+
+struct Link {
+    sender: SendRequest<Full<Bytes>>,
+    conn: Conn,
+}
+
+impl std::fmt::Debug for DrivenBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrivenBody")
+            .field("connected", &self.link.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Body for DrivenBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        // The connection first: it reads what the socket has and hands it to the body.
+        if let Some(link) = &mut this.link {
+            match Pin::new(&mut link.conn).poll(cx) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(())) => this.link = None,
+                Poll::Ready(Err(e)) => {
+                    this.link = None;
+                    this.failure = Some(e);
+                }
+            }
+        }
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Err(e))) => {
+                let error: BoxError = match this.failure.take() {
+                    Some(failure) => Box::new(failure),
+                    None => Box::new(e),
+                };
+                Poll::Ready(Some(Err(error)))
+            }
+            Poll::Ready(None) => {
+                // Read to its end: the connection can carry the next stream.
+                if let (Some(link), Some(kept)) = (this.link.take(), this.kept.upgrade()) {
+                    kept.keep(link.sender, link.conn);
+                }
+                Poll::Ready(None)
+            }
+            other => other.map_err(|e| Box::new(e) as BoxError),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
