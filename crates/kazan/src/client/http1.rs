@@ -42,14 +42,14 @@ use hyper::{
     body::Incoming,
     client::conn::http1::{self, Connection, SendRequest},
 };
+use hyper_util::client::legacy::connect::Connection as _;
 use tokio::time::Instant;
-use tower_service::Service;
 
 use crate::{
     client::{
         Prepared,
         response::{ConnectFailure, body_error},
-        transport::{Connector, Io},
+        transport::{self, Connector, Io},
     },
     error::{BoxError, Error},
 };
@@ -150,14 +150,14 @@ impl Http1Streams {
     }
 
     async fn connect(&self) -> Result<(SendRequest<Full<Bytes>>, Conn), ConnectFailure> {
-        let mut connector = self.connector.clone();
-        std::future::poll_fn(|cx| connector.poll_ready(cx))
-            .await
-            .map_err(ConnectFailure::new)?;
-        let io = connector
-            .call(self.origin.clone())
-            .await
-            .map_err(ConnectFailure::new)?;
+        let io = transport::connect(&self.connector, &self.origin).await?;
+        if io.connected().is_negotiated_h2() {
+            // The server chose HTTP/1.1 before; were it to choose HTTP/2 now, HTTP/1.1 on this
+            // connection would only be misread.
+            let changed =
+                std::io::Error::other("the server chose HTTP/2 on a connection for an HTTP/1.1 stream");
+            return Err(ConnectFailure::new(Box::new(changed)));
+        }
         http1::Builder::new()
             .max_buf_size(READ_MAX)
             .handshake(io)

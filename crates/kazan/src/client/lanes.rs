@@ -65,14 +65,13 @@ use tokio::{
     sync::Notify,
     time::{Instant, Sleep},
 };
-use tower_service::Service as _;
 
 use crate::client::{
     Prepared,
     body::http2_error,
     response::ConnectFailure,
     slots::{self, Choice, Limit, Load, Slot, Slots},
-    transport::{Connector, H2_KEEP_ALIVE_INTERVAL, H2_KEEP_ALIVE_TIMEOUT, Io},
+    transport::{self, Connector, H2_KEEP_ALIVE_INTERVAL, H2_KEEP_ALIVE_TIMEOUT, Io},
 };
 
 /// The lanes of one client (shared by its clones).
@@ -210,14 +209,7 @@ impl Lanes {
 
     /// Connects; `None` when ALPN chose HTTP/1.1 (the connection is dropped).
     async fn open(&self) -> Result<Option<Arc<Lane>>, ConnectFailure> {
-        let mut connector = self.connector.clone();
-        std::future::poll_fn(|cx| connector.poll_ready(cx))
-            .await
-            .map_err(ConnectFailure::new)?;
-        let io = connector
-            .call(self.origin.clone())
-            .await
-            .map_err(ConnectFailure::new)?;
+        let io = transport::connect(&self.connector, &self.origin).await?;
         if !io.connected().is_negotiated_h2() {
             tracing::debug!(
                 server = %self.origin,

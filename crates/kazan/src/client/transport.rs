@@ -38,7 +38,7 @@ use crate::{
         body::{Received, ResponseBody},
         http1::Http1Streams,
         lanes::{LaneFailure, Lanes, Route},
-        response::{lane_send_error, send_error},
+        response::{ConnectFailure, lane_send_error, send_error},
         slots, tls,
     },
     config::Config,
@@ -176,6 +176,16 @@ impl Transport {
             .map_err(|e| send_error(prepared.url(), e))?;
         Ok(response.map(|body| ResponseBody::new(Received::Http1(body), None)))
     }
+}
+
+/// Opens a connection to `origin` through the connector stack (TCP or proxy tunnel, then TLS,
+/// under the connect deadline).
+pub(crate) async fn connect(connector: &Connector, origin: &Uri) -> Result<Io, ConnectFailure> {
+    let mut connector = connector.clone();
+    std::future::poll_fn(|cx| connector.poll_ready(cx))
+        .await
+        .map_err(ConnectFailure::new)?;
+    connector.call(origin.clone()).await.map_err(ConnectFailure::new)
 }
 
 /// `scheme://host:port/` of the server URL, without credentials or path: where connections go.
