@@ -20,8 +20,9 @@
 //! - A connection whose body was read to its end (the server's watch timeout) is kept for the next
 //!   stream request, as the pool would keep it, so a resumed watch does not connect again. Kept
 //!   connections are not read while they wait: one the server closed meanwhile fails when it is
-//!   taken, and the request then goes on another kept connection or a new one (a stream request is
-//!   a GET, safe to send again). At most [`KEPT_MAX`] are kept, each for at most [`KEPT_FOR`].
+//!   taken, and the request then goes on another kept connection or a new one (as does an
+//!   idempotent request, such as a watch's GET, that failed as it went out). At most
+//!   [`KEPT_MAX`] are kept, each for at most [`KEPT_FOR`].
 //! - A body dropped before its end closes its connection, as the pool does.
 //! - When the connection fails, the body's error is the connection's own (an I/O error, a TLS
 //!   alert), not hyper's bare "connection error", so that it is classified as what it is.
@@ -125,11 +126,16 @@ impl Http1Streams {
         while let Some(idle) = self.kept.take() {
             match exchange(idle.sender, idle.conn, request(prepared, credential)).await {
                 Ok(response) => return Ok(self.driven(response)),
-                // Closed while it was kept, or as the request went out: a GET, sent again on the
-                // next kept connection or a new one.
-                Err(Exchange::Unsent(error) | Exchange::Failed(error)) => {
+                // Closed while it was kept: sent again on the next kept connection or a new one.
+                // So is a request that failed as it went out, when sending it twice does no harm
+                // (a watch is a GET).
+                Err(Exchange::Unsent(error)) => {
+                    tracing::debug!(%url, %error, "kept connection closed; sending on another");
+                }
+                Err(Exchange::Failed(error)) if prepared.method.is_idempotent() => {
                     tracing::debug!(%url, %error, "kept connection failed; sending on another");
                 }
+                Err(Exchange::Failed(error)) => return Err(body_error(url, error)),
             }
         }
         let (sender, conn) = self.connect().await.map_err(|f| f.to_error(url))?;
