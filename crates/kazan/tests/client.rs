@@ -890,6 +890,29 @@ async fn a_kept_http1_connection_lost_while_unused_is_replaced_without_an_error(
 }
 
 #[tokio::test]
+async fn an_http1_watch_refused_after_the_tls_handshake_fails_as_a_tls_error() -> TestResult {
+    // Support server: HTTP/1.1 only, requiring a client certificate the client does not have.
+    // In TLS 1.3 the refusal is an alert sent after the client's handshake is over, so the watch's
+    // own connection reads it, while waiting for the answer.
+    let ca = TestCa::new("ca")?;
+    let mut tls = ca.server_tls(&["127.0.0.1"], false)?;
+    tls.client_ca = Some(ca.der());
+    let server = TestServer::start(Some(tls), |_| async {
+        json(200, &json!({"kind": "PodList", "items": []}))
+    })
+    .await?;
+    let client = Client::new(trusting_ca(&server.url, &ca)?)?;
+    let watch = bounded(client.stream(&Request::watch_list::<Pod>().resource_version("1"))).await?;
+    let err = watch
+        .err()
+        .ok_or("a watch without a client certificate was accepted")?;
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    assert!(err.to_string().contains("received fatal alert"), "{err}");
+    assert!(server.journal().is_empty());
+    Ok(())
+}
+
+#[tokio::test]
 async fn every_request_says_who_it_is_and_asks_for_json() -> TestResult {
     let server = ApiServer::start().await?;
     let client = Client::new(config(&server.url())?)?;

@@ -24,8 +24,9 @@
 //!   idempotent request, such as a watch's GET, that failed as it went out). At most
 //!   [`KEPT_MAX`] are kept, each for at most [`KEPT_FOR`].
 //! - A body dropped before its end closes its connection, as the pool does.
-//! - When the connection fails, the body's error is the connection's own (an I/O error, a TLS
-//!   alert), not hyper's bare "connection error", so that it is classified as what it is.
+//! - When the connection fails outside the reading of the body (writing, say), the body's error is
+//!   the connection's own (an I/O error, a TLS alert) where hyper gives the body only a bare
+//!   "connection error", so that it is classified as what it is.
 
 use std::{
     future::Future,
