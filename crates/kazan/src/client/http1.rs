@@ -151,7 +151,7 @@ impl Http1Streams {
         response.map(|body| DrivenBody {
             body,
             link: Some(Link { sender, conn }),
-            failure: None,
+            ended: None,
             kept,
         })
     }
@@ -243,21 +243,21 @@ fn poll_connection(conn: &mut Conn, ended: &mut Option<hyper::Result<()>>, cx: &
     }
 }
 
-/// The connection's own error when it failed (it says why), else the request's.
-fn connection_error(ended: Option<hyper::Result<()>>, request_error: hyper::Error) -> BoxError {
+/// The connection's own error when it failed (it says why), else the request's or the body's.
+fn connection_error(ended: Option<hyper::Result<()>>, error: hyper::Error) -> BoxError {
     match ended {
         Some(Err(e)) => Box::new(e),
-        _ => Box::new(request_error),
+        _ => Box::new(error),
     }
 }
 
 /// A response body that drives its own HTTP/1.1 connection as it is read.
 pub(crate) struct DrivenBody {
     body: Incoming,
-    /// `None` once the connection has ended or gone back to be kept.
+    /// `None` once the connection has gone back to be kept.
     link: Option<Link>,
-    /// How the connection failed, if it did: the body's error is then this one.
-    failure: Option<hyper::Error>,
+    /// How the connection ended, if it has: a failure is then the body's error.
+    ended: Option<hyper::Result<()>>,
     kept: Weak<Kept>,
 }
 
@@ -269,7 +269,7 @@ struct Link {
 impl std::fmt::Debug for DrivenBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DrivenBody")
-            .field("connected", &self.link.is_some())
+            .field("connected", &(self.link.is_some() && self.ended.is_none()))
             .finish_non_exhaustive()
     }
 }
@@ -285,26 +285,14 @@ impl Body for DrivenBody {
         let this = self.get_mut();
         // The connection first: it reads what the socket has and hands it to the body.
         if let Some(link) = &mut this.link {
-            match Pin::new(&mut link.conn).poll(cx) {
-                Poll::Pending => {}
-                Poll::Ready(Ok(())) => this.link = None,
-                Poll::Ready(Err(e)) => {
-                    this.link = None;
-                    this.failure = Some(e);
-                }
-            }
+            poll_connection(&mut link.conn, &mut this.ended, cx);
         }
         match Pin::new(&mut this.body).poll_frame(cx) {
-            Poll::Ready(Some(Err(e))) => {
-                let error: BoxError = match this.failure.take() {
-                    Some(failure) => Box::new(failure),
-                    None => Box::new(e),
-                };
-                Poll::Ready(Some(Err(error)))
-            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(connection_error(this.ended.take(), e)))),
             Poll::Ready(None) => {
-                // Read to its end: the connection can carry the next stream.
-                if let (Some(link), Some(kept)) = (this.link.take(), this.kept.upgrade()) {
+                // Read to its end, the connection still open: it can carry the next stream.
+                let link = this.link.take().filter(|_| this.ended.is_none());
+                if let (Some(link), Some(kept)) = (link, this.kept.upgrade()) {
                     kept.keep(link.sender, link.conn);
                 }
                 Poll::Ready(None)
