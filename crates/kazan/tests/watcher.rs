@@ -1139,3 +1139,98 @@ async fn the_handles_receiver_can_be_taken_into_another_task() -> TestResult {
     assert_eq!(w.stop().await, StopOutcome::Stopped);
     Ok(())
 }
+
+/// One watch answer of `objects` ADDED lines with an unknown type and an over-long line among
+/// them, ending in a line that is not JSON; and the summaries the consumer must see for it, in order.
+fn a_long_answer_with_problems(objects: &[Value]) -> (String, Vec<String>) {
+    let mut body = String::new();
+    let mut expected = Vec::new();
+    for (i, obj) in objects.iter().enumerate() {
+        if i == objects.len() / 3 {
+            body.push_str("{\"type\":\"SURPRISE\",\"object\":{}}\n");
+            expected.push("skipped: unknown type".to_string());
+        }
+        if i == 2 * objects.len() / 3 {
+            body.push_str(&format!(
+                "{{\"type\":\"ADDED\",\"object\":{{\"pad\":\"{}\"}}}}\n",
+                "x".repeat(4096)
+            ));
+            expected.push("skipped: too long".to_string());
+        }
+        body.push_str(&json!({"type": "ADDED", "object": obj}).to_string());
+        body.push('\n');
+        expected.push(format!(
+            "added {}",
+            obj["metadata"]["name"].as_str().unwrap_or_default()
+        ));
+    }
+    body.push_str("not json at all\n");
+    (body, expected)
+}
+
+/// What a test compares of an event from [`a_long_answer_with_problems`].
+fn described(ev: &Event<ConfigMap>) -> String {
+    match &ev.kind {
+        EventKind::Added(o) => format!("added {}", o.metadata.name.as_deref().unwrap_or_default()),
+        EventKind::Skipped(e) if matches!(&**e, WatchError::UnknownEventType(_)) => {
+            "skipped: unknown type".into()
+        }
+        EventKind::Skipped(e) if matches!(&**e, WatchError::LineTooLong { .. }) => "skipped: too long".into(),
+        other => format!("unexpected {other:?}"),
+    }
+}
+
+/// With objects decoded ahead on the runtime's threads, chunk by chunk, events still arrive in the
+/// order of the lines, problems included, in both forms, and the resume after the line that is not
+/// JSON asks for the last object's version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decoding_ahead_on_other_threads_keeps_the_order_of_the_lines() -> TestResult {
+    use futures_util::StreamExt;
+    for form in ["spawned", "stream"] {
+        let server = server().await?;
+        let objects = (0..300)
+            .map(|i| server.create(cm("w", &format!("cm-{i:03}"), "1")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (body, mut expected) = a_long_answer_with_problems(&objects);
+        server
+            .faults()
+            .add_rule(FaultRule::new(FaultAction::raw(200, "application/json", &body)).watch(true));
+        let options = support::fast_watcher_options()
+            .resource_version("1")
+            .max_line_bytes(2048)
+            .decode_concurrency(4);
+        let request = Request::list::<ConfigMap>().namespace("w");
+        // After the line that is not JSON, the real server serves what follows the last object.
+        expected.push("added after".into());
+        let mut got = Vec::new();
+        if form == "spawned" {
+            let mut w = Watcher::start(client(&server)?, request, options)?;
+            for _ in 0..expected.len() - 1 {
+                got.push(described(&next(&mut w).await?));
+            }
+            server.create(cm("w", "after", "1"))?;
+            got.push(described(&next(&mut w).await?));
+        } else {
+            let mut stream = Watcher::stream(client(&server)?, request, options)?;
+            for _ in 0..expected.len() - 1 {
+                let ev = tokio::time::timeout(WAIT, stream.next())
+                    .await?
+                    .ok_or("stream ended")?;
+                got.push(described(&ev));
+            }
+            server.create(cm("w", "after", "1"))?;
+            let ev = tokio::time::timeout(WAIT, stream.next())
+                .await?
+                .ok_or("stream ended")?;
+            got.push(described(&ev));
+        }
+        assert_eq!(got, expected, "{form} form");
+        let last = objects.last().map(rv_of).unwrap_or_default();
+        assert_eq!(
+            watch_versions(&server, CM_PATH),
+            vec!["1".to_string(), last],
+            "{form} form"
+        );
+    }
+    Ok(())
+}
