@@ -21,15 +21,21 @@ use crate::{
 /// The capacity of the channel several watchers share (the same as one watcher's own channel).
 const SHARED_CHANNEL_CAPACITY: usize = 100;
 
-/// The spawned form: events arrive through a channel.
-pub async fn consume_channel(job: &Job, sink: &mut Sink) -> Result<(), ConsumeError> {
+/// The spawned form: events arrive through a channel. With `decode_concurrency` above 1, objects
+/// are decoded ahead on the runtime's threads instead of in `recv`.
+pub async fn consume_channel(
+    job: &Job,
+    sink: &mut Sink,
+    decode_concurrency: usize,
+) -> Result<(), ConsumeError> {
     let client = client(job)?;
     sink.start();
     let mut scopes = job.scopes();
     if scopes.len() == 1 {
         let request = request(scopes.pop().flatten());
-        let mut handle = Watcher::start(client, request, options(job))
-            .map_err(|e| ConsumeError::KazanWatcher(Box::new(e)))?;
+        let options = options(job).decode_concurrency(decode_concurrency);
+        let mut handle =
+            Watcher::start(client, request, options).map_err(|e| ConsumeError::KazanWatcher(Box::new(e)))?;
         while let Some(event) = handle.recv().await {
             if deliver(job, event, sink).await? == Flow::Done {
                 return Ok(());
@@ -40,7 +46,9 @@ pub async fn consume_channel(job: &Job, sink: &mut Sink) -> Result<(), ConsumeEr
     let (sender, mut events) = mpsc::channel::<Event<Pod>>(SHARED_CHANNEL_CAPACITY);
     let mut handles = Vec::with_capacity(scopes.len());
     for scope in scopes {
-        let options = options(job).send_to(sender.clone());
+        let options = options(job)
+            .decode_concurrency(decode_concurrency)
+            .send_to(sender.clone());
         let handle = Watcher::start(client.clone(), request(scope), options)
             .map_err(|e| ConsumeError::KazanWatcher(Box::new(e)))?;
         handles.push(handle);

@@ -29,6 +29,9 @@ pub enum Consumer {
     KubeRuntime,
     /// kazan's Watcher, spawned, events through its handle's channel; typed `Pod`.
     KazanChannel,
+    /// kazan's Watcher, spawned as `kazan-channel` is, with objects decoded ahead on the runtime's
+    /// other threads (`decode_concurrency(4)`); typed `Pod`.
+    KazanParallel,
     /// kazan's Watcher as a `Stream`; typed `Pod`.
     KazanStream,
     /// kazan's Watcher as a `Stream` of `RawObject`s: the lazy form (identity read, the object
@@ -49,6 +52,7 @@ impl Consumer {
         match self {
             Consumer::KubeRuntime => "kube-runtime",
             Consumer::KazanChannel => "kazan-channel",
+            Consumer::KazanParallel => "kazan-parallel",
             Consumer::KazanStream => "kazan-stream",
             Consumer::KazanRaw => "kazan-raw",
             Consumer::DecodeBound => "decode-bound",
@@ -62,6 +66,7 @@ impl Consumer {
             ScenarioName::Throughput => vec![
                 Consumer::KubeRuntime,
                 Consumer::KazanChannel,
+                Consumer::KazanParallel,
                 Consumer::KazanStream,
                 Consumer::KazanRaw,
                 Consumer::DecodeBound,
@@ -137,11 +142,15 @@ impl Consumer {
     }
 }
 
+/// How many chunks of events `kazan-parallel` decodes at once.
+const PARALLEL_DECODES: usize = 4;
+
 /// Runs `consumer` on `job` in this process, delivering every event to `sink`.
 pub async fn consume(consumer: Consumer, job: &Job, sink: &mut Sink) -> Result<(), ConsumeError> {
     match consumer {
         Consumer::KubeRuntime => kube_runtime::consume(job, sink).await,
-        Consumer::KazanChannel => kazan_watcher::consume_channel(job, sink).await,
+        Consumer::KazanChannel => kazan_watcher::consume_channel(job, sink, 1).await,
+        Consumer::KazanParallel => kazan_watcher::consume_channel(job, sink, PARALLEL_DECODES).await,
         Consumer::KazanStream => kazan_watcher::consume_stream(job, sink).await,
         Consumer::KazanRaw => kazan_watcher::consume_raw(job, sink).await,
         Consumer::DecodeBound => decode_bound::consume(job, sink).await,
