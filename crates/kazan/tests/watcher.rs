@@ -881,6 +881,49 @@ async fn the_stream_form_delivers_the_same_events() -> TestResult {
     Ok(())
 }
 
+/// The `Stream` form tells its counters as the handle does: events, resumes, and the version it
+/// would resume from.
+#[tokio::test]
+async fn the_stream_form_tells_its_counters() -> TestResult {
+    use futures_util::StreamExt;
+    let server = server().await?;
+    let start = server.resource_version().to_string();
+    let mut stream = Watcher::stream(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        support::fast_watcher_options().resource_version(start),
+    )?;
+    let a = server.create(cm("w", "a", "1"))?;
+    let ev = tokio::time::timeout(WAIT, stream.next())
+        .await?
+        .ok_or("stream ended")?;
+    assert_eq!(summary(&ev), added("a", "1"));
+    assert_eq!(ev.from, stream.id());
+    // The server ends the watch cleanly; the stream, polled, resumes from `a`.
+    server.faults().end_watches(Some("configmaps"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while watch_versions(&server, CM_PATH).len() < 2 {
+        if let Ok(ev) = tokio::time::timeout(Duration::from_millis(10), stream.next()).await {
+            return Err(format!("nothing was written, yet the stream gave {ev:?}").into());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err("the stream did not resume".into());
+        }
+    }
+    let b = server.create(cm("w", "b", "1"))?;
+    let ev = tokio::time::timeout(WAIT, stream.next())
+        .await?
+        .ok_or("stream ended")?;
+    assert_eq!(summary(&ev), added("b", "1"));
+    let stats = stream.stats();
+    assert_eq!(stats.events, 2);
+    assert_eq!(stats.resumes, 1);
+    assert_eq!(stats.retries, 0);
+    assert_eq!(stats.resource_version, Some(rv_of(&b)));
+    assert_eq!(watch_versions(&server, CM_PATH).get(1), Some(&rv_of(&a)));
+    Ok(())
+}
+
 #[tokio::test]
 async fn custom_resources_are_watched_as_dynamic_objects() -> TestResult {
     let server = server().await?;

@@ -73,7 +73,7 @@ pub async fn consume_stream(job: &Job, sink: &mut Sink) -> Result<(), ConsumeErr
         streams.push(stream);
     }
     let mut events: BoxStream<'_, Event<Pod>> = match streams.pop() {
-        Some(only) if streams.is_empty() => only,
+        Some(only) if streams.is_empty() => only.boxed(),
         Some(last) => {
             streams.push(last);
             futures_util::stream::select_all(streams).boxed()

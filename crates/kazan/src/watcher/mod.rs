@@ -28,6 +28,7 @@
 //! Three forms share one state machine: the spawned form above ([`Watcher::start`], events in a
 //! bounded channel, a handle to stop it), the [`Stream`] form
 //! ([`Watcher::stream`]) and the supervised form ([`Watcher::supervise`], which relists after Gone).
+//! The handle and the stream both tell the watcher's counters ([`WatcherStats`]).
 //! See <https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes>.
 
 mod backoff;
@@ -44,7 +45,11 @@ mod options;
 mod spawn;
 mod stats;
 
-use std::{pin::Pin, time::Duration};
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use futures_util::Stream;
 use serde::de::DeserializeOwned;
@@ -67,9 +72,50 @@ use machine::{Machine, Settings};
 use stats::StatsCell;
 use std::sync::Arc;
 
-/// A watcher's events as a stream. It ends after a `Gone` or `Failed` event; dropping it stops the
-/// watch.
-pub type WatchStream<K> = Pin<Box<dyn Stream<Item = Event<K>> + Send>>;
+/// A watcher's events as a stream ([`Watcher::stream`]). It ends after a `Gone` or `Failed` event;
+/// dropping it stops the watch. Like the spawned form's handle, it tells the watcher's id and
+/// counters, so a consumer of the stream can see resumes and retries too.
+#[must_use = "a watch makes progress only while its stream is polled"]
+pub struct WatchStream<K> {
+    events: EventStream<K>,
+    id: WatcherId,
+    stats: Arc<StatsCell>,
+}
+
+/// The events of one watch, boxed: what the spawned form's task drives.
+pub(crate) type EventStream<K> = Pin<Box<dyn Stream<Item = Event<K>> + Send>>;
+
+impl<K> WatchStream<K> {
+    /// The watcher's id (the `from` of its events).
+    pub fn id(&self) -> WatcherId {
+        self.id
+    }
+
+    /// The watcher's counters: resumes, retries, events, and the version it would resume from.
+    pub fn stats(&self) -> WatcherStats {
+        self.stats.snapshot()
+    }
+}
+
+impl<K> Stream for WatchStream<K> {
+    type Item = Event<K>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event<K>>> {
+        self.events.as_mut().poll_next(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.events.size_hint()
+    }
+}
+
+impl<K> std::fmt::Debug for WatchStream<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchStream")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
 
 /// What a watcher can start from: a list request (`Request::list::<K>()`) or a watch request
 /// (`Request::watch_list::<K>()`, which needs a starting resourceVersion).
@@ -159,7 +205,7 @@ where
         start_rv: Option<String>,
         settings: Settings,
         stats: Arc<StatsCell>,
-    ) -> WatchStream<K> {
+    ) -> EventStream<K> {
         Box::pin(self.steps(id, start_rv, settings, stats))
     }
 
@@ -337,7 +383,12 @@ impl Watcher {
         let id = WatcherId::next();
         let prepared = Prepared::new(client, request, &options, id)?;
         let settings = prepared.settings.clone();
-        Ok(prepared.stream(id, prepared.start_rv.clone(), settings, Arc::default()))
+        let stats = Arc::<StatsCell>::default();
+        Ok(WatchStream {
+            events: prepared.stream(id, prepared.start_rv.clone(), settings, stats.clone()),
+            id,
+            stats,
+        })
     }
 
     /// A watcher that takes care of Gone itself, for those who want the supervisor pattern done for
@@ -379,7 +430,7 @@ struct Single<K> {
 }
 
 impl<K: Object + DeserializeOwned + Send + 'static> spawn::StreamSource<K> for Single<K> {
-    fn open(&mut self, _restart: u32) -> WatchStream<K> {
+    fn open(&mut self, _restart: u32) -> EventStream<K> {
         match self.prepared.take() {
             Some(p) => {
                 let settings = p.settings.clone();
@@ -401,7 +452,7 @@ struct Supervised<K> {
 }
 
 impl<K: Object + DeserializeOwned + Send + 'static> spawn::StreamSource<K> for Supervised<K> {
-    fn open(&mut self, restart: u32) -> WatchStream<K> {
+    fn open(&mut self, restart: u32) -> EventStream<K> {
         let mut settings = self.prepared.settings.clone();
         let start_rv = if restart == 0 {
             self.prepared.start_rv.clone()

@@ -13,7 +13,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Event, EventKind, WatchError, WatchStream, WatcherId, WatcherStats, stats::StatsCell};
+use super::{Event, EventKind, EventStream, WatchError, WatcherId, WatcherStats, stats::StatsCell};
 
 /// Why a watcher ended.
 #[derive(Debug, Clone)]
@@ -216,7 +216,7 @@ impl<M: Send + 'static> IntoFuture for WatcherHandle<M> {
 /// Where the events of one watch come from: a single stream, or a new one after each Gone.
 pub(crate) trait StreamSource<K>: Send + 'static {
     /// The next stream to drive; `restart` counts the Gones before it.
-    fn open(&mut self, restart: u32) -> WatchStream<K>;
+    fn open(&mut self, restart: u32) -> EventStream<K>;
     /// Whether to open a new stream after Gone (the supervisor) or end (Kazan).
     fn restarts_after_gone(&self) -> bool;
 }

@@ -157,7 +157,7 @@ impl<K: Send + 'static> Feed<K> {
     fn stats(&self) -> Option<WatcherStats> {
         match self {
             Feed::Handle(h) | Feed::SendTo(h, _) => Some(h.stats()),
-            Feed::Stream(_) => None,
+            Feed::Stream(s) => Some(s.stats()),
         }
     }
 
