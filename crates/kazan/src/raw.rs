@@ -85,11 +85,15 @@ impl RawObject {
     /// Reads the identity of the object in a watch event line, and stops there. `None` when the
     /// line is not shaped as the API server writes it (`type` first, then `object` with
     /// `metadata` among its first fields): the caller then decodes it the long way.
-    pub(crate) fn from_event_line(line: &Bytes) -> Option<(ObjectEvent, RawObject)> {
+    pub(crate) fn from_event_line(line: &Bytes, read: IdentityRead) -> Option<(ObjectEvent, RawObject)> {
         let text = std::str::from_utf8(line).ok()?;
         let mut found = None;
         let mut de = serde_json::Deserializer::from_str(text);
-        let stopped = (EventSeed { found: &mut found }).deserialize(&mut de);
+        let stopped = (EventSeed {
+            found: &mut found,
+            read,
+        })
+        .deserialize(&mut de);
         match (stopped, found) {
             // Stopped on purpose once the metadata was read.
             (Err(_), Some((event_type, identity))) => Some((
@@ -179,6 +183,17 @@ impl From<Identity> for ObjectMeta {
     }
 }
 
+/// How much of an object's metadata a watch event line is read for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IdentityRead {
+    /// Every identity field (what [`RawObject`] promises its users).
+    Full,
+    /// Only until `name` and `resourceVersion` are known (with `namespace` when it comes before
+    /// them, as the API server writes it): for the watchers that decode the whole object later
+    /// anyway, so that labels, annotations and managedFields are not read twice.
+    Brief,
+}
+
 /// Why the metadata scan stopped early on purpose (not an error: the rest need not be read).
 const FOUND: &str = "kazan: metadata found";
 
@@ -187,7 +202,11 @@ const FOUND: &str = "kazan: metadata found";
 fn peek_metadata(json: &str) -> Result<ObjectMeta, serde_json::Error> {
     let mut found = None;
     let mut de = serde_json::Deserializer::from_str(json);
-    match (MetadataSeed { found: &mut found }).deserialize(&mut de) {
+    let seed = MetadataSeed {
+        found: &mut found,
+        read: IdentityRead::Full,
+    };
+    match seed.deserialize(&mut de) {
         Ok(()) => Ok(found.map(ObjectMeta::from).unwrap_or_default()),
         Err(e) => match found {
             // Stopped on purpose once the metadata was read.
@@ -199,6 +218,7 @@ fn peek_metadata(json: &str) -> Result<ObjectMeta, serde_json::Error> {
 
 struct MetadataSeed<'a> {
     found: &'a mut Option<Identity>,
+    read: IdentityRead,
 }
 
 impl<'de> DeserializeSeed<'de> for MetadataSeed<'_> {
@@ -219,6 +239,21 @@ impl<'de> Visitor<'de> for MetadataSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if key == "metadata" {
+                if self.read == IdentityRead::Brief {
+                    let mut brief = Brief::default();
+                    return match map.next_value_seed(&mut brief) {
+                        // Read to its end, or stopped once enough was known.
+                        Ok(()) => {
+                            *self.found = Some(brief.identity);
+                            Err(de::Error::custom(FOUND))
+                        }
+                        Err(stop) if brief.stopped => {
+                            *self.found = Some(brief.identity);
+                            Err(stop)
+                        }
+                        Err(broken) => Err(broken),
+                    };
+                }
                 // `null` is empty metadata, as the typed kinds read it.
                 *self.found = Some(map.next_value::<Option<Identity>>()?.unwrap_or_default());
                 return Err(de::Error::custom(FOUND));
@@ -229,9 +264,67 @@ impl<'de> Visitor<'de> for MetadataSeed<'_> {
     }
 }
 
+/// Reads `metadata` only until `name` and `resourceVersion` are known ([`IdentityRead::Brief`]).
+#[derive(Default)]
+struct Brief {
+    identity: Identity,
+    /// Whether it stopped on purpose, which the error it returns then says.
+    stopped: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for &mut Brief {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for &mut Brief {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object's metadata")
+    }
+
+    // `null` is empty metadata, as the typed kinds read it.
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let id = &mut self.identity;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "name" => id.name = map.next_value()?,
+                "namespace" => id.namespace = map.next_value()?,
+                "resourceVersion" => id.resource_version = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            }
+            if id.name.is_some() && id.resource_version.is_some() {
+                self.stopped = true;
+                return Err(de::Error::custom(FOUND));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Reads `{"type": T, "object": {... "metadata": {...}` and stops after the metadata.
 struct EventSeed<'a> {
     found: &'a mut Option<(ObjectEvent, Identity)>,
+    read: IdentityRead,
 }
 
 impl<'de> DeserializeSeed<'de> for EventSeed<'_> {
@@ -267,7 +360,10 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
             _ => return Ok(()),
         }
         let mut identity = None;
-        let read = map.next_value_seed(MetadataSeed { found: &mut identity });
+        let read = map.next_value_seed(MetadataSeed {
+            found: &mut identity,
+            read: self.read,
+        });
         match identity {
             Some(identity) => {
                 *self.found = Some((event_type, identity));
@@ -320,7 +416,8 @@ mod tests {
         let line = Bytes::from_static(
             br#"{"type":"MODIFIED","object":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a","namespace":"n","resourceVersion":"9"},"data":{"k":"v"}}}"#,
         );
-        let (event, raw) = RawObject::from_event_line(&line).ok_or_else(|| de::Error::custom("not read"))?;
+        let (event, raw) = RawObject::from_event_line(&line, IdentityRead::Full)
+            .ok_or_else(|| de::Error::custom("not read"))?;
         assert_eq!(event, ObjectEvent::Modified);
         assert_eq!(
             (raw.name(), raw.namespace(), raw.resource_version()),
@@ -344,17 +441,66 @@ mod tests {
             br#"{"type":"ADDED","object":{"metadata":{"name":7}}}"#,
             b"not json",
         ] {
-            assert!(
-                RawObject::from_event_line(&Bytes::copy_from_slice(line)).is_none(),
-                "{line:?}"
-            );
+            for read in [IdentityRead::Full, IdentityRead::Brief] {
+                assert!(
+                    RawObject::from_event_line(&Bytes::copy_from_slice(line), read).is_none(),
+                    "{line:?} {read:?}"
+                );
+            }
         }
+    }
+
+    /// The brief read stops once the name and version are known: what comes after them in the
+    /// metadata is neither read nor checked until the object is decoded.
+    #[test]
+    fn a_brief_read_stops_at_the_name_and_version() -> Result<(), serde_json::Error> {
+        let pod = include_str!("../tests/corpus/pod.json");
+        let line = Bytes::from(format!(r#"{{"type":"ADDED","object":{pod}}}"#));
+        let (_, full) = RawObject::from_event_line(&line, IdentityRead::Full)
+            .ok_or_else(|| de::Error::custom("not read"))?;
+        let (_, brief) = RawObject::from_event_line(&line, IdentityRead::Brief)
+            .ok_or_else(|| de::Error::custom("not read"))?;
+        assert_eq!(
+            (brief.name(), brief.namespace(), brief.resource_version()),
+            (full.name(), full.namespace(), full.resource_version())
+        );
+        assert!(
+            full.meta().labels.as_ref().is_some_and(|l| !l.is_empty()),
+            "the test pod has labels"
+        );
+        assert_eq!(brief.meta().labels, None);
+        assert_eq!(brief.decode::<Pod>()?, full.decode::<Pod>()?);
+
+        // Bad labels after the version are the decode's to find.
+        let line = Bytes::from_static(
+            br#"{"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5","labels":{"a":1}}}}"#,
+        );
+        let (_, brief) = RawObject::from_event_line(&line, IdentityRead::Brief)
+            .ok_or_else(|| de::Error::custom("not read"))?;
+        assert_eq!((brief.name(), brief.resource_version()), ("a", Some("5")));
+        assert!(brief.decode::<Pod>().is_err());
+
+        // Without a version, or with `null` metadata, it reads to the end as the full read does.
+        for (line, name) in [
+            (
+                &br#"{"type":"ADDED","object":{"metadata":{"namespace":"n","labels":{"a":"b"},"name":"a"}}}"#
+                    [..],
+                "a",
+            ),
+            (br#"{"type":"ADDED","object":{"metadata":null,"spec":{}}}"#, ""),
+        ] {
+            let line = Bytes::copy_from_slice(line);
+            let (_, brief) = RawObject::from_event_line(&line, IdentityRead::Brief)
+                .ok_or_else(|| de::Error::custom("not read"))?;
+            assert_eq!((brief.name(), brief.resource_version()), (name, None));
+        }
+        Ok(())
     }
 
     #[test]
     fn the_rest_of_a_line_is_checked_when_decoded() {
         let line = Bytes::from_static(br#"{"type":"ADDED","object":{"metadata":{"name":"a"},"data":{"k":"#);
-        let Some((_, raw)) = RawObject::from_event_line(&line) else {
+        let Some((_, raw)) = RawObject::from_event_line(&line, IdentityRead::Full) else {
             panic!("metadata not read")
         };
         assert_eq!(raw.name(), "a");

@@ -22,7 +22,7 @@ use serde::{
 };
 use serde_json::value::RawValue;
 
-use crate::RawObject;
+use crate::{RawObject, raw::IdentityRead};
 
 /// The annotation that marks the end of the initial events of a watch-list.
 pub(crate) const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
@@ -63,14 +63,23 @@ pub(crate) enum Decoded<K> {
     Malformed(serde_json::Error),
 }
 
-/// Decodes one line.
+/// [`decode_line_reading`] with every identity field of a lazy object read.
+#[cfg(test)]
+pub(crate) fn decode_line<K: DeserializeOwned + 'static>(line: &Bytes) -> Decoded<K> {
+    decode_line_reading(line, IdentityRead::Full)
+}
+
+/// Decodes one line; a lazy object's metadata is read only as far as `read` says.
 ///
 /// The line is checked for UTF-8 once, as a whole (fast for the ASCII that JSON mostly is), so the
 /// parser does not check every string again: about an eighth less work per event.
-pub(crate) fn decode_line<K: DeserializeOwned + 'static>(line: &Bytes) -> Decoded<K> {
+pub(crate) fn decode_line_reading<K: DeserializeOwned + 'static>(
+    line: &Bytes,
+    read: IdentityRead,
+) -> Decoded<K> {
     // The lazy form reads only up to the object's metadata, and keeps the line.
     if TypeId::of::<K>() == TypeId::of::<RawObject>() {
-        if let Some((event, raw)) = RawObject::from_event_line(line) {
+        if let Some((event, raw)) = RawObject::from_event_line(line, read) {
             let object: Box<dyn Any> = Box::new(raw);
             if let Ok(object) = object.downcast::<K>() {
                 return Decoded::Object { event, object };

@@ -17,7 +17,7 @@ use tracing::Level;
 use super::{
     WatchError,
     backoff::Backoff,
-    decode::{Decoded, ObjectEvent, decode_line},
+    decode::{Decoded, ObjectEvent, decode_line_reading},
     error::{Disposition, classify, classify_status},
     event::{Event, EventKind, WatcherId},
     frame::{Frame, LineFramer},
@@ -28,6 +28,7 @@ use super::{
 use crate::{
     Client, Error, Object,
     client::BodyStream,
+    raw::IdentityRead,
     request::{Request, Verb, WatchEvents},
     resource::ObjectList,
 };
@@ -52,6 +53,9 @@ pub(crate) struct Settings {
     pub(crate) max_line_bytes: usize,
     pub(crate) decode_concurrency: usize,
     pub(crate) fixed_timeout: Option<u32>,
+    /// How much of a lazy object's metadata each line is read for: the forms that decode every
+    /// object later need only its name and version now.
+    pub(crate) identity_read: IdentityRead,
     watch_timeout: std::ops::Range<u32>,
 }
 
@@ -67,6 +71,7 @@ impl Settings {
             max_line_bytes: o.max_line_bytes,
             decode_concurrency: o.decode_concurrency,
             fixed_timeout,
+            identity_read: IdentityRead::Full,
             watch_timeout: o.watch_timeout.clone(),
         }
     }
@@ -83,10 +88,10 @@ enum Item<K> {
     TooLong { len: usize },
 }
 
-fn decode_frame<K: DeserializeOwned + 'static>(frame: Frame) -> Item<K> {
+fn decode_frame<K: DeserializeOwned + 'static>(frame: Frame, read: IdentityRead) -> Item<K> {
     match frame {
         Frame::Line(line) => Item::Decoded {
-            decoded: decode_line(&line),
+            decoded: decode_line_reading(&line, read),
             len: line.len(),
         },
         Frame::TooLong { len } => Item::TooLong { len },
@@ -418,9 +423,10 @@ where
     async fn read(&mut self, mut s: Box<Streaming<K>>) -> State<K> {
         loop {
             // Deliver in order, one line at a time.
+            let read = self.settings.identity_read;
             while self.pending.is_empty() {
                 let item = match s.batches.front_mut() {
-                    Some(Batch::Lines(frames)) => frames.pop_front().map(decode_frame),
+                    Some(Batch::Lines(frames)) => frames.pop_front().map(|f| decode_frame(f, read)),
                     Some(Batch::Decoded(items)) => items.pop_front(),
                     Some(Batch::Decoding(_)) | None => break,
                 };
@@ -482,8 +488,9 @@ where
 
     fn batch(&self, frames: VecDeque<Frame>) -> Batch<K> {
         if self.settings.decode_concurrency > 1 && frames.len() > 1 {
+            let read = self.settings.identity_read;
             Batch::Decoding(tokio::spawn(async move {
-                frames.into_iter().map(decode_frame).collect()
+                frames.into_iter().map(|f| decode_frame(f, read)).collect()
             }))
         } else {
             Batch::Lines(frames)

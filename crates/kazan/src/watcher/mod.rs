@@ -65,6 +65,7 @@ pub use stats::WatcherStats;
 
 use crate::{
     Client, Object, RawObject,
+    raw::IdentityRead,
     request::{Request, Verb, WatchEvents},
     resource::ObjectList,
 };
@@ -187,13 +188,16 @@ where
         })
     }
 
-    /// The same watcher over undecoded objects.
+    /// The same watcher over undecoded objects, each decoded whole later (by the handle's `recv`
+    /// or before it is sent): only their name, namespace and version are read ahead.
     fn raw(self) -> Prepared<RawObject> {
+        let mut settings = self.settings;
+        settings.identity_read = IdentityRead::Brief;
         Prepared {
             client: self.client,
             request: self.request.retype(Verb::List),
             start_rv: self.start_rv,
-            settings: self.settings,
+            settings,
             backoff: self.backoff,
             span: self.span,
         }
