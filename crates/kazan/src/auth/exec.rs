@@ -338,17 +338,14 @@ fn parse_credential(
 }
 
 /// Why a plugin's certificate and key cannot be used, naming the output field at fault. The PEM
-/// was checked before, so what is left is what only loading them finds; rustls' words never
-/// quote the key.
+/// was checked before, so what is left is what only loading them finds: a key the crypto provider
+/// cannot load, or a key of another certificate. rustls' words never quote the key.
 fn identity_fault(error: &ClientSetupError) -> String {
     match error {
         ClientSetupError::InvalidClientIdentity {
             source: rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch),
         } => "`status.clientKeyData` is not the private key of the certificate in `status.clientCertificateData`"
             .to_string(),
-        ClientSetupError::InvalidClientIdentity {
-            source: source @ (rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented),
-        } => format!("`status.clientCertificateData`: the certificate cannot be read ({source})"),
         ClientSetupError::InvalidClientIdentity { source } => {
             format!("`status.clientKeyData`: the private key cannot be used ({source})")
         }

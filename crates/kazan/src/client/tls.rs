@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use rustls::{
-    ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    ClientConfig, DigitallySignedStruct, InconsistentKeys, RootCertStore, SignatureScheme,
     client::{
         Resumption,
         danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
@@ -81,12 +81,26 @@ pub(crate) fn client_config(
 }
 
 /// A client certificate chain and its private key, ready for handshakes: the key is loaded by the
-/// crypto provider and checked against the first certificate. Errors never quote the key.
+/// crypto provider and compared with the first certificate's public key. Errors never quote the
+/// key.
+///
+/// Only a key proven not to match is refused. When the comparison cannot be made, because
+/// rustls cannot read the certificate (an X.509 v1 certificate, which webpki refuses and Go's
+/// API servers accept) or the key does not tell its public half, the server is left to judge.
 pub(crate) fn certified_key(identity: &ClientIdentity) -> Result<CertifiedKey, ClientSetupError> {
     let chain = certificates(&identity.cert_pem, "client certificate")?;
     let key = private_key(identity.key_pem.expose_secret())?;
-    CertifiedKey::from_der(chain, key, &provider())
-        .map_err(|source| ClientSetupError::InvalidClientIdentity { source })
+    let key = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|source| ClientSetupError::InvalidClientIdentity { source })?;
+    let certified = CertifiedKey::new(chain, key);
+    match certified.keys_match() {
+        Err(source @ rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+            Err(ClientSetupError::InvalidClientIdentity { source })
+        }
+        Ok(()) | Err(_) => Ok(certified),
+    }
 }
 
 /// The server name to verify instead of the URL's host, if one is configured.
