@@ -42,6 +42,11 @@ n=$(wc -l < "$STATE/runs" | tr -d ' ')
 if [ -f "$STATE/output-$n" ]; then cat "$STATE/output-$n"; else cat "$STATE/output"; fi
 "#;
 
+fn b64(data: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
 /// A temporary folder holding the plugin and its state.
 struct Plugin {
     dir: tempfile::TempDir,
@@ -195,7 +200,7 @@ async fn a_kubeconfig_exec_plugin_certificate_authenticates_requests_and_watches
             "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
             "clusters": [{"name": "c", "cluster": {
                 "server": server.url,
-                "certificate-authority-data": support_b64(ca.pem().as_bytes()),
+                "certificate-authority-data": b64(ca.pem().as_bytes()),
             }}],
             "users": [{"name": "u", "user": {"exec": {
                 "apiVersion": V1,
@@ -230,11 +235,6 @@ async fn a_kubeconfig_exec_plugin_certificate_authenticates_requests_and_watches
 #[tokio::test]
 async fn a_kubeconfig_exec_plugin_certificate_authenticates_requests_and_watches_over_http1() -> TestResult {
     a_kubeconfig_exec_plugin_certificate_authenticates_requests_and_watches(false).await
-}
-
-fn support_b64(data: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 #[tokio::test]
@@ -365,12 +365,12 @@ async fn an_expired_plugin_certificate_is_replaced_on_the_next_http1_connection(
 /// request is refused with 401, the client runs the plugin again and sends once more, on a
 /// connection presenting the new certificate.
 async fn a_401_rotates_the_plugin_certificate(h2: bool, watch: bool) -> TestResult {
-    logs();
+    let logs = logs();
     let ca = TestCa::new("cluster ca")?;
     let server = server(&ca, h2, |cn| cn == "rotated").await?;
     let plugin = Plugin::new()?;
-    let (cert, key) = issued(&ca, "revoked")?;
-    plugin.set_output_of_run(1, &credential(&cert, &key, None))?;
+    let (cert, first_key) = issued(&ca, "revoked")?;
+    plugin.set_output_of_run(1, &credential(&cert, &first_key, None))?;
     let (cert, key) = issued(&ca, "rotated")?;
     plugin.set_output(&credential(&cert, &key, None))?;
     let client = client(&server, &ca, &plugin)?;
@@ -394,6 +394,15 @@ async fn a_401_rotates_the_plugin_certificate(h2: bool, watch: bool) -> TestResu
         2 + alpn_probe + pooled_after_watch,
         "one connection per certificate"
     );
+
+    // The rotation is logged; neither key is.
+    let logs = logs.text();
+    assert!(logs.contains("exec plugin client certificate changed"), "{logs}");
+    for key in [first_key, key] {
+        let body = key.lines().nth(1).ok_or("the key has a body")?;
+        assert!(!logs.contains(body), "the logs show a private key");
+    }
+    assert!(!logs.contains("PRIVATE KEY"), "the logs show a private key");
     Ok(())
 }
 

@@ -82,3 +82,55 @@ impl ResolvesClientCert for PluginCertificate {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ClientIdentity;
+
+    fn certified(cn: &str) -> Result<Arc<CertifiedKey>, Box<dyn std::error::Error>> {
+        let key = rcgen::KeyPair::generate()?;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let cert = params.self_signed(&key)?;
+        let identity = ClientIdentity {
+            cert_pem: cert.pem().into_bytes(),
+            key_pem: key.serialize_pem().into_bytes().into(),
+        };
+        Ok(Arc::new(crate::client::certified_key(&identity)?))
+    }
+
+    #[test]
+    fn only_a_different_certificate_starts_a_new_generation() -> Result<(), Box<dyn std::error::Error>> {
+        let plugin = PluginCertificate::default();
+        let first = certified("first")?;
+        plugin.set(None);
+        assert_eq!(plugin.generation(), 0, "still no certificate");
+        plugin.set(Some(first.clone()));
+        assert_eq!(plugin.generation(), 1);
+        // The same certificate from another run of the plugin.
+        plugin.set(Some(Arc::new(CertifiedKey::new(
+            first.cert.clone(),
+            first.key.clone(),
+        ))));
+        assert_eq!(plugin.generation(), 1);
+        plugin.set(Some(certified("second")?));
+        assert_eq!(plugin.generation(), 2);
+        assert!(plugin.resolve(&[], &[]).is_some());
+        plugin.set(None);
+        assert_eq!(plugin.generation(), 3);
+        assert!(plugin.resolve(&[], &[]).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn debug_shows_neither_certificate_nor_key() -> Result<(), Box<dyn std::error::Error>> {
+        let plugin = PluginCertificate::default();
+        plugin.set(Some(certified("someone")?));
+        assert_eq!(
+            format!("{plugin:?}"),
+            "PluginCertificate { present: true, generation: 1 }"
+        );
+        Ok(())
+    }
+}

@@ -2,6 +2,10 @@
 //! change, basic auth, and exec plugins cached until they expire. On a 401 the client asks for a
 //! refresh once and retries.
 //!
+//! An exec plugin may return a client certificate instead of (or besides) a token: it is handed
+//! to the client's TLS configuration ([`PluginCertificate`]) each time the plugin runs, and new
+//! connections present it.
+//!
 //! Header values are marked sensitive, and no error or log line carries a token, a password, a
 //! private key or an exec plugin's output.
 
