@@ -3,19 +3,26 @@
 //! its `expirationTimestamp` (or until a refresh, when it has none).
 //!
 //! The plugin runs at most once at a time: concurrent callers wait on the cache's lock and then
-//! share the fresh credential. Its stdin is closed (kazan is never interactive), its stdout is
+//! share the fresh credential. A client certificate it returns is checked (PEM, key matching the
+//! certificate) as its output is read, and handed to the TLS layer ([`PluginCertificate`]) each
+//! time the plugin runs. Its stdin is closed (kazan is never interactive), its stdout is
 //! parsed and never shown, its stderr is shown (truncated) when it fails.
 
-use std::{process::Stdio, time::Duration};
+use std::{process::Stdio, sync::Arc, time::Duration};
 
 use base64::Engine as _;
 use http::HeaderValue;
 use jiff::{SignedDuration, Timestamp};
+use rustls::{InconsistentKeys, sign::CertifiedKey};
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
-use super::{AuthError, bearer};
-use crate::config::{ClientIdentity, ExecConfig, pem};
+use super::{AuthError, PluginCertificate, bearer};
+use crate::{
+    client::certified_key,
+    config::{ClientIdentity, ExecConfig, pem},
+    error::ClientSetupError,
+};
 
 /// The most of a failing plugin's stderr shown in an error.
 const STDERR_LIMIT: usize = 1024;
@@ -29,6 +36,8 @@ const EXPIRY_MARGIN: SignedDuration = SignedDuration::from_secs(60);
 pub(super) struct Credential {
     pub(super) header: Option<HeaderValue>,
     pub(super) identity: Option<ClientIdentity>,
+    /// `identity` loaded for TLS handshakes.
+    certified: Option<Arc<CertifiedKey>>,
 }
 
 struct Cached {
@@ -40,6 +49,8 @@ struct Cached {
 pub(super) struct ExecAuth {
     config: ExecConfig,
     cache: Mutex<Option<Cached>>,
+    /// The client certificate of the last run, for TLS handshakes.
+    certificate: Arc<PluginCertificate>,
 }
 
 impl ExecAuth {
@@ -71,11 +82,17 @@ impl ExecAuth {
         Ok(ExecAuth {
             config,
             cache: Mutex::new(None),
+            certificate: Arc::default(),
         })
     }
 
     pub(super) fn command(&self) -> &str {
         &self.config.command
+    }
+
+    /// The client certificate TLS handshakes present: the one of the plugin's last run.
+    pub(super) fn certificate(&self) -> Arc<PluginCertificate> {
+        self.certificate.clone()
     }
 
     /// The cached credential if still fresh, else a new one from the plugin.
@@ -91,6 +108,8 @@ impl ExecAuth {
         // would make every request's future carry its size.
         let (credential, expiry) = Box::pin(self.run()).await?;
         let refresh_at = expiry.map(|expiry| refresh_time(Timestamp::now(), expiry));
+        // Under the cache's lock, so certificates are handed over in the order the runs ended.
+        self.certificate.set(credential.certified.clone());
         *cache = Some(Cached {
             credential: credential.clone(),
             refresh_at,
@@ -302,7 +321,40 @@ fn parse_credential(
         ),
         None => None,
     };
-    Ok((Credential { header, identity }, expiry))
+    let certified = match &identity {
+        Some(identity) => Some(Arc::new(
+            certified_key(identity).map_err(|e| fault(identity_fault(&e)))?,
+        )),
+        None => None,
+    };
+    Ok((
+        Credential {
+            header,
+            identity,
+            certified,
+        },
+        expiry,
+    ))
+}
+
+/// Why a plugin's certificate and key cannot be used, naming the output field at fault. The PEM
+/// was checked before, so what is left is what only loading them finds: a key the crypto provider
+/// cannot load, or a key of another certificate. rustls' words never quote the key.
+fn identity_fault(error: &ClientSetupError) -> String {
+    match error {
+        ClientSetupError::InvalidClientIdentity {
+            source: rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch),
+        } => "`status.clientKeyData` is not the private key of the certificate in `status.clientCertificateData`"
+            .to_string(),
+        ClientSetupError::InvalidClientIdentity { source } => {
+            format!("`status.clientKeyData`: the private key cannot be used ({source})")
+        }
+        ClientSetupError::CertificatePem { .. } | ClientSetupError::NoCertificate { .. } => {
+            format!("`status.clientCertificateData`: {error}")
+        }
+        ClientSetupError::InvalidClientKey { reason } => format!("`status.clientKeyData`: {reason}"),
+        other => format!("`status.clientCertificateData` and `status.clientKeyData`: {other}"),
+    }
 }
 
 /// The first [`STDERR_LIMIT`] bytes of `text`, cut at a character boundary.

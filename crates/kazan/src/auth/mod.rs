@@ -2,11 +2,18 @@
 //! change, basic auth, and exec plugins cached until they expire. On a 401 the client asks for a
 //! refresh once and retries.
 //!
+//! An exec plugin may return a client certificate instead of (or besides) a token: it is handed
+//! to the client's TLS configuration ([`PluginCertificate`]) each time the plugin runs, and new
+//! connections present it.
+//!
 //! Header values are marked sensitive, and no error or log line carries a token, a password, a
 //! private key or an exec plugin's output.
 
+mod client_cert;
 mod exec;
 mod token_file;
+
+use std::sync::Arc;
 
 use base64::Engine as _;
 use http::HeaderValue;
@@ -15,6 +22,7 @@ use secrecy::ExposeSecret;
 use crate::config::{AuthConfig, ClientIdentity};
 
 use self::{exec::ExecAuth, token_file::TokenFile};
+pub(crate) use client_cert::PluginCertificate;
 
 /// Why credentials could not be obtained.
 #[derive(Debug, thiserror::Error)]
@@ -215,10 +223,23 @@ impl Authenticator {
     /// `clientKeyData`), running the plugin if it has no valid cached credential; `None` for every
     /// other kind of credential. A certificate from the kubeconfig itself is in
     /// [`Config::client_identity`](crate::Config::client_identity).
+    ///
+    /// A [`Client`](crate::Client) presents it in its TLS handshakes by itself (unless the
+    /// kubeconfig has a certificate of its own); this is for callers building their own transport.
     pub async fn client_identity(&self) -> Result<Option<ClientIdentity>, AuthError> {
         match &self.kind {
             Kind::Exec(exec) => exec.credential().await.map(|c| c.identity),
             _ => Ok(None),
+        }
+    }
+
+    /// For an exec plugin, the certificate its TLS handshakes present: replaced each time the
+    /// plugin runs ([`header`](Self::header) runs it when its credential has expired or was
+    /// refreshed). `None` for every other kind of credential.
+    pub(crate) fn plugin_certificate(&self) -> Option<Arc<PluginCertificate>> {
+        match &self.kind {
+            Kind::Exec(exec) => Some(exec.certificate()),
+            _ => None,
         }
     }
 }

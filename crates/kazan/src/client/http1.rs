@@ -24,6 +24,8 @@
 //!   idempotent request, such as a watch's GET, that failed as it went out). At most
 //!   [`KEPT_MAX`] are kept, each for at most [`KEPT_FOR`].
 //! - A body dropped before its end closes its connection, as the pool does.
+//! - A kept connection made before the exec plugin's client certificate changed is closed rather
+//!   than taken (see [`CertEpoch`]).
 //! - When the connection fails outside the reading of the body (writing, say), the body's error is
 //!   the connection's own (an I/O error, a TLS alert) where hyper gives the body only a bare
 //!   "connection error", so that it is classified as what it is.
@@ -51,7 +53,7 @@ use crate::{
     client::{
         Prepared,
         response::{ConnectFailure, body_error},
-        transport::{self, Connector, Io},
+        transport::{self, CertEpoch, Connector, Io},
     },
     error::{BoxError, Error},
 };
@@ -74,6 +76,8 @@ pub(crate) struct Http1Streams {
     origin: Uri,
     connector: Connector,
     kept: Arc<Kept>,
+    /// Which client certificate new connections present.
+    epoch: CertEpoch,
 }
 
 /// Connections whose last body was read to its end, newest last.
@@ -84,18 +88,21 @@ struct Idle {
     sender: SendRequest<Full<Bytes>>,
     conn: Conn,
     since: Instant,
+    /// The client certificate generation it was made in.
+    epoch: u64,
 }
 
 impl Kept {
-    /// The newest connection kept for less than [`KEPT_FOR`]; older ones are closed.
-    fn take(&self) -> Option<Idle> {
+    /// The newest connection kept for less than [`KEPT_FOR`] and made with the client certificate
+    /// of generation `epoch`; others are closed.
+    fn take(&self, epoch: u64) -> Option<Idle> {
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
-        kept.retain(|idle| now.saturating_duration_since(idle.since) < KEPT_FOR);
+        kept.retain(|idle| now.saturating_duration_since(idle.since) < KEPT_FOR && idle.epoch == epoch);
         kept.pop()
     }
 
-    fn keep(&self, sender: SendRequest<Full<Bytes>>, conn: Conn) {
+    fn keep(&self, Link { sender, conn, epoch }: Link) {
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if kept.len() >= KEPT_MAX {
             kept.remove(0);
@@ -104,16 +111,18 @@ impl Kept {
             sender,
             conn,
             since: Instant::now(),
+            epoch,
         });
     }
 }
 
 impl Http1Streams {
-    pub(crate) fn new(origin: Uri, connector: Connector) -> Self {
+    pub(crate) fn new(origin: Uri, connector: Connector, epoch: CertEpoch) -> Self {
         Http1Streams {
             origin,
             connector,
             kept: Arc::default(),
+            epoch,
         }
     }
 
@@ -124,9 +133,9 @@ impl Http1Streams {
         credential: Option<&HeaderValue>,
     ) -> Result<Response<DrivenBody>, Error> {
         let url = prepared.url();
-        while let Some(idle) = self.kept.take() {
+        while let Some(idle) = self.kept.take(self.epoch.current()) {
             match exchange(idle.sender, idle.conn, request(prepared, credential)).await {
-                Ok(response) => return Ok(self.driven(response)),
+                Ok(response) => return Ok(self.driven(response, idle.epoch)),
                 // Closed while it was kept: sent again on the next kept connection or a new one.
                 // So is a request that failed as it went out, when sending it twice does no harm
                 // (a watch is a GET).
@@ -139,18 +148,21 @@ impl Http1Streams {
                 Err(Exchange::Failed(error)) => return Err(body_error(url, error)),
             }
         }
+        // Read before connecting: the handshake presents this generation's certificate or a
+        // later one, never an earlier one.
+        let epoch = self.epoch.current();
         let (sender, conn) = self.connect().await.map_err(|f| f.to_error(url))?;
         match exchange(sender, conn, request(prepared, credential)).await {
-            Ok(response) => Ok(self.driven(response)),
+            Ok(response) => Ok(self.driven(response, epoch)),
             Err(Exchange::Unsent(error) | Exchange::Failed(error)) => Err(body_error(url, error)),
         }
     }
 
-    fn driven(&self, (response, sender, conn): Answered) -> Response<DrivenBody> {
+    fn driven(&self, (response, sender, conn): Answered, epoch: u64) -> Response<DrivenBody> {
         let kept = Arc::downgrade(&self.kept);
         response.map(|body| DrivenBody {
             body,
-            link: Some(Link { sender, conn }),
+            link: Some(Link { sender, conn, epoch }),
             ended: None,
             kept,
         })
@@ -264,6 +276,8 @@ pub(crate) struct DrivenBody {
 struct Link {
     sender: SendRequest<Full<Bytes>>,
     conn: Conn,
+    /// The client certificate generation the connection was made in.
+    epoch: u64,
 }
 
 impl std::fmt::Debug for DrivenBody {
@@ -293,7 +307,7 @@ impl Body for DrivenBody {
                 // Read to its end, the connection still open: it can carry the next stream.
                 let link = this.link.take().filter(|_| this.ended.is_none());
                 if let (Some(link), Some(kept)) = (link, this.kept.upgrade()) {
-                    kept.keep(link.sender, link.conn);
+                    kept.keep(link);
                 }
                 Poll::Ready(None)
             }

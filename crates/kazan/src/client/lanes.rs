@@ -38,6 +38,11 @@
 //!   `http/1.1` drops that connection and sends every request through the pooled HTTP/1.1 client
 //!   (which needs its pool of connections). Should a later connection get `http/1.1`, the client
 //!   switches to the pool for good. Plain `http://` never comes here.
+//! - **Certificate rotation.** Each lane remembers the generation of the exec plugin's client
+//!   certificate it was made in ([`CertEpoch`]). When the plugin returns another certificate,
+//!   lanes of earlier generations leave the set: they take no new request, their open streams
+//!   run on until they end, and h2 closes the connection then. New requests open a lane that
+//!   presents the new certificate.
 //! - **Death.** GOAWAY, an I/O error or an unanswered ping ends the connection: the lane is marked
 //!   dead and dropped from the set. Its in-flight requests fail as they always did (the watcher
 //!   resumes its watches); later requests take other lanes or open a new one. A request that the
@@ -71,7 +76,7 @@ use crate::client::{
     body::http2_error,
     response::ConnectFailure,
     slots::{self, Choice, Limit, Load, Slot, Slots},
-    transport::{self, Connector, H2_KEEP_ALIVE_INTERVAL, H2_KEEP_ALIVE_TIMEOUT, Io},
+    transport::{self, CertEpoch, Connector, H2_KEEP_ALIVE_INTERVAL, H2_KEEP_ALIVE_TIMEOUT, Io},
 };
 
 /// The lanes of one client (shared by its clones).
@@ -92,6 +97,8 @@ pub(crate) struct Lanes {
     /// The server chose HTTP/1.1: every request goes through the pooled client.
     http1: AtomicBool,
     next_id: AtomicU64,
+    /// Which client certificate new connections present.
+    epoch: CertEpoch,
 }
 
 #[derive(Default)]
@@ -116,7 +123,7 @@ enum Picked {
 
 impl Lanes {
     /// No connection yet: the first request opens one.
-    pub(crate) fn new(origin: Uri, connector: Connector, builder: Builder) -> Self {
+    pub(crate) fn new(origin: Uri, connector: Connector, builder: Builder, epoch: CertEpoch) -> Self {
         Lanes {
             origin,
             connector,
@@ -127,6 +134,7 @@ impl Lanes {
             failures: Mutex::new(Failures::default()),
             http1: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
+            epoch,
         }
     }
 
@@ -193,10 +201,21 @@ impl Lanes {
         }
     }
 
-    /// Drops dead lanes and takes a slot on the least-loaded lane with room, if any.
+    /// Drops dead lanes, and lanes made with an earlier client certificate, and takes a slot on
+    /// the least-loaded lane with room, if any.
     fn pick(&self) -> Picked {
+        let epoch = self.epoch.current();
         let mut lanes = lock(&self.lanes);
-        lanes.retain(|lane| lane.is_live());
+        lanes.retain(|lane| {
+            let current = lane.epoch == epoch;
+            if !current {
+                tracing::debug!(
+                    lane = lane.id,
+                    "client certificate changed: the connection takes no new requests"
+                );
+            }
+            current && lane.is_live()
+        });
         match slots::choose(lanes.iter().map(|lane| lane.load())) {
             Choice::Take(index) => match lanes.get(index) {
                 Some(lane) => Picked::Lane(lane.clone(), lane.slots.take()),
@@ -209,6 +228,9 @@ impl Lanes {
 
     /// Connects; `None` when ALPN chose HTTP/1.1 (the connection is dropped).
     async fn open(&self) -> Result<Option<Arc<Lane>>, ConnectFailure> {
+        // Read before connecting: the handshake presents this generation's certificate or a
+        // later one, never an earlier one.
+        let epoch = self.epoch.current();
         let io = transport::connect(&self.connector, &self.origin).await?;
         if !io.connected().is_negotiated_h2() {
             tracing::debug!(
@@ -233,6 +255,7 @@ impl Lanes {
         tracing::debug!(server = %self.origin, lane = id, "HTTP/2 connection opened");
         Ok(Some(Arc::new(Lane {
             id,
+            epoch,
             sender,
             slots: Slots::new(self.changed.clone()),
             state,
@@ -243,6 +266,8 @@ impl Lanes {
 /// One HTTP/2 connection and its open streams.
 pub(crate) struct Lane {
     id: u64,
+    /// The client certificate generation it was made in.
+    epoch: u64,
     sender: SendRequest<Bytes>,
     slots: Arc<Slots>,
     state: Arc<LaneState>,

@@ -66,6 +66,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use serde::de::DeserializeOwned;
 
 pub use body::BodyStream;
+pub(crate) use tls::certified_key;
 
 use crate::{
     auth::Authenticator,
@@ -173,8 +174,8 @@ impl Client {
         {
             return Err(ClientSetupError::UnsupportedScheme { url: base_url }.into());
         }
-        let transport = Transport::new(&config)?;
         let auth = Authenticator::new(&config.auth)?;
+        let transport = Transport::new(&config, auth.plugin_certificate())?;
         if config.insecure_skip_tls_verify && config.cluster_url.scheme_str() == Some("https") {
             tracing::warn!(
                 server = %base_url,

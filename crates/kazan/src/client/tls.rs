@@ -7,9 +7,13 @@
 use std::sync::Arc;
 
 use rustls::{
-    ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    ClientConfig, DigitallySignedStruct, InconsistentKeys, RootCertStore, SignatureScheme,
+    client::{
+        Resumption,
+        danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    },
     crypto::CryptoProvider,
+    sign::CertifiedKey,
 };
 use rustls_pki_types::{
     CertificateDer, PrivateKeyDer, ServerName, UnixTime,
@@ -17,7 +21,11 @@ use rustls_pki_types::{
 };
 use secrecy::ExposeSecret;
 
-use crate::{config::Config, error::ClientSetupError};
+use crate::{
+    auth::PluginCertificate,
+    config::{ClientIdentity, Config},
+    error::ClientSetupError,
+};
 
 /// The crypto provider every TLS object of the client uses.
 pub(crate) fn provider() -> Arc<CryptoProvider> {
@@ -26,7 +34,16 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 
 /// Builds the rustls client configuration for `config`. ALPN is left empty: the HTTPS connector
 /// sets `h2` and `http/1.1`.
-pub(crate) fn client_config(config: &Config) -> Result<ClientConfig, ClientSetupError> {
+///
+/// The client certificate is the kubeconfig's ([`Config::client_identity`]) when it has one, as
+/// client-go prefers it; else `plugin`'s, the exec plugin's current one, read at each handshake.
+/// With a plugin certificate, TLS session resumption is off: a resumed session carries the
+/// identity of the handshake that made it, so a connection opened after the certificate changed
+/// could present the old one.
+pub(crate) fn client_config(
+    config: &Config,
+    plugin: Option<Arc<PluginCertificate>>,
+) -> Result<ClientConfig, ClientSetupError> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -52,7 +69,37 @@ pub(crate) fn client_config(config: &Config) -> Result<ClientConfig, ClientSetup
                 .with_client_auth_cert(chain, key)
                 .map_err(|source| ClientSetupError::InvalidClientIdentity { source })
         }
-        None => Ok(builder.with_no_client_auth()),
+        None => match plugin {
+            Some(plugin) => {
+                let mut tls = builder.with_client_cert_resolver(plugin);
+                tls.resumption = Resumption::disabled();
+                Ok(tls)
+            }
+            None => Ok(builder.with_no_client_auth()),
+        },
+    }
+}
+
+/// A client certificate chain and its private key, ready for handshakes: the key is loaded by the
+/// crypto provider and compared with the first certificate's public key. Errors never quote the
+/// key.
+///
+/// Only a key proven not to match is refused. When the comparison cannot be made, because
+/// rustls cannot read the certificate (an X.509 v1 certificate, which webpki refuses and Go's
+/// API servers accept) or the key does not tell its public half, the server is left to judge.
+pub(crate) fn certified_key(identity: &ClientIdentity) -> Result<CertifiedKey, ClientSetupError> {
+    let chain = certificates(&identity.cert_pem, "client certificate")?;
+    let key = private_key(identity.key_pem.expose_secret())?;
+    let key = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|source| ClientSetupError::InvalidClientIdentity { source })?;
+    let certified = CertifiedKey::new(chain, key);
+    match certified.keys_match() {
+        Err(source @ rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+            Err(ClientSetupError::InvalidClientIdentity { source })
+        }
+        Ok(()) | Err(_) => Ok(certified),
     }
 }
 
@@ -203,7 +250,7 @@ mod tests {
     fn an_empty_ca_bundle_is_refused() {
         let mut config = Config::new(http::Uri::from_static("https://127.0.0.1:6443"));
         config.root_certs_pem = Some(b"not a certificate".to_vec());
-        let err = client_config(&config).err().map(|e| e.to_string());
+        let err = client_config(&config, None).err().map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
             Some("the certificate authority holds no PEM certificate (no -----BEGIN CERTIFICATE----- block)")

@@ -9,10 +9,17 @@
 //! stream connections and the pooled client's connections are all made by this stack. HTTP/2
 //! connections are pinged every 30 s (closed after 15 s without an answer) so that a dead peer is
 //! noticed, as client-go does.
+//!
+//! A client certificate from an exec plugin is read by TLS at each handshake. When the plugin
+//! returns another one ([`CertEpoch`]), connections made before are given no new request: HTTP/2
+//! lanes leave the set (their open streams, watches included, run on until they end, and the
+//! connection closes then), kept HTTP/1.1 stream connections are closed, and the pooled client
+//! is replaced by a new one (its idle connections close; requests in flight finish).
 
 use std::{
     future::Future,
     pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll},
     time::Duration,
 };
@@ -33,6 +40,7 @@ use tokio::net::TcpStream;
 use tower_service::Service;
 
 use crate::{
+    auth::PluginCertificate,
     client::{
         Prepared,
         body::{Received, ResponseBody},
@@ -69,9 +77,31 @@ pub(crate) type Connector = ConnectDeadline<HttpsConnector<TcpOrTunnel>>;
 /// A connection as the connector makes it.
 pub(crate) type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
 
+/// Which client certificate new connections present, for telling connections made with an
+/// earlier exec plugin certificate from current ones. Always 0 without a plugin certificate.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CertEpoch(Option<Arc<PluginCertificate>>);
+
+impl CertEpoch {
+    /// The plugin certificate's generation: read before connecting, it is at most the
+    /// generation of the certificate the connection presents.
+    pub(crate) fn current(&self) -> u64 {
+        self.0.as_ref().map_or(0, |cert| cert.generation())
+    }
+}
+
+/// The pooled client, and the certificate generation its connections were made in.
+struct Pooled {
+    epoch: u64,
+    client: HttpClient,
+}
+
 /// Sends the requests of a client (and its clones).
 pub(crate) struct Transport {
-    pooled: HttpClient,
+    pooled: Mutex<Pooled>,
+    /// For making a new pooled client when the client certificate changes.
+    connector: Connector,
+    epoch: CertEpoch,
     /// Stream requests over HTTP/1.1: connections their bodies drive.
     streams: Http1Streams,
     /// For `https://` servers; `None` for plain `http://`, which is always HTTP/1.1.
@@ -79,19 +109,22 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    /// The transport for `config`: nothing is connected until the first request.
-    pub(crate) fn new(config: &Config) -> Result<Self, ClientSetupError> {
-        let connector = connector(config)?;
-        let pooled = HyperClient::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .http2_keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
-            .http2_keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
-            .http2_keep_alive_while_idle(true)
-            .build(connector.clone());
+    /// The transport for `config`: nothing is connected until the first request. `plugin` is the
+    /// exec plugin's client certificate, presented when the configuration has none of its own.
+    pub(crate) fn new(
+        config: &Config,
+        plugin: Option<Arc<PluginCertificate>>,
+    ) -> Result<Self, ClientSetupError> {
+        // The kubeconfig's own certificate wins, as in client-go.
+        let plugin = plugin.filter(|_| config.client_identity.is_none());
+        let epoch = CertEpoch(plugin.clone());
+        let connector = connector(config, plugin)?;
+        let pooled = Mutex::new(Pooled {
+            epoch: epoch.current(),
+            client: pooled_client(&connector),
+        });
         let origin = origin(&config.cluster_url)?;
-        let streams = Http1Streams::new(origin.clone(), connector.clone());
+        let streams = Http1Streams::new(origin.clone(), connector.clone(), epoch.clone());
         let lanes = match config.cluster_url.scheme_str() {
             Some("https") => {
                 let mut h2 = h2::client::Builder::new();
@@ -103,15 +136,32 @@ impl Transport {
                     .enable_push(false)
                     // What h2 allows before the server's SETTINGS arrive.
                     .initial_max_send_streams(slots::ASSUMED_STREAMS);
-                Some(Lanes::new(origin, connector, h2))
+                Some(Lanes::new(origin, connector.clone(), h2, epoch.clone()))
             }
             _ => None,
         };
         Ok(Transport {
             pooled,
+            connector,
+            epoch,
             streams,
             lanes,
         })
+    }
+
+    /// The pooled client; a new one (with no connection yet) if the client certificate changed
+    /// since the current one was made.
+    fn pooled(&self) -> HttpClient {
+        let epoch = self.epoch.current();
+        let mut pooled = self.pooled.lock().unwrap_or_else(PoisonError::into_inner);
+        if pooled.epoch != epoch {
+            tracing::debug!("client certificate changed: new HTTP/1.1 connections for later requests");
+            *pooled = Pooled {
+                epoch,
+                client: pooled_client(&self.connector),
+            };
+        }
+        pooled.client.clone()
     }
 
     /// Sends a request and returns the response as soon as its headers have come.
@@ -170,12 +220,24 @@ impl Transport {
     ) -> Result<http::Response<ResponseBody>, Error> {
         let request = prepared.request(credential, Full::new(prepared.body().clone()));
         let response = self
-            .pooled
+            .pooled()
             .request(request)
             .await
             .map_err(|e| send_error(prepared.url(), e))?;
         Ok(response.map(|body| ResponseBody::new(Received::Http1(body), None)))
     }
+}
+
+/// hyper-util's pooled client over `connector`.
+fn pooled_client(connector: &Connector) -> HttpClient {
+    HyperClient::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .http2_keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+        .http2_keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
+        .http2_keep_alive_while_idle(true)
+        .build(connector.clone())
 }
 
 /// Opens a connection to `origin` through the connector stack (TCP or proxy tunnel, then TLS,
@@ -203,8 +265,8 @@ fn origin(url: &Uri) -> Result<Uri, ClientSetupError> {
         .map_err(|_| unsupported())
 }
 
-/// Builds the connector for `config`.
-fn connector(config: &Config) -> Result<Connector, ClientSetupError> {
+/// Builds the connector for `config`, presenting `plugin`'s certificate if given.
+fn connector(config: &Config, plugin: Option<Arc<PluginCertificate>>) -> Result<Connector, ClientSetupError> {
     let mut tcp = HttpConnector::new();
     // The scheme is checked by the TLS layer above; this one must let `https` through.
     tcp.enforce_http(false);
@@ -217,7 +279,7 @@ fn connector(config: &Config) -> Result<Connector, ClientSetupError> {
         Some(proxy) => TcpOrTunnel::Tunnel(tunnel(proxy, tcp)?),
     };
 
-    let tls_config = tls::client_config(config)?;
+    let tls_config = tls::client_config(config, plugin)?;
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls_config)
         .https_or_http();
@@ -385,7 +447,7 @@ mod tests {
         let mut config = Config::new(Uri::from_static("https://127.0.0.1:6443"));
         config.insecure_skip_tls_verify = true;
         config.proxy_url = Some(Uri::from_static("socks5://user:pw@127.0.0.1:1080"));
-        let err = Transport::new(&config).err().map(|e| e.to_string());
+        let err = Transport::new(&config, None).err().map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
             Some(

@@ -34,7 +34,8 @@ pub struct Config {
     pub insecure_skip_tls_verify: bool,
     /// The name to verify the server certificate against, if not the URL's host.
     pub tls_server_name: Option<String>,
-    /// A client certificate and key for TLS client authentication.
+    /// A client certificate and key for TLS client authentication. When set, it is presented
+    /// rather than one an exec plugin returns, as client-go does.
     pub client_identity: Option<ClientIdentity>,
     /// How requests are authenticated.
     pub auth: AuthConfig,
@@ -87,7 +88,10 @@ pub enum AuthConfig {
         /// The password.
         password: SecretString,
     },
-    /// An exec credential plugin (`client.authentication.k8s.io/v1` or `v1beta1`).
+    /// An exec credential plugin (`client.authentication.k8s.io/v1` or `v1beta1`). Its token is
+    /// sent as a bearer token, and its client certificate (`clientCertificateData` and
+    /// `clientKeyData`), if any, presented in the TLS handshakes of the connections a
+    /// [`Client`](crate::Client) opens; both are renewed when they expire or are refused (401).
     Exec(ExecConfig),
 }
 
