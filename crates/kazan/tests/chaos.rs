@@ -300,7 +300,7 @@ impl fmt::Display for Counts {
         )?;
         writeln!(
             f,
-            "(resumes, retries, bookmarks: the watchers' own counters, spawned forms only; gones during a list: {})",
+            "(resumes, retries, bookmarks: the watchers' own counters; gones during a list: {})",
             total.gones_while_listing
         )
     }

@@ -114,7 +114,7 @@ pub struct Counts {
     pub gones_while_listing: u64,
     /// Watchers started after a Gone (single forms).
     pub restarts: u64,
-    /// The watchers' own counters (spawned forms only), summed over the lineage.
+    /// The watchers' own counters (every form: the handle's or the stream's `stats()`), summed over the lineage.
     pub resumes: Option<u64>,
     pub retries: Option<u64>,
     pub bookmarks: Option<u64>,
