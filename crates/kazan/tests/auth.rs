@@ -2,12 +2,7 @@
 //! `refresh` after a 401. Bearer tokens, basic auth, rotating token files and exec plugins
 //! (small shell scripts written at test time).
 
-use std::{
-    error::Error,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{error::Error, path::Path, sync::Arc, time::Duration};
 
 use http::HeaderValue;
 use kazan::{
@@ -19,6 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 mod support;
 use support::logs::logs;
+#[cfg(unix)]
+use support::plugin::{Plugin, write_plugin};
 
 type TestResult = Result<(), Box<dyn Error>>;
 
@@ -185,60 +182,14 @@ if [ -f "$STATE/stderr" ]; then cat "$STATE/stderr" >&2; fi
 exit "${STATUS:-0}"
 "#;
 
+/// The authenticator of `plugin`'s exec entry.
 #[cfg(unix)]
-fn write_plugin(dir: &Path, name: &str, body: &str) -> Result<PathBuf, Box<dyn Error>> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}"))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    Ok(path)
-}
-
-/// A temporary folder holding a plugin and its state.
-#[cfg(unix)]
-struct Plugin {
-    dir: tempfile::TempDir,
-    command: PathBuf,
-}
-
-#[cfg(unix)]
-impl Plugin {
-    fn new(body: &str) -> Result<Self, Box<dyn Error>> {
-        let dir = tempfile::tempdir()?;
-        let command = write_plugin(dir.path(), "plugin", body)?;
-        Ok(Plugin { dir, command })
-    }
-
-    fn state(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn runs(&self) -> usize {
-        std::fs::read_to_string(self.state().join("runs"))
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
-    }
-
-    fn config(&self, api_version: &str, env: &[(&str, &str)]) -> ExecConfig {
-        let mut exec = ExecConfig::new(api_version, self.command.to_string_lossy());
-        exec.env = vec![
-            ("STATE".to_string(), self.state().to_string_lossy().into_owned()),
-            ("API_VERSION".to_string(), api_version.to_string()),
-        ];
-        exec.env
-            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        exec.interactive_mode = Some("Never".to_string());
-        exec
-    }
-
-    fn authenticator(&self, api_version: &str, env: &[(&str, &str)]) -> Result<Authenticator, AuthError> {
-        Authenticator::new(&AuthConfig::Exec(self.config(api_version, env)))
-    }
-
-    fn set_output(&self, output: &str) -> Result<(), Box<dyn Error>> {
-        Ok(std::fs::write(self.state().join("output"), output)?)
-    }
+fn authenticator(
+    plugin: &Plugin,
+    api_version: &str,
+    env: &[(&str, &str)],
+) -> Result<Authenticator, AuthError> {
+    Authenticator::new(&AuthConfig::Exec(plugin.config(api_version, env)))
 }
 
 #[cfg(unix)]
@@ -302,7 +253,7 @@ async fn exec_credential_is_cached_until_it_expires() -> TestResult {
     logs();
     let plugin = Plugin::new(COUNTING_PLUGIN)?;
     let expires = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
-    let auth = plugin.authenticator(V1, &[("EXPIRES", &expires)])?;
+    let auth = authenticator(&plugin, V1, &[("EXPIRES", &expires)])?;
     for _ in 0..3 {
         assert_eq!(header_text(&auth).await?, "Bearer exec-token-1");
     }
@@ -320,7 +271,7 @@ async fn exec_credential_is_cached_until_it_expires() -> TestResult {
 async fn expired_exec_credential_reruns_the_plugin() -> TestResult {
     logs();
     let plugin = Plugin::new(COUNTING_PLUGIN)?;
-    let auth = plugin.authenticator(V1, &[("EXPIRES", "2001-02-03T04:05:06Z")])?;
+    let auth = authenticator(&plugin, V1, &[("EXPIRES", "2001-02-03T04:05:06Z")])?;
     assert_eq!(header_text(&auth).await?, "Bearer exec-token-1");
     assert_eq!(header_text(&auth).await?, "Bearer exec-token-2");
     assert_eq!(plugin.runs(), 2);
@@ -332,7 +283,7 @@ async fn expired_exec_credential_reruns_the_plugin() -> TestResult {
 async fn exec_credential_without_expiry_is_kept_until_a_refresh() -> TestResult {
     logs();
     let plugin = Plugin::new(COUNTING_PLUGIN)?;
-    let auth = plugin.authenticator(V1BETA1, &[])?;
+    let auth = authenticator(&plugin, V1BETA1, &[])?;
     assert_eq!(header_text(&auth).await?, "Bearer exec-token-1");
     assert_eq!(header_text(&auth).await?, "Bearer exec-token-1");
     assert_eq!(plugin.runs(), 1);
@@ -346,7 +297,7 @@ async fn exec_credential_without_expiry_is_kept_until_a_refresh() -> TestResult 
 async fn v1beta1_plugins_get_a_v1beta1_request_without_cluster_info_unless_asked() -> TestResult {
     logs();
     let plugin = Plugin::new(COUNTING_PLUGIN)?;
-    let auth = plugin.authenticator(V1BETA1, &[])?;
+    let auth = authenticator(&plugin, V1BETA1, &[])?;
     assert_eq!(header_text(&auth).await?, "Bearer exec-token-1");
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(plugin.state().join("exec-info"))?)?;
@@ -362,7 +313,7 @@ async fn v1beta1_plugins_get_a_v1beta1_request_without_cluster_info_unless_asked
 async fn concurrent_callers_share_one_plugin_run() -> TestResult {
     logs();
     let plugin = Plugin::new(COUNTING_PLUGIN)?;
-    let auth = Arc::new(plugin.authenticator(V1, &[("DELAY", "0.3")])?);
+    let auth = Arc::new(authenticator(&plugin, V1, &[("DELAY", "0.3")])?);
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let auth = Arc::clone(&auth);
@@ -383,7 +334,7 @@ async fn concurrent_callers_share_one_plugin_run() -> TestResult {
 async fn refresh_after_a_rejection_keeps_a_credential_already_replaced() -> TestResult {
     logs();
     let plugin = Plugin::new(COUNTING_PLUGIN)?;
-    let auth = plugin.authenticator(V1, &[])?;
+    let auth = authenticator(&plugin, V1, &[])?;
     let first = auth.header().await?.ok_or("expected a header")?;
 
     // Another request was rejected with an older credential: the current one stays.
@@ -412,7 +363,7 @@ async fn failing_plugin_reports_exit_status_and_stderr_never_stdout() -> TestRes
         plugin.state().join("stderr"),
         "error: login expired, run `sso login`\n",
     )?;
-    let auth = plugin.authenticator(V1, &[("STATUS", "3")])?;
+    let auth = authenticator(&plugin, V1, &[("STATUS", "3")])?;
     let err = auth.header().await.err().ok_or("expected an error")?;
     assert!(matches!(err, AuthError::ExecFailed { .. }), "{err:?}");
     assert!(err.is_retryable());
@@ -420,7 +371,7 @@ async fn failing_plugin_reports_exit_status_and_stderr_never_stdout() -> TestRes
     assert!(message.contains("exit status: 3"), "{message}");
     assert!(message.contains("login expired"), "{message}");
     assert!(
-        message.contains(&plugin.command.display().to_string()),
+        message.contains(&plugin.command().display().to_string()),
         "{message}"
     );
     assert!(!message.contains("stdout-token-value"), "{message}");
@@ -435,8 +386,7 @@ async fn long_stderr_is_truncated() -> TestResult {
     let plugin = Plugin::new(CANNED_PLUGIN)?;
     plugin.set_output("")?;
     std::fs::write(plugin.state().join("stderr"), "x".repeat(100_000))?;
-    let err = plugin
-        .authenticator(V1, &[("STATUS", "1")])?
+    let err = authenticator(&plugin, V1, &[("STATUS", "1")])?
         .header()
         .await
         .err()
@@ -472,7 +422,7 @@ async fn missing_plugin_command_reports_the_install_hint() -> TestResult {
 async fn plugin_output_that_is_not_an_exec_credential_is_a_clear_error() -> TestResult {
     logs();
     let plugin = Plugin::new(CANNED_PLUGIN)?;
-    let auth = plugin.authenticator(V1, &[])?;
+    let auth = authenticator(&plugin, V1, &[])?;
     let cases = [
         ("leaked-value not json", "stdout is not JSON"),
         (r#"["leaked-value"]"#, "not a JSON object"),
@@ -553,7 +503,7 @@ async fn client_certificate_from_a_plugin_is_exposed_for_the_transport() -> Test
         })
         .to_string(),
     )?;
-    let auth = plugin.authenticator(V1, &[])?;
+    let auth = authenticator(&plugin, V1, &[])?;
     assert!(auth.header().await?.is_none());
     let identity = auth
         .client_identity()

@@ -7,23 +7,19 @@
 //! The plugins are small shell scripts written at test time, so these tests run on Unix only.
 #![cfg(unix)]
 
-use std::{
-    future::Future,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{future::Future, time::Duration};
 
 use k8s_openapi::api::core::v1::Pod;
 use kazan::{
     Client, Config, Error, Request,
     auth::AuthError,
-    config::{AuthConfig, ClientIdentity, ExecConfig, KubeconfigOptions},
+    config::{AuthConfig, ClientIdentity, KubeconfigOptions},
 };
 use rcgen::KeyPair;
 use serde_json::json;
 
 mod support;
-use support::{Seen, TestCa, TestError, TestResult, TestServer, json, logs::logs};
+use support::{Seen, TestCa, TestError, TestResult, TestServer, json, logs::logs, plugin::Plugin};
 
 const V1: &str = "client.authentication.k8s.io/v1";
 
@@ -45,53 +41,6 @@ if [ -f "$STATE/output-$n" ]; then cat "$STATE/output-$n"; else cat "$STATE/outp
 fn b64(data: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(data)
-}
-
-/// A temporary folder holding the plugin and its state.
-struct Plugin {
-    dir: tempfile::TempDir,
-    command: PathBuf,
-}
-
-impl Plugin {
-    fn new() -> Result<Self, TestError> {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir()?;
-        let command = dir.path().join("plugin");
-        std::fs::write(&command, format!("#!/bin/sh\n{PLUGIN}"))?;
-        std::fs::set_permissions(&command, std::fs::Permissions::from_mode(0o755))?;
-        Ok(Plugin { dir, command })
-    }
-
-    fn state(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn runs(&self) -> usize {
-        std::fs::read_to_string(self.state().join("runs"))
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
-    }
-
-    fn exec_config(&self) -> ExecConfig {
-        let mut exec = ExecConfig::new(V1, self.command.to_string_lossy());
-        exec.env = vec![("STATE".to_string(), self.state().to_string_lossy().into_owned())];
-        exec.interactive_mode = Some("Never".to_string());
-        exec
-    }
-
-    /// What every run prints, unless a run has an output of its own.
-    fn set_output(&self, output: &str) -> Result<(), TestError> {
-        Ok(std::fs::write(self.state().join("output"), output)?)
-    }
-
-    /// What the `run`th run prints (from 1).
-    fn set_output_of_run(&self, run: usize, output: &str) -> Result<(), TestError> {
-        Ok(std::fs::write(
-            self.state().join(format!("output-{run}")),
-            output,
-        )?)
-    }
 }
 
 /// An ExecCredential with a client certificate and key, and an expiry if given.
@@ -157,7 +106,7 @@ fn anyone(_: &str) -> bool {
 fn client(server: &TestServer, ca: &TestCa, plugin: &Plugin) -> Result<Client, TestError> {
     let mut config = Config::new(server.url.parse()?);
     config.root_certs_pem = Some(ca.pem().into_bytes());
-    config.auth = AuthConfig::Exec(plugin.exec_config());
+    config.auth = AuthConfig::Exec(plugin.config(V1, &[]));
     Ok(Client::new(config)?)
 }
 
@@ -189,7 +138,7 @@ async fn a_kubeconfig_exec_plugin_certificate_authenticates_requests_and_watches
     logs();
     let ca = TestCa::new("cluster ca")?;
     let server = server(&ca, h2, |cn| cn == "plugin-user").await?;
-    let plugin = Plugin::new()?;
+    let plugin = Plugin::new(PLUGIN)?;
     let (cert, key) = issued(&ca, "plugin-user")?;
     plugin.set_output(&credential(&cert, &key, None))?;
     let kubeconfig = plugin.state().join("config");
@@ -204,7 +153,7 @@ async fn a_kubeconfig_exec_plugin_certificate_authenticates_requests_and_watches
             }}],
             "users": [{"name": "u", "user": {"exec": {
                 "apiVersion": V1,
-                "command": plugin.command,
+                "command": plugin.command(),
                 "env": [{"name": "STATE", "value": plugin.state()}],
                 "interactiveMode": "Never",
             }}}],
@@ -244,7 +193,7 @@ async fn a_plugin_certificate_of_another_ca_is_a_tls_error() -> TestResult {
     let stranger = TestCa::new("some other ca")?;
     for h2 in [true, false] {
         let server = server(&ca, h2, anyone).await?;
-        let plugin = Plugin::new()?;
+        let plugin = Plugin::new(PLUGIN)?;
         let (cert, key) = issued(&stranger, "intruder")?;
         plugin.set_output(&credential(&cert, &key, None))?;
         let client = client(&server, &ca, &plugin)?;
@@ -272,7 +221,7 @@ async fn a_certificate_in_the_config_itself_wins_over_the_plugins() -> TestResul
     logs();
     let ca = TestCa::new("cluster ca")?;
     let server = server(&ca, true, anyone).await?;
-    let plugin = Plugin::new()?;
+    let plugin = Plugin::new(PLUGIN)?;
     let (cert, key) = issued(&ca, "plugin-user")?;
     plugin.set_output(
         &json!({"apiVersion": V1, "kind": "ExecCredential", "status": {
@@ -282,7 +231,7 @@ async fn a_certificate_in_the_config_itself_wins_over_the_plugins() -> TestResul
     let (own_cert, own_key) = issued(&ca, "kubeconfig-user")?;
     let mut config = Config::new(server.url.parse()?);
     config.root_certs_pem = Some(ca.pem().into_bytes());
-    config.auth = AuthConfig::Exec(plugin.exec_config());
+    config.auth = AuthConfig::Exec(plugin.config(V1, &[]));
     config.client_identity = Some(ClientIdentity {
         cert_pem: own_cert.into_bytes(),
         key_pem: own_key.into_bytes().into(),
@@ -309,7 +258,7 @@ async fn an_expired_plugin_certificate_is_replaced_on_the_next_connection(h2: bo
     logs();
     let ca = TestCa::new("cluster ca")?;
     let server = server(&ca, h2, anyone).await?;
-    let plugin = Plugin::new()?;
+    let plugin = Plugin::new(PLUGIN)?;
     // Valid for two seconds: the client runs the plugin again after one (half its life).
     let expires = jiff::Timestamp::now()
         .checked_add(jiff::SignedDuration::from_secs(2))?
@@ -368,7 +317,7 @@ async fn a_401_rotates_the_plugin_certificate(h2: bool, watch: bool) -> TestResu
     let logs = logs();
     let ca = TestCa::new("cluster ca")?;
     let server = server(&ca, h2, |cn| cn == "rotated").await?;
-    let plugin = Plugin::new()?;
+    let plugin = Plugin::new(PLUGIN)?;
     let (cert, first_key) = issued(&ca, "revoked")?;
     plugin.set_output_of_run(1, &credential(&cert, &first_key, None))?;
     let (cert, key) = issued(&ca, "rotated")?;
@@ -433,7 +382,7 @@ async fn a_plugin_key_that_is_not_the_certificates_is_an_error_naming_the_field(
     logs();
     let ca = TestCa::new("cluster ca")?;
     let server = server(&ca, true, anyone).await?;
-    let plugin = Plugin::new()?;
+    let plugin = Plugin::new(PLUGIN)?;
     let (cert, _) = issued(&ca, "plugin-user")?;
     let (_, other_key) = issued(&ca, "someone else")?;
     plugin.set_output(&credential(&cert, &other_key, None))?;
@@ -475,7 +424,7 @@ async fn a_plugin_certificate_that_is_not_pem_is_an_error_naming_the_field() -> 
     logs();
     let ca = TestCa::new("cluster ca")?;
     let server = server(&ca, true, anyone).await?;
-    let plugin = Plugin::new()?;
+    let plugin = Plugin::new(PLUGIN)?;
     let (_, key) = issued(&ca, "plugin-user")?;
     let garbled = "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n";
     plugin.set_output(&credential(garbled, &key, None))?;

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 pub mod logs;
+pub mod plugin;
 
 use std::{
     future::Future,
