@@ -157,6 +157,7 @@ where
         accept: header_str(header::ACCEPT),
         content_type: header_str(header::CONTENT_TYPE),
         user_agent: header_str(header::USER_AGENT),
+        impersonation: impersonation_headers(&parts.headers),
         version: format!("{:?}", parts.version),
         status: 0,
         watch: is_watch,
@@ -233,6 +234,18 @@ where
 }
 
 /// Checks `Authorization: Bearer <token>` (scheme case-insensitive).
+/// The `Impersonate-*` headers of a request, for the journal.
+fn impersonation_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("impersonate-"))
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_string(), value)
+        })
+        .collect()
+}
+
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get(header::AUTHORIZATION)

@@ -27,6 +27,11 @@ pub struct JournalEntry {
     pub content_type: Option<String>,
     /// `User-Agent` header.
     pub user_agent: Option<String>,
+    /// Every `Impersonate-*` header (`Impersonate-User`, `-Uid`, `-Group`, `-Extra-<key>`), as
+    /// lower-case name and value, in the order received, repeated headers each kept; empty when
+    /// the client impersonates nobody. The server does not act on them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub impersonation: Vec<(String, String)>,
     /// HTTP version (`HTTP/1.1`, `HTTP/2.0`).
     pub version: String,
     /// Status code of the answer.

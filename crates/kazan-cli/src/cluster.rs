@@ -1,9 +1,13 @@
 //! The flags every cluster command shares, as kubectl's: which kubeconfig and context, which
-//! namespace, the request deadline and the log level; and the client and scope they resolve to.
+//! namespace, whom to impersonate, the request deadline and the log level; and the client and
+//! scope they resolve to.
 
 use std::{path::PathBuf, time::Duration};
 
-use kazan::{ApiResource, Client, Config, Request, config::KubeconfigOptions};
+use kazan::{
+    ApiResource, Client, Config, Request,
+    config::{ConfigError, Impersonation, KubeconfigOptions},
+};
 
 use crate::{error::CliError, logging::LogLevel};
 
@@ -27,6 +31,19 @@ pub struct ClusterArgs {
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
 
+    /// The user to act as (impersonation), overriding the kubeconfig's `as`.
+    #[arg(long = "as", value_name = "USER")]
+    pub as_user: Option<String>,
+
+    /// A group to act as a member of; repeat for several. Overrides the kubeconfig's `as-groups`;
+    /// needs a user to act as (--as, or the kubeconfig's `as`).
+    #[arg(long = "as-group", value_name = "GROUP")]
+    pub as_groups: Vec<String>,
+
+    /// The uid of the user to act as, overriding the kubeconfig's `as-uid`.
+    #[arg(long = "as-uid", value_name = "UID")]
+    pub as_uid: Option<String>,
+
     /// Deadline of each request other than the watch stream itself (e.g. 10s, 1m; 0 = none)
     /// [default: 60s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -36,6 +53,23 @@ pub struct ClusterArgs {
     /// skipped events, `info` also its lists, watches and resumes, `debug` every request.
     #[arg(long, value_enum, value_name = "LEVEL", default_value_t = LogLevel::Error)]
     pub log_level: LogLevel,
+}
+
+impl ClusterArgs {
+    /// `--as`, `--as-uid` and `--as-group` over the configuration's impersonation, field by field
+    /// as kubectl overrides a kubeconfig user (an empty flag value overrides nothing).
+    fn impersonate(&self, impersonation: &mut Impersonation) {
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+        if let Some(user) = given(&self.as_user) {
+            impersonation.user = Some(user);
+        }
+        if let Some(uid) = given(&self.as_uid) {
+            impersonation.uid = Some(uid);
+        }
+        if !self.as_groups.is_empty() {
+            impersonation.groups = self.as_groups.clone();
+        }
+    }
 }
 
 /// A client and where the command looks.
@@ -66,6 +100,13 @@ impl Cluster {
         if let Some(timeout) = args.request_timeout {
             config.request_timeout = timeout;
         }
+        args.impersonate(&mut config.impersonation);
+        config.impersonation.validate().map_err(|source| {
+            CliError::Config(Box::new(ConfigError::Impersonation {
+                entry: config.origin.clone(),
+                source,
+            }))
+        })?;
         let origin = config.origin.clone();
         let namespace = args
             .namespace

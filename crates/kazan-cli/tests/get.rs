@@ -1,5 +1,6 @@
 //! `kazan get`, run as a binary against an embedded API server: each output form for a list and
-//! for one object, and the errors that name what is at fault (object, kubeconfig, context).
+//! for one object, the errors that name what is at fault (object, kubeconfig, context), and
+//! impersonation (`--as`, `--as-uid`, `--as-group`).
 
 mod support;
 
@@ -176,5 +177,70 @@ async fn errors_name_the_object_the_file_and_the_context_at_fault() -> Result {
         finished.stderr,
         "error: kubeconfig /nonexistent/kubeconfig does not exist\n"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn as_flags_impersonate_on_every_request() -> Result {
+    let cluster = two_configmaps().await?;
+    let finished = cluster
+        .run(&[
+            "get",
+            "cm",
+            "-n",
+            "w",
+            "-o",
+            "name",
+            "--as",
+            "jane",
+            "--as-uid",
+            "1001",
+            "--as-group",
+            "devs",
+            "--as-group",
+            "ops",
+        ])
+        .await?;
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr);
+
+    let expected: Vec<(String, String)> = [
+        ("impersonate-user", "jane"),
+        ("impersonate-uid", "1001"),
+        ("impersonate-group", "devs"),
+        ("impersonate-group", "ops"),
+    ]
+    .iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect();
+    let journal = cluster.server.journal();
+    assert!(!journal.is_empty());
+    for entry in &journal {
+        assert_eq!(entry.impersonation, expected, "{} {}", entry.method, entry.path);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn as_group_without_a_user_to_impersonate_is_refused_before_any_request() -> Result {
+    let cluster = Cluster::start().await?;
+    let finished = cluster
+        .run(&["get", "cm", "-n", "w", "--as-group", "devs"])
+        .await?;
+    assert_eq!(finished.code, Some(1));
+    assert!(
+        finished
+            .stderr
+            .contains("requesting as-groups without impersonating a user"),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        finished
+            .stderr
+            .contains(&cluster.kubeconfig.display().to_string()),
+        "{}",
+        finished.stderr
+    );
+    assert!(cluster.server.journal().is_empty());
     Ok(())
 }

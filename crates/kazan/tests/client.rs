@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kazan::{
     Client, Config, Error, Request,
     client::BodyStream,
-    config::{AuthConfig, ClientIdentity},
+    config::{AuthConfig, ClientIdentity, ConfigError, Impersonation, ImpersonationError},
     error::ClientSetupError,
     request::VersionMatch,
 };
@@ -1279,6 +1279,145 @@ async fn a_401_without_refreshable_credentials_is_returned_as_an_api_error() -> 
     assert_eq!(err.status_code(), Some(401));
     assert_eq!(err.api().and_then(|a| a.reason()), Some("Unauthorized"));
     assert!(!err.is_retryable());
+    Ok(())
+}
+
+// ---- Impersonation ----------------------------------------------------------------------------
+
+/// Jane, with a uid, two groups, and extras whose key needs escaping (`/` and a space).
+fn as_jane() -> Impersonation {
+    Impersonation::user("jane")
+        .with_uid("1001")
+        .with_group("devs")
+        .with_group("system:authenticated")
+        .with_extra("example.com/team name", "blue")
+        .with_extra("example.com/team name", "green")
+        .with_extra("reason", "incident 42")
+}
+
+/// The `Impersonate-*` headers `as_jane` sends, as the server receives them.
+fn jane_headers() -> Vec<(String, String)> {
+    [
+        ("impersonate-user", "jane"),
+        ("impersonate-uid", "1001"),
+        ("impersonate-group", "devs"),
+        ("impersonate-group", "system:authenticated"),
+        ("impersonate-extra-example.com%2fteam%20name", "blue"),
+        ("impersonate-extra-example.com%2fteam%20name", "green"),
+        ("impersonate-extra-reason", "incident 42"),
+    ]
+    .iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect()
+}
+
+/// A list, a watch, a write and a raw discovery request, as an impersonating client sends them.
+async fn impersonated_requests(server: &ApiServer, mut config: Config) -> TestResult {
+    config.impersonation = as_jane();
+    let client = Client::new(config)?;
+
+    bounded(client.run(&Request::list::<ConfigMap>().namespace("default"))).await??;
+    let rv = server.resource_version().to_string();
+    let _watch = bounded(
+        client.stream(
+            &Request::watch_list::<ConfigMap>()
+                .namespace("default")
+                .resource_version(&rv),
+        ),
+    )
+    .await??;
+    let object: ConfigMap = serde_json::from_value(configmap("default", "c"))?;
+    bounded(client.run(&Request::create(&object)?)).await??;
+    bounded(client.send_raw(http::Request::get("/api").body(Bytes::new())?)).await??;
+
+    let journal = server.journal();
+    let seen: Vec<(&str, bool)> = journal.iter().map(|e| (e.method.as_str(), e.watch)).collect();
+    assert_eq!(
+        seen,
+        [("GET", false), ("GET", true), ("POST", false), ("GET", false)]
+    );
+    for entry in &journal {
+        assert_eq!(
+            entry.impersonation,
+            jane_headers(),
+            "{} {}",
+            entry.method,
+            entry.path
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_request_carries_the_impersonation_headers_over_http1() -> TestResult {
+    let server = ApiServer::start().await?;
+    impersonated_requests(&server, config(&server.url())?).await?;
+    assert!(server.journal().iter().all(|e| e.version == "HTTP/1.1"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_request_carries_the_impersonation_headers_over_http2() -> TestResult {
+    let server = tls_server().await?;
+    impersonated_requests(&server, trusting(&server)?).await?;
+    assert!(server.journal().iter().all(|e| e.version == "HTTP/2.0"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_without_impersonation_sends_no_impersonate_headers() -> TestResult {
+    let server = ApiServer::start().await?;
+    let client = Client::new(config(&server.url())?)?;
+
+    bounded(client.run(&Request::list::<ConfigMap>().namespace("default"))).await??;
+    let rv = server.resource_version().to_string();
+    let _watch = bounded(
+        client.stream(
+            &Request::watch_list::<ConfigMap>()
+                .namespace("default")
+                .resource_version(&rv),
+        ),
+    )
+    .await??;
+
+    let journal = server.journal();
+    assert_eq!(journal.len(), 2);
+    assert!(journal.iter().all(|e| e.impersonation.is_empty()), "{journal:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_raw_request_naming_its_own_user_gets_none_of_the_configured_impersonation() -> TestResult {
+    let server = ApiServer::start().await?;
+    let mut config = config(&server.url())?;
+    config.impersonation = as_jane();
+    let client = Client::new(config)?;
+
+    let request = http::Request::get("/api")
+        .header("Impersonate-User", "bob")
+        .body(Bytes::new())?;
+    bounded(client.send_raw(request)).await??;
+
+    let journal = server.journal();
+    let sent: Vec<_> = journal.iter().map(|e| e.impersonation.clone()).collect();
+    assert_eq!(sent, [vec![("impersonate-user".to_string(), "bob".to_string())]]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_refuses_groups_without_a_user_to_impersonate_before_sending() -> TestResult {
+    let server = ApiServer::start().await?;
+    let mut config = config(&server.url())?;
+    config.impersonation.groups = vec!["devs".to_string()];
+
+    let err = Client::new(config).err().ok_or("groups alone must be refused")?;
+
+    let Error::Config(ConfigError::Impersonation { entry, source }) = &err else {
+        return Err(format!("not an impersonation error: {err:?}").into());
+    };
+    assert_eq!(entry, "explicit configuration");
+    assert_eq!(source, &ImpersonationError::WithoutUser { field: "as-groups" });
+    assert!(server.journal().is_empty());
     Ok(())
 }
 

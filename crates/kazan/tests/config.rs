@@ -11,7 +11,7 @@ use std::{
 use kazan::{
     Config,
     auth::Authenticator,
-    config::{AuthConfig, ConfigEnv, ConfigError, KubeconfigOptions},
+    config::{AuthConfig, ConfigEnv, ConfigError, Impersonation, ImpersonationError, KubeconfigOptions},
 };
 use secrecy::ExposeSecret;
 
@@ -834,7 +834,7 @@ fn exec_entry_is_read_with_cluster_info_when_asked() -> TestResult {
 }
 
 #[test]
-fn auth_providers_and_impersonation_are_refused_with_a_hint() -> TestResult {
+fn auth_providers_are_refused_with_a_hint() -> TestResult {
     let dir = tempfile::tempdir()?;
     let provider = write(
         dir.path(),
@@ -848,14 +848,102 @@ fn auth_providers_and_impersonation_are_refused_with_a_hint() -> TestResult {
     assert!(matches!(err, ConfigError::Unsupported { .. }), "{err:?}");
     assert!(err.to_string().contains("auth-provider `oidc`"), "{err}");
     assert!(err.to_string().contains("exec credential plugin"), "{err}");
+    Ok(())
+}
 
-    let impersonation = write(
+// --- Impersonation ----------------------------------------------------------------------------
+
+#[test]
+fn kubeconfig_impersonation_fields_fill_the_config_and_its_headers() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = write(
         dir.path(),
-        "impersonation",
-        &simple_kubeconfig("https://x", "token: t\nas: someone-else"),
+        "config",
+        &simple_kubeconfig(
+            "https://x",
+            "token: t\n\
+             as: jane\n\
+             as-uid: \"1001\"\n\
+             as-groups: [devs, \"system:authenticated\"]\n\
+             as-user-extra:\n  \
+               example.com/team name: [blue, green]\n  \
+               reason: [incident 42]",
+        ),
     )?;
-    let err = load(&impersonation).err().ok_or("expected an error")?;
-    assert!(err.to_string().contains("impersonation"), "{err}");
+    let config = load(&path)?;
+
+    let expected = Impersonation::user("jane")
+        .with_uid("1001")
+        .with_group("devs")
+        .with_group("system:authenticated")
+        .with_extra("example.com/team name", "blue")
+        .with_extra("example.com/team name", "green")
+        .with_extra("reason", "incident 42");
+    assert_eq!(config.impersonation, expected);
+    assert_eq!(token_of(&config).as_deref(), Some("t"));
+
+    // Extra keys escaped as client-go escapes them (`/` and space are not header-name
+    // characters); header names travel lower-cased.
+    let headers: Vec<(String, String)> = config
+        .impersonation
+        .headers()?
+        .iter()
+        .map(|(name, value)| Ok((name.to_string(), value.to_str()?.to_string())))
+        .collect::<Result<_, http::header::ToStrError>>()?;
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+    };
+    assert_eq!(
+        headers,
+        pairs(&[
+            ("impersonate-user", "jane"),
+            ("impersonate-uid", "1001"),
+            ("impersonate-group", "devs"),
+            ("impersonate-group", "system:authenticated"),
+            ("impersonate-extra-example.com%2fteam%20name", "blue"),
+            ("impersonate-extra-example.com%2fteam%20name", "green"),
+            ("impersonate-extra-reason", "incident 42"),
+        ])
+    );
+    assert!(format!("{config:?}").contains("jane"));
+    Ok(())
+}
+
+#[test]
+fn a_kubeconfig_user_without_impersonation_impersonates_nobody() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = write(dir.path(), "config", &simple_kubeconfig("https://x", "token: t"))?;
+    let config = load(&path)?;
+    assert!(config.impersonation.is_empty());
+    assert!(config.impersonation.headers()?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn impersonating_groups_uid_or_extra_without_a_user_is_an_error_naming_user_and_field() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    for (body, field) in [
+        ("as-groups: [devs]", "as-groups"),
+        ("as-uid: \"1001\"", "as-uid"),
+        ("as-user-extra: {reason: [x]}", "as-user-extra"),
+    ] {
+        let path = write(
+            dir.path(),
+            field,
+            &simple_kubeconfig("https://x", &format!("token: t\n{body}")),
+        )?;
+        let err = load(&path).err().ok_or("expected an error")?;
+        let ConfigError::Impersonation { entry, source } = &err else {
+            return Err(format!("not an impersonation error: {err:?}").into());
+        };
+        assert_eq!(entry, &format!("user `u` (in {})", path.display()));
+        assert_eq!(source, &ImpersonationError::WithoutUser { field });
+        assert!(
+            err.to_string()
+                .contains(&format!("requesting {field} without impersonating a user")),
+            "{err}"
+        );
+    }
     Ok(())
 }
 

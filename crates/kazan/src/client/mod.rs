@@ -1,5 +1,6 @@
 //! The HTTP client: one set of connections per [`Client`], requests built from [`Request`],
-//! answers checked and decoded, credentials attached and refreshed once on a 401.
+//! answers checked and decoded, credentials attached and refreshed once on a 401, and the
+//! [`Config::impersonation`] headers (`Impersonate-User`...) on every request.
 //!
 //! The transport is rustls (the `ring` provider, chosen explicitly) under `h2` for HTTP/2 and
 //! hyper 1 for HTTP/1.1. HTTP/2 is used when the server offers it by ALPN: requests and watches share one connection (kept alive by
@@ -70,7 +71,7 @@ pub(crate) use tls::certified_key;
 
 use crate::{
     auth::Authenticator,
-    config::Config,
+    config::{Config, ConfigError, IMPERSONATE_USER},
     error::{ClientSetupError, Error},
     request::{Request, Verb},
     resource::ObjectList,
@@ -96,6 +97,9 @@ struct Inner {
     base_url: String,
     transport: Transport,
     auth: Authenticator,
+    /// The `Impersonate-*` headers of every request, built once from
+    /// [`Config::impersonation`] (empty when nobody is impersonated).
+    impersonation: HeaderMap,
 }
 
 impl fmt::Debug for Client {
@@ -106,6 +110,7 @@ impl fmt::Debug for Client {
             .field("cluster_url", &self.inner.base_url)
             .field("default_namespace", &config.default_namespace)
             .field("insecure_skip_tls_verify", &config.insecure_skip_tls_verify)
+            .field("impersonating", &config.impersonation.user)
             .field("origin", &config.origin)
             .finish_non_exhaustive()
     }
@@ -163,8 +168,11 @@ impl Prepared {
 }
 
 impl Client {
-    /// Builds a client from a configuration: TLS roots and client certificate, proxy, deadlines
-    /// and credentials. Nothing is sent until the first request.
+    /// Builds a client from a configuration: TLS roots and client certificate, proxy, deadlines,
+    /// credentials and impersonation headers. Nothing is sent until the first request.
+    ///
+    /// Impersonation settings that cannot be sent (a uid, groups or extra without a user) are an
+    /// [`Error::Config`] with [`ConfigError::Impersonation`].
     pub fn new(config: Config) -> Result<Self, Error> {
         let base_url = without_userinfo(&config.cluster_url)
             .trim_end_matches('/')
@@ -174,6 +182,13 @@ impl Client {
         {
             return Err(ClientSetupError::UnsupportedScheme { url: base_url }.into());
         }
+        let impersonation = config
+            .impersonation
+            .headers()
+            .map_err(|source| ConfigError::Impersonation {
+                entry: config.origin.clone(),
+                source,
+            })?;
         let auth = Authenticator::new(&config.auth)?;
         let transport = Transport::new(&config, auth.plugin_certificate())?;
         if config.insecure_skip_tls_verify && config.cluster_url.scheme_str() == Some("https") {
@@ -190,6 +205,7 @@ impl Client {
                 base_url,
                 transport,
                 auth,
+                impersonation,
             }),
         })
     }
@@ -331,7 +347,8 @@ impl Client {
     }
 
     /// Sends any HTTP request to the server (e.g. discovery), with the client's credentials,
-    /// `User-Agent` and `Accept: application/json` unless set. A URI without scheme and host is
+    /// impersonation headers (none if the request sets its own `Impersonate-User`, as in
+    /// client-go), `User-Agent` and `Accept: application/json` unless set. A URI without scheme and host is
     /// taken relative to the server URL; an absolute one must be on the server. The status is checked as in [`Client::stream`], and the
     /// body is left to the caller.
     pub async fn send_raw(&self, request: http::Request<Bytes>) -> Result<http::Response<BodyStream>, Error> {
@@ -351,7 +368,10 @@ impl Client {
                 format!("{}{}", self.inner.base_url, path)
             }
         };
-        let mut prepared = self.prepared(parts.method, url, None, body, false)?;
+        // As client-go: a request that names its own user to impersonate gets none of the
+        // configured impersonation.
+        let impersonate = !parts.headers.contains_key(IMPERSONATE_USER);
+        let mut prepared = self.prepared(parts.method, url, None, body, false, impersonate)?;
         for (name, value) in &parts.headers {
             prepared.headers.insert(name, value.clone());
         }
@@ -410,6 +430,7 @@ impl Client {
             req.content_type(),
             req.body().cloned().unwrap_or_default(),
             gzip,
+            true,
         )
     }
 
@@ -420,13 +441,17 @@ impl Client {
         content_type: Option<&'static str>,
         body: Bytes,
         gzip: bool,
+        impersonate: bool,
     ) -> Result<Prepared, Error> {
         let uri: Uri = url
             .parse()
             .map_err(|e| Error::InvalidRequest(format!("{url} is not a valid URL: {e}")))?;
         // Sized to what goes in: a default map would reserve room for six.
-        let mut headers =
-            HeaderMap::with_capacity(2 + usize::from(content_type.is_some()) + usize::from(gzip));
+        let impersonation = &self.inner.impersonation;
+        let impersonation_headers = if impersonate { impersonation.len() } else { 0 };
+        let mut headers = HeaderMap::with_capacity(
+            2 + usize::from(content_type.is_some()) + usize::from(gzip) + impersonation_headers,
+        );
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         if let Some(ct) = content_type {
@@ -437,6 +462,12 @@ impl Client {
         }
         if gzip {
             headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        if impersonate {
+            // Appended, so that several groups or values of an extra key each keep their header.
+            for (name, value) in impersonation {
+                headers.append(name.clone(), value.clone());
+            }
         }
         Ok(Prepared {
             method,

@@ -159,7 +159,19 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
-    /// A user needs a feature kazan does not have (an `auth-provider`, impersonation).
+    /// A user's impersonation settings (kubeconfig `as`, `as-uid`, `as-groups`,
+    /// `as-user-extra`, or [`Config::impersonation`](super::Config::impersonation)) cannot be
+    /// sent: a uid, groups or extra without a user, or a value no HTTP header can carry.
+    #[error("{entry}: {source}")]
+    Impersonation {
+        /// Which entry, e.g. "user `alice` (in /home/a/.kube/config)", or the configuration's
+        /// origin when it was set in code.
+        entry: String,
+        /// What is wrong, naming the field.
+        #[source]
+        source: super::ImpersonationError,
+    },
+    /// A user needs a feature kazan does not have (an `auth-provider`).
     #[error("{entry} uses {feature}, which kazan does not support{}", hint.as_deref().map(|h| format!("; {h}")).unwrap_or_default())]
     Unsupported {
         /// Which entry.

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{
     AuthConfig, ClientIdentity, Config, ConfigEnv, ConfigError, EXEC_API_VERSIONS, ExecClusterInfo,
-    ExecConfig, KubeconfigOptions, pem,
+    ExecConfig, Impersonation, KubeconfigOptions, pem,
 };
 
 /// The name of the cluster extension passed to exec plugins as `spec.cluster.config`.
@@ -88,7 +88,7 @@ struct User {
     #[serde(rename = "as-groups")]
     impersonate_groups: Option<Vec<String>>,
     #[serde(rename = "as-user-extra")]
-    impersonate_extra: Option<serde_json::Value>,
+    impersonate_extra: Option<BTreeMap<String, Vec<String>>>,
     username: Option<String>,
     password: Option<Secret>,
     auth_provider: Option<AuthProvider>,
@@ -463,9 +463,10 @@ fn resolve(merged: &Merged<'_>, options: &KubeconfigOptions) -> Result<Config, C
     config.tls_server_name = settings.tls_server_name;
     config.proxy_url = settings.proxy_url;
     if let Some((name, user)) = user {
-        let (auth, identity) = resolve_user(name, user, &settings.exec_info)?;
-        config.auth = auth;
-        config.client_identity = identity;
+        let user = resolve_user(name, user, &settings.exec_info)?;
+        config.auth = user.auth;
+        config.client_identity = user.identity;
+        config.impersonation = user.impersonation;
     }
     if let Some(namespace) = context_entry.and_then(|c| non_empty(&c.namespace)) {
         config.default_namespace = namespace.to_string();
@@ -615,11 +616,18 @@ fn read_referenced(
     }
 }
 
+/// What a kubeconfig user entry resolves to.
+struct UserSettings {
+    auth: AuthConfig,
+    identity: Option<ClientIdentity>,
+    impersonation: Impersonation,
+}
+
 fn resolve_user(
     name: &str,
     user: Defined<'_, User>,
     cluster: &ExecClusterInfo,
-) -> Result<(AuthConfig, Option<ClientIdentity>), ConfigError> {
+) -> Result<UserSettings, ConfigError> {
     let u = user.entry;
     let entry = format!("user `{name}` (in {})", user.source.path.display());
     let invalid = |reason: &str| ConfigError::InvalidEntry {
@@ -638,18 +646,6 @@ fn resolve_user(
             ),
         });
     }
-    let impersonates = non_empty(&u.impersonate).is_some()
-        || non_empty(&u.impersonate_uid).is_some()
-        || u.impersonate_groups.as_ref().is_some_and(|g| !g.is_empty())
-        || u.impersonate_extra.as_ref().is_some_and(|e| !e.is_null());
-    if impersonates {
-        return Err(ConfigError::Unsupported {
-            entry,
-            feature: "impersonation (`as`, `as-uid`, `as-groups`, `as-user-extra`)".to_string(),
-            hint: Some("remove it to act as the user itself".to_string()),
-        });
-    }
-
     let identity = resolve_identity(u, user.source, &entry)?;
 
     let token_file = non_empty(&u.token_file).map(|f| resolve_path(user.source, f));
@@ -682,7 +678,31 @@ fn resolve_user(
     } else {
         AuthConfig::None
     };
-    Ok((auth, identity))
+    let impersonation = resolve_impersonation(u, &entry)?;
+    Ok(UserSettings {
+        auth,
+        identity,
+        impersonation,
+    })
+}
+
+/// `as`, `as-uid`, `as-groups` and `as-user-extra`, checked as client-go checks them (a uid,
+/// groups or extra need `as`) and as headers can carry them.
+fn resolve_impersonation(u: &User, entry: &str) -> Result<Impersonation, ConfigError> {
+    let mut impersonation = Impersonation::default();
+    // Not trimmed: a name is sent as written, as client-go sends it.
+    let set = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
+    impersonation.user = set(&u.impersonate);
+    impersonation.uid = set(&u.impersonate_uid);
+    impersonation.groups = u.impersonate_groups.clone().unwrap_or_default();
+    impersonation.extra = u.impersonate_extra.clone().unwrap_or_default();
+    impersonation
+        .headers()
+        .map_err(|source| ConfigError::Impersonation {
+            entry: entry.to_string(),
+            source,
+        })?;
+    Ok(impersonation)
 }
 
 fn resolve_identity(u: &User, source: &Source, entry: &str) -> Result<Option<ClientIdentity>, ConfigError> {

@@ -9,6 +9,7 @@
 //! environment) never appear in the `Debug` output of these types nor in [`ConfigError`].
 
 mod error;
+mod impersonation;
 mod incluster;
 mod kubeconfig;
 pub(crate) mod pem;
@@ -18,6 +19,8 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 use secrecy::SecretString;
 
 pub use error::{ConfigAttempt, ConfigError};
+pub(crate) use impersonation::IMPERSONATE_USER;
+pub use impersonation::{Impersonation, ImpersonationError};
 
 /// Everything the client needs to reach one API server.
 #[derive(Clone)]
@@ -39,6 +42,9 @@ pub struct Config {
     pub client_identity: Option<ClientIdentity>,
     /// How requests are authenticated.
     pub auth: AuthConfig,
+    /// Whom to act as (kubeconfig `as`, `as-uid`, `as-groups`, `as-user-extra`): sent as
+    /// `Impersonate-*` headers on every request. Empty means the authenticated user itself.
+    pub impersonation: Impersonation,
     /// An HTTP proxy to tunnel through (kubeconfig `proxy-url`). It may carry credentials in its
     /// user-info part, which `Debug` hides.
     pub proxy_url: Option<http::Uri>,
@@ -298,6 +304,7 @@ impl Config {
             tls_server_name: None,
             client_identity: None,
             auth: AuthConfig::None,
+            impersonation: Impersonation::default(),
             proxy_url: None,
             connect_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
@@ -409,6 +416,7 @@ impl std::fmt::Debug for Config {
             .field("tls_server_name", &self.tls_server_name)
             .field("client_identity", &self.client_identity)
             .field("auth", &self.auth)
+            .field("impersonation", &self.impersonation)
             .field("proxy_url", &self.proxy_url.as_ref().map(redact_uri))
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
