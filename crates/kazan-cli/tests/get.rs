@@ -220,6 +220,51 @@ async fn as_flags_impersonate_on_every_request() -> Result {
     Ok(())
 }
 
+/// As kubectl: a kubeconfig user's `as-groups` without `as` loads, and `--as` completes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn as_completes_the_kubeconfigs_groups() -> Result {
+    let cluster = Cluster::start().await?;
+    let kubeconfig = std::fs::read_to_string(&cluster.kubeconfig)?;
+    let (before, after) = kubeconfig
+        .split_once("users:\n- name: kazan\n")
+        .ok_or("the server's kubeconfig has its user")?;
+    let user = match after.strip_prefix("  user: {}\n") {
+        Some(rest) => format!("  user:\n    as-groups: [devs]\n{rest}"),
+        None => after.replacen("  user:\n", "  user:\n    as-groups: [devs]\n", 1),
+    };
+    std::fs::write(
+        &cluster.kubeconfig,
+        format!("{before}users:\n- name: kazan\n{user}"),
+    )?;
+
+    let refused = cluster.run(&["get", "cm", "-n", "w"]).await?;
+    assert_eq!(refused.code, Some(1));
+    assert!(
+        refused
+            .stderr
+            .contains("requesting as-groups without impersonating a user"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        cluster.server.journal().is_empty(),
+        "nothing is sent without a user"
+    );
+
+    let finished = cluster.run(&["get", "cm", "-n", "w", "--as", "jane"]).await?;
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr);
+    let expected = vec![
+        ("impersonate-user".to_string(), "jane".to_string()),
+        ("impersonate-group".to_string(), "devs".to_string()),
+    ];
+    let journal = cluster.server.journal();
+    assert!(!journal.is_empty());
+    for entry in &journal {
+        assert_eq!(entry.impersonation, expected, "{} {}", entry.method, entry.path);
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn as_group_without_a_user_to_impersonate_is_refused_before_any_request() -> Result {
     let cluster = Cluster::start().await?;

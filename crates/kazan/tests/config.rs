@@ -9,7 +9,7 @@ use std::{
 };
 
 use kazan::{
-    Config,
+    Client, Config,
     auth::Authenticator,
     config::{AuthConfig, ConfigEnv, ConfigError, Impersonation, ImpersonationError, KubeconfigOptions},
 };
@@ -919,8 +919,11 @@ fn a_kubeconfig_user_without_impersonation_impersonates_nobody() -> TestResult {
     Ok(())
 }
 
+/// As kubectl: a kubeconfig's uid, groups or extra without `as` load (a `--as` flag may complete
+/// them), and a client built without a user to impersonate is refused, naming the field.
 #[test]
-fn impersonating_groups_uid_or_extra_without_a_user_is_an_error_naming_user_and_field() -> TestResult {
+fn impersonating_groups_uid_or_extra_without_a_user_is_refused_by_the_client_naming_the_field() -> TestResult
+{
     let dir = tempfile::tempdir()?;
     for (body, field) in [
         ("as-groups: [devs]", "as-groups"),
@@ -932,17 +935,24 @@ fn impersonating_groups_uid_or_extra_without_a_user_is_an_error_naming_user_and_
             field,
             &simple_kubeconfig("https://x", &format!("token: t\n{body}")),
         )?;
-        let err = load(&path).err().ok_or("expected an error")?;
-        let ConfigError::Impersonation { entry, source } = &err else {
+        let config = load(&path)?;
+        assert_eq!(config.impersonation.user, None);
+        let origin = config.origin.clone();
+        let err = Client::new(config.clone()).err().ok_or("expected an error")?;
+        let kazan::Error::Config(ConfigError::Impersonation { entry, source }) = &err else {
             return Err(format!("not an impersonation error: {err:?}").into());
         };
-        assert_eq!(entry, &format!("user `u` (in {})", path.display()));
+        assert_eq!(entry, &origin);
         assert_eq!(source, &ImpersonationError::WithoutUser { field });
         assert!(
             err.to_string()
                 .contains(&format!("requesting {field} without impersonating a user")),
             "{err}"
         );
+        // What `--as` does.
+        let mut config = config;
+        config.impersonation.user = Some("jane".into());
+        Client::new(config)?;
     }
     Ok(())
 }

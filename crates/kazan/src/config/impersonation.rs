@@ -109,6 +109,13 @@ impl Impersonation {
             && self.extra.values().all(Vec::is_empty)
     }
 
+    /// Checks that every value can be sent in a header, leaving the need for a user to
+    /// [`validate`](Self::validate): a kubeconfig's `as-groups` may be completed by kubectl's
+    /// `--as` (or a caller's [`user`](Self::user)) after it is loaded.
+    pub(crate) fn check_values(&self) -> Result<(), ImpersonationError> {
+        self.header_list().map(drop)
+    }
+
     /// Checks that a uid, groups or extra come with a user.
     pub fn validate(&self) -> Result<(), ImpersonationError> {
         if self.user.is_some() {
@@ -131,11 +138,15 @@ impl Impersonation {
     /// in that order. Empty when nothing is impersonated.
     pub fn headers(&self) -> Result<HeaderMap, ImpersonationError> {
         self.validate()?;
+        self.header_list()
+    }
+
+    /// The headers, user or not: every value checked, whether or not a user comes with it.
+    fn header_list(&self) -> Result<HeaderMap, ImpersonationError> {
         let mut headers = HeaderMap::new();
-        let Some(user) = &self.user else {
-            return Ok(headers);
-        };
-        headers.append(IMPERSONATE_USER, header_value(user, "as")?);
+        if let Some(user) = &self.user {
+            headers.append(IMPERSONATE_USER, header_value(user, "as")?);
+        }
         if let Some(uid) = &self.uid {
             headers.append(IMPERSONATE_UID, header_value(uid, "as-uid")?);
         }

@@ -686,8 +686,9 @@ fn resolve_user(
     })
 }
 
-/// `as`, `as-uid`, `as-groups` and `as-user-extra`, checked as client-go checks them (a uid,
-/// groups or extra need `as`) and as headers can carry them.
+/// `as`, `as-uid`, `as-groups` and `as-user-extra`, checked as headers can carry them. That a
+/// uid, groups or extra need `as` is checked when the client is built, as kubectl checks it once
+/// its `--as` flags are applied.
 fn resolve_impersonation(u: &User, entry: &str) -> Result<Impersonation, ConfigError> {
     let mut impersonation = Impersonation::default();
     // Not trimmed: a name is sent as written, as client-go sends it.
@@ -697,7 +698,7 @@ fn resolve_impersonation(u: &User, entry: &str) -> Result<Impersonation, ConfigE
     impersonation.groups = u.impersonate_groups.clone().unwrap_or_default();
     impersonation.extra = u.impersonate_extra.clone().unwrap_or_default();
     impersonation
-        .headers()
+        .check_values()
         .map_err(|source| ConfigError::Impersonation {
             entry: entry.to_string(),
             source,
