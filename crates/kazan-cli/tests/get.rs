@@ -203,21 +203,29 @@ async fn as_flags_impersonate_on_every_request() -> Result {
         .await?;
     assert_eq!(finished.code, Some(0), "{}", finished.stderr);
 
-    let expected: Vec<(String, String)> = [
-        ("impersonate-user", "jane"),
-        ("impersonate-uid", "1001"),
-        ("impersonate-group", "devs"),
-        ("impersonate-group", "ops"),
-    ]
-    .iter()
-    .map(|(name, value)| (name.to_string(), value.to_string()))
-    .collect();
+    every_request_impersonates(
+        &cluster,
+        &[
+            ("impersonate-user", "jane"),
+            ("impersonate-uid", "1001"),
+            ("impersonate-group", "devs"),
+            ("impersonate-group", "ops"),
+        ],
+    );
+    Ok(())
+}
+
+/// Every request the server saw carried exactly these `Impersonate-*` headers, in this order.
+fn every_request_impersonates(cluster: &Cluster, headers: &[(&str, &str)]) {
+    let expected: Vec<(String, String)> = headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
     let journal = cluster.server.journal();
     assert!(!journal.is_empty());
     for entry in &journal {
         assert_eq!(entry.impersonation, expected, "{} {}", entry.method, entry.path);
     }
-    Ok(())
 }
 
 /// As kubectl: a kubeconfig user's `as-groups` without `as` loads, and `--as` completes it.
@@ -253,15 +261,10 @@ async fn as_completes_the_kubeconfigs_groups() -> Result {
 
     let finished = cluster.run(&["get", "cm", "-n", "w", "--as", "jane"]).await?;
     assert_eq!(finished.code, Some(0), "{}", finished.stderr);
-    let expected = vec![
-        ("impersonate-user".to_string(), "jane".to_string()),
-        ("impersonate-group".to_string(), "devs".to_string()),
-    ];
-    let journal = cluster.server.journal();
-    assert!(!journal.is_empty());
-    for entry in &journal {
-        assert_eq!(entry.impersonation, expected, "{} {}", entry.method, entry.path);
-    }
+    every_request_impersonates(
+        &cluster,
+        &[("impersonate-user", "jane"), ("impersonate-group", "devs")],
+    );
     Ok(())
 }
 

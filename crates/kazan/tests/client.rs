@@ -1311,11 +1311,8 @@ fn jane_headers() -> Vec<(String, String)> {
     .collect()
 }
 
-/// A list, a watch, a write and a raw discovery request, as an impersonating client sends them.
-async fn impersonated_requests(server: &ApiServer, mut config: Config) -> TestResult {
-    config.impersonation = as_jane();
-    let client = Client::new(config)?;
-
+/// Lists the ConfigMaps of `default`, then opens a watch from the server's current version.
+async fn list_and_watch(server: &ApiServer, client: &Client) -> TestResult {
     bounded(client.run(&Request::list::<ConfigMap>().namespace("default"))).await??;
     let rv = server.resource_version().to_string();
     let _watch = bounded(
@@ -1326,6 +1323,15 @@ async fn impersonated_requests(server: &ApiServer, mut config: Config) -> TestRe
         ),
     )
     .await??;
+    Ok(())
+}
+
+/// A list, a watch, a write and a raw discovery request, as an impersonating client sends them.
+async fn impersonated_requests(server: &ApiServer, mut config: Config) -> TestResult {
+    config.impersonation = as_jane();
+    let client = Client::new(config)?;
+
+    list_and_watch(server, &client).await?;
     let object: ConfigMap = serde_json::from_value(configmap("default", "c"))?;
     bounded(client.run(&Request::create(&object)?)).await??;
     bounded(client.send_raw(http::Request::get("/api").body(Bytes::new())?)).await??;
@@ -1369,16 +1375,7 @@ async fn a_client_without_impersonation_sends_no_impersonate_headers() -> TestRe
     let server = ApiServer::start().await?;
     let client = Client::new(config(&server.url())?)?;
 
-    bounded(client.run(&Request::list::<ConfigMap>().namespace("default"))).await??;
-    let rv = server.resource_version().to_string();
-    let _watch = bounded(
-        client.stream(
-            &Request::watch_list::<ConfigMap>()
-                .namespace("default")
-                .resource_version(&rv),
-        ),
-    )
-    .await??;
+    list_and_watch(&server, &client).await?;
 
     let journal = server.journal();
     assert_eq!(journal.len(), 2);
