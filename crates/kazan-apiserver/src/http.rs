@@ -233,7 +233,6 @@ where
     Ok(response)
 }
 
-/// Checks `Authorization: Bearer <token>` (scheme case-insensitive).
 /// The `Impersonate-*` headers of a request, for the journal.
 fn impersonation_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
@@ -246,6 +245,7 @@ fn impersonation_headers(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Checks `Authorization: Bearer <token>` (scheme case-insensitive).
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get(header::AUTHORIZATION)
