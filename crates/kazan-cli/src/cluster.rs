@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Duration};
 
 use kazan::{
     ApiResource, Client, Config, Request,
-    config::{ConfigError, Impersonation, KubeconfigOptions},
+    config::{Impersonation, KubeconfigOptions},
 };
 
 use crate::{error::CliError, logging::LogLevel};
@@ -101,20 +101,19 @@ impl Cluster {
             config.request_timeout = timeout;
         }
         args.impersonate(&mut config.impersonation);
-        config.impersonation.validate().map_err(|source| {
-            CliError::Config(Box::new(ConfigError::Impersonation {
-                entry: config.origin.clone(),
-                source,
-            }))
-        })?;
         let origin = config.origin.clone();
         let namespace = args
             .namespace
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
-        let client = Client::new(config).map_err(|source| CliError::Client {
-            origin,
-            source: Box::new(source),
+        // A configuration the client refuses (impersonation without a user) already names its
+        // origin.
+        let client = Client::new(config).map_err(|source| match source {
+            kazan::Error::Config(config) => CliError::Config(Box::new(config)),
+            source => CliError::Client {
+                origin,
+                source: Box::new(source),
+            },
         })?;
         Ok(Cluster {
             client,
