@@ -222,6 +222,10 @@ pub struct ChildReport {
     /// TCP connections the server accepted during the run (filled in by the parent).
     #[serde(default)]
     pub connections: Option<u64>,
+    /// CPU seconds the harness process used while the consumer ran (filled in by the parent):
+    /// the server the consumer reads from, which shares the machine's cores with it.
+    #[serde(default)]
+    pub server_cpu_seconds: Option<f64>,
 }
 
 #[cfg(test)]

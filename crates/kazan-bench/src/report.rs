@@ -35,6 +35,9 @@ pub struct ResultRow {
     pub cpu_us_per_event: Option<f64>,
     /// `cpu_us_per_event` over the reference's (lower is better).
     pub cpu_per_event_ratio: Option<f64>,
+    /// CPU microseconds per event the server (the harness process) used while this consumer
+    /// ran: with the consumer's own, what one event costs the machine.
+    pub server_cpu_us_per_event: Option<f64>,
     /// Peak resident memory of the consumer process, in bytes.
     pub peak_rss_bytes: Option<u64>,
     /// `peak_rss_bytes` over the reference's (lower is better).
@@ -74,6 +77,11 @@ impl ResultRow {
         };
         let cpu_seconds = med(|r| Some(r.cpu_seconds));
         let cpu_us_per_event = med(|r| (r.events > 0).then(|| r.cpu_seconds * 1e6 / r.events as f64));
+        let server_cpu_us_per_event = med(|r| {
+            r.server_cpu_seconds
+                .filter(|_| r.events > 0)
+                .map(|cpu| cpu * 1e6 / r.events as f64)
+        });
         let peak_rss_at_n_bytes = med_u64(|r| r.peak_rss_at_checkpoint_bytes);
         let peak_rss_bytes = med_u64(|r| Some(r.peak_rss_bytes));
         let has_checkpoint = reports.iter().any(|r| r.peak_rss_at_checkpoint_bytes.is_some());
@@ -86,6 +94,7 @@ impl ResultRow {
             seconds: med(|r| Some(r.seconds)),
             cpu_seconds,
             cpu_us_per_event,
+            server_cpu_us_per_event,
             peak_rss_bytes,
             connections: med_u64(|r| r.connections),
             gap_ms: med(|r| r.gap_ms),
@@ -152,6 +161,8 @@ pub enum Column {
     CpuPerEvent,
     /// CPU per event over the reference's.
     CpuPerEventRatio,
+    /// The server's CPU per event while the consumer ran.
+    ServerCpuPerEvent,
     /// Peak RSS.
     PeakRss,
     /// Peak RSS over the reference's.
@@ -187,6 +198,7 @@ impl Column {
             Column::CpuSeconds => "CPU s".to_owned(),
             Column::CpuPerEvent => "CPU µs/event".to_owned(),
             Column::CpuPerEventRatio => format!("CPU/event ÷ {reference} (lower is better)"),
+            Column::ServerCpuPerEvent => "server CPU µs/event".to_owned(),
             Column::PeakRss => "peak RSS".to_owned(),
             Column::PeakRssRatio => format!("peak RSS ÷ {reference} (lower is better)"),
             Column::Connections => "TCP connections".to_owned(),
@@ -212,6 +224,7 @@ impl Column {
             Column::CpuSeconds => or_dash(row.cpu_seconds.map(|v| format!("{v:.2}"))),
             Column::CpuPerEvent => or_dash(row.cpu_us_per_event.map(|v| format!("{v:.1}"))),
             Column::CpuPerEventRatio => or_dash(row.cpu_per_event_ratio.map(times)),
+            Column::ServerCpuPerEvent => or_dash(row.server_cpu_us_per_event.map(|v| format!("{v:.1}"))),
             Column::PeakRss => or_dash(row.peak_rss_bytes.map(mib)),
             Column::PeakRssRatio => or_dash(row.peak_rss_ratio.map(times)),
             Column::Connections => or_dash(row.connections.map(thousands)),
@@ -325,6 +338,7 @@ mod tests {
             peak_rss_at_checkpoint_bytes: None,
             finished_unix_s: None,
             connections: None,
+            server_cpu_seconds: None,
         }
     }
 
@@ -386,6 +400,28 @@ mod tests {
         assert_eq!(row.peak_rss_at_4n_bytes, Some(11 << 20));
         let growth = row.rss_growth_percent.unwrap_or(f64::NAN);
         assert!((growth - 10.0).abs() < 1e-9, "{growth}");
+    }
+
+    #[test]
+    fn the_servers_cpu_is_per_event_and_a_median_over_the_rounds_that_measured_it() {
+        let with_server = |cpu: Option<f64>| {
+            let mut r = report("kazan-channel", 1_000, 1.0, 1.0, 1);
+            r.server_cpu_seconds = cpu;
+            r
+        };
+        let row = ResultRow::from_runs(&runs(
+            Consumer::KazanChannel,
+            vec![
+                with_server(Some(0.004)),
+                with_server(None),
+                with_server(Some(0.010)),
+            ],
+        ));
+        let per_event = row.server_cpu_us_per_event.unwrap_or(f64::NAN);
+        assert!((per_event - 7.0).abs() < 1e-9, "{per_event}");
+        let row = ResultRow::from_runs(&runs(Consumer::KazanChannel, vec![with_server(None)]));
+        assert_eq!(row.server_cpu_us_per_event, None);
+        assert_eq!(Column::ServerCpuPerEvent.cell(&row), "—");
     }
 
     #[test]

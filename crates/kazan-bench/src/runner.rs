@@ -142,6 +142,8 @@ impl Runner {
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         let connections_before = entry.connections.as_ref().map(|c| c.load(Ordering::Relaxed));
+        // This process is the server's (and the writers'), and otherwise waits for the child.
+        let server_cpu_before = crate::measure::cpu_seconds();
         let child = command.spawn().map_err(|source| BenchError::Spawn {
             consumer: consumer.clone(),
             program: format!("{:?}", command.as_std().get_program()),
@@ -186,6 +188,9 @@ impl Runner {
                 line: line.chars().take(200).collect(),
                 source,
             })?;
+        if entry.consumer.uses_a_server() {
+            report.server_cpu_seconds = Some((crate::measure::cpu_seconds() - server_cpu_before).max(0.0));
+        }
         if let (Some(counter), Some(before)) = (&entry.connections, connections_before) {
             report.connections = Some(counter.load(Ordering::Relaxed).saturating_sub(before));
         }

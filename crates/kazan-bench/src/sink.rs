@@ -230,6 +230,7 @@ impl Sink {
             peak_rss_at_checkpoint_bytes: self.rss_at_checkpoint,
             finished_unix_s,
             connections: None,
+            server_cpu_seconds: None,
         }
     }
 }

@@ -96,6 +96,11 @@ impl Consumer {
         }
     }
 
+    /// Whether this consumer reads from a server (the decode bound reads from memory).
+    pub fn uses_a_server(self) -> bool {
+        self != Consumer::DecodeBound
+    }
+
     /// Whether this consumer can run here (the Python client may not be installed).
     pub async fn available(self) -> Result<(), String> {
         match self {

@@ -31,7 +31,9 @@ pub async fn run(context: &Context) -> Result<ScenarioReport, BenchError> {
             "{} watch events of pods (~{} bytes of JSON each, ADDED and MODIFIED) streamed by a \
              replay server over loopback HTTP/1.1 in {} KiB chunks, decoded into typed `Pod`s; \
              the Python client gets a tenth as many. Medians over {} round(s); CPU and memory of the \
-             consumer process only (the decode bound's RSS includes the stream it holds in memory).",
+             consumer process only (the decode bound's RSS includes the stream it holds in memory); \
+             the server's CPU is the harness process's while the consumer ran (the decode bound \
+             has no server).",
             thousands(context.events),
             bytes_per_event,
             CHUNK_BYTES / 1024,
@@ -47,6 +49,7 @@ pub async fn run(context: &Context) -> Result<ScenarioReport, BenchError> {
             Column::CpuSeconds,
             Column::CpuPerEvent,
             Column::CpuPerEventRatio,
+            Column::ServerCpuPerEvent,
             Column::PeakRss,
             Column::PeakRssRatio,
             Column::Connections,
