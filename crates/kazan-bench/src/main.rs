@@ -6,7 +6,8 @@
 //! runs in its own process (this binary re-executed with the hidden `consume` subcommand, or
 //! `python3` for the Python client), so the CPU time and peak memory it reports are its own.
 //! Every Rust consumer is built with the workspace's release profile and runs with the system
-//! allocator, declared below so that no dependency can change it.
+//! allocator, declared below so that no dependency can change it; the `mimalloc` feature swaps it
+//! for mimalloc in every process (peers included), to see what an application that chose it gets.
 
 mod child;
 mod consumers;
@@ -42,8 +43,22 @@ use crate::{
 
 /// The same allocator for every consumer: the system's (a library cannot choose it; the
 /// application does, and a figure that depends on it is not the library's).
+#[cfg(not(feature = "mimalloc"))]
 #[global_allocator]
 static ALLOCATOR: std::alloc::System = std::alloc::System;
+
+/// With the `mimalloc` feature, mimalloc for every consumer alike: an experiment, since an
+/// application may choose it (its frees from another thread are cheap, where glibc's are dear).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The allocator this build uses, as the report names it.
+const ALLOCATOR_NAME: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc (the `mimalloc` feature)"
+} else {
+    "the system's (glibc malloc)"
+};
 
 /// kazan's watcher side by side with kube-runtime, a bare decode and the Python client.
 #[derive(Debug, Parser)]
@@ -109,6 +124,7 @@ enum Command {
 #[derive(Debug, Serialize)]
 struct Results {
     machine: Machine,
+    allocator: &'static str,
     load_average_at_end: Option<String>,
     command: String,
     scenarios: Vec<ScenarioReport>,
@@ -176,7 +192,7 @@ fn run_harness(cli: &Cli) -> Result<bool, BenchError> {
         .collect::<Vec<_>>()
         .join(" ");
     println!(
-        "## kazan-bench\n\nMachine: {}\n\nCommand: `{command}`\n",
+        "## kazan-bench\n\nMachine: {}\n\nCommand: `{command}`\n\nAllocator: {ALLOCATOR_NAME}\n",
         machine.summary()
     );
 
@@ -211,6 +227,7 @@ fn run_harness(cli: &Cli) -> Result<bool, BenchError> {
     if let Some(path) = &cli.json {
         let results = Results {
             machine,
+            allocator: ALLOCATOR_NAME,
             load_average_at_end: load_at_end,
             command,
             scenarios: reports,
