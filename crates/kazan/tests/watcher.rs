@@ -1223,6 +1223,85 @@ fn described(ev: &Event<ConfigMap>) -> String {
     }
 }
 
+/// A ConfigMap's metadata, with the thread that decoded it.
+#[derive(Debug)]
+struct DecodedOn {
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    thread: std::thread::ThreadId,
+}
+
+impl<'de> serde::Deserialize<'de> for DecodedOn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Fields {
+            #[serde(default)]
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        }
+        Ok(DecodedOn {
+            metadata: Fields::deserialize(d)?.metadata,
+            thread: std::thread::current().id(),
+        })
+    }
+}
+
+impl kazan::Object for DecodedOn {
+    fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        &self.metadata
+    }
+}
+
+/// `decode_concurrency` does what it says in the spawned form too: above 1, objects are decoded
+/// on the runtime's worker threads, not by `recv` on the consumer's; at 1 (the default), every
+/// object is decoded on the consumer's thread, where it will be dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spawned_form_decodes_ahead_on_other_threads_only_when_asked() -> TestResult {
+    for concurrency in [1, 4] {
+        let server = server().await?;
+        let objects = (0..200)
+            .map(|i| server.create(cm("w", &format!("cm-{i:03}"), "1")))
+            .collect::<Result<Vec<_>, _>>()?;
+        // One answer holding every event, so that chunks carry many lines.
+        let body: String = objects
+            .iter()
+            .map(|obj| format!("{}\n", json!({"type": "ADDED", "object": obj})))
+            .collect();
+        server
+            .faults()
+            .add_rule(FaultRule::new(FaultAction::raw(200, "application/json", &body)).watch(true));
+        let options = support::fast_watcher_options()
+            .resource_version("1")
+            .decode_concurrency(concurrency);
+        let request = Request::list_of::<DecodedOn>(ApiResource::of::<ConfigMap>()).namespace("w");
+        let mut w = Watcher::start(client(&server)?, request, options)?;
+        // The test's body runs on the runtime's own thread, which is not one of its workers.
+        let consumer = std::thread::current().id();
+        let mut names = Vec::new();
+        let mut elsewhere = 0;
+        for _ in 0..objects.len() {
+            match next(&mut w).await?.kind {
+                EventKind::Added(o) => {
+                    names.push(o.metadata.name.clone().unwrap_or_default());
+                    elsewhere += usize::from(o.thread != consumer);
+                }
+                other => return Err(format!("unexpected {other:?}").into()),
+            }
+        }
+        let expected: Vec<String> = (0..200).map(|i| format!("cm-{i:03}")).collect();
+        assert_eq!(names, expected, "decode_concurrency({concurrency})");
+        if concurrency == 1 {
+            assert_eq!(elsewhere, 0, "decoded off the consumer's thread");
+        } else {
+            // Only a chunk holding a single line is decoded where it is delivered.
+            assert!(
+                elsewhere > objects.len() / 2,
+                "{elsewhere} of {} decoded on other threads",
+                objects.len()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// With objects decoded ahead on the runtime's threads, chunk by chunk, events still arrive in the
 /// order of the lines, problems included, in both forms, and the resume after the line that is not
 /// JSON asks for the last object's version.

@@ -28,6 +28,18 @@ impl<K: DeserializeOwned + Send + 'static> DecodingInbox<Event<K>> for DecodeOnR
     }
 }
 
+/// The handle's own channel when objects are decoded ahead on the runtime's threads
+/// (`decode_concurrency` above 1): its events are already typed.
+pub(crate) struct DecodedAhead<K> {
+    pub(crate) rx: mpsc::Receiver<Event<K>>,
+}
+
+impl<K: Send + 'static> DecodingInbox<Event<K>> for DecodedAhead<K> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event<K>>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
 /// Decodes the object of an event; one that does not decode becomes a `Skipped` event, as it
 /// would have on the watcher's task.
 pub(crate) fn finish<K: DeserializeOwned>(event: Event<RawObject>) -> Event<K> {

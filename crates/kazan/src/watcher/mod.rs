@@ -333,9 +333,17 @@ where
         }
     }
 
-    /// Spawns the watcher with the handle's own channel, objects decoded by `recv`.
-    fn spawn_decoding_on_receive(self) -> WatcherHandle<Event<K>> {
+    /// Spawns the watcher with the handle's own channel, objects decoded by `recv`; with
+    /// `decode_concurrency` above 1, decoded ahead on the runtime's threads instead, as the option
+    /// says, and queued decoded.
+    fn spawn_with_own_channel(self) -> WatcherHandle<Event<K>> {
         let capacity = self.capacity;
+        if self.prepared.settings.decode_concurrency > 1 {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Event<K>>(capacity);
+            let control = self.spawn_task(tx, |event| event, Arc::default());
+            let inbox = deferred::DecodedAhead { rx };
+            return WatcherHandle::new(control, spawn::Inbox::Decoding(Box::new(inbox)), capacity);
+        }
         let (tx, rx) = tokio::sync::mpsc::channel::<Event<RawObject>>(capacity);
         let control = self.into_raw().spawn_task(tx, |event| event, Arc::default());
         let inbox = deferred::DecodeOnReceive::<K> {

@@ -20,7 +20,8 @@ pub trait SendTarget<K>: Send + 'static {
 /// No `send_to`: the handle owns the receiver ([`WatcherHandle::recv`](super::WatcherHandle::recv)).
 ///
 /// The watcher's task reads the socket, frames the events and follows the protocol; each object
-/// is decoded by `recv`, on the consumer's side, so that it is built and dropped on one thread.
+/// is decoded by `recv`, on the consumer's side, so that it is built and dropped on one thread
+/// (unless [`WatcherOptions::decode_concurrency`] asks for decoding ahead on other threads).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OwnChannel;
 
@@ -31,7 +32,7 @@ where
     type Message = super::Event<K>;
 
     fn spawn(self, start: super::Start<K>) -> super::WatcherHandle<super::Event<K>> {
-        start.spawn_decoding_on_receive()
+        start.spawn_with_own_channel()
     }
 }
 
@@ -228,10 +229,14 @@ impl<S> WatcherOptions<S> {
     }
 
     /// How many chunks of events may be decoded at once on the runtime's other threads (default 1:
-    /// each object is decoded on the consumer's side just before it is delivered). More raises the
-    /// events per second a single watch can take when cores are idle, at a cost in CPU per event
-    /// (objects built on one thread and dropped on another are dearer for most allocators).
+    /// each object is decoded on the consumer's side just before it is delivered), in either form.
     /// Events are delivered in order whatever the value.
+    ///
+    /// Above 1, objects are built on one thread and dropped on another, which most allocators
+    /// make dear: on 2 cores with glibc's malloc, 4 cost about half as much CPU again per event
+    /// and took fewer events per second than the default; with mimalloc, the same events per
+    /// second for more CPU (`BENCHMARKS.md`). Worth trying only with idle cores to spare and an
+    /// allocator that frees across threads cheaply, and worth measuring.
     pub fn decode_concurrency(mut self, n: usize) -> Self {
         self.decode_concurrency = n.max(1);
         self

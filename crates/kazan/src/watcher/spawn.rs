@@ -110,7 +110,7 @@ pub(crate) enum Inbox<M> {
     /// Events go to a `send_to` channel, or the receiver was taken.
     Elsewhere,
     /// The handle's own channel of undecoded events, decoded as they are received: the objects
-    /// are built on the consumer's thread.
+    /// are built on the consumer's thread (or already decoded, when decoded ahead).
     Decoding(Box<dyn DecodingInbox<M>>),
 }
 
