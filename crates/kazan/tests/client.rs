@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kazan::{
     Client, Config, Error, Request,
     client::BodyStream,
-    config::{AuthConfig, ClientIdentity, ConfigError, Impersonation, ImpersonationError},
+    config::{AuthConfig, ClientIdentity, ConfigError, ImpersonationError},
     error::ClientSetupError,
     request::VersionMatch,
 };
@@ -26,8 +26,9 @@ use rcgen::KeyPair;
 use serde::Deserialize;
 use serde_json::json;
 use support::{
-    Seen, TestCa, TestError, TestProxy, TestResult, TestServer, closed_port, json, mtls_server,
-    silent_listener,
+    Seen, TestCa, TestError, TestProxy, TestResult, TestServer, closed_port,
+    impersonation::{as_jane, jane_headers},
+    json, mtls_server, silent_listener,
 };
 
 /// Every wait in these tests ends within this bound.
@@ -1283,33 +1284,6 @@ async fn a_401_without_refreshable_credentials_is_returned_as_an_api_error() -> 
 }
 
 // ---- Impersonation ----------------------------------------------------------------------------
-
-/// Jane, with a uid, two groups, and extras whose key needs escaping (`/` and a space).
-fn as_jane() -> Impersonation {
-    Impersonation::user("jane")
-        .with_uid("1001")
-        .with_group("devs")
-        .with_group("system:authenticated")
-        .with_extra("example.com/team name", "blue")
-        .with_extra("example.com/team name", "green")
-        .with_extra("reason", "incident 42")
-}
-
-/// The `Impersonate-*` headers `as_jane` sends, as the server receives them.
-fn jane_headers() -> Vec<(String, String)> {
-    [
-        ("impersonate-user", "jane"),
-        ("impersonate-uid", "1001"),
-        ("impersonate-group", "devs"),
-        ("impersonate-group", "system:authenticated"),
-        ("impersonate-extra-example.com%2fteam%20name", "blue"),
-        ("impersonate-extra-example.com%2fteam%20name", "green"),
-        ("impersonate-extra-reason", "incident 42"),
-    ]
-    .iter()
-    .map(|(name, value)| (name.to_string(), value.to_string()))
-    .collect()
-}
 
 /// Lists the ConfigMaps of `default`, then opens a watch from the server's current version.
 async fn list_and_watch(server: &ApiServer, client: &Client) -> TestResult {

@@ -11,9 +11,12 @@ use std::{
 use kazan::{
     Client, Config,
     auth::Authenticator,
-    config::{AuthConfig, ConfigEnv, ConfigError, Impersonation, ImpersonationError, KubeconfigOptions},
+    config::{AuthConfig, ConfigEnv, ConfigError, ImpersonationError, KubeconfigOptions},
 };
 use secrecy::ExposeSecret;
+use support::impersonation::{as_jane, jane_headers};
+
+mod support;
 
 type TestResult = Result<(), Box<dyn Error>>;
 
@@ -872,14 +875,7 @@ fn kubeconfig_impersonation_fields_fill_the_config_and_its_headers() -> TestResu
     )?;
     let config = load(&path)?;
 
-    let expected = Impersonation::user("jane")
-        .with_uid("1001")
-        .with_group("devs")
-        .with_group("system:authenticated")
-        .with_extra("example.com/team name", "blue")
-        .with_extra("example.com/team name", "green")
-        .with_extra("reason", "incident 42");
-    assert_eq!(config.impersonation, expected);
+    assert_eq!(config.impersonation, as_jane());
     assert_eq!(token_of(&config).as_deref(), Some("t"));
 
     // Extra keys escaped as client-go escapes them (`/` and space are not header-name
@@ -890,21 +886,7 @@ fn kubeconfig_impersonation_fields_fill_the_config_and_its_headers() -> TestResu
         .iter()
         .map(|(name, value)| Ok((name.to_string(), value.to_str()?.to_string())))
         .collect::<Result<_, http::header::ToStrError>>()?;
-    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
-        list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
-    };
-    assert_eq!(
-        headers,
-        pairs(&[
-            ("impersonate-user", "jane"),
-            ("impersonate-uid", "1001"),
-            ("impersonate-group", "devs"),
-            ("impersonate-group", "system:authenticated"),
-            ("impersonate-extra-example.com%2fteam%20name", "blue"),
-            ("impersonate-extra-example.com%2fteam%20name", "green"),
-            ("impersonate-extra-reason", "incident 42"),
-        ])
-    );
+    assert_eq!(headers, jane_headers());
     assert!(format!("{config:?}").contains("jane"));
     Ok(())
 }

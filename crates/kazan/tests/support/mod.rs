@@ -5,6 +5,7 @@
 //! Everything binds `127.0.0.1:0` and stops when the test's runtime ends.
 #![allow(dead_code)] // each test binary uses part of it
 
+pub mod impersonation;
 pub mod logs;
 pub mod plugin;
 
