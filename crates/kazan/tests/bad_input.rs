@@ -286,7 +286,7 @@ async fn a_truncated_list_answer_ends_the_watcher_with_a_typed_failure() -> Test
         },
         other => return Err(format!("expected Failed, got {other:?}").into()),
     }
-    assert!(matches!(bounded(w.wait()).await?, EndReason::Failed(_)));
+    assert!(matches!(bounded(w.wait()).await?, EndReason::Failed { .. }));
     Ok(())
 }
 
@@ -638,7 +638,7 @@ async fn an_invalid_selector_is_a_400_and_a_terminal_watcher_failure() -> TestRe
             matches!(&ev.kind, EventKind::Failed(e) if e.api_error().map(|a| a.code) == Some(400)),
             "{ev:?}"
         );
-        assert!(matches!(bounded(w.wait()).await?, EndReason::Failed(_)));
+        assert!(matches!(bounded(w.wait()).await?, EndReason::Failed { .. }));
     }
     Ok(())
 }

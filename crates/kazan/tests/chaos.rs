@@ -127,6 +127,7 @@ fn specs(settings: &Settings) -> Vec<Spec> {
             dynamic: false,
             namespace: None,
             page_size: 25,
+            stop_every: Some(150),
         },
         Spec {
             form: Form::SendTo,
@@ -134,6 +135,7 @@ fn specs(settings: &Settings) -> Vec<Spec> {
             dynamic: false,
             namespace: None,
             page_size: 500,
+            stop_every: Some(120),
         },
         Spec {
             form: Form::Stream,
@@ -141,6 +143,7 @@ fn specs(settings: &Settings) -> Vec<Spec> {
             dynamic: false,
             namespace: ns(3),
             page_size: 3,
+            stop_every: Some(20),
         },
         Spec {
             form: Form::Stream,
@@ -148,6 +151,7 @@ fn specs(settings: &Settings) -> Vec<Spec> {
             dynamic: true,
             namespace: None,
             page_size: 40,
+            stop_every: None,
         },
         Spec {
             form: Form::Supervised,
@@ -155,6 +159,7 @@ fn specs(settings: &Settings) -> Vec<Spec> {
             dynamic: true,
             namespace: None,
             page_size: 500,
+            stop_every: Some(170),
         },
         Spec {
             form: Form::Spawned,
@@ -162,6 +167,7 @@ fn specs(settings: &Settings) -> Vec<Spec> {
             dynamic: true,
             namespace: ns(11),
             page_size: 500,
+            stop_every: None,
         },
     ]
 }
@@ -267,21 +273,31 @@ impl fmt::Display for Counts {
         }
         writeln!(
             f,
-            "{:<38} {:>8} {:>7} {:>6} {:>6} {:>9} {:>8} {:>8} {:>9}",
-            "consumer", "events", "listed", "lists", "gones", "restarts", "resumes", "retries", "bookmarks"
+            "{:<38} {:>8} {:>7} {:>6} {:>6} {:>9} {:>6} {:>8} {:>8} {:>9}",
+            "consumer",
+            "events",
+            "listed",
+            "lists",
+            "gones",
+            "restarts",
+            "stops",
+            "resumes",
+            "retries",
+            "bookmarks"
         )?;
         let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
         let mut total = consumer::Counts::default();
         for (name, n) in &self.records {
             writeln!(
                 f,
-                "{:<38} {:>8} {:>7} {:>6} {:>6} {:>9} {:>8} {:>8} {:>9}",
+                "{:<38} {:>8} {:>7} {:>6} {:>6} {:>9} {:>6} {:>8} {:>8} {:>9}",
                 name,
                 n.events,
                 n.listed,
                 n.lists,
                 n.gones,
                 n.restarts,
+                n.stops,
                 opt(n.resumes),
                 opt(n.retries),
                 opt(n.bookmarks)
@@ -292,15 +308,17 @@ impl fmt::Display for Counts {
             total.gones += n.gones;
             total.gones_while_listing += n.gones_while_listing;
             total.restarts += n.restarts;
+            total.stops += n.stops;
         }
         writeln!(
             f,
-            "{:<38} {:>8} {:>7} {:>6} {:>6} {:>9}",
-            "total", total.events, total.listed, total.lists, total.gones, total.restarts
+            "{:<38} {:>8} {:>7} {:>6} {:>6} {:>9} {:>6}",
+            "total", total.events, total.listed, total.lists, total.gones, total.restarts, total.stops
         )?;
         writeln!(
             f,
-            "(resumes, retries, bookmarks: the watchers' own counters; gones during a list: {})",
+            "(stops: watchers stopped with a full channel and replaced by one started from their reported version; \
+             resumes, retries, bookmarks: the watchers' own counters; gones during a list: {})",
             total.gones_while_listing
         )
     }
@@ -514,6 +532,7 @@ fn the_checks_reject_a_lost_or_repeated_event_a_wrong_list_and_a_stale_cache() -
             dynamic: false,
             namespace: None,
             page_size: 1,
+            stop_every: None,
         },
         segments: vec![Segment {
             list_rv: 2,

@@ -11,11 +11,14 @@ use kazan::{
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use serde_json::{Value, json};
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+type TestError = Box<dyn std::error::Error + Send + Sync>;
+type TestResult = Result<(), TestError>;
 
-/// Generous bound for anything a test waits on.
+#[path = "watcher/resume_after_stop.rs"]
+mod resume_after_stop;
 mod support;
 
+/// Generous bound for anything a test waits on.
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn server() -> Result<ApiServer, Box<dyn std::error::Error + Send + Sync>> {
@@ -587,7 +590,7 @@ async fn a_403_ends_the_watcher_with_a_final_failed_event() -> TestResult {
     let api = error.api_error().ok_or("no API error")?;
     assert_eq!((api.code, api.reason()), (403, Some("Forbidden")));
     assert_eq!(api.message(), Some(message));
-    assert!(matches!(w.wait().await, EndReason::Failed(_)));
+    assert!(matches!(w.wait().await, EndReason::Failed { .. }));
     assert!(w.recv().await.is_none());
     assert_eq!(
         server.journal().iter().filter(|e| e.watch).count(),
@@ -753,7 +756,7 @@ async fn stop_is_idempotent_and_dropping_the_receiver_ends_the_watcher() -> Test
     assert!(w.is_running());
     assert_eq!(w.stop().await, StopOutcome::Stopped);
     assert_eq!(w.stop().await, StopOutcome::AlreadyStopped);
-    assert!(matches!(w.wait().await, EndReason::Stopped));
+    assert!(matches!(w.wait().await, EndReason::Stopped { .. }));
     assert!(
         server.wait_for_watches("configmaps", 0, WAIT).await,
         "the watch connection was not closed"
@@ -770,7 +773,7 @@ async fn stop_is_idempotent_and_dropping_the_receiver_ends_the_watcher() -> Test
     drop(rx);
     assert!(matches!(
         tokio::time::timeout(WAIT, w.wait()).await?,
-        EndReason::ConsumerGone
+        EndReason::ConsumerGone { .. }
     ));
     assert_eq!(w.stop().await, StopOutcome::AlreadyStopped);
     Ok(())

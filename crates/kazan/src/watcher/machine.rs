@@ -24,6 +24,7 @@ use super::{
     idle::IdleTimer,
     options::WatcherOptions,
     stats::StatsCell,
+    step::{Resume, Step},
 };
 use crate::{
     Client, Error, Object,
@@ -164,8 +165,8 @@ pub(crate) struct Machine<K> {
     id: WatcherId,
     settings: Settings,
     state: State<K>,
-    /// Events ready for the consumer, boxed so that queueing one moves a pointer.
-    pending: VecDeque<Box<Event<K>>>,
+    /// Steps ready for the consumer, boxed so that queueing one moves a pointer.
+    pending: VecDeque<Box<Step<K>>>,
     /// The version to resume from.
     rv: Option<String>,
     /// The version of the last object event delivered (Kazan drops a repeat of it).
@@ -214,13 +215,13 @@ where
         }
     }
 
-    /// An event already decoded and waiting, if any (no work, no logging span needed).
-    pub(crate) fn ready_event(&mut self) -> Option<Box<Event<K>>> {
+    /// A step already decoded and waiting, if any (no work, no logging span needed).
+    pub(crate) fn ready_step(&mut self) -> Option<Box<Step<K>>> {
         self.pending.pop_front()
     }
 
-    /// The next event, or `None` once the watcher has ended (after Gone or Failed).
-    pub(crate) async fn next_event(&mut self) -> Option<Event<K>> {
+    /// The next step, or `None` once the watcher has ended (after Gone or Failed).
+    pub(crate) async fn next_step(&mut self) -> Option<Step<K>> {
         loop {
             if let Some(ev) = self.pending.pop_front() {
                 return Some(*ev);
@@ -251,12 +252,34 @@ where
         }
     }
 
-    fn event(&self, resource_version: Option<String>, kind: EventKind<K>) -> Box<Event<K>> {
-        Box::new(Event {
-            from: self.id,
-            resource_version,
-            kind,
-        })
+    /// Queues an event for the consumer; `resume` is how handing it over moves the resume version.
+    fn push(&mut self, resource_version: Option<String>, kind: EventKind<K>, resume: Resume) {
+        self.pending.push_back(Box::new(Step {
+            event: Some(Event {
+                from: self.id,
+                resource_version,
+                kind,
+            }),
+            resume,
+        }));
+    }
+
+    /// Queues a move of the resume version with no event (a bookmark or a list not delivered):
+    /// it takes effect once everything queued before it was handed over.
+    fn advance(&mut self, rv: String) {
+        self.pending.push_back(Box::new(Step {
+            event: None,
+            resume: Resume::At(rv),
+        }));
+    }
+
+    /// How an event at `rv` moves the resume version: not during the synthetic ADDED burst of a
+    /// watch from "0" (its versions are unordered), else to `rv`.
+    fn resume_at(&self, rv: Option<&String>) -> Resume {
+        match rv {
+            Some(rv) if !self.in_initial_burst => Resume::At(rv.clone()),
+            _ => Resume::Keep,
+        }
     }
 
     fn log(&self, msg: std::fmt::Arguments<'_>) {
@@ -340,7 +363,8 @@ where
                 } else {
                     EventKind::Added(item)
                 };
-                self.pending.push_back(self.event(item_rv, kind));
+                // A list cannot be resumed in the middle: the version moves at `Synced`.
+                self.push(item_rv, kind, Resume::Keep);
             }
             if let Some(t) = next {
                 return State::Listing { token: Some(t), rv };
@@ -350,10 +374,10 @@ where
             Some(rv) => {
                 self.log(format_args!("starting from the list's resourceVersion {rv}"));
                 if self.settings.deliver_initial_list {
-                    self.pending
-                        .push_back(self.event(Some(rv.clone()), EventKind::Synced));
+                    self.push(Some(rv.clone()), EventKind::Synced, Resume::At(rv.clone()));
+                } else {
+                    self.advance(rv.clone());
                 }
-                self.stats.at(Some(&rv));
                 self.rv = Some(rv);
                 State::Connecting
             }
@@ -506,8 +530,7 @@ where
                     max: self.settings.max_line_bytes,
                 };
                 self.problem(format_args!("{error}"));
-                self.pending
-                    .push_back(self.event(None, EventKind::Skipped(Arc::new(error))));
+                self.push(None, EventKind::Skipped(Arc::new(error)), Resume::Keep);
                 return None;
             }
             Item::Decoded { decoded, len } => (decoded, len),
@@ -529,12 +552,11 @@ where
                     };
                     self.problem(format_args!("skipping an event: {error}"));
                     // Skip past it, as for an object that does not decode.
-                    if let Some(rv) = rv.as_ref().filter(|_| !self.in_initial_burst) {
-                        self.stats.at(Some(rv));
+                    let resume = self.resume_at(rv.as_ref());
+                    if let Resume::At(rv) = &resume {
                         self.rv = Some(rv.clone());
                     }
-                    self.pending
-                        .push_back(self.event(rv, EventKind::Skipped(Arc::new(error))));
+                    self.push(rv, EventKind::Skipped(Arc::new(error)), resume);
                     return None;
                 }
                 if rv.is_some() && rv == self.last_delivered {
@@ -547,18 +569,17 @@ where
                 if self.in_initial_burst && event != ObjectEvent::Added {
                     self.in_initial_burst = false;
                 }
-                if !self.in_initial_burst && rv.is_some() {
-                    self.rv.clone_from(&rv);
-                    self.stats.at(rv.as_deref());
+                let resume = self.resume_at(rv.as_ref());
+                if let Resume::At(rv) = &resume {
+                    self.rv = Some(rv.clone());
                 }
-                self.stats.delivered();
                 self.last_delivered.clone_from(&rv);
                 let kind = match event {
                     ObjectEvent::Added => EventKind::Added(*object),
                     ObjectEvent::Modified => EventKind::Modified(*object),
                     ObjectEvent::Deleted => EventKind::Deleted(*object),
                 };
-                self.pending.push_back(self.event(rv, kind));
+                self.push(rv, kind, resume);
                 None
             }
             Decoded::Bookmark {
@@ -571,11 +592,12 @@ where
                 }
                 if let Some(rv) = resource_version.filter(|v| !v.is_empty()) {
                     self.in_initial_burst = false;
-                    self.stats.at(Some(&rv));
                     self.stats.bookmarked();
                     self.rv = Some(rv.clone());
                     if self.settings.deliver_bookmarks {
-                        self.pending.push_back(self.event(Some(rv), EventKind::Bookmark));
+                        self.push(Some(rv.clone()), EventKind::Bookmark, Resume::At(rv));
+                    } else {
+                        self.advance(rv);
                     }
                 }
                 None
@@ -590,8 +612,7 @@ where
             Decoded::UnknownType { type_name } => {
                 let error = WatchError::UnknownEventType(type_name);
                 self.problem(format_args!("{error}"));
-                self.pending
-                    .push_back(self.event(None, EventKind::Skipped(Arc::new(error))));
+                self.push(None, EventKind::Skipped(Arc::new(error)), Resume::Keep);
                 None
             }
             Decoded::Undecodable {
@@ -614,14 +635,11 @@ where
                 };
                 self.problem(format_args!("skipping an event: {error}"));
                 // Skip past it, so a resume does not bring it back forever.
-                if let Some(rv) = &resource_version {
-                    if !self.in_initial_burst {
-                        self.stats.at(Some(rv));
-                        self.rv = Some(rv.clone());
-                    }
+                let resume = self.resume_at(resource_version.as_ref());
+                if let Resume::At(rv) = &resume {
+                    self.rv = Some(rv.clone());
                 }
-                self.pending
-                    .push_back(self.event(resource_version, EventKind::Skipped(Arc::new(error))));
+                self.push(resource_version, EventKind::Skipped(Arc::new(error)), resume);
                 None
             }
             Decoded::Malformed(source) => {
@@ -635,8 +653,7 @@ where
                     self.problem(format_args!(
                         "{error}; seen {count} times at the same place, skipping it"
                     ));
-                    self.pending
-                        .push_back(self.event(None, EventKind::Skipped(Arc::new(error))));
+                    self.push(None, EventKind::Skipped(Arc::new(error)), Resume::Keep);
                     None
                 } else {
                     // Most likely a damaged stream: resume from the last good version.
@@ -713,15 +730,13 @@ where
             "410 Gone from {}: {message}; the watcher ends",
             self.what
         ));
-        self.pending
-            .push_back(self.event(None, EventKind::Gone { message }));
+        self.push(None, EventKind::Gone { message }, Resume::Clear);
         State::Done
     }
 
     fn fail(&mut self, error: WatchError) -> State<K> {
         self.problem(format_args!("the watcher ends: {error}"));
-        self.pending
-            .push_back(self.event(None, EventKind::Failed(Arc::new(error))));
+        self.push(None, EventKind::Failed(Arc::new(error)), Resume::Keep);
         State::Done
     }
 

@@ -44,6 +44,7 @@ mod machine;
 mod options;
 mod spawn;
 mod stats;
+mod step;
 
 use std::{
     pin::Pin,
@@ -72,19 +73,20 @@ use crate::{
 use machine::{Machine, Settings};
 use stats::StatsCell;
 use std::sync::Arc;
+use step::Step;
 
 /// A watcher's events as a stream ([`Watcher::stream`]). It ends after a `Gone` or `Failed` event;
 /// dropping it stops the watch. Like the spawned form's handle, it tells the watcher's id and
 /// counters, so a consumer of the stream can see resumes and retries too.
 #[must_use = "a watch makes progress only while its stream is polled"]
 pub struct WatchStream<K> {
-    events: EventStream<K>,
+    steps: StepStream<K>,
     id: WatcherId,
     stats: Arc<StatsCell>,
 }
 
-/// The events of one watch, boxed: what the spawned form's task drives.
-pub(crate) type EventStream<K> = Pin<Box<dyn Stream<Item = Event<K>> + Send>>;
+/// The steps of one watch, boxed: what the spawned form's task and [`WatchStream`] drive.
+pub(crate) type StepStream<K> = Pin<Box<dyn Stream<Item = Step<K>> + Send>>;
 
 impl<K> WatchStream<K> {
     /// The watcher's id (the `from` of its events).
@@ -93,6 +95,10 @@ impl<K> WatchStream<K> {
     }
 
     /// The watcher's counters: resumes, retries, events, and the version it would resume from.
+    ///
+    /// The version covers exactly the events this stream has yielded: drop the stream after any
+    /// event, start a new watcher from `stats().resource_version`, and it delivers every later
+    /// event once, none of the earlier ones.
     pub fn stats(&self) -> WatcherStats {
         self.stats.snapshot()
     }
@@ -102,11 +108,22 @@ impl<K> Stream for WatchStream<K> {
     type Item = Event<K>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event<K>>> {
-        self.events.as_mut().poll_next(cx)
+        loop {
+            let step = match self.steps.as_mut().poll_next(cx) {
+                Poll::Ready(Some(step)) => step,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            };
+            // Yielded now: the resume version moves with it, not before.
+            self.stats.handed(&step.resume, step.counts());
+            if let Some(event) = step.event {
+                return Poll::Ready(Some(event));
+            }
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.events.size_hint()
+        (0, self.steps.size_hint().1)
     }
 }
 
@@ -209,7 +226,7 @@ where
         start_rv: Option<String>,
         settings: Settings,
         stats: Arc<StatsCell>,
-    ) -> EventStream<K> {
+    ) -> StepStream<K> {
         Box::pin(self.steps(id, start_rv, settings, stats))
     }
 
@@ -220,7 +237,7 @@ where
         start_rv: Option<String>,
         settings: Settings,
         stats: Arc<StatsCell>,
-    ) -> impl Stream<Item = Event<K>> + Send + use<K> {
+    ) -> impl Stream<Item = Step<K>> + Send + use<K> {
         let machine = Machine::new(
             self.client.clone(),
             self.request.clone(),
@@ -234,23 +251,23 @@ where
     }
 }
 
-/// The machine as a stream of its events. This is what every idle watch keeps allocated, so it is
+/// The machine as a stream of its steps. This is what every idle watch keeps allocated, so it is
 /// kept small: the machine is boxed (each step moves a pointer, not the machine), and the machine
-/// boxes its one-off request futures (see `Machine::next_event`).
-fn steps<K>(machine: Machine<K>, span: tracing::Span) -> impl Stream<Item = Event<K>> + Send
+/// boxes its one-off request futures (see `Machine::next_step`).
+fn steps<K>(machine: Machine<K>, span: tracing::Span) -> impl Stream<Item = Step<K>> + Send
 where
     K: Object + DeserializeOwned + Send + 'static,
 {
     futures_util::stream::unfold(Box::new(machine), move |mut m| {
         let span = span.clone();
         async move {
-            // An event already decoded needs no span; it stays boxed until returned, so that no
+            // A step already decoded needs no span; it stays boxed until returned, so that no
             // object is part of this future's state.
-            if let Some(event) = m.ready_event() {
-                return Some((*event, m));
+            if let Some(step) = m.ready_step() {
+                return Some((*step, m));
             }
-            let event = m.next_event().instrument(span).await;
-            event.map(|ev| (ev, m))
+            let step = m.next_step().instrument(span).await;
+            step.map(|step| (step, m))
         }
     })
 }
@@ -397,7 +414,7 @@ impl Watcher {
         let settings = prepared.settings.clone();
         let stats = Arc::<StatsCell>::default();
         Ok(WatchStream {
-            events: prepared.stream(id, prepared.start_rv.clone(), settings, stats.clone()),
+            steps: prepared.stream(id, prepared.start_rv.clone(), settings, stats.clone()),
             id,
             stats,
         })
@@ -442,7 +459,7 @@ struct Single<K> {
 }
 
 impl<K: Object + DeserializeOwned + Send + 'static> spawn::StreamSource<K> for Single<K> {
-    fn open(&mut self, _restart: u32) -> EventStream<K> {
+    fn open(&mut self, _restart: u32) -> StepStream<K> {
         match self.prepared.take() {
             Some(p) => {
                 let settings = p.settings.clone();
@@ -464,7 +481,7 @@ struct Supervised<K> {
 }
 
 impl<K: Object + DeserializeOwned + Send + 'static> spawn::StreamSource<K> for Supervised<K> {
-    fn open(&mut self, restart: u32) -> EventStream<K> {
+    fn open(&mut self, restart: u32) -> StepStream<K> {
         let mut settings = self.prepared.settings.clone();
         let start_rv = if restart == 0 {
             self.prepared.start_rv.clone()
@@ -535,7 +552,8 @@ mod tests {
             tx,
             deferred::finish::<Pod>,
             tokio_util::sync::CancellationToken::new(),
-            spawn::EndGuard(Arc::default()),
+            spawn::EndGuard::new(Arc::default(), Arc::default()),
+            Arc::default(),
             |_| Duration::ZERO,
         );
         let size = std::mem::size_of_val(&task);

@@ -13,22 +13,53 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Event, EventKind, EventStream, WatchError, WatcherId, WatcherStats, stats::StatsCell};
+use super::{
+    Event, EventKind, StepStream, WatchError, WatcherId, WatcherStats, stats::StatsCell, step::Step,
+};
 
-/// Why a watcher ended.
+/// Why a watcher ended, and where a new watcher would resume.
+///
+/// Every `resource_version` here is the version of the last event handed to the consumer (put in
+/// its channel), as [`WatcherHandle::stats`] tells it: start a new watcher from it (after reading
+/// what is left in the channel) and it delivers every later event exactly once.
 #[derive(Debug, Clone)]
 pub enum EndReason {
-    /// [`WatcherHandle::stop`] was called.
-    Stopped,
-    /// The server said 410 Gone (the message is the server's). Relist and start a new watcher.
+    /// [`WatcherHandle::stop`] was called (or the runtime shut down).
+    Stopped {
+        /// Where to resume; `None` if the watcher ended before its initial list was handed over.
+        resource_version: Option<String>,
+    },
+    /// The server said 410 Gone (the message is the server's). Relist and start a new watcher:
+    /// there is no version to resume from.
     Gone {
         /// The server's message.
         message: String,
     },
     /// The receiver was dropped: nobody listens any more.
-    ConsumerGone,
+    ConsumerGone {
+        /// Where to resume.
+        resource_version: Option<String>,
+    },
     /// An error the watcher cannot recover from.
-    Failed(Arc<WatchError>),
+    Failed {
+        /// What went wrong.
+        error: Arc<WatchError>,
+        /// Where to resume once the cause is fixed.
+        resource_version: Option<String>,
+    },
+}
+
+impl EndReason {
+    /// The version a new watcher resumes from without losing or repeating an event; `None` after
+    /// Gone (relist) or before the initial list was handed over.
+    pub fn resume_from(&self) -> Option<&str> {
+        match self {
+            EndReason::Stopped { resource_version }
+            | EndReason::ConsumerGone { resource_version }
+            | EndReason::Failed { resource_version, .. } => resource_version.as_deref(),
+            EndReason::Gone { .. } => None,
+        }
+    }
 }
 
 /// What [`WatcherHandle::stop`] did.
@@ -97,11 +128,31 @@ impl EndSignal {
 
 /// Held by the task: tells `Stopped` if the task is dropped before it told anything (its runtime
 /// shut down), so that no handle waits for ever.
-pub(crate) struct EndGuard(pub(crate) Arc<EndSignal>);
+pub(crate) struct EndGuard {
+    end: Arc<EndSignal>,
+    stats: Arc<StatsCell>,
+}
+
+impl EndGuard {
+    pub(crate) fn new(end: Arc<EndSignal>, stats: Arc<StatsCell>) -> Self {
+        EndGuard { end, stats }
+    }
+
+    /// The version a new watcher would resume from now.
+    fn resume_version(&self) -> Option<String> {
+        self.stats.snapshot().resource_version
+    }
+
+    fn tell(&self, reason: EndReason) {
+        self.end.tell(reason);
+    }
+}
 
 impl Drop for EndGuard {
     fn drop(&mut self) {
-        self.0.tell(EndReason::Stopped);
+        self.end.tell(EndReason::Stopped {
+            resource_version: self.resume_version(),
+        });
     }
 }
 
@@ -138,6 +189,9 @@ impl<M: Send + 'static> WatcherHandle<M> {
     }
 
     /// The watcher's counters: resumes, retries, events, and the version it would resume from.
+    ///
+    /// `events` and `resource_version` cover exactly the events put in the consumer's channel
+    /// (see [`stop`](Self::stop)).
     pub fn stats(&self) -> WatcherStats {
         self.control.stats.snapshot()
     }
@@ -177,13 +231,19 @@ impl<M: Send + 'static> WatcherHandle<M> {
 
     /// Stops the watch and waits for the task to end. Calling it again, or after the watcher ended
     /// on its own, returns [`StopOutcome::AlreadyStopped`].
+    ///
+    /// Events already in the channel stay there: read them (`recv` until `None`, or your
+    /// `send_to` receiver). An event the watcher held because the channel was full is dropped and
+    /// not counted, so [`stats`](Self::stats)`().resource_version` (and the end reason's) is the
+    /// version of the last event put in the channel: a watcher started from it after the channel
+    /// was read delivers the dropped event and everything after it, once.
     pub async fn stop(&self) -> StopOutcome {
         if self.control.end.reason().is_some() {
             return StopOutcome::AlreadyStopped;
         }
         self.control.cancel.cancel();
         match self.wait().await {
-            EndReason::Stopped => StopOutcome::Stopped,
+            EndReason::Stopped { .. } => StopOutcome::Stopped,
             _ => StopOutcome::AlreadyStopped,
         }
     }
@@ -216,7 +276,7 @@ impl<M: Send + 'static> IntoFuture for WatcherHandle<M> {
 /// Where the events of one watch come from: a single stream, or a new one after each Gone.
 pub(crate) trait StreamSource<K>: Send + 'static {
     /// The next stream to drive; `restart` counts the Gones before it.
-    fn open(&mut self, restart: u32) -> EventStream<K>;
+    fn open(&mut self, restart: u32) -> StepStream<K>;
     /// Whether to open a new stream after Gone (the supervisor) or end (Kazan).
     fn restarts_after_gone(&self) -> bool;
 }
@@ -243,7 +303,8 @@ where
         tx,
         message,
         cancel.clone(),
-        EndGuard(end.clone()),
+        EndGuard::new(end.clone(), stats.clone()),
+        stats.clone(),
         restart_delay,
     ));
     Control {
@@ -261,6 +322,7 @@ pub(crate) async fn drive<K, M, Src>(
     message: impl Fn(Event<K>) -> M + Send + 'static,
     task_cancel: CancellationToken,
     end: EndGuard,
+    stats: Arc<StatsCell>,
     restart_delay: impl Fn(u32) -> std::time::Duration + Send + 'static,
 ) where
     K: Send + 'static,
@@ -275,7 +337,7 @@ pub(crate) async fn drive<K, M, Src>(
         let mut permits: Option<mpsc::PermitIterator<'_, M>> = None;
         let ended = loop {
             if task_cancel.is_cancelled() {
-                break 'outer EndReason::Stopped;
+                break 'outer stopped(&end);
             }
             let next = match stream.next().now_or_never() {
                 Some(next) => next,
@@ -284,20 +346,30 @@ pub(crate) async fn drive<K, M, Src>(
                     permits = None;
                     tokio::select! {
                         biased;
-                        _ = task_cancel.cancelled() => break 'outer EndReason::Stopped,
-                        _ = tx.closed() => break 'outer EndReason::ConsumerGone,
+                        _ = task_cancel.cancelled() => break 'outer stopped(&end),
+                        _ = tx.closed() => break 'outer consumer_gone(&end),
                         next = stream.next() => next,
                     }
                 }
             };
-            let Some(event) = next else {
-                break 'outer EndReason::Stopped;
+            let Some(step) = next else {
+                break 'outer stopped(&end);
+            };
+            let counts = step.counts();
+            let Step { event, resume } = step;
+            let Some(event) = event else {
+                // A move of the resume version alone: everything before it was handed over.
+                stats.handed(&resume, false);
+                continue;
             };
             let terminal = match &event.kind {
                 EventKind::Gone { message } => Some(EndReason::Gone {
                     message: message.clone(),
                 }),
-                EventKind::Failed(e) => Some(EndReason::Failed(e.clone())),
+                EventKind::Failed(e) => Some(EndReason::Failed {
+                    error: e.clone(),
+                    resource_version: None,
+                }),
                 _ => None,
             };
             // Backpressure: while the consumer is behind, the stream is not polled and the
@@ -309,21 +381,23 @@ pub(crate) async fn drive<K, M, Src>(
                 permits = None;
                 match tx.try_reserve() {
                     Ok(permit) => break permit,
-                    Err(mpsc::error::TrySendError::Closed(())) => break 'outer EndReason::ConsumerGone,
+                    Err(mpsc::error::TrySendError::Closed(())) => break 'outer consumer_gone(&end),
                     Err(mpsc::error::TrySendError::Full(())) => {
                         let batch = (tx.max_capacity() / 4).max(1);
                         tokio::select! {
                             biased;
-                            _ = task_cancel.cancelled() => break 'outer EndReason::Stopped,
+                            _ = task_cancel.cancelled() => break 'outer stopped(&end),
                             reserved = tx.reserve_many(batch) => match reserved {
                                 Ok(reserved) => permits = Some(reserved),
-                                Err(_) => break 'outer EndReason::ConsumerGone,
+                                Err(_) => break 'outer consumer_gone(&end),
                             },
                         }
                     }
                 }
             };
             permit.send(message(event));
+            // In the channel now: the consumer will get it, so the resume version moves past it.
+            stats.handed(&resume, counts);
             if let Some(t) = terminal {
                 break t;
             }
@@ -333,15 +407,33 @@ pub(crate) async fn drive<K, M, Src>(
                 restart = restart.saturating_add(1);
                 tokio::select! {
                     biased;
-                    _ = task_cancel.cancelled() => break EndReason::Stopped,
-                    _ = tx.closed() => break EndReason::ConsumerGone,
+                    _ = task_cancel.cancelled() => break stopped(&end),
+                    _ = tx.closed() => break consumer_gone(&end),
                     _ = tokio::time::sleep(restart_delay(restart)) => {}
                 }
+            }
+            EndReason::Failed { error, .. } => {
+                break EndReason::Failed {
+                    error,
+                    resource_version: end.resume_version(),
+                };
             }
             other => break other,
         }
     };
-    end.0.tell(reason);
+    end.tell(reason);
+}
+
+fn stopped(end: &EndGuard) -> EndReason {
+    EndReason::Stopped {
+        resource_version: end.resume_version(),
+    }
+}
+
+fn consumer_gone(end: &EndGuard) -> EndReason {
+    EndReason::ConsumerGone {
+        resource_version: end.resume_version(),
+    }
 }
 
 #[cfg(test)]
@@ -353,7 +445,7 @@ mod tests {
     #[tokio::test]
     async fn a_task_dropped_without_a_word_ends_its_watcher_as_stopped() {
         let end = Arc::new(EndSignal::default());
-        let guard = EndGuard(end.clone());
+        let guard = EndGuard::new(end.clone(), Arc::default());
         let waiter = tokio::spawn({
             let end = end.clone();
             async move { end.wait().await }
@@ -362,18 +454,20 @@ mod tests {
         assert!(end.reason().is_none());
         drop(guard);
         let reason = tokio::time::timeout(Duration::from_secs(5), waiter).await;
-        assert!(matches!(reason, Ok(Ok(EndReason::Stopped))), "{reason:?}");
+        assert!(matches!(reason, Ok(Ok(EndReason::Stopped { .. }))), "{reason:?}");
     }
 
     #[tokio::test]
     async fn the_first_reason_told_is_the_one_every_waiter_gets() {
         let end = Arc::new(EndSignal::default());
-        let guard = EndGuard(end.clone());
-        end.tell(EndReason::ConsumerGone);
+        let guard = EndGuard::new(end.clone(), Arc::default());
+        end.tell(EndReason::ConsumerGone {
+            resource_version: None,
+        });
         // The task's guard drops after it told why: that changes nothing.
         drop(guard);
-        assert!(matches!(end.reason(), Some(EndReason::ConsumerGone)));
+        assert!(matches!(end.reason(), Some(EndReason::ConsumerGone { .. })));
         let reason = tokio::time::timeout(Duration::from_secs(5), end.wait()).await;
-        assert!(matches!(reason, Ok(EndReason::ConsumerGone)), "{reason:?}");
+        assert!(matches!(reason, Ok(EndReason::ConsumerGone { .. })), "{reason:?}");
     }
 }

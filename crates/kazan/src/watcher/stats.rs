@@ -13,14 +13,18 @@ pub struct WatcherStats {
     pub resumes: u64,
     /// Attempts repeated after an error (connection lost, 5xx, 429, stall...), after a backoff.
     pub retries: u64,
-    /// Object events delivered.
+    /// Object events (`Added`, `Modified`, `Deleted`) handed to the consumer: put in its channel,
+    /// or yielded by the stream. Objects of a delivered initial list count too. An event the
+    /// watcher held when it was stopped was not handed over and does not count.
     pub events: u64,
     /// Bookmarks received.
     pub bookmarks: u64,
     /// Event lines read off the socket (delivered or not yet): with `events`, how far the watcher
     /// has read ahead of its consumer.
     pub lines_read: u64,
-    /// The resourceVersion the watcher would resume from now.
+    /// The resourceVersion a new watcher resumes from to continue exactly after the last event
+    /// handed to the consumer (nothing skipped, nothing repeated). `None` while an initial list is
+    /// being delivered (a list cannot be resumed in the middle) and after `Gone` (relist).
     pub resource_version: Option<String>,
 }
 

@@ -4,6 +4,11 @@
 //! starting a new watcher that delivers its initial list, the supervised form by itself. Every
 //! event is recorded per segment (a list and the watch that follows it) for the comparison with
 //! the server's change log.
+//!
+//! Some consumers also stop their watcher every so many events, with a small channel that is full
+//! at the time, read what the stop left in the channel, and start a new watcher from the version
+//! the stopped one reports: the segment goes on, and the comparison with the change log proves
+//! that the reported version skipped and repeated nothing.
 
 use std::{
     collections::BTreeMap,
@@ -62,6 +67,9 @@ pub struct Spec {
     pub namespace: Option<String>,
     /// Page size of the lists (small ones make paginated lists).
     pub page_size: u32,
+    /// Stop the watcher after this many watch events and start a new one from the version the
+    /// stopped one reports (with a channel of 2, so that the stop finds it full).
+    pub stop_every: Option<u64>,
 }
 
 impl Spec {
@@ -114,6 +122,8 @@ pub struct Counts {
     pub gones_while_listing: u64,
     /// Watchers started after a Gone (single forms).
     pub restarts: u64,
+    /// Watchers stopped mid-churn and replaced by one started from their reported version.
+    pub stops: u64,
     /// The watchers' own counters (every form: the handle's or the stream's `stats()`), summed over the lineage.
     pub resumes: Option<u64>,
     pub retries: Option<u64>,
@@ -169,6 +179,46 @@ impl<K: Send + 'static> Feed<K> {
             Feed::Stream(s) => drop(s),
         }
     }
+
+    /// Stops the watcher, hands what it left in the channel to `take`, and returns the version a
+    /// new watcher resumes from, as the stopped one reports it (its end reason and its stats).
+    async fn stop_and_drain(
+        self,
+        mut take: impl FnMut(Event<K>) -> Result<(), String>,
+    ) -> Result<Option<String>, String> {
+        // Bounded: a stopped watcher's channel holds at most its capacity.
+        const MAX_LEFT: usize = 10_000;
+        match self {
+            Feed::Handle(mut h) => {
+                h.stop().await;
+                for _ in 0..MAX_LEFT {
+                    match h.recv().await {
+                        Some(event) => take(event)?,
+                        None => break,
+                    }
+                }
+                let reason = h.wait().await;
+                let stats = h.stats().resource_version;
+                if reason.resume_from() != stats.as_deref() {
+                    return Err(format!(
+                        "the end reason {reason:?} and stats ({stats:?}) disagree"
+                    ));
+                }
+                Ok(stats)
+            }
+            Feed::SendTo(h, mut rx) => {
+                h.stop().await;
+                for _ in 0..MAX_LEFT {
+                    match rx.recv().await {
+                        Some(event) => take(event)?,
+                        None => break,
+                    }
+                }
+                Ok(h.wait().await.resume_from().map(str::to_string))
+            }
+            Feed::Stream(s) => Ok(s.stats().resource_version),
+        }
+    }
 }
 
 fn open<K>(
@@ -176,6 +226,7 @@ fn open<K>(
     client: &Client,
     request: &Request<ObjectList<K>>,
     options: &WatcherOptions,
+    capacity: usize,
 ) -> Result<Feed<K>, String>
 where
     K: Object + DeserializeOwned + Send + 'static,
@@ -186,7 +237,7 @@ where
     let feed = match form {
         Form::Spawned => Feed::Handle(Watcher::start(client, request, options).map_err(|e| e.to_string())?),
         Form::SendTo => {
-            let (tx, rx) = mpsc::channel(64);
+            let (tx, rx) = mpsc::channel(capacity);
             let handle = Watcher::start(client, request, options.send_to(tx)).map_err(|e| e.to_string())?;
             Feed::SendTo(handle, rx)
         }
@@ -332,6 +383,12 @@ where
         .deliver_initial_list(true)
         .page_size(spec.page_size)
         .name(spec.name());
+    // Consumers that stop mid-churn get small channels, so that the stop finds them full.
+    let (options, capacity) = match spec.stop_every {
+        Some(_) => (options.channel_capacity(2), 2),
+        None => (options, 64),
+    };
+    let mut since_stop = 0u64;
     let mut consumer = Consumer {
         name: spec.name(),
         segments: Vec::new(),
@@ -340,7 +397,7 @@ where
         counts: Counts::default(),
         progress,
     };
-    let mut feed = open(spec.form, &client, &request, &options)?;
+    let mut feed = open(spec.form, &client, &request, &options, capacity)?;
     // Bounded by `stop`, which the test cancels within its own bound; the count is a backstop.
     for _ in 0..100_000_000u64 {
         let event = tokio::select! {
@@ -355,13 +412,40 @@ where
             ));
         };
         let gone = matches!(event.kind, EventKind::Gone { .. });
+        let watched = consumer.listing.is_none() && event.object().is_some();
         consumer.on_event(event)?;
         if gone && spec.form != Form::Supervised {
             // The watcher has ended: start a new one, which lists first.
             add_stats(&mut consumer.counts, feed.stats());
             feed.stop().await;
-            feed = open(spec.form, &client, &request, &options)?;
+            feed = open(spec.form, &client, &request, &options, capacity)?;
             consumer.counts.restarts += 1;
+            continue;
+        }
+        since_stop += u64::from(watched);
+        if spec.stop_every.is_some_and(|every| since_stop >= every) {
+            since_stop = 0;
+            add_stats(&mut consumer.counts, feed.stats());
+            let resume = feed.stop_and_drain(|event| consumer.on_event(event)).await?;
+            consumer.counts.stops += 1;
+            feed = if consumer.listing.is_some() {
+                // What was left in the channel ended with a Gone: relist.
+                open(spec.form, &client, &request, &options, capacity)?
+            } else {
+                let rv = resume.ok_or_else(|| {
+                    format!(
+                        "{}: stopped while watching, but no version to resume from",
+                        consumer.name
+                    )
+                })?;
+                open(
+                    spec.form,
+                    &client,
+                    &request,
+                    &options.clone().resource_version(rv),
+                    capacity,
+                )?
+            };
         }
     }
     add_stats(&mut consumer.counts, feed.stats());
