@@ -31,6 +31,9 @@ pub enum Error {
     /// The request cannot be sent as built (e.g. a header that is not valid HTTP).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A request body could not be serialized (from the request constructors, via `?`).
+    #[error("cannot encode the request body as JSON: {0}")]
+    Encode(#[from] serde_json::Error),
     /// No connection could be made (refused, unreachable, DNS, proxy).
     #[error("cannot connect to {url}: {}", Chain(source.as_ref()))]
     Connect {

@@ -20,6 +20,13 @@ pub mod request;
 pub mod resource;
 pub mod watcher;
 
+/// The Kubernetes types kazan's typed requests and watchers use (k8s-openapi, the `latest`
+/// feature: the newest Kubernetes API it knows), re-exported so that your types match kazan's.
+pub use k8s_openapi;
+/// Serde, re-exported for bounds such as `K: kazan::Object + kazan::serde::de::DeserializeOwned`
+/// in generic helpers over kazan's object types.
+pub use serde;
+
 pub use client::Client;
 pub use config::Config;
 pub use error::{ApiError, Error};

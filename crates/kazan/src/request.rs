@@ -190,13 +190,13 @@ impl Request<()> {
     }
 
     /// Lists objects of a resource described at run time.
-    pub fn list_of<K: DeserializeOwned>(resource: ApiResource) -> Request<ObjectList<K>> {
-        Self::build(Verb::List, resource)
+    pub fn list_of<K: DeserializeOwned>(resource: impl Into<ApiResource>) -> Request<ObjectList<K>> {
+        Self::build(Verb::List, resource.into())
     }
 
     /// Lists objects of a resource described at run time, as [`DynamicObject`]s.
-    pub fn list_dynamic(resource: &ApiResource) -> Request<ObjectList<DynamicObject>> {
-        Self::list_of(resource.clone())
+    pub fn list_dynamic(resource: impl Into<ApiResource>) -> Request<ObjectList<DynamicObject>> {
+        Self::list_of(resource)
     }
 
     /// Watches `K` objects. A watch request needs a starting `resourceVersion`
@@ -206,8 +206,8 @@ impl Request<()> {
     }
 
     /// Watches objects of a resource described at run time.
-    pub fn watch_list_of<K: DeserializeOwned>(resource: ApiResource) -> Request<WatchEvents<K>> {
-        Self::build(Verb::Watch, resource)
+    pub fn watch_list_of<K: DeserializeOwned>(resource: impl Into<ApiResource>) -> Request<WatchEvents<K>> {
+        Self::build(Verb::Watch, resource.into())
     }
 
     /// Reads one object by name.
@@ -216,38 +216,35 @@ impl Request<()> {
     }
 
     /// Reads one object of a resource described at run time.
-    pub fn get_of<K: DeserializeOwned>(resource: ApiResource, name: &str) -> Request<K> {
-        Self::build::<K>(Verb::Get, resource).with_name(name)
+    pub fn get_of<K: DeserializeOwned>(resource: impl Into<ApiResource>, name: &str) -> Request<K> {
+        Self::build::<K>(Verb::Get, resource.into()).with_name(name)
     }
 
     /// Creates an object; its namespace is taken from `metadata.namespace` unless set on the request.
+    ///
+    /// The error is the object's serialization's; `?` turns it into [`crate::Error`].
     pub fn create<K>(object: &K) -> Result<Request<K>, serde_json::Error>
     where
-        K: k8s_openapi::Resource
-            + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>
-            + Serialize
-            + DeserializeOwned,
+        K: k8s_openapi::Resource + Serialize + DeserializeOwned,
     {
-        let req = Self::create_of::<K>(ApiResource::of::<K>(), object)?;
-        Ok(match object.metadata().namespace.as_deref() {
-            Some(ns) => req.namespace(ns),
-            None => req,
-        })
+        Self::create_of::<K>(ApiResource::of::<K>(), object)
     }
 
-    /// Creates an object of a resource described at run time from any serializable value.
+    /// Creates an object of a resource described at run time from any serializable value; as
+    /// with [`Request::create`], its namespace is taken from `metadata.namespace` in the value
+    /// unless set on the request.
     pub fn create_of<K: DeserializeOwned>(
-        resource: ApiResource,
+        resource: impl Into<ApiResource>,
         object: &impl Serialize,
     ) -> Result<Request<K>, serde_json::Error> {
-        let body = serde_json::to_vec(object)?;
-        let mut req = Self::build::<K>(Verb::Create, resource);
-        req.body = Some(body.into());
-        req.content_type = Some("application/json");
+        let body = Body::of(object)?;
+        let mut req = Self::build::<K>(Verb::Create, resource.into());
+        req.set_body(body);
         Ok(req)
     }
 
     /// Replaces an object (`PUT`); the server answers 409 if its `resourceVersion` is stale.
+    /// Its name and namespace are taken from `metadata`.
     pub fn replace<K>(object: &K) -> Result<Request<K>, serde_json::Error>
     where
         K: k8s_openapi::Resource
@@ -255,25 +252,20 @@ impl Request<()> {
             + Serialize
             + DeserializeOwned,
     {
-        let meta = object.metadata();
-        let name = meta.name.clone().unwrap_or_default();
-        let mut req = Self::replace_of::<K>(ApiResource::of::<K>(), &name, object)?;
-        if let Some(ns) = meta.namespace.as_deref() {
-            req = req.namespace(ns);
-        }
-        Ok(req)
+        let name = object.metadata().name.clone().unwrap_or_default();
+        Self::replace_of::<K>(ApiResource::of::<K>(), &name, object)
     }
 
-    /// Replaces an object of a resource described at run time.
+    /// Replaces an object of a resource described at run time; its namespace is taken from
+    /// `metadata.namespace` in the value unless set on the request.
     pub fn replace_of<K: DeserializeOwned>(
-        resource: ApiResource,
+        resource: impl Into<ApiResource>,
         name: &str,
         object: &impl Serialize,
     ) -> Result<Request<K>, serde_json::Error> {
-        let body = serde_json::to_vec(object)?;
-        let mut req = Self::build::<K>(Verb::Replace, resource).with_name(name);
-        req.body = Some(body.into());
-        req.content_type = Some("application/json");
+        let body = Body::of(object)?;
+        let mut req = Self::build::<K>(Verb::Replace, resource.into()).with_name(name);
+        req.set_body(body);
         Ok(req)
     }
 
@@ -295,12 +287,12 @@ impl Request<()> {
 
     /// Patches an object of a resource described at run time with the given patch content type.
     pub fn patch_of<K: DeserializeOwned>(
-        resource: ApiResource,
+        resource: impl Into<ApiResource>,
         name: &str,
         patch: &serde_json::Value,
         content_type: &'static str,
     ) -> Request<K> {
-        let mut req = Self::build::<K>(Verb::Patch, resource).with_name(name);
+        let mut req = Self::build::<K>(Verb::Patch, resource.into()).with_name(name);
         req.body = Some(patch.to_string().into());
         req.content_type = Some(content_type);
         req
@@ -312,8 +304,45 @@ impl Request<()> {
     }
 
     /// Deletes an object of a resource described at run time.
-    pub fn delete_of<K: DeserializeOwned>(resource: ApiResource, name: &str) -> Request<DeleteOutcome<K>> {
-        Self::build::<DeleteOutcome<K>>(Verb::Delete, resource).with_name(name)
+    pub fn delete_of<K: DeserializeOwned>(
+        resource: impl Into<ApiResource>,
+        name: &str,
+    ) -> Request<DeleteOutcome<K>> {
+        Self::build::<DeleteOutcome<K>>(Verb::Delete, resource.into()).with_name(name)
+    }
+}
+
+/// A JSON request body, with the namespace its object names (if any).
+struct Body {
+    bytes: Bytes,
+    namespace: Option<String>,
+}
+
+impl Body {
+    /// Serializes `object`, reading `metadata.namespace` on the way, so that a typed object and a
+    /// dynamic value (a `serde_json::Value`, a `DynamicObject`) name their namespace alike.
+    fn of(object: &impl Serialize) -> Result<Body, serde_json::Error> {
+        let value = serde_json::to_value(object)?;
+        let namespace = value
+            .pointer("/metadata/namespace")
+            .and_then(serde_json::Value::as_str)
+            .filter(|ns| !ns.is_empty())
+            .map(str::to_string);
+        Ok(Body {
+            bytes: serde_json::to_vec(&value)?.into(),
+            namespace,
+        })
+    }
+}
+
+impl<T> Request<T> {
+    /// Sets a JSON body, and the body's namespace unless the request names one.
+    fn set_body(&mut self, body: Body) {
+        if self.namespace.is_none() {
+            self.namespace = body.namespace;
+        }
+        self.body = Some(body.bytes);
+        self.content_type = Some("application/json");
     }
 }
 

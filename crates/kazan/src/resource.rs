@@ -27,6 +27,13 @@ pub struct ApiResource {
     pub namespaced: bool,
 }
 
+/// Request constructors take `impl Into<ApiResource>`: pass a reference to keep using yours.
+impl From<&ApiResource> for ApiResource {
+    fn from(resource: &ApiResource) -> Self {
+        resource.clone()
+    }
+}
+
 impl ApiResource {
     /// Describes a resource by hand (a custom resource, or a kind the types do not know).
     ///

@@ -3,7 +3,7 @@
 //! refresh once and retries.
 //!
 //! An exec plugin may return a client certificate instead of (or besides) a token: it is handed
-//! to the client's TLS configuration ([`PluginCertificate`]) each time the plugin runs, and new
+//! to the client's TLS configuration (a plugin certificate) each time the plugin runs, and new
 //! connections present it.
 //!
 //! Header values are marked sensitive, and no error or log line carries a token, a password, a

@@ -60,7 +60,7 @@ pub use backoff::BackoffConfig;
 pub(crate) use decode::ObjectEvent;
 pub use error::WatchError;
 pub use event::{Event, EventKind, EventType, WatcherId};
-pub use options::{OwnChannel, SendTarget, WatcherOptions};
+pub use options::{OwnChannel, SendMapped, SendTarget, WatcherOptions};
 pub use spawn::{EndReason, StopOutcome, WatcherHandle};
 pub use stats::WatcherStats;
 
@@ -326,16 +326,17 @@ where
     /// channel holds its event's JSON line, not the (larger) decoded object. With a thousand
     /// watchers sharing one channel, that is the difference during a burst. With
     /// `decode_concurrency` above 1, objects are decoded ahead on other threads instead.
-    fn spawn_into<M: From<Event<K>> + Send + 'static>(
+    fn spawn_into<M: Send + 'static>(
         self,
         tx: tokio::sync::mpsc::Sender<M>,
+        map: impl Fn(Event<K>) -> M + Send + 'static,
     ) -> WatcherHandle<M> {
         let capacity = self.capacity;
         let control = if self.prepared.settings.decode_concurrency > 1 {
-            self.spawn_task(tx, M::from, Arc::default())
+            self.spawn_task(tx, map, Arc::default())
         } else {
             self.into_raw()
-                .spawn_task(tx, |event| M::from(deferred::finish::<K>(event)), Arc::default())
+                .spawn_task(tx, move |event| map(deferred::finish::<K>(event)), Arc::default())
         };
         WatcherHandle::new(control, spawn::Inbox::Elsewhere, capacity)
     }

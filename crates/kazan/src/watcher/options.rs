@@ -11,7 +11,7 @@ use super::backoff::BackoffConfig;
 /// default, like Kazan's `send_to: self()`), or a sender you pass.
 pub trait SendTarget<K>: Send + 'static {
     /// What the receiver receives.
-    type Message: From<super::Event<K>> + Send + 'static;
+    type Message: Send + 'static;
 
     #[doc(hidden)]
     fn spawn(self, start: super::Start<K>) -> super::WatcherHandle<Self::Message>;
@@ -44,7 +44,44 @@ where
     type Message = M;
 
     fn spawn(self, start: super::Start<K>) -> super::WatcherHandle<M> {
-        start.spawn_into(self)
+        start.spawn_into(self, M::from)
+    }
+}
+
+/// A `send_to` sender with a function that turns each event into your message
+/// ([`WatcherOptions::send_to_with`]): no `From` impl needed.
+pub struct SendMapped<M, F> {
+    sender: mpsc::Sender<M>,
+    map: F,
+}
+
+impl<M, F: Clone> Clone for SendMapped<M, F> {
+    fn clone(&self) -> Self {
+        SendMapped {
+            sender: self.sender.clone(),
+            map: self.map.clone(),
+        }
+    }
+}
+
+impl<M, F> std::fmt::Debug for SendMapped<M, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendMapped")
+            .field("sender", &self.sender)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, M, F> SendTarget<K> for SendMapped<M, F>
+where
+    K: crate::Object + serde::de::DeserializeOwned + Send + 'static,
+    M: Send + 'static,
+    F: Fn(super::Event<K>) -> M + Send + 'static,
+{
+    type Message = M;
+
+    fn spawn(self, start: super::Start<K>) -> super::WatcherHandle<M> {
+        start.spawn_into(self.sender, self.map)
     }
 }
 
@@ -113,14 +150,62 @@ impl WatcherOptions<OwnChannel> {
 impl<S> WatcherOptions<S> {
     /// Sends events to `sender` instead of the handle's own channel (Kazan's `send_to`). Several
     /// watchers of different kinds may share one receiver: `M` is your enum with a `From` impl per
-    /// kind's `Event<K>`.
+    /// kind's `Event<K>` (or use [`send_to_with`](Self::send_to_with) and no impl).
     ///
     /// Each object is decoded on the watcher's task once a slot in `sender` is free for it, so a
     /// watcher waiting on a full channel holds the event's JSON line, not a decoded object (unless
     /// [`decode_concurrency`](Self::decode_concurrency) is above 1).
+    ///
+    /// ```
+    /// use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+    /// use kazan::watcher::{Event, WatcherOptions};
+    ///
+    /// enum Msg {
+    ///     Pod(Event<Pod>),
+    ///     ConfigMap(Event<ConfigMap>),
+    /// }
+    /// impl From<Event<Pod>> for Msg {
+    ///     fn from(e: Event<Pod>) -> Self { Msg::Pod(e) }
+    /// }
+    /// impl From<Event<ConfigMap>> for Msg {
+    ///     fn from(e: Event<ConfigMap>) -> Self { Msg::ConfigMap(e) }
+    /// }
+    ///
+    /// let (tx, _rx) = tokio::sync::mpsc::channel::<Msg>(100);
+    /// let pods = WatcherOptions::new().send_to(tx.clone());
+    /// let config_maps = WatcherOptions::new().send_to(tx);
+    /// # let _ = (pods, config_maps);
+    /// ```
     pub fn send_to<M>(self, sender: mpsc::Sender<M>) -> WatcherOptions<mpsc::Sender<M>> {
+        self.with_target(sender)
+    }
+
+    /// Sends events to `sender`, each turned into your message by `map`: the lighter way to feed
+    /// one receiver from watchers of several kinds, with no `From` impl. An enum variant that
+    /// holds an event is such a function.
+    ///
+    /// ```
+    /// use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+    /// use kazan::watcher::{Event, WatcherOptions};
+    ///
+    /// enum Msg {
+    ///     Pod(Event<Pod>),
+    ///     ConfigMap(Event<ConfigMap>),
+    /// }
+    ///
+    /// let (tx, _rx) = tokio::sync::mpsc::channel::<Msg>(100);
+    /// let pods = WatcherOptions::new().send_to_with(tx.clone(), Msg::Pod);
+    /// let config_maps = WatcherOptions::new().send_to_with(tx, Msg::ConfigMap);
+    /// # let _ = (pods, config_maps);
+    /// ```
+    pub fn send_to_with<M, F>(self, sender: mpsc::Sender<M>, map: F) -> WatcherOptions<SendMapped<M, F>> {
+        self.with_target(SendMapped { sender, map })
+    }
+
+    /// The same options with another target.
+    fn with_target<T>(self, target: T) -> WatcherOptions<T> {
         WatcherOptions {
-            send_to: sender,
+            send_to: target,
             resource_version: self.resource_version,
             name: self.name,
             log: self.log,
