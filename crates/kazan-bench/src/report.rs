@@ -8,7 +8,7 @@ use crate::{
     job::ChildReport,
     load::figures::LoadFigures,
     runner::Runs,
-    stats::{median, ratio},
+    stats::{median, ratio, thousands},
 };
 
 /// One consumer's figures in one scenario: medians over its successful rounds. Fields that do not
@@ -295,19 +295,6 @@ impl ScenarioReport {
         }
         out
     }
-}
-
-/// `1234567` as `1,234,567`.
-pub fn thousands(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }
 
 fn times(value: f64) -> String {

@@ -1,4 +1,5 @@
-//! The arithmetic of the tables: medians over rounds and ratios to the reference consumer.
+//! The arithmetic of the tables: medians over rounds, ratios to the reference consumer, and
+//! numbers written with thousands separators.
 
 /// The median of `values` (the mean of the two middle ones for an even count); `None` when empty.
 /// NaNs sort last and are not expected.
@@ -19,6 +20,19 @@ pub fn ratio(value: Option<f64>, reference: Option<f64>) -> Option<f64> {
         (Some(value), Some(reference)) if reference > 0.0 => Some(value / reference),
         _ => None,
     }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod error;
 pub mod raw;
 pub mod request;
 pub mod resource;
+mod tls;
 pub mod watcher;
 
 /// The Kubernetes types kazan's typed requests and watchers use (k8s-openapi, the `latest`

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::{Sample, WatcherReport, writers::WriteLog};
-use crate::{report::thousands, stats::median};
+use crate::stats::{median, thousands};
 
 /// The width of the windows the lag and memory are summarised over.
 pub const WINDOW_SECONDS: f64 = 10.0;

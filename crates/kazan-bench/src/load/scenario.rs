@@ -24,9 +24,10 @@ use crate::{
     consumers::Consumer,
     error::BenchError,
     job::{Job, ScenarioName},
-    report::{ResultRow, ScenarioReport, thousands},
+    report::{ResultRow, ScenarioReport},
     runner::Runner,
     sink::unix_seconds,
+    stats::thousands,
 };
 
 /// The server's event history per resource (its default is 1,000). A watch that resumes (after the

@@ -11,8 +11,9 @@ use crate::{
     consumers::Consumer,
     error::BenchError,
     job::{ChildReport, Job, ScenarioName},
-    report::{Column, ScenarioReport, rows_with_ratios, thousands},
+    report::{Column, ScenarioReport, rows_with_ratios},
     runner::{Entry, Hooks},
+    stats::thousands,
 };
 
 /// Pods written into each namespace in the burst.

@@ -8,8 +8,9 @@ use crate::{
     error::BenchError,
     events::{DEFAULT_FIRST_RV, EventSet},
     job::{Job, ScenarioName},
-    report::{Column, ScenarioReport, rows_with_ratios, thousands},
+    report::{Column, ScenarioReport, rows_with_ratios},
     runner::NoHooks,
+    stats::thousands,
 };
 
 /// Sleep after every this many events...

@@ -9,8 +9,9 @@ use crate::{
     events::{DEFAULT_FIRST_RV, EventSet},
     job::{Job, ScenarioName},
     replay::CHUNK_BYTES,
-    report::{Column, ScenarioReport, rows_with_ratios, thousands},
+    report::{Column, ScenarioReport, rows_with_ratios},
     runner::NoHooks,
+    stats::thousands,
 };
 
 /// Runs the scenario.

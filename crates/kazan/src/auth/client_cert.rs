@@ -97,7 +97,7 @@ mod tests {
             cert_pem: cert.pem().into_bytes(),
             key_pem: key.serialize_pem().into_bytes().into(),
         };
-        Ok(Arc::new(crate::client::certified_key(&identity)?))
+        Ok(Arc::new(crate::tls::certified_key(&identity)?))
     }
 
     #[test]

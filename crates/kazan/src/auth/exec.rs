@@ -19,9 +19,9 @@ use tokio::sync::Mutex;
 
 use super::{AuthError, PluginCertificate, bearer};
 use crate::{
-    client::certified_key,
-    config::{ClientIdentity, ExecConfig, pem},
+    config::{ClientIdentity, ExecConfig},
     error::ClientSetupError,
+    tls::{certified_key, pem},
 };
 
 /// The most of a failing plugin's stderr shown in an error.

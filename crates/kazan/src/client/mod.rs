@@ -67,7 +67,6 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use serde::de::DeserializeOwned;
 
 pub use body::BodyStream;
-pub(crate) use tls::certified_key;
 
 use crate::{
     auth::Authenticator,

@@ -7,30 +7,25 @@
 use std::sync::Arc;
 
 use rustls::{
-    ClientConfig, DigitallySignedStruct, InconsistentKeys, RootCertStore, SignatureScheme,
+    ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
     client::{
         Resumption,
         danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     },
     crypto::CryptoProvider,
-    sign::CertifiedKey,
 };
-use rustls_pki_types::{
-    CertificateDer, PrivateKeyDer, ServerName, UnixTime,
-    pem::{self, PemObject},
-};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use secrecy::ExposeSecret;
 
 use crate::{
     auth::PluginCertificate,
-    config::{ClientIdentity, Config},
+    config::Config,
     error::ClientSetupError,
+    tls::{
+        pem::{certificates, private_key},
+        provider,
+    },
 };
-
-/// The crypto provider every TLS object of the client uses.
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
 
 /// Builds the rustls client configuration for `config`. ALPN is left empty: the HTTPS connector
 /// sets `h2` and `http/1.1`.
@@ -80,29 +75,6 @@ pub(crate) fn client_config(
     }
 }
 
-/// A client certificate chain and its private key, ready for handshakes: the key is loaded by the
-/// crypto provider and compared with the first certificate's public key. Errors never quote the
-/// key.
-///
-/// Only a key proven not to match is refused. When the comparison cannot be made, because
-/// rustls cannot read the certificate (an X.509 v1 certificate, which webpki refuses and Go's
-/// API servers accept) or the key does not tell its public half, the server is left to judge.
-pub(crate) fn certified_key(identity: &ClientIdentity) -> Result<CertifiedKey, ClientSetupError> {
-    let chain = certificates(&identity.cert_pem, "client certificate")?;
-    let key = private_key(identity.key_pem.expose_secret())?;
-    let key = provider()
-        .key_provider
-        .load_private_key(key)
-        .map_err(|source| ClientSetupError::InvalidClientIdentity { source })?;
-    let certified = CertifiedKey::new(chain, key);
-    match certified.keys_match() {
-        Err(source @ rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
-            Err(ClientSetupError::InvalidClientIdentity { source })
-        }
-        Ok(()) | Err(_) => Ok(certified),
-    }
-}
-
 /// The server name to verify instead of the URL's host, if one is configured.
 pub(crate) fn server_name_override(config: &Config) -> Result<Option<ServerName<'static>>, ClientSetupError> {
     let Some(name) = &config.tls_server_name else {
@@ -145,34 +117,6 @@ fn system_roots() -> Result<RootCertStore, ClientSetupError> {
         return Err(ClientSetupError::NoSystemRoots { errors });
     }
     Ok(roots)
-}
-
-/// Every `CERTIFICATE` block of a PEM bundle; at least one.
-fn certificates(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'static>>, ClientSetupError> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| ClientSetupError::CertificatePem { what, source })?;
-    if certs.is_empty() {
-        return Err(ClientSetupError::NoCertificate { what });
-    }
-    Ok(certs)
-}
-
-/// The first private key of a PEM document: `RSA PRIVATE KEY` (PKCS#1), `EC PRIVATE KEY` (SEC1)
-/// or `PRIVATE KEY` (PKCS#8). Errors never quote the PEM: it is a secret.
-fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, ClientSetupError> {
-    PrivateKeyDer::from_pem_slice(pem).map_err(|e| ClientSetupError::InvalidClientKey {
-        reason: match e {
-            pem::Error::NoItemsFound => {
-                "no PEM private key found (expected a RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY block; an encrypted key is not supported)"
-            }
-            pem::Error::MissingSectionEnd { .. } => "a PEM block has no END line",
-            pem::Error::IllegalSectionStart { .. } => "a PEM BEGIN line is malformed",
-            pem::Error::Base64Decode(_) => "the PEM block is not valid base64",
-            pem::Error::SectionTooLarge => "the PEM block is too large",
-            _ => "the PEM cannot be read",
-        },
-    })
 }
 
 /// `insecure-skip-tls-verify`: accepts any certificate chain and name, but still checks that the
@@ -232,19 +176,6 @@ impl ServerCertVerifier for AnyServerCertificate {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn key_errors_name_the_problem_without_quoting_the_key() {
-        let pem =
-            b"-----BEGIN RSA PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw!!\n-----END RSA PRIVATE KEY-----\n";
-        let err = private_key(pem).err().map(|e| e.to_string());
-        let err = err.unwrap_or_default();
-        assert!(err.contains("not valid base64"), "{err}");
-        assert!(!err.contains("c2VjcmV0"), "{err}");
-
-        let err = private_key(b"no key here").err().map(|e| e.to_string());
-        assert!(err.unwrap_or_default().contains("no PEM private key found"));
-    }
 
     #[test]
     fn an_empty_ca_bundle_is_refused() {

@@ -2,7 +2,8 @@
 //! service-account token (as a file, re-read when the kubelet rotates it), its CA, and the pod's
 //! namespace.
 
-use super::{AuthConfig, Config, ConfigEnv, ConfigError, pem};
+use super::{AuthConfig, Config, ConfigEnv, ConfigError};
+use crate::tls::pem;
 
 pub(super) fn load(env: &ConfigEnv) -> Result<Config, ConfigError> {
     let host = env

@@ -15,8 +15,9 @@ use serde::Deserialize;
 
 use super::{
     AuthConfig, ClientIdentity, Config, ConfigEnv, ConfigError, EXEC_API_VERSIONS, ExecClusterInfo,
-    ExecConfig, Impersonation, KubeconfigOptions, pem,
+    ExecConfig, Impersonation, KubeconfigOptions,
 };
+use crate::tls::pem;
 
 /// The name of the cluster extension passed to exec plugins as `spec.cluster.config`.
 const EXEC_EXTENSION: &str = "client.authentication.k8s.io/exec";

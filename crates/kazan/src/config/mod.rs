@@ -12,7 +12,6 @@ mod error;
 mod impersonation;
 mod incluster;
 mod kubeconfig;
-pub(crate) mod pem;
 
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 

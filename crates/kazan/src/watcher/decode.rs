@@ -79,7 +79,7 @@ pub(crate) fn decode_line_reading<K: DeserializeOwned + 'static>(
 ) -> Decoded<K> {
     // The lazy form reads only up to the object's metadata, and keeps the line.
     if TypeId::of::<K>() == TypeId::of::<RawObject>() {
-        if let Some((event, raw)) = RawObject::from_event_line(line, read) {
+        if let Some((event, raw)) = super::event_line::from_event_line(line, read) {
             let object: Box<dyn Any> = Box::new(raw);
             if let Ok(object) = object.downcast::<K>() {
                 return Decoded::Object { event, object };

@@ -13,7 +13,11 @@ use std::{
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::{Event, EventKind, WatchError, spawn::DecodingInbox};
+use super::{
+    error::WatchError,
+    event::{Event, EventKind},
+    spawn::DecodingInbox,
+};
 use crate::{Object, RawObject};
 
 /// The handle's own channel, carrying undecoded objects.

@@ -10,7 +10,7 @@ use std::{
     },
 };
 
-use super::WatchError;
+use super::error::WatchError;
 
 /// Identifies the watcher an event came from (Kazan's `from`): unique within the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -2,8 +2,11 @@
 //! read events, and decide what every ending means. Every input the server can send is handled in
 //! one visible place:
 //!
-//! - what happens on a 410: [`Machine::on_failure`] with [`Disposition::Gone`] (an HTTP 410 answer
-//!   or an ERROR event with code 410): a `Gone` event with the server's message, then the end;
+//! - what any error means (retry, Gone or the end): [`WatchError::disposition`], one table, and
+//!   [`Machine::on_error`], the one place that acts on it;
+//! - what happens on a 410, wherever it comes from (an HTTP 410 answer to a list or a watch, an
+//!   ERROR event with code 410 or reason `Expired`/`Gone`, an expired continue token after pages
+//!   were delivered): [`Machine::on_gone`]: a `Gone` event with the server's message, then the end;
 //! - what happens when the connection drops or the server ends the watch: [`Machine::on_stream_end`]:
 //!   resume from the last version, at once after a clean end, after a backoff after an error;
 //! - what happens on each event line: [`Machine::on_item`].
@@ -15,10 +18,9 @@ use tokio::{task::JoinHandle, time::Instant};
 use tracing::Level;
 
 use super::{
-    WatchError,
     backoff::Backoff,
     decode::{Decoded, ObjectEvent, decode_line_reading},
-    error::{Disposition, classify, classify_status},
+    error::{Disposition, WatchError},
     event::{Event, EventKind, WatcherId},
     frame::{Frame, LineFramer},
     idle::IdleTimer,
@@ -320,31 +322,19 @@ where
                     what: self.what.clone(),
                     source: Box::new(e),
                 };
-                return match error_disposition(&error) {
-                    Disposition::Terminal => self.fail(error),
-                    // An expired continue token after pages were delivered: a new list could not
-                    // take back the delivered objects deleted since, so the consumer must start
-                    // over, as after any 410.
-                    Disposition::Gone if token.is_some() && self.settings.deliver_initial_list => {
-                        let message = error
-                            .api_error()
-                            .and_then(|a| a.message().map(str::to_string))
-                            .unwrap_or_else(|| error.to_string());
-                        self.gone(message)
-                    }
-                    // An expired continue token, nothing delivered: list again from the start.
-                    Disposition::Gone => self.retry(
-                        error,
-                        None,
-                        State::Listing {
-                            token: None,
-                            rv: None,
-                        },
-                    ),
-                    Disposition::Retry(retry_after) => {
-                        self.retry(error, retry_after, State::Listing { token, rv: first_rv })
-                    }
-                };
+                // A 410 to a list is an expired continue token. After pages were delivered, a new
+                // list could not take back the delivered objects deleted since: the consumer must
+                // start over, as after any 410 (`on_error`). With nothing delivered, the watcher
+                // lists again from the start by itself.
+                let delivered = token.is_some() && self.settings.deliver_initial_list;
+                if error.disposition() == Disposition::Gone && !delivered {
+                    let from_the_start = State::Listing {
+                        token: None,
+                        rv: None,
+                    };
+                    return self.retry(error, None, from_the_start);
+                }
+                return self.on_error(error, State::Listing { token, rv: first_rv });
             }
         };
         let rv = first_rv.or_else(|| list.metadata.resource_version.clone().filter(|v| !v.is_empty()));
@@ -381,15 +371,12 @@ where
                 self.rv = Some(rv);
                 State::Connecting
             }
-            None => {
-                let error = WatchError::List {
+            None => self.on_error(
+                WatchError::ListWithoutVersion {
                     what: self.what.clone(),
-                    source: Box::new(Error::InvalidRequest(
-                        "the list answer carries no metadata.resourceVersion".into(),
-                    )),
-                };
-                self.fail(error)
-            }
+                },
+                State::Done,
+            ),
         }
     }
 
@@ -438,7 +425,7 @@ where
                     what: self.what.clone(),
                     source: Box::new(e),
                 };
-                self.on_failure(error)
+                self.on_error(error, State::Connecting)
             }
         }
     }
@@ -483,11 +470,11 @@ where
                         }
                     }
                     Err(join_error) => {
-                        let error = WatchError::Stream {
+                        let error = WatchError::DecodeAhead {
                             what: self.what.clone(),
-                            source: Box::new(Error::Http { url: self.what.clone(), source: Box::new(join_error) }),
+                            source: join_error,
                         };
-                        return self.retry(error, None, State::Connecting);
+                        return self.on_error(error, State::Connecting);
                     }
                 },
                 chunk = s.body.chunk(), if can_read => match chunk {
@@ -602,13 +589,7 @@ where
                 }
                 None
             }
-            Decoded::Error(status) => match classify_status(&status) {
-                Disposition::Gone => Some(self.gone(status.message.clone().unwrap_or_default())),
-                Disposition::Retry(retry_after) => {
-                    Some(self.retry(WatchError::ServerError(status), retry_after, State::Connecting))
-                }
-                Disposition::Terminal => Some(self.fail(WatchError::ServerError(status))),
-            },
+            Decoded::Error(status) => Some(self.on_error(WatchError::ServerError(status), State::Connecting)),
             Decoded::UnknownType { type_name } => {
                 let error = WatchError::UnknownEventType(type_name);
                 self.problem(format_args!("{error}"));
@@ -676,14 +657,10 @@ where
             StreamEnd::Eof => {
                 let lasted = Instant::now().saturating_duration_since(s.opened_at);
                 if s.events == 0 && lasted < SHORT_WATCH {
-                    let error = WatchError::Stream {
+                    let error = WatchError::EndedAtOnce {
                         what: self.what.clone(),
-                        source: Box::new(Error::Http {
-                            url: self.what.clone(),
-                            source: "the server ended the watch at once, with no event".into(),
-                        }),
                     };
-                    return self.retry(error, None, State::Connecting);
+                    return self.on_error(error, State::Connecting);
                 }
                 self.stats.resumed();
                 self.log(format_args!(
@@ -698,34 +675,31 @@ where
                     what: self.what.clone(),
                     source: Box::new(e),
                 };
-                self.retry(error, None, State::Connecting)
+                self.on_error(error, State::Connecting)
             }
             StreamEnd::Idle => {
                 let error = WatchError::Idle {
                     what: self.what.clone(),
                     idle: self.settings.idle_timeout,
                 };
-                self.retry(error, None, State::Connecting)
+                self.on_error(error, State::Connecting)
             }
         }
     }
 
-    /// What happens when a request fails: 410 → Gone, transient → retry, otherwise the end.
-    fn on_failure(&mut self, error: WatchError) -> State<K> {
-        match error_disposition(&error) {
-            Disposition::Gone => {
-                let message = error
-                    .api_error()
-                    .and_then(|a| a.message().map(str::to_string))
-                    .unwrap_or_else(|| error.to_string());
-                self.gone(message)
-            }
-            Disposition::Retry(retry_after) => self.retry(error, retry_after, State::Connecting),
+    /// What happens on any error: what [`WatchError::disposition`] says. A retry goes on with
+    /// `then` after the backoff.
+    fn on_error(&mut self, error: WatchError, then: State<K>) -> State<K> {
+        match error.disposition() {
+            Disposition::Gone => self.on_gone(error.gone_message()),
+            Disposition::Retry(retry_after) => self.retry(error, retry_after, then),
             Disposition::Terminal => self.fail(error),
         }
     }
 
-    fn gone(&mut self, message: String) -> State<K> {
+    /// A 410, from wherever: the consumer gets `Gone` with the server's message, and the watcher
+    /// ends (the supervised form then relists).
+    fn on_gone(&mut self, message: String) -> State<K> {
         self.problem(format_args!(
             "410 Gone from {}: {message}; the watcher ends",
             self.what
@@ -752,17 +726,6 @@ where
             until: now + delay,
             then: Box::new(then),
         }
-    }
-}
-
-fn error_disposition(error: &WatchError) -> Disposition {
-    match error {
-        WatchError::List { source, .. }
-        | WatchError::Open { source, .. }
-        | WatchError::Stream { source, .. } => classify(source),
-        WatchError::ServerError(status) => classify_status(status),
-        WatchError::NoResourceVersion => Disposition::Terminal,
-        _ => Disposition::Retry(None),
     }
 }
 

@@ -14,7 +14,7 @@ pub trait SendTarget<K>: Send + 'static {
     type Message: Send + 'static;
 
     #[doc(hidden)]
-    fn spawn(self, start: super::Start<K>) -> super::WatcherHandle<Self::Message>;
+    fn spawn(self, start: super::start::Start<K>) -> super::spawn::WatcherHandle<Self::Message>;
 }
 
 /// No `send_to`: the handle owns the receiver ([`WatcherHandle::recv`](super::WatcherHandle::recv)).
@@ -29,9 +29,9 @@ impl<K> SendTarget<K> for OwnChannel
 where
     K: crate::Object + serde::de::DeserializeOwned + Send + 'static,
 {
-    type Message = super::Event<K>;
+    type Message = super::event::Event<K>;
 
-    fn spawn(self, start: super::Start<K>) -> super::WatcherHandle<super::Event<K>> {
+    fn spawn(self, start: super::start::Start<K>) -> super::spawn::WatcherHandle<super::event::Event<K>> {
         start.spawn_with_own_channel()
     }
 }
@@ -39,11 +39,11 @@ where
 impl<K, M> SendTarget<K> for mpsc::Sender<M>
 where
     K: crate::Object + serde::de::DeserializeOwned + Send + 'static,
-    M: From<super::Event<K>> + Send + 'static,
+    M: From<super::event::Event<K>> + Send + 'static,
 {
     type Message = M;
 
-    fn spawn(self, start: super::Start<K>) -> super::WatcherHandle<M> {
+    fn spawn(self, start: super::start::Start<K>) -> super::spawn::WatcherHandle<M> {
         start.spawn_into(self, M::from)
     }
 }
@@ -76,11 +76,11 @@ impl<K, M, F> SendTarget<K> for SendMapped<M, F>
 where
     K: crate::Object + serde::de::DeserializeOwned + Send + 'static,
     M: Send + 'static,
-    F: Fn(super::Event<K>) -> M + Send + 'static,
+    F: Fn(super::event::Event<K>) -> M + Send + 'static,
 {
     type Message = M;
 
-    fn spawn(self, start: super::Start<K>) -> super::WatcherHandle<M> {
+    fn spawn(self, start: super::start::Start<K>) -> super::spawn::WatcherHandle<M> {
         start.spawn_into(self.sender, self.map)
     }
 }

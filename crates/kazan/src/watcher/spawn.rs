@@ -14,7 +14,11 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Event, EventKind, StepStream, WatchError, WatcherId, WatcherStats, stats::StatsCell, step::Step,
+    error::WatchError,
+    event::{Event, EventKind, WatcherId},
+    stats::{StatsCell, WatcherStats},
+    step::Step,
+    stream::StepStream,
 };
 
 /// Why a watcher ended, and where a new watcher would resume.
@@ -289,7 +293,7 @@ pub(crate) fn spawn<K, M, Src>(
     tx: mpsc::Sender<M>,
     message: impl Fn(Event<K>) -> M + Send + 'static,
     stats: Arc<StatsCell>,
-    restart_delay: impl Fn(u32) -> std::time::Duration + Send + 'static,
+    restart_delay: impl FnMut(u32) -> std::time::Duration + Send + 'static,
 ) -> Control
 where
     K: Send + 'static,
@@ -323,7 +327,7 @@ pub(crate) async fn drive<K, M, Src>(
     task_cancel: CancellationToken,
     end: EndGuard,
     stats: Arc<StatsCell>,
-    restart_delay: impl Fn(u32) -> std::time::Duration + Send + 'static,
+    mut restart_delay: impl FnMut(u32) -> std::time::Duration + Send + 'static,
 ) where
     K: Send + 'static,
     M: Send + 'static,

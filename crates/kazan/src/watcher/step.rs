@@ -9,7 +9,10 @@
 //! `Stream` once it yields it) applies it then. Steps with no event (a bookmark not delivered, a
 //! list not delivered) move the version when everything before them was handed over.
 
-use super::{Event, EventKind, stats::StatsCell};
+use super::{
+    event::{Event, EventKind},
+    stats::StatsCell,
+};
 
 /// How handing a step over moves the resume version.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

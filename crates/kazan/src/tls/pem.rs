@@ -3,7 +3,12 @@
 //! private key.
 
 use base64::Engine as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use rustls_pki_types::{
+    CertificateDer, PrivateKeyDer,
+    pem::{self, PemObject},
+};
+
+use crate::error::ClientSetupError;
 
 /// Decodes a kubeconfig `-data` field. Like client-go, line breaks and spaces inside are ignored;
 /// padding may be present or not.
@@ -67,5 +72,54 @@ fn describe(e: rustls_pki_types::pem::Error) -> String {
         Error::NoItemsFound => "no PEM block found".to_string(),
         Error::SectionTooLarge => "a PEM section is too large".to_string(),
         _ => "malformed PEM".to_string(),
+    }
+}
+
+/// Every `CERTIFICATE` block of a PEM bundle; at least one.
+pub(crate) fn certificates(
+    pem: &[u8],
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, ClientSetupError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| ClientSetupError::CertificatePem { what, source })?;
+    if certs.is_empty() {
+        return Err(ClientSetupError::NoCertificate { what });
+    }
+    Ok(certs)
+}
+
+/// The first private key of a PEM document: `RSA PRIVATE KEY` (PKCS#1), `EC PRIVATE KEY` (SEC1)
+/// or `PRIVATE KEY` (PKCS#8). Errors never quote the PEM: it is a secret.
+pub(crate) fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, ClientSetupError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| ClientSetupError::InvalidClientKey {
+        reason: match e {
+            pem::Error::NoItemsFound => {
+                "no PEM private key found (expected a RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY block; an encrypted key is not supported)"
+            }
+            pem::Error::MissingSectionEnd { .. } => "a PEM block has no END line",
+            pem::Error::IllegalSectionStart { .. } => "a PEM BEGIN line is malformed",
+            pem::Error::Base64Decode(_) => "the PEM block is not valid base64",
+            pem::Error::SectionTooLarge => "the PEM block is too large",
+            _ => "the PEM cannot be read",
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_errors_name_the_problem_without_quoting_the_key() {
+        let pem =
+            b"-----BEGIN RSA PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw!!\n-----END RSA PRIVATE KEY-----\n";
+        let err = private_key(pem).err().map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(err.contains("not valid base64"), "{err}");
+        assert!(!err.contains("c2VjcmV0"), "{err}");
+
+        let err = private_key(b"no key here").err().map(|e| e.to_string());
+        assert!(err.unwrap_or_default().contains("no PEM private key found"));
     }
 }
