@@ -19,6 +19,7 @@ pub mod lease;
 pub mod raw;
 pub mod request;
 pub mod resource;
+pub mod shard;
 pub mod watcher;
 
 pub use client::Client;
