@@ -4,17 +4,21 @@
 //! The semantics are client-go's `tools/leaderelection/leaderelection.go` and
 //! `resourcelock/leaselock.go`; the fencing rule is kazan's (see `kazan::lease`).
 //!
-//! Timings are short (`fast()`: 2 s lease, 1 s renew deadline, 250 ms retry period) and every
+//! Timings are short (`fast()`: 3 s lease, 2 s renew deadline, 250 ms retry period) and every
 //! wait is bounded by `BOUND`. Where two candidates run, each has an "actor" task that, while its
 //! candidate leads, bumps a shared fencing counter and records who bumped it; the tests check
 //! that the record never interleaves two holders.
 
 use std::{
+    collections::BTreeMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::{
+    api::{coordination::v1::Lease, core::v1::ConfigMap},
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
 use kazan::{
     Client, Config, Request,
     config::Impersonation,
@@ -34,8 +38,8 @@ const LEASE_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/default/leases
 
 fn fast() -> ElectionConfig {
     ElectionConfig {
-        lease_duration: Duration::from_secs(2),
-        renew_deadline: Duration::from_secs(1),
+        lease_duration: Duration::from_secs(3),
+        renew_deadline: Duration::from_secs(2),
         retry_period: Duration::from_millis(250),
         ..ElectionConfig::default()
     }
@@ -177,7 +181,7 @@ async fn a_candidate_creates_a_missing_lease_and_writes_it_as_client_go_does() -
 
     let spec = &lease(&server)?["spec"];
     assert_eq!(spec["holderIdentity"], "a");
-    assert_eq!(spec["leaseDurationSeconds"], 2);
+    assert_eq!(spec["leaseDurationSeconds"], 3);
     assert_eq!(spec["leaseTransitions"], 0);
     assert!(
         is_micro_time(&spec["acquireTime"]),
@@ -204,7 +208,7 @@ async fn the_holder_renews_and_keeps_its_acquire_time() -> TestResult {
     until(&mut leadership, Leadership::is_leading).await?;
     let first = lease(&server)?["spec"].clone();
 
-    // Three lease durations without a change of leadership.
+    // Two lease durations without a change of leadership.
     let changed = tokio::time::timeout(Duration::from_secs(6), leadership.changed()).await;
     assert!(changed.is_err(), "leadership changed: {:?}", *leadership.borrow());
 
@@ -504,6 +508,147 @@ async fn a_candidate_that_rejoins_after_a_loss_leads_again() -> TestResult {
     server.faults().clear_rules();
     until(&mut leadership, Leadership::is_leading).await?;
     a.stop().await;
+    Ok(())
+}
+
+/// A candidate under churn and the task that acts for it while it leads.
+struct Member {
+    election: Election,
+    actor: JoinHandle<()>,
+}
+
+impl Member {
+    /// Starts a candidate whose actor, while it leads, writes a fencing record to the server: a
+    /// new ConfigMap naming the holder and its term (`leaseTransitions`). The server's commit
+    /// order of those records is what the test checks.
+    fn start(server: &ApiServer, identity: &str, config: ElectionConfig) -> Result<Member, TestError> {
+        let client = client(server, identity)?;
+        let election =
+            LeaderElector::new(&client, LeaseLock::new("default", NAME, identity), config)?.start();
+        let leadership = election.leadership();
+        let identity = identity.to_string();
+        let actor = tokio::spawn(async move {
+            let deadline = Instant::now() + BOUND * 3;
+            let mut n = 0_u32;
+            while Instant::now() < deadline {
+                let term = match *leadership.borrow() {
+                    Leadership::Leading { transitions } => Some(transitions),
+                    _ => None,
+                };
+                if let Some(term) = term {
+                    n += 1;
+                    let record = ConfigMap {
+                        metadata: ObjectMeta {
+                            name: Some(format!("fence-{identity}-{}-{n}", fastrand::u32(..))),
+                            namespace: Some("default".into()),
+                            ..ObjectMeta::default()
+                        },
+                        data: Some(BTreeMap::from([
+                            ("holder".to_string(), identity.clone()),
+                            ("term".to_string(), term.to_string()),
+                        ])),
+                        ..ConfigMap::default()
+                    };
+                    if let Ok(create) = Request::create(&record) {
+                        let _ = client.run(&create).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Ok(Member { election, actor })
+    }
+
+    async fn stop(self) {
+        self.election.stop().await;
+        self.actor.abort();
+    }
+}
+
+/// Three candidates under churn (the leader stopped and restarted under a new identity, with and
+/// without release, and bursts of 500s on the Lease longer than the renew deadline): the fencing records the holders wrote, in the server's
+/// commit order, never go back to an older term and never show two holders in one term, so no
+/// two holders acted at once.
+#[tokio::test]
+async fn under_churn_the_fencing_records_never_interleave_two_holders() -> TestResult {
+    let server = ApiServer::start().await?;
+    let config = |release_on_cancel| ElectionConfig {
+        rejoin_after_loss: true,
+        release_on_cancel,
+        ..fast()
+    };
+    let names = ["r0", "r1", "r2"];
+    let mut members = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        members.push(Some(Member::start(&server, name, config(i == 1))?));
+    }
+    let mut handovers = 0;
+    for round in 0..6 {
+        let leader = bounded(async {
+            loop {
+                if let Some(i) = members
+                    .iter()
+                    .position(|m| m.as_ref().is_some_and(|m| m.election.is_leading()))
+                {
+                    return i;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await?;
+        tokio::time::sleep(Duration::from_millis(300)).await; // let it act
+        if round % 3 == 2 {
+            server.faults().add_rule(
+                FaultRule::new(FaultAction::status(500, "InternalError", "etcd is down"))
+                    .method("PUT")
+                    .path_prefix(LEASE_PATH)
+                    .times(10_000),
+            );
+            tokio::time::sleep(fast().renew_deadline + Duration::from_millis(500)).await;
+            server.faults().clear_rules();
+        } else if let Some(member) = members[leader].take() {
+            // A restarted process comes back under a new identity, as a Pod with a new name.
+            member.stop().await;
+            let identity = format!("{}-{round}", names[leader]);
+            members[leader] = Some(Member::start(&server, &identity, config(leader == 1))?);
+        }
+        handovers += 1;
+    }
+    for member in members.into_iter().flatten() {
+        member.stop().await;
+    }
+
+    let mut records: Vec<(u64, String, i64)> = Vec::new();
+    for cm in server.list("v1", "ConfigMap", Some("default"))? {
+        let rv = cm["metadata"]["resourceVersion"]
+            .as_str()
+            .ok_or("no resourceVersion")?
+            .parse()?;
+        let holder = cm["data"]["holder"].as_str().ok_or("no holder")?.to_string();
+        let term = cm["data"]["term"].as_str().ok_or("no term")?.parse()?;
+        records.push((rv, holder, term));
+    }
+    records.sort();
+    let mut holder_of_term: BTreeMap<i64, String> = BTreeMap::new();
+    let mut last_term = i64::MIN;
+    for (rv, holder, term) in &records {
+        assert!(
+            *term >= last_term,
+            "record at {rv} from {holder} is of term {term}, after term {last_term}"
+        );
+        last_term = *term;
+        let first = holder_of_term.entry(*term).or_insert_with(|| holder.clone());
+        assert_eq!(first, holder, "two holders wrote in term {term}");
+    }
+    println!(
+        "churn: {handovers} disruptions, {} fencing records, {} terms",
+        records.len(),
+        holder_of_term.len()
+    );
+    assert!(
+        holder_of_term.len() >= 3,
+        "too few terms to tell: {holder_of_term:?}"
+    );
     Ok(())
 }
 

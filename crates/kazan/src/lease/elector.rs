@@ -96,8 +96,9 @@ impl LeaderElector {
         })
     }
 
-    /// Starts contending on the current Tokio runtime. Leadership is reported on the returned
-    /// [`Election`]'s watch channel.
+    /// Starts contending on the current Tokio runtime (it panics outside one, as `tokio::spawn`
+    /// does). Leadership is reported on the returned [`Election`]'s watch channel; dropping the
+    /// `Election` stops contending.
     pub fn start(self) -> Election {
         let (tx, rx) = watch::channel(Leadership::Following { holder: None });
         let cancel = CancellationToken::new();
