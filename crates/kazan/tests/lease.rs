@@ -22,7 +22,9 @@ use k8s_openapi::{
 use kazan::{
     Client, Config, Request,
     config::Impersonation,
-    lease::{Election, ElectionConfig, ElectionConfigError, LeaderElector, Leadership, LeaseLock},
+    lease::{
+        Election, ElectionConfig, ElectionConfigError, ElectionError, LeaderElector, Leadership, LeaseLock,
+    },
 };
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use serde_json::{Value, json};
@@ -666,7 +668,10 @@ async fn invalid_configurations_are_refused_with_the_rule_they_break() -> TestRe
         retry_period: Duration::from_millis(retry),
         ..ElectionConfig::default()
     };
-    let refused = |config: ElectionConfig, lock: LeaseLock| LeaderElector::new(&client, lock, config).err();
+    let refused = |config: ElectionConfig, lock: LeaseLock| match LeaderElector::new(&client, lock, config) {
+        Err(ElectionError::Config(e)) => Some(e),
+        _ => None,
+    };
 
     assert!(matches!(
         refused(with(10_000, 10_000, 2_000), lock()),
@@ -696,5 +701,48 @@ async fn invalid_configurations_are_refused_with_the_rule_they_break() -> TestRe
         Some(ElectionConfigError::EmptyLease { which: "namespace" })
     );
     assert_eq!(refused(ElectionConfig::default(), lock()), None);
+    Ok(())
+}
+
+/// Over HTTP/2, watches nobody reads fill their connection's flow-control window (kazan's lanes
+/// give a stream 2 MiB and a connection 5 MiB): requests on that connection then get no answer.
+/// The elector has connections of its own, so four unread watches carrying 10 MiB of events on
+/// the caller's client do not starve its renewals.
+#[tokio::test]
+async fn unread_watches_on_the_callers_http2_client_do_not_starve_renewals() -> TestResult {
+    let server = ApiServer::builder().tls(true).start().await?;
+    let mut config = Config::new(server.url().parse()?);
+    config.root_certs_pem = Some(server.ca_pem().ok_or("no TLS")?.into_bytes());
+    let client = Client::new(config)?;
+    let election = LeaderElector::new(&client, LeaseLock::new("default", NAME, "a"), fast())?.start();
+    let mut leadership = election.leadership();
+    until(&mut leadership, Leadership::is_leading).await?;
+
+    let watch = Request::watch_list::<ConfigMap>()
+        .namespace("default")
+        .resource_version("0");
+    let mut unread = Vec::new();
+    for _ in 0..4 {
+        unread.push(bounded(client.stream(&watch)).await??);
+    }
+    let big = "x".repeat(256 * 1024);
+    for i in 0..40 {
+        server.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("big-{i}"), "namespace": "default"}, "data": {"k": big}}))?;
+    }
+    // The caller's own requests are stuck behind the unread watches.
+    let get = Request::get::<Lease>(NAME).namespace("default");
+    let stuck = tokio::time::timeout(Duration::from_secs(2), client.run(&get))
+        .await
+        .is_err();
+    println!(
+        "a request on the caller's client with unread watches: {}",
+        if stuck { "no answer" } else { "answered" }
+    );
+
+    let changed = tokio::time::timeout(Duration::from_secs(6), leadership.changed()).await;
+    assert!(changed.is_err(), "leadership changed: {:?}", *leadership.borrow());
+    drop(unread);
+    election.stop().await;
     Ok(())
 }

@@ -107,6 +107,18 @@ pub enum ElectionConfigError {
     },
 }
 
+/// Why an election cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ElectionError {
+    /// The timings or the lock are invalid.
+    #[error(transparent)]
+    Config(#[from] ElectionConfigError),
+    /// The elector's own client (its own connections) could not be built from the configuration.
+    #[error("cannot build the elector's client: {0}")]
+    Client(#[source] crate::Error),
+}
+
 impl ElectionConfig {
     /// Checks the timings as client-go's `NewLeaderElector` does, in the same order, then that the
     /// whole seconds written to the Lease still exceed the renew deadline.

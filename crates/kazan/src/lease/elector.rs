@@ -9,7 +9,7 @@ use tokio::{sync::watch, task::JoinHandle, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    config::{ElectionConfig, ElectionConfigError, jittered},
+    config::{ElectionConfig, ElectionConfigError, ElectionError, jittered},
     record::{self, Record},
 };
 use crate::{Client, Error, Request};
@@ -21,8 +21,10 @@ pub struct LeaseLock {
     pub namespace: String,
     /// The Lease's name.
     pub name: String,
-    /// This candidate's `holderIdentity`: unique among the candidates (client-go's components use
-    /// the host name and a random suffix).
+    /// This candidate's `holderIdentity`: unique among the candidates and among the incarnations
+    /// of one (client-go's components use the host name and a random suffix). A candidate that
+    /// reads its own identity in the Lease takes it as its own at once, so a restarted process
+    /// that reuses the identity of a live one would lead alongside it.
     pub identity: String,
 }
 
@@ -73,27 +75,26 @@ pub struct LeaderElector {
 }
 
 impl LeaderElector {
-    /// Checks the configuration (client-go's rules, see [`ElectionConfig::validate`]) and the lock.
-    pub fn new(
-        client: &Client,
-        lock: LeaseLock,
-        config: ElectionConfig,
-    ) -> Result<Self, ElectionConfigError> {
+    /// Checks the configuration (client-go's rules, see [`ElectionConfig::validate`]) and the lock,
+    /// and builds the elector's own client from `client`'s configuration.
+    ///
+    /// The elector does not share `client`'s connections: over HTTP/2, watches whose bodies are
+    /// not read (a stalled consumer) hold the connection's flow-control window, and requests on
+    /// that connection then get no answer. On connections of its own, renewals are not held up
+    /// by anything else the process does (credentials are obtained separately too).
+    pub fn new(client: &Client, lock: LeaseLock, config: ElectionConfig) -> Result<Self, ElectionError> {
         config.validate()?;
         if lock.identity.is_empty() {
-            return Err(ElectionConfigError::EmptyIdentity);
+            return Err(ElectionConfigError::EmptyIdentity.into());
         }
         if lock.name.is_empty() {
-            return Err(ElectionConfigError::EmptyLease { which: "name" });
+            return Err(ElectionConfigError::EmptyLease { which: "name" }.into());
         }
         if lock.namespace.is_empty() {
-            return Err(ElectionConfigError::EmptyLease { which: "namespace" });
+            return Err(ElectionConfigError::EmptyLease { which: "namespace" }.into());
         }
-        Ok(LeaderElector {
-            client: client.clone(),
-            lock,
-            config,
-        })
+        let client = Client::new(client.config().clone()).map_err(ElectionError::Client)?;
+        Ok(LeaderElector { client, lock, config })
     }
 
     /// Starts contending on the current Tokio runtime (it panics outside one, as `tokio::spawn`

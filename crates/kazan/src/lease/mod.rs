@@ -73,7 +73,10 @@
 //!   `Leading` at that instant, whatever request is in flight (each renewal also carries the time
 //!   left until the fence as its own request deadline, see
 //!   [`Client::with_request_timeout`](crate::Client::with_request_timeout), so a stalled
-//!   connection or a stalled watch on the same connection cannot hold it past the fence).
+//!   connection cannot hold it past the fence). The elector also has connections of its own
+//!   ([`LeaderElector::new`]): over HTTP/2, watches nobody reads fill a shared connection's
+//!   flow-control window and would starve renewals on it (the holder would then step down at its
+//!   fence: safe, but needless).
 //! - kazan requires `L > RenewDeadline` (not only `LeaseDuration > RenewDeadline`: a 10.5 s
 //!   lease is written as 10 s), [`ElectionConfigError::WholeSecondsNotAboveRenewDeadline`]. So the
 //!   holder stops at least `L − RenewDeadline` (5 s with the defaults) before any contender may
@@ -98,5 +101,5 @@ mod config;
 mod elector;
 mod record;
 
-pub use config::{ElectionConfig, ElectionConfigError, JITTER_FACTOR};
+pub use config::{ElectionConfig, ElectionConfigError, ElectionError, JITTER_FACTOR};
 pub use elector::{Election, LeaderElector, Leadership, LeaseLock};
