@@ -465,10 +465,10 @@ async fn a_stalled_renewal_makes_the_holder_stop_before_the_lease_can_be_taken()
     Ok(())
 }
 
-/// A watch that stalls on the holder's client does not starve its renewals: the holder keeps
-/// leading for several lease durations while the watch sends nothing.
+/// A watch that stalls on the client the elector was built from does not starve the renewals:
+/// the holder keeps leading for two lease durations while the watch sends nothing.
 #[tokio::test]
-async fn renewals_go_on_while_a_watch_on_the_same_client_stalls() -> TestResult {
+async fn renewals_go_on_while_a_watch_on_the_callers_client_stalls() -> TestResult {
     let server = ApiServer::start().await?;
     let client = client(&server, "a")?;
     let lock = LeaseLock::new("default", NAME, "a");

@@ -44,9 +44,9 @@
 //!   parses the subset that can form a valid selector (no escape sequences, comments or
 //!   receiver-style calls) and words its refusals as the server does. See [`ShardSelector::parse`].
 //! - **Echo**: a server that filtered says so in the list's `metadata.shardInfo.selector`, echoing
-//!   the selector; a server without the feature ignores the parameter and sends everything, and
-//!   the client must filter itself with [`ShardSelector::matches_meta`]. See
-//!   [`ShardSelector::mode_of`].
+//!   the request's selector (KEP-5866: in the initial list, and the initial sync of a watch); a
+//!   server without the feature ignores the parameter and sends everything, and the client must
+//!   filter itself with [`ShardSelector::matches_meta`]. See [`ShardSelector::mode_of`].
 
 mod parse;
 
