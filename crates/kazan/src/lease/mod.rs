@@ -100,6 +100,8 @@
 mod config;
 mod elector;
 mod record;
+mod status;
 
 pub use config::{ElectionConfig, ElectionConfigError, ElectionError, JITTER_FACTOR};
 pub use elector::{Election, LeaderElector, Leadership, LeaseLock};
+pub use status::LeaseStatus;

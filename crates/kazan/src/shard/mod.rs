@@ -145,6 +145,56 @@ pub enum ShardRangeError {
     NoRange,
 }
 
+/// A fixed shard `index` of `total`, written `I/N` (as `kazan watch --shard 1/4`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FixedShard {
+    /// Which shard, from 0.
+    pub index: u64,
+    /// How many shards.
+    pub total: u64,
+}
+
+impl FixedShard {
+    /// Its range of hashes: `[⌊I·2⁶⁴/N⌋, ⌊(I+1)·2⁶⁴/N⌋)`.
+    pub fn range(self) -> Result<HashRange, ShardRangeError> {
+        HashRange::of_shard(self.index, self.total)
+    }
+
+    /// Its selector on `key`.
+    pub fn selector(self, key: ShardKey) -> Result<ShardSelector, ShardRangeError> {
+        ShardSelector::fixed(key, self.index, self.total)
+    }
+}
+
+impl fmt::Display for FixedShard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.total)
+    }
+}
+
+/// Why `I/N` does not name a shard.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?} is not a shard: expected I/N with 0 <= I < N, e.g. 0/3")]
+pub struct FixedShardError {
+    /// What was given.
+    pub input: String,
+}
+
+impl FromStr for FixedShard {
+    type Err = FixedShardError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || FixedShardError { input: s.to_string() };
+        let (index, total) = s.trim().split_once('/').ok_or_else(invalid)?;
+        let index: u64 = index.trim().parse().map_err(|_| invalid())?;
+        let total: u64 = total.trim().parse().map_err(|_| invalid())?;
+        if index >= total {
+            return Err(invalid());
+        }
+        Ok(FixedShard { index, total })
+    }
+}
+
 /// A half-open range `[start, end)` of hashes, `end` up to 2⁶⁴.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HashRange {

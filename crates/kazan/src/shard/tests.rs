@@ -270,3 +270,18 @@ fn malformed_selectors_are_refused_with_the_servers_words() {
         );
     }
 }
+
+#[test]
+fn a_fixed_shard_is_written_i_slash_n() -> Result<(), Box<dyn std::error::Error>> {
+    let shard: FixedShard = "1/4".parse()?;
+    assert_eq!(shard, FixedShard { index: 1, total: 4 });
+    assert_eq!(shard.to_string(), "1/4");
+    assert_eq!(
+        shard.selector(ShardKey::Uid)?,
+        ShardSelector::fixed(ShardKey::Uid, 1, 4)?
+    );
+    for bad in ["4/4", "1", "a/4", "1/0", "-1/4", ""] {
+        assert!(bad.parse::<FixedShard>().is_err(), "{bad}");
+    }
+    Ok(())
+}
