@@ -274,7 +274,13 @@ impl State {
                 }
                 if !self.is_leader() && self.observed_at.is_some() {
                     // Someone else holds it: the term is over, whatever the deadline says.
-                    return self.lost();
+                    tracing::warn!(
+                        lease = %self.describe(),
+                        identity = %self.lock.identity,
+                        holder = %self.observed.holder,
+                        "another candidate holds the lease: stopped leading"
+                    );
+                    return TermEnd::Lost;
                 }
                 tokio::select! {
                     biased;
