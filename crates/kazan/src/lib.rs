@@ -15,9 +15,11 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod lease;
 pub mod raw;
 pub mod request;
 pub mod resource;
+pub mod shard;
 mod tls;
 pub mod watcher;
 

@@ -424,6 +424,15 @@ impl<T> Request<T> {
         self
     }
 
+    /// Sets `shardSelector` (server-side sharded list and watch, KEP-5866): only objects whose
+    /// key field hashes into the shard's ranges are sent, by a server with the
+    /// `ShardedListAndWatch` feature; an older server ignores it and sends everything (see
+    /// [`ShardSelector::mode_of`](crate::shard::ShardSelector::mode_of) and
+    /// [`ShardSelector::matches_meta`](crate::shard::ShardSelector::matches_meta)).
+    pub fn shard(self, selector: &crate::shard::ShardSelector) -> Self {
+        self.param(crate::shard::PARAMETER, &selector.to_string())
+    }
+
     /// Adds any other query parameter.
     pub fn param(mut self, key: &str, value: &str) -> Self {
         self.params.extra.push((key.to_string(), value.to_string()));
@@ -653,6 +662,17 @@ mod tests {
             "watch=true&fieldSelector=metadata.name%3Da%20b&resourceVersion=42&timeoutSeconds=300&allowWatchBookmarks=true"
         );
         assert!(req.is_watch());
+    }
+
+    #[test]
+    fn a_shard_is_sent_as_the_shard_selector_parameter() -> Result<(), crate::shard::ShardRangeError> {
+        use crate::shard::{ShardKey, ShardSelector};
+        let req = Request::list::<Pod>().shard(&ShardSelector::fixed(ShardKey::Uid, 1, 2)?);
+        assert_eq!(
+            req.query(),
+            "shardSelector=shardRange%28object.metadata.uid%2C%20%270x8000000000000000%27%2C%20%270x10000000000000000%27%29"
+        );
+        Ok(())
     }
 
     #[test]
