@@ -1415,3 +1415,34 @@ async fn debug_and_display_of_the_client_and_its_errors_never_show_the_token() -
     }
     Ok(())
 }
+
+/// Watches a consumer does not read hold their streams' HTTP/2 windows, and with them part of the
+/// connection's window; a connection window smaller than the streams' together would let a few
+/// unread watches starve every other request on the connection (the connection's data stops
+/// flowing). The connection window covers every stream the lane opens, as Go's transport does
+/// (`transportDefaultConnFlow`, 1 GiB, in golang.org/x/net/http2/transport.go).
+#[tokio::test]
+async fn unread_http2_watches_do_not_starve_other_requests_on_the_connection() -> TestResult {
+    let server = tls_server().await?;
+    let big = "x".repeat(900 * 1024);
+    for i in 0..4 {
+        let mut cm = configmap("default", &format!("big-{i}"));
+        cm["data"] = serde_json::json!({ "blob": big });
+        server.create(cm)?;
+    }
+    let client = Client::new(trusting(&server)?)?;
+    // Each watch from "0" starts with the 3.6 MB of existing objects, more than a stream's window:
+    // left unread, each fills its window.
+    let mut unread = Vec::new();
+    for _ in 0..4 {
+        let watch = Request::watch_list::<ConfigMap>().resource_version("0");
+        unread.push(bounded(client.stream(&watch)).await??);
+    }
+    assert_eq!(server.stats().connections_accepted, 1, "one HTTP/2 connection");
+    // Give the server time to fill the windows, then ask for something else.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = bounded(client.run(&Request::get::<ConfigMap>("big-0").namespace("default"))).await??;
+    assert_eq!(got.metadata.name.as_deref(), Some("big-0"));
+    drop(unread);
+    Ok(())
+}

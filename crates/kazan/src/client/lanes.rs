@@ -337,7 +337,8 @@ impl Lane {
 
     fn load(&self) -> Load {
         let limit = if self.state.known.load(Ordering::Acquire) {
-            Limit::Known(self.sender.current_max_send_streams())
+            let servers = self.sender.current_max_send_streams();
+            Limit::Known(servers.min(super::transport::H2_STREAMS_PER_LANE))
         } else {
             Limit::Unknown
         };

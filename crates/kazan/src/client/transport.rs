@@ -57,11 +57,19 @@ use crate::{
 pub(crate) const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long to wait for a PING answer before closing the connection (client-go's `PingTimeout`).
 pub(crate) const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(15);
-/// HTTP/2 flow-control windows and limits of a lane: hyper's defaults, which its own HTTP/2
-/// client used here before lanes drove `h2` directly. The windows are far above the spec's
-/// 64 KiB so that a watch's burst is not held back by round trips (client-go's are larger still).
+/// HTTP/2 flow-control windows and limits of a lane. A stream's window is hyper's default, far
+/// above the spec's 64 KiB so that a watch's burst is not held back by round trips.
+///
+/// The connection's window covers every stream the lane may open, as Go's transport does (1 GiB,
+/// `transportDefaultConnFlow`): data a consumer has not read yet holds its stream's window and
+/// the same amount of the connection's, so with a smaller connection window (hyper's 5 MiB) three
+/// unread watches stopped every other response on the connection. It is credit, not memory:
+/// each stream still buffers at most its own window.
 const H2_STREAM_WINDOW: u32 = 2 * 1024 * 1024;
-const H2_CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 1024 * 1024 * 1024;
+/// The most streams a lane carries at once, whatever the server allows, so that unread streams
+/// can never take the whole connection window; beyond it, requests open another connection.
+pub(crate) const H2_STREAMS_PER_LANE: usize = (H2_CONNECTION_WINDOW / H2_STREAM_WINDOW) as usize;
 const H2_MAX_FRAME_SIZE: u32 = 16 * 1024;
 const H2_MAX_SEND_BUFFER: usize = 1024 * 1024;
 const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
