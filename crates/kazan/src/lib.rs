@@ -15,6 +15,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod informer;
 pub mod raw;
 pub mod request;
 pub mod resource;
