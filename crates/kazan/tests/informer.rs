@@ -1010,3 +1010,149 @@ async fn shared_informers_run_one_watch_per_key_and_stop_when_the_last_subscribe
     assert_eq!(lists(&server), 3);
     Ok(())
 }
+
+/// A process killed without stopping keeps what its last interval wrote: the checkpoint is written
+/// while the informer runs, every interval when the store moved, and a new informer starts from
+/// that file (here a copy taken while the first one still runs) without a list.
+#[tokio::test]
+async fn a_checkpoint_is_written_at_its_interval_while_the_informer_runs() -> TestResult {
+    let server = server().await?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("live.checkpoint");
+    let informer = start(&server, options().checkpoint(&path, Duration::from_millis(20)))?;
+    let store = informer.store();
+    store.wait_synced().await.map_err(|e| e.to_string())?;
+    assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
+    server.create(cm("w", "a", "1"))?;
+    server.create(cm("w", "b", "1"))?;
+    converged(&store, &server).await?;
+    let wanted = store.resource_version().ok_or("no version")?;
+    let header_version = |path: &Path| -> Option<String> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let header: Value = serde_json::from_str(text.lines().next()?).ok()?;
+        header["resourceVersion"].as_str().map(str::to_string)
+    };
+    until("a checkpoint at the store's version", || {
+        header_version(&path).as_deref() == Some(wanted.as_str())
+    })
+    .await?;
+    // As if the process had been killed now: a copy of what is on disk, under another name.
+    let copy = dir.path().join("copy.checkpoint");
+    std::fs::copy(&path, &copy)?;
+    server.create(cm("w", "c", "1"))?;
+    server.clear_journal();
+    let restarted = start(&server, checkpoint_options(&copy))?;
+    assert!(matches!(
+        restarted.checkpoint_status(),
+        CheckpointStatus::Loaded { objects: 2, .. }
+    ));
+    converged(&restarted.store(), &server).await?;
+    assert_eq!(lists(&server), 0);
+    assert_eq!(watch_versions(&server), vec![wanted]);
+    Ok(())
+}
+
+/// A watch that fails for good (403 on the list) ends the informer: `wait_synced` says so, the
+/// subscriptions end, and `stop` reports the failure.
+#[tokio::test]
+async fn a_failed_watch_ends_the_informer_its_wait_synced_and_its_subscriptions() -> TestResult {
+    let server = server().await?;
+    server.faults().add_rule(
+        FaultRule::new(FaultAction::status(403, "Forbidden", "configmaps is forbidden"))
+            .watch(false)
+            .path_prefix(CM_PATH),
+    );
+    let informer = start(&server, options())?;
+    let mut sub = informer.subscribe();
+    let synced = tokio::time::timeout(WAIT, informer.store().wait_synced()).await?;
+    let error = synced.err().ok_or("synced despite the 403")?;
+    assert!(
+        matches!(*error, kazan::informer::InformerError::Watch(_)),
+        "{error:?}"
+    );
+    assert!(tokio::time::timeout(WAIT, sub.recv()).await?.is_none());
+    assert!(informer.stop().await.is_err());
+    assert!(!informer.is_running());
+    Ok(())
+}
+
+/// With a linger, a consumer that comes back before it elapses finds the shared informer warm:
+/// the same store, no new list.
+#[tokio::test]
+async fn a_shared_informer_lingers_for_a_consumer_that_comes_back() -> TestResult {
+    let server = server().await?;
+    server.create(cm("w", "a", "1"))?;
+    let informers = Informers::new(client(&server)?).options(options().linger(Duration::from_secs(3600)));
+    let request = || Request::list::<ConfigMap>().namespace("w");
+    let first = informers.informer(request())?;
+    first.store().wait_synced().await.map_err(|e| e.to_string())?;
+    let held = first.store().get("w", "a").ok_or("a")?;
+    drop(first);
+    assert_eq!(informers.running(), 1);
+    let mut back = informers.subscribe(request(), SubscribeOptions::new())?;
+    assert_eq!(summary(&next(&mut back).await?), ev_added("a"));
+    assert_eq!(summary(&next(&mut back).await?), synced());
+    assert!(Arc::ptr_eq(&held, &back.store().get("w", "a").ok_or("a")?));
+    assert_eq!(lists(&server), 1);
+    Ok(())
+}
+
+/// Any kind: a custom resource as `DynamicObject`, and `RawObject` (kept undecoded, decoded on
+/// demand), with the same store and events.
+#[tokio::test]
+async fn informers_cache_dynamic_and_raw_objects() -> TestResult {
+    use kazan::{ApiResource, DynamicObject, RawObject};
+    let server = server().await?;
+    server.register(kazan_apiserver::ResourceDef::new(
+        "example.com",
+        "v1",
+        "Widget",
+        "widgets",
+        true,
+    ));
+    server.create(json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w1", "namespace": "w"}, "spec": {"size": 3}}))?;
+    server.create(cm("w", "a", "1"))?;
+    let widgets = Informer::start(
+        client(&server)?,
+        Request::list_of::<DynamicObject>(ApiResource::new("example.com", "v1", "Widget", "widgets", true))
+            .namespace("w"),
+        options(),
+    )?;
+    let raw = Informer::start(
+        client(&server)?,
+        Request::list_of::<RawObject>(ApiResource::of::<ConfigMap>()).namespace("w"),
+        options(),
+    )?;
+    widgets.store().wait_synced().await.map_err(|e| e.to_string())?;
+    raw.store().wait_synced().await.map_err(|e| e.to_string())?;
+    let w1 = widgets.store().get("w", "w1").ok_or("w1")?;
+    assert_eq!(w1.data["spec"]["size"], 3);
+    let a = raw.store().get("w", "a").ok_or("a")?;
+    let typed: ConfigMap = a.decode()?;
+    assert_eq!(typed.data.and_then(|d| d.get("v").cloned()).as_deref(), Some("1"));
+    let mut sub = raw.subscribe();
+    assert_eq!(next(&mut sub).await?.event_type(), EventType::Added);
+    assert_eq!(next(&mut sub).await?.event_type(), EventType::Synced);
+    assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
+    set_value(&server, "a", "2")?;
+    let ev = next(&mut sub).await?;
+    let EventKind::Modified { old, new } = &ev.kind else {
+        return Err(format!("expected Modified, got {:?}", ev.event_type()).into());
+    };
+    assert_eq!(
+        old.decode::<ConfigMap>()?
+            .data
+            .and_then(|d| d.get("v").cloned())
+            .as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        new.decode::<ConfigMap>()?
+            .data
+            .and_then(|d| d.get("v").cloned())
+            .as_deref(),
+        Some("2")
+    );
+    Ok(())
+}
