@@ -17,6 +17,7 @@
 mod chaos {
     pub mod churn;
     pub mod consumer;
+    pub mod informers;
     pub mod schedule;
     pub mod settings;
     pub mod verify;
@@ -230,6 +231,7 @@ struct Counts {
     server: Stats,
     records: Vec<(String, consumer::Counts)>,
     catch_up: Option<Duration>,
+    informers: Vec<String>,
 }
 
 impl fmt::Display for Counts {
@@ -302,7 +304,11 @@ impl fmt::Display for Counts {
             f,
             "(resumes, retries, bookmarks: the watchers' own counters; gones during a list: {})",
             total.gones_while_listing
-        )
+        )?;
+        for line in &self.informers {
+            writeln!(f, "{line}")?;
+        }
+        Ok(())
     }
 }
 
@@ -344,6 +350,13 @@ async fn run_inner(settings: &Settings, counts: &mut Counts) -> Result<(), Strin
         .collect();
 
     let until = Instant::now() + settings.churn;
+    let informer_consumers = chaos::informers::InformerConsumers::spawn(
+        &client,
+        &options,
+        settings.namespaces.get(5).cloned().unwrap_or_default(),
+        settings.churn,
+        until,
+    )?;
     let schedule = tokio::spawn(schedule::run(
         server.faults(),
         settings.seed,
@@ -394,6 +407,8 @@ async fn run_inner(settings: &Settings, counts: &mut Counts) -> Result<(), Strin
                 })
             })
             .collect();
+        let mut behind = behind;
+        behind.extend(informer_consumers.behind(|kind, ns| server_objects(&server, kind, ns))?);
         if behind.is_empty() {
             counts.catch_up = Some(stopped_at.elapsed());
             break;
@@ -424,6 +439,10 @@ async fn run_inner(settings: &Settings, counts: &mut Counts) -> Result<(), Strin
         .map(|r| (r.spec.name(), r.counts.clone()))
         .collect();
     counts.server = server.stats();
+    match informer_consumers.finish(&changes).await {
+        Ok(lines) => counts.informers = lines,
+        Err(e) => failures.push(e),
+    }
     if !failures.is_empty() {
         return Err(failures.join("\n"));
     }

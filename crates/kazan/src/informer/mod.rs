@@ -652,6 +652,7 @@ where
                         );
                     }
                     state.resource_version = rv.clone();
+                    state.relisting = false;
                     // Under the hub's lock: a subscriber joining now sees the store synced.
                     store.set_sync_state(SyncState::Synced);
                     events.push(made(EventKind::Synced));
@@ -663,6 +664,7 @@ where
                 tracing::info!(informer = %self.name, "410 Gone ({message}): relisting in place");
                 self.listing = true;
                 self.generation += 1;
+                core.store.write().relisting = true;
             }
             WatchKind::Failed(error) => return Some(Arc::new(InformerError::Watch(error))),
             WatchKind::Skipped(error) => {

@@ -49,6 +49,8 @@ pub(crate) struct StoreState<K> {
     objects: BTreeMap<String, BTreeMap<String, Entry<K>>>,
     len: usize,
     pub(crate) resource_version: Option<String>,
+    /// Between a 410 Gone and the end of the relist that follows.
+    pub(crate) relisting: bool,
     pub(crate) indexes: Indexes<K>,
 }
 
@@ -68,6 +70,7 @@ impl<K: Object> StoreState<K> {
             objects: BTreeMap::new(),
             len: 0,
             resource_version: None,
+            relisting: false,
             indexes: Indexes::default(),
         }
     }
@@ -278,6 +281,12 @@ impl<K: Object> Store<K> {
     /// complete. `None` before the first list.
     pub fn resource_version(&self) -> Option<String> {
         self.read().resource_version.clone()
+    }
+
+    /// Whether a relist (after 410 Gone) is being applied: the store may then hold a mix of the
+    /// old state and the new one, and keeps the version before the relist until it is complete.
+    pub fn is_relisting(&self) -> bool {
+        self.read().relisting
     }
 
     /// Whether the first complete list (or a checkpoint) has been applied.
