@@ -1053,7 +1053,7 @@ async fn a_checkpoint_is_written_at_its_interval_while_the_informer_runs() -> Te
 }
 
 /// A watch that fails for good (403 on the list) ends the informer: `wait_synced` says so, the
-/// subscriptions end, and `stop` reports the failure.
+/// subscriptions end (even one made after the end), and `stop` reports the failure.
 #[tokio::test]
 async fn a_failed_watch_ends_the_informer_its_wait_synced_and_its_subscriptions() -> TestResult {
     let server = server().await?;
@@ -1073,6 +1073,9 @@ async fn a_failed_watch_ends_the_informer_its_wait_synced_and_its_subscriptions(
     assert!(tokio::time::timeout(WAIT, sub.recv()).await?.is_none());
     assert!(informer.stop().await.is_err());
     assert!(!informer.is_running());
+    // Subscribing to an ended informer: the (empty) snapshot, then the end, not a wait forever.
+    let mut late = informer.subscribe();
+    assert!(tokio::time::timeout(WAIT, late.recv()).await?.is_none());
     Ok(())
 }
 

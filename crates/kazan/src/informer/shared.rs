@@ -163,17 +163,27 @@ impl<K: Object> Slot<K> {
 /// The subscribers of one informer, and the lock that orders every change against every
 /// subscribe: held while a change is applied to the store and queued for everyone.
 pub(crate) struct Hub<K> {
-    slots: Mutex<Vec<Arc<Slot<K>>>>,
+    slots: Mutex<Slots<K>>,
+}
+
+/// The subscribers, and whether the informer has ended (a late subscriber then gets the snapshot
+/// and the end).
+struct Slots<K> {
+    live: Vec<Arc<Slot<K>>>,
+    closed: bool,
 }
 
 impl<K: Object> Hub<K> {
     pub(crate) fn new() -> Self {
         Hub {
-            slots: Mutex::new(Vec::new()),
+            slots: Mutex::new(Slots {
+                live: Vec::new(),
+                closed: false,
+            }),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Arc<Slot<K>>>> {
+    fn lock(&self) -> MutexGuard<'_, Slots<K>> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -189,7 +199,7 @@ impl<K: Object> Hub<K> {
             let mut state = store.write();
             change(&mut state)
         };
-        for slot in slots.iter() {
+        for slot in slots.live.iter() {
             for change in &changes {
                 slot.push(change);
             }
@@ -205,7 +215,6 @@ impl<K: Object> Hub<K> {
         options: SubscribeOptions,
     ) -> Arc<Slot<K>> {
         let mut slots = self.lock();
-        slots.retain(|s| !s.lock().dropped);
         let mut queue = VecDeque::new();
         {
             let state = store.read();
@@ -230,15 +239,20 @@ impl<K: Object> Hub<K> {
             state: Mutex::new(SlotState {
                 queue,
                 missed: None,
-                closed: false,
+                closed: slots.closed,
                 dropped: false,
                 cutoffs: 0,
             }),
             ready: Notify::new(),
             room: Notify::new(),
         });
-        slots.push(slot.clone());
+        slots.live.push(slot.clone());
         slot
+    }
+
+    /// A subscription was dropped: its queue goes.
+    fn remove(&self, slot: &Arc<Slot<K>>) {
+        self.lock().live.retain(|s| !Arc::ptr_eq(s, slot));
     }
 
     /// Queues for a cut-off subscriber the difference between what it last saw and the store.
@@ -289,6 +303,7 @@ impl<K: Object> Hub<K> {
     pub(crate) async fn wait_for_room(&self, stop: &CancellationToken) -> bool {
         let waiting: Vec<Arc<Slot<K>>> = self
             .lock()
+            .live
             .iter()
             .filter(|s| s.overflow == Overflow::Backpressure)
             .cloned()
@@ -312,7 +327,9 @@ impl<K: Object> Hub<K> {
 
     /// The informer ended: every subscriber gets what is queued, then the end.
     pub(crate) fn close(&self) {
-        for slot in self.lock().iter() {
+        let mut slots = self.lock();
+        slots.closed = true;
+        for slot in slots.live.iter() {
             slot.lock().closed = true;
             slot.ready.notify_one();
         }
@@ -407,9 +424,14 @@ enum Next<K> {
 
 impl<K: Object + Send + Sync + 'static> Drop for Subscription<K> {
     fn drop(&mut self) {
-        self.slot.lock().dropped = true;
-        self.slot.lock().queue.clear();
+        {
+            let mut state = self.slot.lock();
+            state.dropped = true;
+            state.queue.clear();
+            state.missed = None;
+        }
         // A task waiting for room in this queue goes on.
         self.slot.room.notify_one();
+        self.core.core().hub.remove(&self.slot);
     }
 }
