@@ -47,7 +47,10 @@
 //!   not double memory (kube-runtime's reflector buffers the whole relist and swaps it in, kube-rs
 //!   #1209, and drops the deletes silently). Readers may see a half-applied relist (as with
 //!   client-go, whose indexer is updated delta by delta); the store's `resource_version()` stays at
-//!   the version before the relist until it is complete. There is no atomic-swap mode.
+//!   the version before the relist until it is complete. For readers that must never see a
+//!   half-applied relist, [`InformerOptions::atomic_relists`] buffers the relist and applies it in
+//!   one step at its end, at the cost of holding the whole relist decoded beside the store (up to
+//!   twice the store's memory, as kube-runtime does).
 //! - **The store tells its version** ([`Store::resource_version`]); kube-runtime's has none and
 //!   client-go added one only lately.
 //! - **Indexes** ([`Informer::index_by`], [`Store::by_index`]): the namespace index is built in, user
@@ -141,6 +144,7 @@ pub struct InformerOptions {
     pub(crate) watcher: WatcherOptions,
     pub(crate) checkpoint: Option<(PathBuf, Duration)>,
     pub(crate) linger: Duration,
+    pub(crate) atomic_relists: bool,
 }
 
 impl Default for InformerOptions {
@@ -149,6 +153,7 @@ impl Default for InformerOptions {
             watcher: WatcherOptions::new(),
             checkpoint: None,
             linger: Duration::ZERO,
+            atomic_relists: false,
         }
     }
 }
@@ -172,6 +177,17 @@ impl InformerOptions {
     /// with no list). `path`'s directory must be writable (the file is written beside it first).
     pub fn checkpoint(mut self, path: impl Into<PathBuf>, interval: Duration) -> Self {
         self.checkpoint = Some((path.into(), interval.max(Duration::from_millis(1))));
+        self
+    }
+
+    /// Whether a relist after 410 Gone is applied in one step (default no: page by page, in
+    /// place). In one step, readers of the store never see a mix of the old state and the new,
+    /// and subscribers get the relist's changes together at its end; the cost is the whole relist
+    /// held decoded until then, beside the store: up to twice the store's memory at the peak
+    /// (the in-place default holds one object beyond the store). The first list is applied in
+    /// place either way (the store is not synced before it).
+    pub fn atomic_relists(mut self, atomic: bool) -> Self {
+        self.atomic_relists = atomic;
         self
     }
 
@@ -372,6 +388,8 @@ where
             watcher,
             listing,
             generation: 1,
+            atomic: options.atomic_relists,
+            buffered: None,
             plan,
             saved_rv: loaded_rv,
             name,
@@ -461,6 +479,9 @@ struct Task<K> {
     /// A (re)list is being applied: its `Added` events mark keys with `generation`.
     listing: bool,
     generation: u64,
+    /// `atomic_relists`: a relist after Gone is buffered here and applied at its end.
+    atomic: bool,
+    buffered: Option<Vec<K>>,
     plan: Option<CheckpointPlan>,
     /// The version of the last checkpoint written (or loaded): nothing to write while unchanged.
     saved_rv: Option<String>,
@@ -590,6 +611,11 @@ where
             })
         };
         match event.kind {
+            WatchKind::Added(object) if self.listing && self.buffered.is_some() => {
+                if let Some(buffer) = self.buffered.as_mut() {
+                    buffer.push(object);
+                }
+            }
             WatchKind::Added(object) if self.listing => {
                 core.hub.apply(&core.store, |state| {
                     match state.apply_listed(object, generation) {
@@ -633,8 +659,24 @@ where
             }
             WatchKind::Synced => {
                 let store = &core.store;
+                let buffered = self.buffered.take().unwrap_or_default();
                 core.hub.apply(store, |state| {
-                    let mut events: Vec<Change<K>> = state
+                    // An atomic relist: every listed object now, under the same lock.
+                    let mut events: Vec<Change<K>> = Vec::new();
+                    for object in buffered {
+                        let object_rv = object.resource_version().map(str::to_string);
+                        let kind = match state.apply_listed(object, generation) {
+                            Listed::Added(new) => EventKind::Added(new),
+                            Listed::Modified { old, new } => EventKind::Modified { old, new },
+                            Listed::Unchanged => continue,
+                        };
+                        events.push(Change::new(Event {
+                            from,
+                            resource_version: object_rv,
+                            kind,
+                        }));
+                    }
+                    let swept: Vec<Change<K>> = state
                         .sweep(generation)
                         .into_iter()
                         .map(|last| {
@@ -644,13 +686,14 @@ where
                             })
                         })
                         .collect();
-                    if !events.is_empty() {
+                    if !swept.is_empty() {
                         tracing::info!(
                             informer = %self.name,
                             "the relist did not contain {} objects: reported deleted",
-                            events.len()
+                            swept.len()
                         );
                     }
+                    events.extend(swept);
                     state.resource_version = rv.clone();
                     state.relisting = false;
                     // Under the hub's lock: a subscriber joining now sees the store synced.
@@ -664,6 +707,10 @@ where
                 tracing::info!(informer = %self.name, "410 Gone ({message}): relisting in place");
                 self.listing = true;
                 self.generation += 1;
+                // The store is synced, so this is a relist; a list cut by Gone starts over.
+                if self.atomic && core.store.is_synced() {
+                    self.buffered = Some(Vec::new());
+                }
                 core.store.write().relisting = true;
             }
             WatchKind::Failed(error) => return Some(Arc::new(InformerError::Watch(error))),

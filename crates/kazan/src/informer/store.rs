@@ -283,8 +283,9 @@ impl<K: Object> Store<K> {
         self.read().resource_version.clone()
     }
 
-    /// Whether a relist (after 410 Gone) is being applied: the store may then hold a mix of the
-    /// old state and the new one, and keeps the version before the relist until it is complete.
+    /// Whether a relist (after 410 Gone) is under way: applied in place (the default), the store
+    /// then holds a mix of the old state and the new one; either way it keeps the version before
+    /// the relist until the relist is complete.
     pub fn is_relisting(&self) -> bool {
         self.read().relisting
     }
