@@ -40,7 +40,8 @@
 //!
 //! - **Relists are applied in place and report what vanished.** After a 410 Gone the relist is
 //!   applied page by page to the store: a new key is `Added`, a known key at a new version is
-//!   `Modified { old, new }`, the same version is nothing; when the list is complete every key it
+//!   `Modified { old, new }`, the same version is nothing (client-go hands every listed object to
+//!   its handlers as an update, changed or not); when the list is complete every key it
 //!   did not contain is removed and reported as `Deleted { final_state_unknown: true }` with its
 //!   last known state (client-go's `DeletedFinalStateUnknown`). Keys are marked with the relist's
 //!   generation and swept at the end, so no second map of the store is ever built: a relist does
