@@ -2,14 +2,20 @@
 //! built on [`kazan::Watcher`] (which resumes across server timeouts and dropped connections).
 //!
 //! On 410 Gone the watch cannot go on from where it was: it prints a GONE line and exits with
-//! status 3, or, with `--relist`, lists again, prints what changed while it was away (by comparing
-//! with what it knew) and watches on from the new list.
+//! status 3, or, with `--relist`, lists again, prints what changed while it was away and watches on
+//! from the new list. With `--relist` (and no `--resource-version`) it runs on
+//! [`kazan::informer`], which relists in place and reports the objects that vanished meanwhile;
+//! `--checkpoint FILE` keeps the informer's store in a file, so that the next run watches on from
+//! its version with no list.
 
-use std::{collections::BTreeMap, process::ExitCode};
+use std::{collections::BTreeMap, path::PathBuf, process::ExitCode, time::Duration};
 
 use jiff::Timestamp;
 use kazan::{
     Client, DynamicObject, ObjectList, Request,
+    informer::{
+        self, CheckpointStatus, Informer, InformerError, InformerOptions, Overflow, SubscribeOptions,
+    },
     watcher::{EventKind, EventType, WatcherHandle, WatcherOptions},
 };
 
@@ -24,6 +30,9 @@ use crate::{
 
 /// The exit status after 410 Gone without `--relist`.
 pub const EXIT_GONE: u8 = 3;
+
+/// How often `--checkpoint` writes its file (when something changed), besides on exit.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 const EXAMPLES: &str = "\
 Examples:
@@ -44,6 +53,12 @@ Examples:
 
   # A custom resource; on 410 Gone list again and go on instead of exiting with status 3
   kazan watch widgets.example.com --relist
+
+  # Go on where the last run stopped: only what changed since is printed
+  kazan watch pods -A --checkpoint pods.checkpoint
+
+A DELETED? event (\"finalStateUnknown\": true in -o json) is an object a relist no longer
+found: its deletion was not seen, the object shown is its last known state.
 
 Exit status: 0 after Ctrl-C or SIGTERM, 3 after 410 Gone (without --relist), 1 on an error.";
 
@@ -89,6 +104,12 @@ pub struct WatchArgs {
     /// objects not seen since that version print as ADDED.)
     #[arg(long)]
     relist: bool,
+
+    /// Keep what was seen in FILE (written every second when something changed, and on exit): a
+    /// later run with the same FILE watches on from its version, with no list, and prints only
+    /// what changed since. Implies --relist.
+    #[arg(long, value_name = "FILE", conflicts_with = "resource_version")]
+    checkpoint: Option<PathBuf>,
 
     #[command(flatten)]
     cluster: ClusterArgs,
@@ -225,6 +246,9 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
 
 impl Session {
     async fn run(&mut self, args: &WatchArgs, signals: &mut Signals) -> Result<ExitCode, CliError> {
+        if (args.relist || args.checkpoint.is_some()) && args.resource_version.is_none() {
+            return self.run_informer(args, signals).await;
+        }
         let print_first_batch = args.resource_version.is_none() && !args.watch_only;
         if !print_first_batch {
             emit(&self.printer.start(Timestamp::now())?)?;
@@ -391,6 +415,99 @@ impl Session {
             emit(&self.printer.event(event_type, &object, Timestamp::now())?)?;
         }
         Ok(rv)
+    }
+}
+
+impl Session {
+    /// `--relist` (or `--checkpoint`) without a starting version: an informer keeps the store,
+    /// relists in place after Gone and reports what vanished meanwhile. Its events are printed as
+    /// they come; the first list (or the checkpoint's snapshot) is printed as one batch, unless
+    /// `--watch-only` or the run resumes from a checkpoint.
+    async fn run_informer(&mut self, args: &WatchArgs, signals: &mut Signals) -> Result<ExitCode, CliError> {
+        let watcher = WatcherOptions::new()
+            .name(self.watcher_name.clone())
+            .log(Some(tracing::Level::INFO));
+        let mut options = InformerOptions::new().watcher(watcher);
+        if let Some(path) = &args.checkpoint {
+            options = options.checkpoint(path, CHECKPOINT_INTERVAL);
+        }
+        let informer = Informer::start(self.client.clone(), self.request.clone(), options)
+            .map_err(|e| self.informer_error(&e))?;
+        let resumed = match informer.checkpoint_status() {
+            CheckpointStatus::Loaded { .. } => true,
+            CheckpointStatus::Rejected(error) => {
+                eprintln!("warning: {error}; listing afresh");
+                false
+            }
+            _ => false,
+        };
+        let print_first_batch = !args.watch_only && !resumed;
+        if !print_first_batch {
+            emit(&self.printer.start(Timestamp::now())?)?;
+        }
+        // Every event is printed: a slow stdout holds the watch back rather than coalescing.
+        let mut events = informer.subscribe_with(SubscribeOptions::new().overflow(Overflow::Backpressure));
+        // Until the first Synced: the first list, or the checkpoint's objects.
+        let mut first_batch: Option<Vec<DynamicObject>> = Some(Vec::new());
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = signals.recv() => {
+                    drop(events);
+                    // Writes the checkpoint one last time.
+                    informer.stop().await.map_err(|e| self.informer_error(&e))?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                event = events.recv() => event,
+            };
+            let Some(event) = event else {
+                return Err(match informer.wait().await {
+                    Err(e) => self.informer_error(&e),
+                    Ok(()) => {
+                        CliError::Unexpected(format!("{}: the informer ended without saying why", self.what))
+                    }
+                });
+            };
+            let unseen = event.is_final_state_unknown();
+            let event_type = event.event_type();
+            let object = match event.kind {
+                informer::EventKind::Added(o)
+                | informer::EventKind::Modified { new: o, .. }
+                | informer::EventKind::Deleted { last: o, .. } => o,
+                informer::EventKind::Synced => {
+                    if let Some(batch) = first_batch.take()
+                        && print_first_batch
+                    {
+                        emit(&self.printer.first_batch(&batch, Timestamp::now())?)?;
+                    }
+                    continue;
+                }
+            };
+            if first_batch.is_some() && !print_first_batch {
+                continue;
+            }
+            let mut object = DynamicObject::clone(&object);
+            fill_types(&mut object, &self.resource.api);
+            if let Some(batch) = first_batch.as_mut() {
+                batch.push(object);
+                continue;
+            }
+            let line = match unseen {
+                true => self.printer.unseen_delete(&object, Timestamp::now())?,
+                false => self.printer.event(event_type, &object, Timestamp::now())?,
+            };
+            emit(&line)?;
+        }
+    }
+
+    fn informer_error(&self, error: &InformerError) -> CliError {
+        match error {
+            InformerError::Watch(source) => CliError::Watch {
+                what: self.what.clone(),
+                source: source.clone(),
+            },
+            other => CliError::Unexpected(format!("{}: {other}", self.what)),
+        }
     }
 }
 

@@ -285,9 +285,10 @@ async fn relist_prints_what_changed_while_away_and_watches_on() -> Result {
     cluster.configmap("c", json!({}))?;
     cluster.patch_configmap("a", json!({"x": "1"}))?;
     compact_and_reopen(&cluster);
+    // The relist in list order, then what it no longer found.
     assert_eq!(
         kazan.lines(3).await?,
-        ["DELETED configmap/b", "MODIFIED configmap/a", "ADDED configmap/c"]
+        ["MODIFIED configmap/a", "ADDED configmap/c", "DELETED configmap/b"]
     );
     cluster.watching("configmaps", 1).await?;
     cluster.configmap("d", json!({}))?;
@@ -310,7 +311,158 @@ async fn relist_with_watch_only_still_knows_the_objects_of_the_start() -> Result
         deleted,
         json!({"type": "DELETED", "object": {
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "w"}, "data": {}
-        }})
+        }, "finalStateUnknown": true})
+    );
+    Ok(())
+}
+
+/// The list requests (not watches) `kazan` made for the configmaps of `w`.
+fn configmap_lists(cluster: &Cluster) -> usize {
+    cluster
+        .server
+        .journal()
+        .iter()
+        .filter(|e| !e.watch && e.method == "GET" && e.path == "/api/v1/namespaces/w/configmaps")
+        .count()
+}
+
+/// The `resourceVersion` of a checkpoint file's header.
+fn checkpoint_version(path: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let header: Value = serde_json::from_str(text.lines().next()?).ok()?;
+    header["resourceVersion"].as_str().map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkpoint_lets_the_next_run_go_on_from_its_version_with_no_list() -> Result {
+    let cluster = Cluster::start().await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("cm.checkpoint");
+    let file_arg = file.to_string_lossy().to_string();
+    let args = [
+        "watch",
+        "cm",
+        "-n",
+        "w",
+        "-o",
+        "name",
+        "--checkpoint",
+        file_arg.as_str(),
+    ];
+    cluster.configmap("a", json!({}))?;
+    let mut first = cluster.kazan(&args)?;
+    assert_eq!(first.line().await?, "ADDED configmap/a");
+    cluster.watching("configmaps", 1).await?;
+    cluster.configmap("b", json!({}))?;
+    assert_eq!(first.line().await?, "ADDED configmap/b");
+    first.terminate().await?;
+    let finished = first.finish().await?;
+    assert_eq!((finished.code, finished.stderr.as_str()), (Some(0), ""));
+    let saved = checkpoint_version(&file).ok_or("no checkpoint written on exit")?;
+
+    cluster.patch_configmap("a", json!({"x": "1"}))?;
+    cluster.configmap("c", json!({}))?;
+    cluster.server.clear_journal();
+    let mut second = cluster.kazan(&args)?;
+    // Only what changed after the checkpoint: a and b are not printed again.
+    assert_eq!(
+        second.lines(2).await?,
+        ["MODIFIED configmap/a", "ADDED configmap/c"]
+    );
+    assert_eq!(configmap_lists(&cluster), 0);
+    let watches: Vec<String> = cluster
+        .server
+        .journal()
+        .iter()
+        .filter(|e| e.watch && e.path == "/api/v1/namespaces/w/configmaps")
+        .map(|e| e.query.clone())
+        .collect();
+    assert!(
+        watches
+            .first()
+            .is_some_and(|q| q.contains(&format!("resourceVersion={saved}"))),
+        "{watches:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_sigkill_the_next_run_starts_from_the_checkpoint_written_meanwhile() -> Result {
+    let cluster = Cluster::start().await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("cm.checkpoint");
+    let file_arg = file.to_string_lossy().to_string();
+    let args = [
+        "watch",
+        "cm",
+        "-n",
+        "w",
+        "-o",
+        "name",
+        "--checkpoint",
+        file_arg.as_str(),
+    ];
+    cluster.configmap("a", json!({}))?;
+    let mut first = cluster.kazan(&args)?;
+    assert_eq!(first.line().await?, "ADDED configmap/a");
+    let deadline = tokio::time::Instant::now() + support::DEADLINE;
+    while checkpoint_version(&file).is_none() {
+        if tokio::time::Instant::now() > deadline {
+            return Err("no checkpoint written while running".into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Dropping the handle kills the process with SIGKILL: no checkpoint on exit.
+    drop(first);
+    cluster.configmap("d", json!({}))?;
+    cluster.server.clear_journal();
+    let mut second = cluster.kazan(&args)?;
+    assert_eq!(second.line().await?, "ADDED configmap/d");
+    assert_eq!(configmap_lists(&cluster), 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkpoint_older_than_the_history_relists_and_prints_the_vanished_as_unseen_deletes() -> Result {
+    let cluster = Cluster::start().await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("cm.checkpoint");
+    let file_arg = file.to_string_lossy().to_string();
+    cluster.configmap("a", json!({}))?;
+    cluster.configmap("b", json!({}))?;
+    let args = [
+        "watch",
+        "cm",
+        "-n",
+        "w",
+        "-o",
+        "json",
+        "--checkpoint",
+        file_arg.as_str(),
+    ];
+    let mut first = cluster.kazan(&args)?;
+    first.lines(2).await?;
+    first.terminate().await?;
+    first.finish().await?;
+    cluster.delete_configmap("a")?;
+    cluster.server.faults().compact_history();
+    let mut second = cluster.kazan(&args)?;
+    let deleted = masked_event(serde_json::from_str(&second.line().await?)?);
+    assert_eq!(
+        deleted,
+        json!({"type": "DELETED", "object": {
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "w"}, "data": {}
+        }, "finalStateUnknown": true})
+    );
+    cluster.watching("configmaps", 1).await?;
+    cluster.configmap("c", json!({}))?;
+    let added: Value = serde_json::from_str(&second.line().await?)?;
+    assert_eq!(
+        (
+            added["type"].as_str(),
+            added["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("ADDED"), Some("c"))
     );
     Ok(())
 }

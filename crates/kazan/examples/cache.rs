@@ -1,5 +1,6 @@
-//! A cache kept by a Watcher, the way the original Kazan documentation prescribes: list, watch from
-//! the list's resourceVersion, apply every event, and on Gone clear, relist and start again.
+//! A cache kept by an informer: list, watch, relist after Gone, all done by `kazan::informer`,
+//! with a reconcile loop that reads the store, an index, and a checkpoint that lets a restart skip
+//! the list.
 //!
 //! It runs against the embedded API server, so it needs no cluster:
 //!
@@ -7,82 +8,110 @@
 //! cargo run -p kazan --example cache
 //! ```
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kazan::{
     Client, Config, Request,
-    watcher::{EventKind, Watcher, WatcherOptions},
+    informer::{CheckpointStatus, EventKind, Informer, InformerOptions},
 };
 use serde_json::json;
 
-type Cache = BTreeMap<String, ConfigMap>;
-
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let server = Arc::new(kazan_apiserver::ApiServer::start().await?);
     let client = Client::new(Config::new(server.url().parse()?))?;
+    let dir = std::env::temp_dir().join(format!("kazan-cache-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let checkpoint = dir.join("configmaps.checkpoint");
+    let request = || Request::list::<ConfigMap>().namespace("default");
+    let options = || InformerOptions::new().checkpoint(&checkpoint, Duration::from_secs(5));
+
+    let informer = Informer::start(client.clone(), request(), options())?;
+    // Which ConfigMaps are at which step: a lookup by value, kept up to date on every change.
+    informer.index_by("step", |cm: &ConfigMap| {
+        cm.data
+            .as_ref()
+            .and_then(|d| d.get("step").cloned())
+            .into_iter()
+            .collect()
+    });
+    let store = informer.store();
+    let mut changes = informer.subscribe();
+    store.wait_synced().await?;
+    println!(
+        "synced: {} ConfigMaps at resourceVersion {:?}",
+        store.len(),
+        store.resource_version()
+    );
 
     // Someone else changes ConfigMaps in the background.
     let writer = tokio::spawn(workload(server.clone()));
 
-    let mut cache = Cache::new();
-    let mut generation = 0;
-    'relist: while generation < 3 {
-        generation += 1;
-        // List: the cache is the list, and the list's resourceVersion is where the watch starts.
-        let list = client
-            .run(&Request::list::<ConfigMap>().namespace("default"))
-            .await?;
-        cache = list.items.into_iter().map(|cm| (name(&cm), cm)).collect();
-        let from = list.metadata.resource_version.unwrap_or_default();
-        println!("listed {} ConfigMaps at resourceVersion {from}", cache.len());
-
-        let options = WatcherOptions::new().resource_version(from).name("configmaps");
-        let mut watcher = Watcher::start(
-            client.clone(),
-            Request::list::<ConfigMap>().namespace("default"),
-            options,
-        )?;
-        loop {
-            // Quiet for a second after the workload ended: the cache has seen everything.
-            let event = match tokio::time::timeout(Duration::from_secs(1), watcher.recv()).await {
-                Ok(Some(event)) => event,
-                Ok(None) => break,
-                Err(_) if writer.is_finished() => break,
-                Err(_) => continue,
-            };
-            let rv = event.resource_version.clone().unwrap_or_default();
-            match event.kind {
-                EventKind::Added(cm) | EventKind::Modified(cm) => {
-                    println!("{:<8} {:<10} at {rv}", event_name(true), name(&cm));
-                    cache.insert(name(&cm), cm);
-                }
-                EventKind::Deleted(cm) => {
-                    println!("{:<8} {:<10} at {rv}", event_name(false), name(&cm));
-                    cache.remove(&name(&cm));
-                }
-                EventKind::Gone { message } => {
-                    println!("gone: {message}; relisting");
-                    continue 'relist;
-                }
-                EventKind::Failed(error) => return Err(error.into()),
-                _ => {}
+    // The reconcile loop: an event says which object to look at; the store says how it is now.
+    loop {
+        let event = match tokio::time::timeout(Duration::from_secs(1), changes.recv()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => break,
+            Err(_) if writer.is_finished() => break,
+            Err(_) => continue,
+        };
+        let Some(object) = event.object() else {
+            println!("synced at {:?}", event.resource_version);
+            continue;
+        };
+        let name = object.metadata.name.clone().unwrap_or_default();
+        match (&event.kind, store.get("default", &name)) {
+            (EventKind::Modified { old, .. }, Some(now)) => {
+                println!("reconcile {name}: step {:?} -> {:?}", step(old), step(&now))
             }
+            (_, Some(now)) => println!("reconcile {name}: step {:?}", step(&now)),
+            (
+                EventKind::Deleted {
+                    final_state_unknown, ..
+                },
+                None,
+            ) => {
+                println!("clean up {name} (deletion seen: {})", !final_state_unknown)
+            }
+            (_, None) => println!("{name} is already gone"),
         }
-        watcher.stop().await;
-        break;
     }
+    let at_two = store.by_index("step", "2").unwrap_or_default();
+    println!("{} ConfigMaps at step 2", at_two.len());
+    // Stopping writes the checkpoint; the next start watches from it, with no list.
+    informer.stop().await?;
+    drop(changes);
+
+    let again = Informer::start(client, request(), options())?;
+    if let CheckpointStatus::Loaded {
+        resource_version,
+        objects,
+    } = again.checkpoint_status()
+    {
+        println!("restarted from the checkpoint: {objects} objects at {resource_version}, no list");
+    }
+    again.stop().await?;
 
     let server_names: Vec<String> = server
         .list("v1", "ConfigMap", Some("default"))?
         .iter()
         .filter_map(|cm| cm["metadata"]["name"].as_str().map(str::to_owned))
         .collect();
-    println!("cache: {:?}", cache.keys().collect::<Vec<_>>());
+    let cached: Vec<String> = store
+        .list()
+        .iter()
+        .filter_map(|cm| cm.metadata.name.clone())
+        .collect();
+    println!("cache:  {cached:?}");
     println!("server: {server_names:?}");
     server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+fn step(cm: &ConfigMap) -> Option<String> {
+    cm.data.as_ref().and_then(|d| d.get("step").cloned())
 }
 
 /// Creates, updates and deletes ConfigMaps, one change every 50 ms.
@@ -108,12 +137,4 @@ async fn workload(server: Arc<kazan_apiserver::ApiServer>) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn name(cm: &ConfigMap) -> String {
-    cm.metadata.name.clone().unwrap_or_default()
-}
-
-fn event_name(upsert: bool) -> &'static str {
-    if upsert { "upsert" } else { "delete" }
 }

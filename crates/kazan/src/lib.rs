@@ -15,6 +15,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod informer;
 pub mod lease;
 pub mod raw;
 pub mod request;

@@ -17,6 +17,7 @@
 mod chaos {
     pub mod churn;
     pub mod consumer;
+    pub mod informers;
     pub mod schedule;
     pub mod settings;
     pub mod verify;
@@ -236,6 +237,7 @@ struct Counts {
     server: Stats,
     records: Vec<(String, consumer::Counts)>,
     catch_up: Option<Duration>,
+    informers: Vec<String>,
 }
 
 impl fmt::Display for Counts {
@@ -320,7 +322,11 @@ impl fmt::Display for Counts {
             "(stops: watchers stopped with a full channel and replaced by one started from their reported version; \
              resumes, retries, bookmarks: the watchers' own counters; gones during a list: {})",
             total.gones_while_listing
-        )
+        )?;
+        for line in &self.informers {
+            writeln!(f, "{line}")?;
+        }
+        Ok(())
     }
 }
 
@@ -362,6 +368,13 @@ async fn run_inner(settings: &Settings, counts: &mut Counts) -> Result<(), Strin
         .collect();
 
     let until = Instant::now() + settings.churn;
+    let informer_consumers = chaos::informers::InformerConsumers::spawn(
+        &client,
+        &options,
+        settings.namespaces.get(5).cloned().unwrap_or_default(),
+        settings.churn,
+        until,
+    )?;
     let schedule = tokio::spawn(schedule::run(
         server.faults(),
         settings.seed,
@@ -412,6 +425,8 @@ async fn run_inner(settings: &Settings, counts: &mut Counts) -> Result<(), Strin
                 })
             })
             .collect();
+        let mut behind = behind;
+        behind.extend(informer_consumers.behind(|kind, ns| server_objects(&server, kind, ns))?);
         if behind.is_empty() {
             counts.catch_up = Some(stopped_at.elapsed());
             break;
@@ -442,6 +457,10 @@ async fn run_inner(settings: &Settings, counts: &mut Counts) -> Result<(), Strin
         .map(|r| (r.spec.name(), r.counts.clone()))
         .collect();
     counts.server = server.stats();
+    match informer_consumers.finish(&changes).await {
+        Ok(lines) => counts.informers = lines,
+        Err(e) => failures.push(e),
+    }
     if !failures.is_empty() {
         return Err(failures.join("\n"));
     }

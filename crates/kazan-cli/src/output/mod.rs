@@ -57,7 +57,13 @@ struct EventDocument<'a> {
     object: Option<&'a DynamicObject>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'a str>,
+    /// A delete found by a relist, not seen: client-go's `DeletedFinalStateUnknown`.
+    #[serde(rename = "finalStateUnknown", skip_serializing_if = "std::ops::Not::not")]
+    final_state_unknown: bool,
 }
+
+/// The EVENT cell of a delete a relist found but the watch did not see.
+pub const UNSEEN_DELETE: &str = "DELETED?";
 
 /// What `get -o json|yaml` prints for a list, as kubectl does.
 #[derive(Serialize)]
@@ -196,10 +202,28 @@ impl WatchPrinter {
         object: &DynamicObject,
         now: Timestamp,
     ) -> Result<String, CliError> {
+        self.render(event_type, false, object, now)
+    }
+
+    /// A delete that a relist found and the watch did not see (the object is its last known
+    /// state): `"finalStateUnknown": true` in JSON and YAML, `DELETED?` in a table's EVENT column,
+    /// `DELETED` with `-o name`.
+    pub fn unseen_delete(&mut self, object: &DynamicObject, now: Timestamp) -> Result<String, CliError> {
+        self.render(EventType::Deleted, true, object, now)
+    }
+
+    fn render(
+        &mut self,
+        event_type: EventType,
+        final_state_unknown: bool,
+        object: &DynamicObject,
+        now: Timestamp,
+    ) -> Result<String, CliError> {
         let document = EventDocument {
             event_type: event_type.as_str(),
             object: Some(object),
             message: None,
+            final_state_unknown,
         };
         match self.format {
             OutputFormat::Json => json_line(&document),
@@ -210,7 +234,11 @@ impl WatchPrinter {
                 object_name(&self.resource, object)
             )),
             OutputFormat::Table | OutputFormat::Wide => {
-                let row = self.row(event_type.as_str(), object, now);
+                let label = match final_state_unknown {
+                    true => UNSEEN_DELETE,
+                    false => event_type.as_str(),
+                };
+                let row = self.row(label, object, now);
                 if self.layout.is_none() {
                     self.layout = Some(Layout::fit(&self.headers(), &[&row], watch_floor));
                 }
@@ -227,6 +255,7 @@ impl WatchPrinter {
             event_type: EventType::Gone.as_str(),
             object: None,
             message: Some(message),
+            final_state_unknown: false,
         };
         match self.format {
             OutputFormat::Json => json_line(&document),
@@ -362,6 +391,34 @@ mod tests {
         assert_eq!(
             printer.gone("expired")?,
             "{\"type\":\"GONE\",\"message\":\"expired\"}\n"
+        );
+        Ok(())
+    }
+
+    /// A delete found by a relist is marked: `finalStateUnknown` in JSON (client-go's
+    /// `DeletedFinalStateUnknown`), `DELETED?` in a table, plain `DELETED` for `-o name` scripts.
+    #[test]
+    fn an_unseen_delete_is_marked_in_json_and_in_the_event_column() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let mut printer = WatchPrinter::new(OutputFormat::Json, configmaps(), false);
+        let line: serde_json::Value =
+            serde_json::from_str(&printer.unseen_delete(&cm("a", json!({}))?, now()?)?)?;
+        assert_eq!(line["type"], "DELETED");
+        assert_eq!(line["finalStateUnknown"], true);
+        assert_eq!(line["object"]["metadata"]["name"], "a");
+        let seen: serde_json::Value =
+            serde_json::from_str(&printer.event(EventType::Deleted, &cm("a", json!({}))?, now()?)?)?;
+        assert!(seen.get("finalStateUnknown").is_none());
+        let mut printer = WatchPrinter::new(OutputFormat::Table, configmaps(), false);
+        printer.first_batch(&[], now()?)?;
+        assert_eq!(
+            printer.unseen_delete(&cm("a", json!({}))?, now()?)?,
+            "DELETED?   a                      0      5s\n"
+        );
+        let mut printer = WatchPrinter::new(OutputFormat::Name, configmaps(), false);
+        assert_eq!(
+            printer.unseen_delete(&cm("a", json!({}))?, now()?)?,
+            "DELETED configmap/a\n"
         );
         Ok(())
     }
