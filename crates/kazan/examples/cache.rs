@@ -1,6 +1,9 @@
 //! A cache kept by an informer: list, watch, relist after Gone, all done by `kazan::informer`,
 //! with a reconcile loop that reads the store, an index, and a checkpoint that lets a restart skip
-//! the list.
+//! the list. While it is stopped, ConfigMaps change and the server compacts its history, so the
+//! restart from the checkpoint meets a real 410 Gone: the informer relists and reports what
+//! vanished meanwhile. It ends by comparing every cached object, whole, with the server's, and
+//! exits with status 1 if they differ.
 //!
 //! It runs against the embedded API server, so it needs no cluster:
 //!
@@ -8,7 +11,7 @@
 //! cargo run -p kazan --example cache
 //! ```
 
-use std::{sync::Arc, time::Duration};
+use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kazan::{
@@ -17,8 +20,23 @@ use kazan::{
 };
 use serde_json::json;
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => {
+            println!("cache == server: yes");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cache example failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
     let server = Arc::new(kazan_apiserver::ApiServer::start().await?);
     let client = Client::new(Config::new(server.url().parse()?))?;
     let dir = std::env::temp_dir().join(format!("kazan-cache-example-{}", std::process::id()));
@@ -83,7 +101,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     informer.stop().await?;
     drop(changes);
 
-    let again = Informer::start(client, request(), options())?;
+    // While nobody watches: one ConfigMap changes, one goes, one comes, and the server compacts
+    // its history, so the checkpoint's version is too old to watch from.
+    server.merge_patch(
+        "v1",
+        "ConfigMap",
+        Some("default"),
+        "settings-0",
+        json!({"data": {"step": "3"}}),
+    )?;
+    server.delete("v1", "ConfigMap", Some("default"), "settings-2")?;
+    server.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "late", "namespace": "default"}, "data": {"step": "1"}}))?;
+    server.faults().compact_history();
+
+    let again = Informer::start(client.clone(), request(), options())?;
     if let CheckpointStatus::Loaded {
         resource_version,
         objects,
@@ -91,22 +123,55 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     {
         println!("restarted from the checkpoint: {objects} objects at {resource_version}, no list");
     }
-    again.stop().await?;
+    let mut changes = again.subscribe();
+    let mut gone_seen = false;
+    let mut snapshot_done = false;
+    // The snapshot of the checkpoint, then the watch's Gone, the relist's changes and Synced.
+    for _ in 0..1_000 {
+        let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(10), changes.recv()).await else {
+            return Err("the informer did not relist after the compaction".into());
+        };
+        match &event.kind {
+            EventKind::Deleted {
+                last,
+                final_state_unknown: true,
+            } => {
+                gone_seen = true;
+                println!("vanished while stopped: {:?}", last.metadata.name);
+            }
+            EventKind::Modified { new, .. } => println!("changed while stopped: {:?}", new.metadata.name),
+            EventKind::Added(new) if snapshot_done => {
+                println!("added while stopped: {:?}", new.metadata.name)
+            }
+            // The relist's end: its deletions come just before it.
+            EventKind::Synced if gone_seen => break,
+            EventKind::Synced => snapshot_done = true,
+            _ => {}
+        }
+    }
+    if !gone_seen {
+        return Err("the restart did not meet the compaction (no deletion reported)".into());
+    }
 
-    let server_names: Vec<String> = server
-        .list("v1", "ConfigMap", Some("default"))?
-        .iter()
-        .filter_map(|cm| cm["metadata"]["name"].as_str().map(str::to_owned))
-        .collect();
-    let cached: Vec<String> = store
-        .list()
-        .iter()
-        .filter_map(|cm| cm.metadata.name.clone())
-        .collect();
-    println!("cache:  {cached:?}");
-    println!("server: {server_names:?}");
+    // Whole objects, compared with the server's.
+    let listed = client.run(&request()).await?.items;
+    let cached = again.store().list();
+    again.stop().await?;
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
+    let mut cached: Vec<&ConfigMap> = cached.iter().map(|cm| &**cm).collect();
+    let mut listed: Vec<&ConfigMap> = listed.iter().collect();
+    cached.sort_by_key(|cm| cm.metadata.name.clone());
+    listed.sort_by_key(|cm| cm.metadata.name.clone());
+    if cached != listed {
+        return Err(format!(
+            "the cache ({} objects) differs from the server ({} objects)",
+            cached.len(),
+            listed.len()
+        )
+        .into());
+    }
+    println!("{} ConfigMaps compared whole", cached.len());
     Ok(())
 }
 
