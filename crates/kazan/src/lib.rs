@@ -10,6 +10,7 @@
 #![doc = "println!(\"{} pods at version {:?}\", pods.items.len(), pods.metadata.resource_version);"]
 #![doc = "# Ok(()) }"]
 #![doc = "```"]
+#![deny(missing_docs)]
 
 pub mod auth;
 pub mod client;

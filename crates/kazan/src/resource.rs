@@ -157,6 +157,12 @@ pub trait Object: Send + 'static {
     }
 
     /// `metadata.name`, or `""`.
+    ///
+    /// A `&str`, not an `Option` (kube-rs's `name_any()` is the same idea): the watcher never
+    /// delivers an object without a name (such an event is `Skipped` with
+    /// [`WatchError::MissingName`](crate::watcher::WatchError::MissingName)), so in a consumer the
+    /// name is always there, and an `Option` would make every consumer unwrap what cannot be
+    /// missing. Objects you build yourself may lack one: check `meta().name` there.
     fn name(&self) -> &str {
         self.meta().name.as_deref().unwrap_or("")
     }
