@@ -1,7 +1,7 @@
 //! Access: bearer-token auth, TLS with the generated CA (HTTP/1.1 and HTTP/2 via ALPN), and the
 //! emitted kubeconfig.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! identity of the event watchers got for it; nothing when it is off, nothing for writes that make
 //! no event.
 
-mod common;
+use crate::common;
 
 use common::*;
 use kazan_apiserver::{ApiServer, Change, ChangeType};

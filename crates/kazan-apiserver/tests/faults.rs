@@ -1,6 +1,6 @@
 //! Fault injection from Rust and through the admin API, and the request journal.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Lists against watch-protocol.md §1: paths, shape, selectors, pagination over a consistent
 //! snapshot, resourceVersion/resourceVersionMatch, and the error answers.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Load: thousands of concurrent watches each get every event in order; a watcher that never reads
 //! is ended without holding up writers or other watchers.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

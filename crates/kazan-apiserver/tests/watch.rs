@@ -1,7 +1,7 @@
 //! Watch streams against watch-protocol.md §2–§4: framing, initial state, resume, 410, bookmarks,
 //! timeouts, selectors, watch-list.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

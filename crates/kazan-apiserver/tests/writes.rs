@@ -1,7 +1,7 @@
 //! Writes over HTTP: create, get, replace, patch (each kind), delete (finalizers, namespaces),
 //! deletecollection, `/status`, CRDs, and the Status answers of each failure.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! `kazan demo` runs to its end by itself and finds the consumer's cache equal to the server.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

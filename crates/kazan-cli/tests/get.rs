@@ -2,7 +2,7 @@
 //! for one object, the errors that name what is at fault (object, kubeconfig, context), and
 //! impersonation (`--as`, `--as-uid`, `--as-group`).
 
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use support::{Cluster, Result, mask_ages, without_server_fields};

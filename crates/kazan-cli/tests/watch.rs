@@ -2,7 +2,7 @@
 //! sequence of changes, where it starts (`--watch-only`, `--resource-version`), 410 Gone (exit 3,
 //! or `--relist`), terminal errors, resource names and custom resources, and signals.
 
-mod support;
+use crate::support;
 
 use kazan_apiserver::{FaultAction, FaultRule};
 use serde_json::{Value, json};

@@ -12,7 +12,8 @@ use kazan::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
-mod support;
+use crate::support;
+use support::b64;
 use support::logs::logs;
 #[cfg(unix)]
 use support::plugin::{Plugin, write_plugin};
@@ -24,11 +25,6 @@ const V1BETA1: &str = "client.authentication.k8s.io/v1beta1";
 
 /// Every wait in these tests is bounded by this.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn b64(data: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(data)
-}
 
 fn pki_text(name: &str) -> Result<String, Box<dyn Error>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -9,7 +9,8 @@
 //! small server in `support/` serves what it cannot (a client-certificate check, resourceVersions
 //! that are not numbers, a peer that accepts and never answers).
 
-mod support;
+use crate::support;
+use support::{WAIT, bounded};
 
 use std::{path::Path, time::Duration};
 
@@ -25,14 +26,7 @@ use rcgen::KeyPair;
 use serde_json::{Value, json};
 use support::{TestCa, TestError, TestResult, TestServer, silent_listener};
 
-/// Every wait ends within this bound.
-const WAIT: Duration = Duration::from_secs(20);
-
 const CM_PATH: &str = "/api/v1/namespaces/w/configmaps";
-
-async fn bounded<T>(fut: impl Future<Output = T>) -> Result<T, TestError> {
-    Ok(tokio::time::timeout(WAIT, fut).await?)
-}
 
 fn write(dir: &Path, name: &str, content: &str) -> Result<std::path::PathBuf, TestError> {
     let path = dir.join(name);

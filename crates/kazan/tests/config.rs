@@ -16,7 +16,8 @@ use kazan::{
 use secrecy::ExposeSecret;
 use support::impersonation::{as_jane, jane_headers};
 
-mod support;
+use crate::support;
+use support::b64;
 
 type TestResult = Result<(), Box<dyn Error>>;
 
@@ -28,11 +29,6 @@ fn pki(name: &str) -> PathBuf {
 
 fn pki_text(name: &str) -> Result<String, Box<dyn Error>> {
     Ok(std::fs::read_to_string(pki(name))?)
-}
-
-fn b64(data: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 /// Writes `content` to `dir/name`, creating folders, and returns the path.

@@ -7,7 +7,7 @@
 //! The plugins are small shell scripts written at test time, so these tests run on Unix only.
 #![cfg(unix)]
 
-use std::{future::Future, time::Duration};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kazan::{
@@ -18,17 +18,11 @@ use kazan::{
 use rcgen::KeyPair;
 use serde_json::json;
 
-mod support;
+use crate::support;
 use support::{Seen, TestCa, TestError, TestResult, TestServer, json, logs::logs, plugin::Plugin};
+use support::{b64, bounded};
 
 const V1: &str = "client.authentication.k8s.io/v1";
-
-/// Every wait in these tests ends within this bound.
-const BOUND: Duration = Duration::from_secs(20);
-
-async fn bounded<T>(fut: impl Future<Output = T>) -> Result<T, TestError> {
-    Ok(tokio::time::timeout(BOUND, fut).await?)
-}
 
 /// A plugin that counts its runs in `$STATE/runs` and prints `$STATE/output-N` for its Nth run
 /// if that file exists, else `$STATE/output`.
@@ -37,11 +31,6 @@ echo run >> "$STATE/runs"
 n=$(wc -l < "$STATE/runs" | tr -d ' ')
 if [ -f "$STATE/output-$n" ]; then cat "$STATE/output-$n"; else cat "$STATE/output"; fi
 "#;
-
-fn b64(data: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(data)
-}
 
 /// An ExecCredential with a client certificate and key, and an expiry if given.
 fn credential(cert_pem: &str, key_pem: &str, expires: Option<&str>) -> String {

@@ -29,13 +29,12 @@ use kazan::{
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use serde_json::{Value, json};
 
-mod support;
+use crate::support;
+use support::WAIT;
 
 type TestError = Box<dyn std::error::Error + Send + Sync>;
 type TestResult = Result<(), TestError>;
 
-/// Generous bound for anything a test waits on.
-const WAIT: Duration = Duration::from_secs(20);
 /// The pause between two looks at something a test waits for.
 const POLL: Duration = Duration::from_millis(10);
 const CM_PATH: &str = "/api/v1/namespaces/w/configmaps";

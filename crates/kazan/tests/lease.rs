@@ -5,10 +5,11 @@
 //! `resourcelock/leaselock.go`; the fencing rule is kazan's (see `kazan::lease`).
 //!
 //! Timings are short (`fast()`: 3 s lease, 2 s renew deadline, 250 ms retry period) and every
-//! wait is bounded by `BOUND`. Where two candidates run, each has an "actor" task that, while its
+//! wait is bounded by `WAIT`. Where two candidates run, each has an "actor" task that, while its
 //! candidate leads, bumps a shared fencing counter and records who bumped it; the tests check
 //! that the record never interleaves two holders.
 
+use crate::support::{WAIT, bounded};
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
@@ -33,8 +34,6 @@ use tokio::{sync::watch, task::JoinHandle, time::Instant};
 type TestError = Box<dyn std::error::Error + Send + Sync>;
 type TestResult = Result<(), TestError>;
 
-/// Every wait in these tests ends within this bound.
-const BOUND: Duration = Duration::from_secs(20);
 const NAME: &str = "leader";
 const LEASE_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/default/leases/leader";
 
@@ -93,10 +92,6 @@ fn next_seq(server: &ApiServer) -> u64 {
     server.journal().last().map_or(0, |e| e.seq + 1)
 }
 
-async fn bounded<T>(fut: impl Future<Output = T>) -> Result<T, TestError> {
-    Ok(tokio::time::timeout(BOUND, fut).await?)
-}
-
 /// Waits until `leadership` satisfies `f`; returns when it was seen.
 async fn until(
     leadership: &mut watch::Receiver<Leadership>,
@@ -130,7 +125,7 @@ type ActionLog = Arc<Mutex<Vec<String>>>;
 fn actor(identity: &str, leadership: watch::Receiver<Leadership>, log: ActionLog) -> JoinHandle<()> {
     let identity = identity.to_string();
     tokio::spawn(async move {
-        let deadline = Instant::now() + BOUND;
+        let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
             if leadership.borrow().is_leading() {
                 log.lock()
@@ -480,7 +475,7 @@ async fn renewals_go_on_while_a_watch_on_the_callers_client_stalls() -> TestResu
         .namespace("default")
         .resource_version("0");
     let _stream = bounded(client.stream(&watch)).await??;
-    assert!(bounded(server.wait_for_watches("leases", 1, BOUND)).await?);
+    assert!(bounded(server.wait_for_watches("leases", 1, WAIT)).await?);
     server.faults().stall_watches(None, Duration::from_secs(10));
 
     let changed = tokio::time::timeout(Duration::from_secs(5), leadership.changed()).await;
@@ -530,7 +525,7 @@ impl Member {
         let leadership = election.leadership();
         let identity = identity.to_string();
         let actor = tokio::spawn(async move {
-            let deadline = Instant::now() + BOUND * 3;
+            let deadline = Instant::now() + WAIT * 3;
             let mut n = 0_u32;
             while Instant::now() < deadline {
                 let term = match *leadership.borrow() {

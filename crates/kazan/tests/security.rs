@@ -5,11 +5,9 @@
 //! This test binary installs one global subscriber at TRACE (and routes the `log` records of
 //! rustls into it) before anything runs, so every line logged by any test here is captured.
 
-mod support;
+use crate::support;
+use support::{WAIT, b64, bounded};
 
-use std::time::Duration;
-
-use base64::Engine as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kazan::{
     Client, Config, Error, Request,
@@ -22,28 +20,18 @@ use rcgen::KeyPair;
 use serde_json::json;
 use support::{TestCa, TestError, TestResult, logs::logs};
 
-const WAIT: Duration = Duration::from_secs(20);
-
 const TOKEN: &str = "sec-bearer-token-4f1a9c";
 const USERNAME: &str = "sec-user";
 const PASSWORD: &str = "sec-password-77b2e1";
 const EXEC_TOKEN: &str = "sec-exec-token-c3d8a0";
 const EXEC_ARG_SECRET: &str = "sec-exec-arg-5e6f70";
 
-async fn bounded<T>(fut: impl Future<Output = T>) -> Result<T, TestError> {
-    Ok(tokio::time::timeout(WAIT, fut).await?)
-}
-
-fn b64(text: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(text)
-}
-
 /// The strings that must never show: each secret, and its base64.
 fn forbidden(secrets: &[String]) -> Vec<String> {
     secrets
         .iter()
         .flat_map(|s| [s.clone(), b64(s)])
-        .chain([b64(&format!("{USERNAME}:{PASSWORD}"))])
+        .chain([b64(format!("{USERNAME}:{PASSWORD}"))])
         .collect()
 }
 

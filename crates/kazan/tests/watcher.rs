@@ -18,10 +18,8 @@ type TestResult = Result<(), TestError>;
 mod first_day;
 #[path = "watcher/resume_after_stop.rs"]
 mod resume_after_stop;
-mod support;
-
-/// Generous bound for anything a test waits on.
-const WAIT: Duration = Duration::from_secs(20);
+use crate::support;
+use support::WAIT;
 
 async fn server() -> Result<ApiServer, Box<dyn std::error::Error + Send + Sync>> {
     Ok(ApiServer::builder().namespaces(&["w", "other"]).start().await?)

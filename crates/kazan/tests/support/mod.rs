@@ -531,6 +531,21 @@ pub async fn assert_tls_refused(
     Ok(err)
 }
 
+/// Generous bound for anything a test waits on (never an assertion on speed: a test that needs
+/// it has hung).
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `fut`, or an error if it has not finished within [`WAIT`].
+pub async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> Result<T, TestError> {
+    Ok(tokio::time::timeout(WAIT, fut).await?)
+}
+
+/// Standard base64, as kubeconfig `-data` fields and Secrets hold it.
+pub fn b64(data: impl AsRef<[u8]>) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
 /// Watcher options for tests: quick retries, quiet logs.
 pub fn fast_watcher_options() -> kazan::watcher::WatcherOptions {
     kazan::watcher::WatcherOptions::new()

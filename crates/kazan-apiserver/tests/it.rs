@@ -1,0 +1,19 @@
+//! The embedded API server's integration tests, one binary: each topic is a module (a file of its
+//! own beside this one) sharing the `common` helpers, so that the tests link once (issue 16).
+
+mod common;
+
+#[path = "access.rs"]
+mod access;
+#[path = "changelog.rs"]
+mod changelog;
+#[path = "faults.rs"]
+mod faults;
+#[path = "list.rs"]
+mod list;
+#[path = "load.rs"]
+mod load;
+#[path = "watch.rs"]
+mod watch;
+#[path = "writes.rs"]
+mod writes;

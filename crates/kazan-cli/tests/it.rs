@@ -1,0 +1,11 @@
+//! The CLI's integration tests, one binary: each topic is a module (a file of its own beside this
+//! one) sharing the `support` helpers, so that the tests link once (issue 16).
+
+mod support;
+
+#[path = "demo.rs"]
+mod demo;
+#[path = "get.rs"]
+mod get;
+#[path = "watch.rs"]
+mod watch;
