@@ -18,6 +18,8 @@ type TestResult = Result<(), TestError>;
 mod first_day;
 #[path = "watcher/resume_after_stop.rs"]
 mod resume_after_stop;
+#[path = "watcher/shards.rs"]
+mod shards;
 use crate::support;
 use support::WAIT;
 

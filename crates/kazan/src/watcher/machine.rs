@@ -59,6 +59,8 @@ pub(crate) struct Settings {
     /// How much of a lazy object's metadata each line is read for: the forms that decode every
     /// object later need only its name and version now.
     pub(crate) identity_read: IdentityRead,
+    /// The shard watched, if any: objects of other shards are not delivered.
+    pub(crate) shard: Option<Arc<crate::shard::ShardSelector>>,
     watch_timeout: std::ops::Range<u32>,
 }
 
@@ -75,6 +77,7 @@ impl Settings {
             decode_concurrency: o.decode_concurrency,
             fixed_timeout,
             identity_read: IdentityRead::Full,
+            shard: o.shard.clone(),
             watch_timeout: o.watch_timeout.clone(),
         }
     }
@@ -339,8 +342,17 @@ where
         };
         let rv = first_rv.or_else(|| list.metadata.resource_version.clone().filter(|v| !v.is_empty()));
         let next = list.metadata.continue_.clone().filter(|t| !t.is_empty());
+        let mut items = list.items;
+        if let Some(shard) = self.settings.shard.clone() {
+            if token.is_none() {
+                self.on_shard_mode(shard.mode_of(&list.metadata));
+            }
+            let before = items.len();
+            items.retain(|item| shard.matches_meta(item.meta()));
+            self.stats.shard_filtered((before - items.len()) as u64);
+        }
         if self.settings.deliver_initial_list {
-            for item in list.items {
+            for item in items {
                 let item_rv = item.resource_version().map(str::to_string);
                 let kind = if item.name().is_empty() {
                     // As for a watch event: a consumer's cache could not place it.
@@ -556,6 +568,19 @@ where
                 if self.in_initial_burst && event != ObjectEvent::Added {
                     self.in_initial_burst = false;
                 }
+                if let Some(shard) = &self.settings.shard {
+                    if !shard.matches_meta(object.meta()) {
+                        // Another shard's object, sent by a server that does not filter: not
+                        // delivered, but the resume version moves past it.
+                        self.stats.shard_filtered(1);
+                        let resume = self.resume_at(rv.as_ref());
+                        if let Resume::At(rv) = resume {
+                            self.rv = Some(rv.clone());
+                            self.advance(rv);
+                        }
+                        return None;
+                    }
+                }
                 let resume = self.resume_at(rv.as_ref());
                 if let Resume::At(rv) = &resume {
                     self.rv = Some(rv.clone());
@@ -685,6 +710,27 @@ where
                 self.on_error(error, State::Connecting)
             }
         }
+    }
+
+    /// Tells once per list who filters the shard, and logs a change of it.
+    fn on_shard_mode(&self, mode: crate::shard::ShardMode) {
+        let before = self.stats.snapshot().shard_mode;
+        if before.as_ref() != Some(&mode) {
+            match &mode {
+                crate::shard::ShardMode::ServerSide => {
+                    self.log(format_args!("the server filters the shard of {}", self.what))
+                }
+                crate::shard::ShardMode::ClientSide => self.log(format_args!(
+                    "the server ignores shardSelector for {}: filtering the shard here",
+                    self.what
+                )),
+                crate::shard::ShardMode::Mismatch { echoed } => self.problem(format_args!(
+                    "the server echoed another shard selector for {} ({echoed}); filtering the shard here",
+                    self.what
+                )),
+            }
+        }
+        self.stats.shard_mode(mode);
     }
 
     /// What happens on any error: what [`WatchError::disposition`] says. A retry goes on with

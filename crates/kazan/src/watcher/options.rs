@@ -115,6 +115,7 @@ pub struct WatcherOptions<S = OwnChannel> {
     pub(crate) backoff: BackoffConfig,
     pub(crate) decode_concurrency: usize,
     pub(crate) request_timeout: Option<Duration>,
+    pub(crate) shard: Option<std::sync::Arc<crate::shard::ShardSelector>>,
 }
 
 impl Default for WatcherOptions<OwnChannel> {
@@ -135,6 +136,7 @@ impl Default for WatcherOptions<OwnChannel> {
             backoff: BackoffConfig::default(),
             decode_concurrency: 1,
             request_timeout: None,
+            shard: None,
         }
     }
 }
@@ -220,6 +222,7 @@ impl<S> WatcherOptions<S> {
             backoff: self.backoff,
             decode_concurrency: self.decode_concurrency,
             request_timeout: self.request_timeout,
+            shard: self.shard,
         }
     }
 
@@ -310,6 +313,21 @@ impl<S> WatcherOptions<S> {
     /// watch), instead of the client's; the watch stream itself is bounded by `idle_timeout`.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Watches one shard of the objects (KEP-5866, server-side sharded list and watch): only
+    /// those whose `metadata.uid` (or `metadata.namespace`) hashes into the selector's ranges.
+    ///
+    /// The selector is sent as `shardSelector` on every list and watch. A server with the
+    /// `ShardedListAndWatch` feature filters and echoes it in the list's `shardInfo`; an older
+    /// server ignores it and sends every object. Either way the watcher also filters what it
+    /// receives (one FNV-1a hash per object), so a consumer sees the same objects; objects of
+    /// other shards move the resume version but are not delivered. [`WatcherStats::shard_mode`](super::WatcherStats::shard_mode)
+    /// says who filtered, and `shard_filtered` how many objects the watcher dropped itself.
+    /// Objects never change shards: `uid` and `namespace` are immutable.
+    pub fn shard(mut self, selector: crate::shard::ShardSelector) -> Self {
+        self.shard = Some(std::sync::Arc::new(selector));
         self
     }
 

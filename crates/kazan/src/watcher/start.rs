@@ -80,6 +80,9 @@ where
                 None
             }
         };
+        if let Some(shard) = &options.shard {
+            request = request.shard(shard);
+        }
         let client = match options.request_timeout {
             Some(timeout) => client.with_request_timeout(timeout),
             None => client,
@@ -101,7 +104,10 @@ where
     /// or before it is sent): only their name, namespace and version are read ahead.
     fn raw(self) -> Prepared<RawObject> {
         let mut settings = self.settings;
-        settings.identity_read = IdentityRead::Brief;
+        // The brief read stops at the name and version; a shard needs the uid or namespace too.
+        if settings.shard.is_none() {
+            settings.identity_read = IdentityRead::Brief;
+        }
         Prepared {
             client: self.client,
             request: self.request.retype(Verb::List),

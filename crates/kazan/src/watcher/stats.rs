@@ -22,6 +22,12 @@ pub struct WatcherStats {
     /// Event lines read off the socket (delivered or not yet): with `events`, how far the watcher
     /// has read ahead of its consumer.
     pub lines_read: u64,
+    /// With a [shard](super::WatcherOptions::shard): who filters, as the last list's `shardInfo`
+    /// told (`None` before the first list, or without a shard).
+    pub shard_mode: Option<crate::shard::ShardMode>,
+    /// With a shard: objects the watcher received from the server but dropped because they
+    /// belong to other shards (the server did not filter them).
+    pub shard_filtered: u64,
     /// The resourceVersion a new watcher resumes from to continue exactly after the last event
     /// handed to the consumer (nothing skipped, nothing repeated). `None` while an initial list is
     /// being delivered (a list cannot be resumed in the middle) and after `Gone` (relist).
@@ -36,6 +42,8 @@ pub(crate) struct StatsCell {
     events: AtomicU64,
     bookmarks: AtomicU64,
     lines_read: AtomicU64,
+    shard_filtered: AtomicU64,
+    shard_mode: Mutex<Option<crate::shard::ShardMode>>,
     resource_version: Mutex<Option<String>>,
 }
 
@@ -54,6 +62,16 @@ impl StatsCell {
 
     pub(crate) fn bookmarked(&self) {
         self.bookmarks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records who filters the shard, as a list's `shardInfo` said.
+    pub(crate) fn shard_mode(&self, mode: crate::shard::ShardMode) {
+        *self.shard_mode.lock().unwrap_or_else(|e| e.into_inner()) = Some(mode);
+    }
+
+    /// Counts objects dropped because they belong to other shards.
+    pub(crate) fn shard_filtered(&self, n: u64) {
+        self.shard_filtered.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn read_lines(&self, n: usize) {
@@ -79,6 +97,8 @@ impl StatsCell {
             events: self.events.load(Ordering::Relaxed),
             bookmarks: self.bookmarks.load(Ordering::Relaxed),
             lines_read: self.lines_read.load(Ordering::Relaxed),
+            shard_mode: self.shard_mode.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            shard_filtered: self.shard_filtered.load(Ordering::Relaxed),
             resource_version: self
                 .resource_version
                 .lock()
