@@ -26,7 +26,7 @@
 //! ```
 //!
 //! Three forms share one state machine: the spawned form above ([`Watcher::start`], events in a
-//! bounded channel, a handle to stop it), the [`Stream`] form
+//! bounded channel, a handle to stop it), the [`Stream`](futures_util::Stream) form
 //! ([`Watcher::stream`]) and the supervised form ([`Watcher::supervise`], which relists after Gone).
 //! The handle and the stream both tell the watcher's counters ([`WatcherStats`]).
 //! See <https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes>.
@@ -91,7 +91,7 @@ impl Watcher {
         Ok(options.send_to.spawn(start))
     }
 
-    /// The same watcher as a [`Stream`] of events, for consumers that prefer streams. Nothing is
+    /// The same watcher as a [`Stream`](futures_util::Stream) of events, for consumers that prefer streams. Nothing is
     /// spawned: the watch makes progress while the stream is polled.
     pub fn stream<K, R, S>(
         client: Client,

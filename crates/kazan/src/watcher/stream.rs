@@ -14,7 +14,7 @@ use super::{
     step::Step,
 };
 
-/// A watcher's events as a stream ([`Watcher::stream`]). It ends after a `Gone` or `Failed` event;
+/// A watcher's events as a stream ([`Watcher::stream`](super::Watcher::stream)). It ends after a `Gone` or `Failed` event;
 /// dropping it stops the watch. Like the spawned form's handle, it tells the watcher's id and
 /// counters, so a consumer of the stream can see resumes and retries too.
 #[must_use = "a watch makes progress only while its stream is polled"]
