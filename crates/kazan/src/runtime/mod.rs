@@ -40,3 +40,4 @@ pub mod wait;
 pub use key::ObjectKey;
 pub use queue::{Lease, Priority, QueueOptions, QueueStats, ShutdownReport, WorkQueue};
 pub use rate_limit::{ExponentialBackoff, MaxOf, RateLimiter, TokenBucket, default_rate_limiter};
+pub use reconciler::{Action, ObjectSource, RunReport, Runner};

@@ -494,6 +494,11 @@ impl WorkQueue {
                     (None, Duration::ZERO)
                 }
                 Outcome::RequeueAfter(d) => (Some(now + d), d),
+                Outcome::ForgetAndRequeueAfter(d) => {
+                    entry.failures = 0;
+                    entry.retry_due = None;
+                    (Some(now + d), d)
+                }
                 Outcome::Retry => {
                     if entry.attempt_counts || entry.failures == 0 {
                         entry.failures = entry.failures.saturating_add(1);
@@ -534,6 +539,7 @@ enum Outcome {
     Done,
     Forget,
     RequeueAfter(Duration),
+    ForgetAndRequeueAfter(Duration),
     Retry,
 }
 
@@ -572,6 +578,12 @@ impl Lease {
     /// Ends the lease and wants the key again after `delay` (failure count kept).
     pub fn requeue_after(mut self, delay: Duration) {
         self.end(Outcome::RequeueAfter(delay));
+    }
+
+    /// Ends the lease after a success that asks to come back after `delay`: resets the failure
+    /// count and wants the key again then.
+    pub fn forget_and_requeue_after(mut self, delay: Duration) {
+        self.end(Outcome::ForgetAndRequeueAfter(delay));
     }
 
     /// Ends the lease after a failure and schedules the retry after the rate limiter's delay; the
