@@ -1,1 +1,223 @@
-//! stub
+//! The batteries against the embedded API server: the finalizer helper, the event recorder and
+//! `await_condition`.
+
+use std::{
+    convert::Infallible,
+    sync::{Arc, Mutex},
+};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kazan::{
+    Client, Config, Request,
+    runtime::{
+        Action,
+        finalizer::{Event, FinalizerError, finalizer},
+    },
+};
+use kazan_apiserver::ApiServer;
+use serde_json::json;
+
+use super::{TestError, TestResult};
+
+const FINALIZER: &str = "kazan.test/cleanup";
+
+async fn server() -> Result<ApiServer, TestError> {
+    Ok(ApiServer::builder().namespaces(&["rt"]).start().await?)
+}
+
+fn client(server: &ApiServer) -> Result<Client, TestError> {
+    Ok(Client::new(Config::new(server.url().parse()?))?)
+}
+
+async fn create_cm(client: &Client, name: &str, finalizers: &[&str]) -> Result<ConfigMap, TestError> {
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "rt", "finalizers": finalizers},
+        "data": {"v": "1"}
+    }))?;
+    Ok(client.run(&Request::create(&cm)?.namespace("rt")).await?)
+}
+
+async fn get_cm(client: &Client, name: &str) -> Result<Option<ConfigMap>, TestError> {
+    match client.run(&Request::get::<ConfigMap>(name).namespace("rt")).await {
+        Ok(cm) => Ok(Some(cm)),
+        Err(e) if e.status_code() == Some(404) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn finalizers(cm: &ConfigMap) -> Vec<String> {
+    cm.metadata.finalizers.clone().unwrap_or_default()
+}
+
+/// What the wrapped reconcile was called with: ("apply" | "cleanup", finalizers it saw).
+type Calls = Arc<Mutex<Vec<(&'static str, Vec<String>)>>>;
+
+/// Runs the finalizer helper with a reconcile that records its calls and answers `answer`.
+async fn run_finalizer(
+    client: &Client,
+    object: ConfigMap,
+    calls: &Calls,
+    cleanup_fails: bool,
+) -> Result<Action, FinalizerError<std::io::Error>> {
+    let calls = calls.clone();
+    finalizer(client, FINALIZER, Arc::new(object), move |event| async move {
+        let (what, obj) = match &event {
+            Event::Apply(o) => ("apply", o),
+            Event::Cleanup(o) => ("cleanup", o),
+        };
+        calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((what, finalizers(obj)));
+        if what == "cleanup" && cleanup_fails {
+            return Err(std::io::Error::other("the external thing is not deleted yet"));
+        }
+        Ok(Action::await_change())
+    })
+    .await
+}
+
+fn calls_of(calls: &Calls) -> Vec<(&'static str, Vec<String>)> {
+    calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// kube-runtime `finalizer` (kube-runtime/src/finalizer.rs): the finalizer is added before the
+/// first `Apply`; here by a JSON patch whose first op tests `metadata.resourceVersion`.
+#[tokio::test]
+async fn the_finalizer_is_added_before_the_first_apply_with_a_version_guarded_patch() -> TestResult {
+    let server = server().await?;
+    let client = client(&server)?;
+    let cm = create_cm(&client, "a", &[]).await?;
+    server.clear_journal();
+    let calls = Calls::default();
+    let action = run_finalizer(&client, cm, &calls, false).await?;
+    assert_eq!(action, Action::await_change());
+    assert_eq!(calls_of(&calls), vec![("apply", vec![FINALIZER.to_string()])]);
+    let stored = get_cm(&client, "a").await?.ok_or("the object is gone")?;
+    assert_eq!(finalizers(&stored), [FINALIZER]);
+    let patches: Vec<_> = server
+        .journal()
+        .into_iter()
+        .filter(|e| e.method == "PATCH")
+        .collect();
+    assert_eq!(patches.len(), 1);
+    assert_eq!(
+        patches[0].content_type.as_deref(),
+        Some("application/json-patch+json")
+    );
+    // A second pass on the stored object: no write, just Apply.
+    server.clear_journal();
+    run_finalizer(&client, stored, &calls, false).await?;
+    assert!(!server.journal().iter().any(|e| e.method == "PATCH"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn on_deletion_cleanup_runs_then_the_finalizer_is_removed_and_the_object_goes() -> TestResult {
+    let server = server().await?;
+    let client = client(&server)?;
+    create_cm(&client, "a", &[FINALIZER]).await?;
+    client
+        .run(&Request::delete::<ConfigMap>("a").namespace("rt"))
+        .await?;
+    let deleting = get_cm(&client, "a")
+        .await?
+        .ok_or("deleted at once despite the finalizer")?;
+    assert!(deleting.metadata.deletion_timestamp.is_some());
+    let calls = Calls::default();
+    run_finalizer(&client, deleting, &calls, false).await?;
+    assert_eq!(calls_of(&calls), vec![("cleanup", vec![FINALIZER.to_string()])]);
+    assert!(
+        get_cm(&client, "a").await?.is_none(),
+        "the object stayed after cleanup"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_cleanup_keeps_the_finalizer() -> TestResult {
+    let server = server().await?;
+    let client = client(&server)?;
+    create_cm(&client, "a", &[FINALIZER]).await?;
+    client
+        .run(&Request::delete::<ConfigMap>("a").namespace("rt"))
+        .await?;
+    let deleting = get_cm(&client, "a").await?.ok_or("gone")?;
+    let calls = Calls::default();
+    let err = run_finalizer(&client, deleting, &calls, true).await;
+    assert!(matches!(err, Err(FinalizerError::Cleanup { .. })), "{err:?}");
+    let stored = get_cm(&client, "a")
+        .await?
+        .ok_or("the object went without its cleanup")?;
+    assert_eq!(finalizers(&stored), [FINALIZER]);
+    Ok(())
+}
+
+/// Two replicas decide from the same version of an object that already carries another
+/// finalizer: both would append theirs. The resourceVersion test makes the second patch fail
+/// (422), the second replica reads the object again, finds the finalizer, and only applies.
+#[tokio::test]
+async fn two_replicas_adding_the_finalizer_from_one_version_add_it_once() -> TestResult {
+    let server = server().await?;
+    let client = client(&server)?;
+    let cm = create_cm(&client, "a", &["other.test/keep"]).await?;
+    server.clear_journal();
+    let (one, two) = (Calls::default(), Calls::default());
+    let (a, b) = tokio::join!(
+        run_finalizer(&client, cm.clone(), &one, false),
+        run_finalizer(&client, cm, &two, false)
+    );
+    a?;
+    b?;
+    let stored = get_cm(&client, "a").await?.ok_or("gone")?;
+    assert_eq!(finalizers(&stored), ["other.test/keep", FINALIZER]);
+    for calls in [&one, &two] {
+        assert_eq!(
+            calls_of(calls),
+            vec![(
+                "apply",
+                vec!["other.test/keep".to_string(), FINALIZER.to_string()]
+            )]
+        );
+    }
+    let refused = server
+        .journal()
+        .iter()
+        .filter(|e| e.method == "PATCH" && matches!(e.status, 409 | 422))
+        .count();
+    assert_eq!(
+        refused, 1,
+        "the losing replica's write should have been refused once"
+    );
+    Ok(())
+}
+
+/// Removal from a stale object: replica one removes the finalizer; replica two, deciding from
+/// the same version, must not remove anything else (the index now points at another finalizer).
+#[tokio::test]
+async fn a_replica_removing_the_finalizer_from_a_stale_object_reads_again_and_removes_nothing_else()
+-> TestResult {
+    let server = server().await?;
+    let client = client(&server)?;
+    create_cm(&client, "a", &[FINALIZER, "other.test/keep"]).await?;
+    client
+        .run(&Request::delete::<ConfigMap>("a").namespace("rt"))
+        .await?;
+    let stale = get_cm(&client, "a").await?.ok_or("gone")?;
+    let calls = Calls::default();
+    run_finalizer(&client, stale.clone(), &calls, false).await?;
+    run_finalizer(&client, stale, &calls, false).await?;
+    let stored = get_cm(&client, "a").await?.ok_or("gone")?;
+    assert_eq!(finalizers(&stored), ["other.test/keep"]);
+    Ok(())
+}
+
+/// For the type checker: a reconcile that cannot fail also fits.
+#[allow(dead_code)]
+async fn infallible_fits(client: &Client, cm: ConfigMap) -> Result<Action, FinalizerError<Infallible>> {
+    finalizer(client, FINALIZER, Arc::new(cm), |_e: Event<ConfigMap>| async {
+        Ok::<_, Infallible>(Action::await_change())
+    })
+    .await
+}
