@@ -221,3 +221,139 @@ async fn infallible_fits(client: &Client, cm: ConfigMap) -> Result<Action, Final
     })
     .await
 }
+
+mod events {
+    use std::time::Duration;
+
+    use k8s_openapi::api::{core::v1::ConfigMap, events::v1::Event as KubeEvent};
+    use kazan::{
+        Request,
+        runtime::events::{EventType, NewEvent, Recorder, Reporter, reference_to},
+    };
+    use kazan_apiserver::ResourceDef;
+
+    use super::{TestError, TestResult, client, create_cm, server};
+
+    /// The embedded server serves core/v1 Events only; the events.k8s.io/v1 kind is registered
+    /// here as a real cluster serves it.
+    async fn events_server() -> Result<kazan_apiserver::ApiServer, TestError> {
+        let server = server().await?;
+        server.register(ResourceDef::new("events.k8s.io", "v1", "Event", "events", true));
+        Ok(server)
+    }
+
+    fn reporter() -> Reporter {
+        Reporter {
+            controller: "kazan.test/runtime".into(),
+            instance: "runtime-test-0".into(),
+        }
+    }
+
+    fn occurrence(cm: &ConfigMap, reason: &str, note: &str) -> NewEvent {
+        NewEvent {
+            event_type: EventType::Warning,
+            reason: reason.into(),
+            action: "Reconcile".into(),
+            note: Some(note.into()),
+            regarding: reference_to(cm),
+            related: None,
+        }
+    }
+
+    async fn events_in(client: &kazan::Client) -> Result<Vec<KubeEvent>, TestError> {
+        Ok(client
+            .run(&Request::list::<KubeEvent>().namespace("rt"))
+            .await?
+            .items)
+    }
+
+    /// client-go tools/events/event_broadcaster.go `recordToSink`: the second isomorphic event
+    /// sets the series, later ones are counted and written on the heartbeat.
+    #[tokio::test]
+    async fn repeats_of_one_event_become_a_single_event_with_a_series_count() -> TestResult {
+        let server = events_server().await?;
+        let client = client(&server)?;
+        let cm = create_cm(&client, "a", &[]).await?;
+        let recorder = Recorder::new(client.clone(), reporter());
+        for i in 0..5 {
+            // The note differs; it is not part of the series identity.
+            recorder
+                .publish(occurrence(&cm, "FailedSync", &format!("attempt {i}")))
+                .await?;
+        }
+        let events = events_in(&client).await?;
+        assert_eq!(events.len(), 1, "one Event for five occurrences");
+        let ev = &events[0];
+        assert_eq!(
+            ev.series.as_ref().map(|s| s.count),
+            Some(2),
+            "written at the second"
+        );
+        assert_eq!(ev.reason.as_deref(), Some("FailedSync"));
+        assert_eq!(ev.type_.as_deref(), Some("Warning"));
+        assert_eq!(ev.note.as_deref(), Some("attempt 0"));
+        assert_eq!(ev.reporting_controller.as_deref(), Some("kazan.test/runtime"));
+        let regarding = ev.regarding.as_ref().ok_or("no regarding")?;
+        assert_eq!(
+            (regarding.kind.as_deref(), regarding.name.as_deref()),
+            (Some("ConfigMap"), Some("a"))
+        );
+        assert_eq!(regarding.uid, cm.metadata.uid);
+        recorder.flush().await?;
+        let events = events_in(&client).await?;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].series.as_ref().map(|s| s.count), Some(5));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn events_with_different_reasons_or_objects_are_separate() -> TestResult {
+        let server = events_server().await?;
+        let client = client(&server)?;
+        let a = create_cm(&client, "a", &[]).await?;
+        let b = create_cm(&client, "b", &[]).await?;
+        let recorder = Recorder::new(client.clone(), reporter());
+        recorder.publish(occurrence(&a, "Created", "x")).await?;
+        recorder.publish(occurrence(&a, "Updated", "x")).await?;
+        recorder.publish(occurrence(&b, "Created", "x")).await?;
+        let events = events_in(&client).await?;
+        assert_eq!(events.len(), 3);
+        assert!(events.iter().all(|e| e.series.is_none()));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_series_whose_event_was_deleted_starts_a_new_event() -> TestResult {
+        let server = events_server().await?;
+        let client = client(&server)?;
+        let cm = create_cm(&client, "a", &[]).await?;
+        let recorder = Recorder::new(client.clone(), reporter());
+        recorder.publish(occurrence(&cm, "FailedSync", "1")).await?;
+        let first = events_in(&client).await?;
+        let name = first
+            .first()
+            .and_then(|e| e.metadata.name.clone())
+            .ok_or("no event")?;
+        client
+            .run(&Request::delete::<KubeEvent>(&name).namespace("rt"))
+            .await?;
+        recorder.publish(occurrence(&cm, "FailedSync", "2")).await?;
+        let events = events_in(&client).await?;
+        assert_eq!(events.len(), 1);
+        assert_ne!(events[0].metadata.name.as_deref(), Some(name.as_str()));
+        assert_eq!(events[0].note.as_deref(), Some("2"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_series_idle_past_the_finish_interval_starts_a_new_event() -> TestResult {
+        let server = events_server().await?;
+        let client = client(&server)?;
+        let cm = create_cm(&client, "a", &[]).await?;
+        let recorder = Recorder::new(client.clone(), reporter()).finish_interval(Duration::ZERO);
+        recorder.publish(occurrence(&cm, "FailedSync", "1")).await?;
+        recorder.publish(occurrence(&cm, "FailedSync", "2")).await?;
+        assert_eq!(events_in(&client).await?.len(), 2);
+        Ok(())
+    }
+}
