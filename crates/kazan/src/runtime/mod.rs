@@ -41,3 +41,4 @@ pub use key::ObjectKey;
 pub use queue::{Lease, Priority, QueueOptions, QueueStats, ShutdownReport, WorkQueue};
 pub use rate_limit::{ExponentialBackoff, MaxOf, RateLimiter, TokenBucket, default_rate_limiter};
 pub use reconciler::{Action, ObjectSource, RunReport, Runner};
+pub use wait::{AwaitError, await_condition};

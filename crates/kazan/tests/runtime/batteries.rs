@@ -357,3 +357,156 @@ mod events {
         Ok(())
     }
 }
+
+mod wait {
+    use std::time::Duration;
+
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kazan::{
+        Request,
+        runtime::{AwaitError, await_condition},
+    };
+    use serde_json::json;
+
+    use super::{TestResult, client, create_cm, server};
+
+    fn v(cm: Option<&ConfigMap>) -> Option<String> {
+        cm.and_then(|c| c.data.as_ref()).and_then(|d| d.get("v").cloned())
+    }
+
+    fn named(name: &str) -> Request<kazan::ObjectList<ConfigMap>> {
+        Request::list::<ConfigMap>()
+            .namespace("rt")
+            .fields(&format!("metadata.name={name}"))
+    }
+
+    async fn set_v(client: &kazan::Client, name: &str, value: &str) -> TestResult {
+        client
+            .run(&Request::merge_patch::<ConfigMap>(name, &json!({"data": {"v": value}})).namespace("rt"))
+            .await?;
+        Ok(())
+    }
+
+    /// kube-runtime `await_condition` watches from a list; here a known version starts the watch
+    /// right there: the journal shows no list, and the changes after the version are seen.
+    #[tokio::test]
+    async fn from_a_known_version_it_watches_without_listing_and_sees_later_changes() -> TestResult {
+        let server = server().await?;
+        let client = client(&server)?;
+        let cm = create_cm(&client, "a", &[]).await?;
+        let rv = cm.metadata.resource_version.clone().ok_or("no version")?;
+        server.clear_journal();
+        let writer = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for value in ["2", "3"] {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    set_v(&client, "a", value).await?;
+                }
+                Ok::<_, super::TestError>(())
+            })
+        };
+        let met = await_condition(
+            &client,
+            named("a"),
+            Some(&rv),
+            |cm| v(cm).as_deref() == Some("3"),
+            Duration::from_secs(20),
+        )
+        .await?;
+        writer.await??;
+        assert_eq!(v(met.as_ref()).as_deref(), Some("3"));
+        let journal = server.journal();
+        let lists = journal
+            .iter()
+            .filter(|e| e.method == "GET" && !e.watch && e.path.ends_with("/configmaps"))
+            .count();
+        assert_eq!(lists, 0, "a list was made although the version was known");
+        assert!(
+            journal
+                .iter()
+                .any(|e| e.watch && e.query.contains(&format!("resourceVersion={rv}")))
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn without_a_version_it_lists_first_and_the_list_can_meet_the_condition() -> TestResult {
+        let server = server().await?;
+        let client = client(&server)?;
+        create_cm(&client, "a", &[]).await?;
+        let met = await_condition(
+            &client,
+            named("a"),
+            None,
+            |cm| v(cm).as_deref() == Some("1"),
+            Duration::from_secs(20),
+        )
+        .await?;
+        assert_eq!(v(met.as_ref()).as_deref(), Some("1"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn without_a_version_an_empty_list_meets_a_condition_on_absence() -> TestResult {
+        let server = server().await?;
+        let client = client(&server)?;
+        let met = await_condition(
+            &client,
+            named("missing"),
+            None,
+            |cm| cm.is_none(),
+            Duration::from_secs(20),
+        )
+        .await?;
+        assert!(met.is_none());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_deletion_meets_a_condition_on_absence() -> TestResult {
+        let server = server().await?;
+        let client = client(&server)?;
+        let cm = create_cm(&client, "a", &[]).await?;
+        let rv = cm.metadata.resource_version.clone().ok_or("no version")?;
+        let deleter = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                client
+                    .run(&Request::delete::<ConfigMap>("a").namespace("rt"))
+                    .await
+                    .map(|_| ())
+            })
+        };
+        let met = await_condition(
+            &client,
+            named("a"),
+            Some(&rv),
+            |cm| cm.is_none(),
+            Duration::from_secs(20),
+        )
+        .await?;
+        deleter.await??;
+        assert!(met.is_none());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_condition_never_met_ends_in_a_timeout_error() -> TestResult {
+        let server = server().await?;
+        let client = client(&server)?;
+        let cm = create_cm(&client, "a", &[]).await?;
+        let rv = cm.metadata.resource_version.clone().ok_or("no version")?;
+        let result = await_condition(
+            &client,
+            named("a"),
+            Some(&rv),
+            |_| false,
+            Duration::from_millis(200),
+        )
+        .await;
+        assert!(matches!(result, Err(AwaitError::Timeout(_))), "{result:?}");
+        Ok(())
+    }
+}
