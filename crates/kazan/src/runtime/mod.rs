@@ -15,6 +15,8 @@
 //!   after; every write guarded by the object's resourceVersion.
 //! - [`events`]: an `events.k8s.io/v1` Event recorder with series aggregation of repeats.
 //! - [`wait`]: [`await_condition`] on a watch from a known version.
+//! - [`metrics`]: queue and reconcile metrics in a `prometheus-client` registry; a controller's
+//!   series go away with it.
 //!
 //! # Coming from kube-runtime
 //! - kube-runtime's controller has no per-key backoff (kube-rs #1916, #297): `error_policy` must
@@ -32,6 +34,7 @@
 pub mod events;
 pub mod finalizer;
 pub mod key;
+pub mod metrics;
 pub mod queue;
 pub mod rate_limit;
 pub mod reconciler;

@@ -96,6 +96,8 @@ pub struct QueueStats {
     pub leased: usize,
     /// How long the longest-waiting ready key has been ready.
     pub oldest_ready_age: Option<Duration>,
+    /// Retries scheduled after failures since the queue began (all keys).
+    pub retries: u64,
 }
 
 /// What [`WorkQueue::shutdown`] reports.
@@ -189,6 +191,7 @@ struct State {
     seq: u64,
     leased: usize,
     workers: usize,
+    retries: u64,
     shutting_down: bool,
     limiter: Box<dyn RateLimiter>,
 }
@@ -311,12 +314,18 @@ impl WorkQueue {
                     seq: 0,
                     leased: 0,
                     workers: options.workers.max(1),
+                    retries: 0,
                     shutting_down: false,
                     limiter: options.rate_limiter,
                 }),
                 changed: Notify::new(),
             }),
         }
+    }
+
+    /// A handle that does not keep the queue alive (for metrics that must end with it).
+    pub(crate) fn downgrade(&self) -> WeakQueue {
+        WeakQueue(Arc::downgrade(&self.shared))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -426,6 +435,7 @@ impl WorkQueue {
             delayed: st.delayed.len(),
             leased: st.leased,
             oldest_ready_age: oldest.map(|t| now.saturating_duration_since(t)),
+            retries: st.retries,
         }
     }
 
@@ -504,6 +514,7 @@ impl WorkQueue {
                         entry.failures = entry.failures.saturating_add(1);
                     }
                     let failures = entry.failures;
+                    st.retries += 1;
                     let delay = st.limiter.when(key, failures, now);
                     if let Some(entry) = st.entries.get_mut(key) {
                         entry.retry_due = Some(now + delay);
@@ -532,6 +543,20 @@ impl WorkQueue {
         };
         self.shared.changed.notify_waiters();
         delay
+    }
+}
+
+/// A [`WorkQueue`] that may have ended.
+#[derive(Clone)]
+pub(crate) struct WeakQueue(std::sync::Weak<Shared>);
+
+impl WeakQueue {
+    /// The queue, if it is still alive and not shut down.
+    pub(crate) fn live(&self) -> Option<WorkQueue> {
+        let queue = WorkQueue {
+            shared: self.0.upgrade()?,
+        };
+        (!queue.is_shutting_down()).then_some(queue)
     }
 }
 

@@ -26,10 +26,11 @@ use std::{
 };
 
 use futures_util::{FutureExt, Stream, StreamExt};
-use tokio::task::JoinSet;
+use tokio::{task::JoinSet, time::Instant};
 
 use super::{
     key::ObjectKey,
+    metrics::ControllerMetrics,
     queue::{Lease, Priority, WorkQueue},
 };
 
@@ -108,6 +109,7 @@ pub struct Runner<K, S, Ctx> {
     source: Arc<S>,
     ctx: Arc<Ctx>,
     shutdown_deadline: Duration,
+    metrics: Option<Arc<ControllerMetrics>>,
     _object: PhantomData<fn() -> K>,
 }
 
@@ -150,6 +152,7 @@ where
             source: Arc::new(source),
             ctx,
             shutdown_deadline: Duration::from_secs(30),
+            metrics: None,
             _object: PhantomData,
         }
     }
@@ -157,6 +160,12 @@ where
     /// How long in-flight reconciles may take to finish once shutdown begins.
     pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
         self.shutdown_deadline = deadline;
+        self
+    }
+
+    /// Records every reconcile's outcome and duration in these metrics.
+    pub fn metrics(mut self, metrics: ControllerMetrics) -> Self {
+        self.metrics = Some(Arc::new(metrics));
         self
     }
 
@@ -211,6 +220,7 @@ where
                             self.ctx.clone(),
                             reconcile.clone(),
                             error_policy.clone(),
+                            self.metrics.clone(),
                         ));
                     }
                     None => break,
@@ -261,6 +271,7 @@ async fn reconcile_one<K, Ctx, E, S, R, RFut, P>(
     ctx: Arc<Ctx>,
     reconcile: Arc<R>,
     error_policy: Arc<P>,
+    metrics: Option<Arc<ControllerMetrics>>,
 ) -> Ended
 where
     S: ObjectSource<K>,
@@ -272,9 +283,13 @@ where
         lease.forget();
         return Ended::NoObject;
     };
+    let started = Instant::now();
     let outcome = AssertUnwindSafe(reconcile(object.clone(), ctx.clone()))
         .catch_unwind()
         .await;
+    if let Some(metrics) = &metrics {
+        metrics.record(started.elapsed(), !matches!(outcome, Ok(Ok(_))));
+    }
     match outcome {
         Ok(Ok(action)) => {
             apply(lease, action, true);

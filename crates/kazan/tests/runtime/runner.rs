@@ -409,3 +409,107 @@ async fn shutdown_lets_reconciles_finish_until_the_deadline_and_reports_the_cut_
     assert!(seen.starts_of("k2").is_empty());
     Ok(())
 }
+
+/// The metrics of a running controller, scraped in the Prometheus text format and parsed as a
+/// Prometheus server would; once the controller stops, its series are gone (client-go leaked
+/// them: kubernetes/kubernetes#73587).
+#[tokio::test(start_paused = true)]
+async fn metrics_scrape_as_prometheus_text_and_a_stopped_controllers_series_disappear() -> TestResult {
+    use kazan::runtime::{ExponentialBackoff, metrics::RuntimeMetrics};
+    use prometheus_client::registry::Registry;
+
+    fn scrape(registry: &Registry) -> Result<prometheus_parse::Scrape, super::TestError> {
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, registry)?;
+        Ok(prometheus_parse::Scrape::parse(
+            text.lines().map(|l| Ok(l.to_string())),
+        )?)
+    }
+    fn value(scrape: &prometheus_parse::Scrape, metric: &str) -> Option<prometheus_parse::Value> {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && s.labels.get("controller") == Some("configmaps"))
+            .map(|s| s.value.clone())
+    }
+
+    let mut registry = Registry::default();
+    let metrics = RuntimeMetrics::new(&mut registry);
+    let objects: Objects = Arc::default();
+    let seen = Arc::new(Seen::default());
+    put(&objects, "k1", 1000);
+    put(&objects, "k2", 2000);
+    let queue = WorkQueue::new(
+        QueueOptions::default()
+            .workers(2)
+            .rate_limiter(ExponentialBackoff::default()),
+    );
+    queue.requeue_after(key("k3"), Duration::from_secs(3600));
+    let runner = Runner::new(queue.clone(), source(&objects), seen.clone())
+        .metrics(metrics.controller("configmaps", &queue));
+    drop(queue);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(runner.run(
+        triggers(rx),
+        |obj: Arc<Obj>, seen: Arc<Seen>| async move {
+            seen.enter(&key("any"), obj.version);
+            seen.leave(&key("any"));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if obj.version == 2000 {
+                Err("k2 always fails")
+            } else {
+                Ok(Action::await_change())
+            }
+        },
+        |_obj: Arc<Obj>, _err: &&str, _seen: Arc<Seen>| Action::backoff(),
+        stop.clone().cancelled_owned(),
+    ));
+    tx.send((key("k1"), Priority::Normal))?;
+    tx.send((key("k2"), Priority::Normal))?;
+    // k1 once, k2 at 0 and after its 5 ms backoff; the next backoff is 10 ms.
+    until(|| seen.starts.lock().map(|s| s.len() >= 3).unwrap_or(false)).await?;
+    tokio::time::sleep(Duration::from_millis(12)).await;
+
+    let scraped = scrape(&registry)?;
+    let count = |m: &str| match value(&scraped, m) {
+        Some(prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v)) => Some(v),
+        _ => None,
+    };
+    let reconciles = count("kazan_reconciles_total").ok_or("no reconcile counter")?;
+    let errors = count("kazan_reconcile_errors_total").ok_or("no error counter")?;
+    assert!(
+        reconciles >= 3.0 && errors >= 2.0 && reconciles - errors == 1.0,
+        "{reconciles} {errors}"
+    );
+    assert_eq!(count("kazan_queue_retries_total"), Some(errors));
+    assert_eq!(
+        count("kazan_queue_delayed"),
+        Some(2.0),
+        "k3 requeued, k2 backing off"
+    );
+    assert!(count("kazan_queue_depth").is_some());
+    assert!(count("kazan_queue_oldest_ready_age_seconds").is_some());
+    match value(&scraped, "kazan_reconcile_duration_seconds") {
+        Some(prometheus_parse::Value::Histogram(buckets)) => {
+            let all = buckets.iter().map(|b| b.count).fold(0.0, f64::max);
+            assert_eq!(all, reconciles, "every reconcile is in the histogram");
+        }
+        other => return Err(format!("no duration histogram: {other:?}").into()),
+    }
+
+    stop.cancel();
+    task.await?;
+    let scraped = scrape(&registry)?;
+    let left: Vec<_> = scraped
+        .samples
+        .iter()
+        .filter(|s| s.labels.get("controller") == Some("configmaps"))
+        .map(|s| s.metric.clone())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "series left after the controller stopped: {left:?}"
+    );
+    Ok(())
+}
