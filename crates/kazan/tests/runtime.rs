@@ -290,3 +290,135 @@ async fn shutdown_stops_handing_out_waits_for_leases_and_reports_what_was_cut() 
     finisher.abort();
     Ok(())
 }
+
+mod queue_model {
+    //! Random sequences of queue operations against the two promises that matter most: a key is
+    //! never leased twice at once, and every add is followed by a lease that starts after it.
+
+    use std::{collections::HashSet, time::Duration};
+
+    use kazan::runtime::{ExponentialBackoff, Lease, Priority, QueueOptions, WorkQueue};
+    use proptest::prelude::*;
+
+    use super::key;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(u8, bool),
+        RequeueAfter(u8, u16),
+        TryNext,
+        End(usize, u8, u16),
+        Advance(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..4, any::<bool>()).prop_map(|(k, low)| Op::Add(k, low)),
+            (0u8..4, 0u16..50).prop_map(|(k, ms)| Op::RequeueAfter(k, ms)),
+            Just(Op::TryNext),
+            Just(Op::TryNext),
+            (0usize..4, 0u8..4, 0u16..50).prop_map(|(i, how, ms)| Op::End(i, how, ms)),
+            (0u16..30).prop_map(Op::Advance),
+        ]
+    }
+
+    fn end(lease: Lease, how: u8, ms: u16, pending: &mut HashSet<String>) {
+        let name = lease.key().name.clone();
+        match how {
+            0 => lease.done(),
+            1 => lease.forget(),
+            2 => {
+                lease.requeue_after(Duration::from_millis(ms.into()));
+                pending.insert(name);
+            }
+            _ => {
+                lease.retry();
+                pending.insert(name);
+            }
+        }
+    }
+
+    fn run(ops: Vec<Op>, workers: usize) -> Result<(), TestCaseError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        rt.block_on(async move {
+            let queue = WorkQueue::new(
+                QueueOptions::default()
+                    .workers(workers)
+                    .rate_limiter(ExponentialBackoff::default()),
+            );
+            let mut leases: Vec<Lease> = Vec::new();
+            // Keys added since their last lease began.
+            let mut pending: HashSet<String> = HashSet::new();
+            for op in ops {
+                match op {
+                    Op::Add(k, low) => {
+                        let priority = if low { Priority::Low } else { Priority::Normal };
+                        queue.add_with(key(&k.to_string()), priority);
+                        pending.insert(k.to_string());
+                    }
+                    Op::RequeueAfter(k, ms) => {
+                        queue.requeue_after(key(&k.to_string()), Duration::from_millis(ms.into()));
+                        pending.insert(k.to_string());
+                    }
+                    Op::TryNext => {
+                        if let Some(lease) = queue.try_next() {
+                            let name = lease.key().name.clone();
+                            prop_assert!(
+                                leases.iter().all(|l| l.key().name != name),
+                                "{name} leased twice at once"
+                            );
+                            prop_assert!(leases.len() < workers, "more leases than workers");
+                            pending.remove(&name);
+                            leases.push(lease);
+                        }
+                    }
+                    Op::End(i, how, ms) => {
+                        if i < leases.len() {
+                            end(leases.swap_remove(i), how, ms, &mut pending);
+                        }
+                    }
+                    Op::Advance(ms) => tokio::time::advance(Duration::from_millis(ms.into())).await,
+                }
+            }
+            for lease in leases.drain(..) {
+                lease.forget();
+            }
+            // Drain: every pending key comes out exactly once (no failure is left, so a key
+            // forgotten now does not come back).
+            let mut drained: Vec<String> = Vec::new();
+            for _ in 0..100 {
+                tokio::time::advance(Duration::from_secs(2000)).await;
+                while let Some(lease) = queue.try_next() {
+                    drained.push(lease.key().name.clone());
+                    lease.forget();
+                }
+            }
+            let unique: HashSet<String> = drained.iter().cloned().collect();
+            prop_assert_eq!(unique.len(), drained.len(), "a key came out twice: {:?}", drained);
+            prop_assert!(
+                pending.is_subset(&unique),
+                "added but never leased again: {:?} (drained {:?})",
+                pending,
+                drained
+            );
+            let stats = queue.stats();
+            prop_assert_eq!((stats.depth, stats.delayed, stats.leased), (0, 0, 0));
+            Ok(())
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn random_operations_never_lease_a_key_twice_and_lose_no_add(
+            ops in prop::collection::vec(op(), 0..80),
+            workers in 1usize..4,
+        ) {
+            run(ops, workers)?;
+        }
+    }
+}

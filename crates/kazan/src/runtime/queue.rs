@@ -378,36 +378,10 @@ impl WorkQueue {
         loop {
             let mut notified = pin!(self.shared.changed.notified());
             notified.as_mut().enable();
-            let wake_at = {
-                let mut st = self.lock();
-                if st.shutting_down {
-                    return None;
-                }
-                let now = Instant::now();
-                st.promote(now);
-                let popped = if st.leased < st.workers {
-                    st.ready.pop_first()
-                } else {
-                    None
-                };
-                if let Some((_, _, key)) = popped {
-                    st.leased += 1;
-                    let entry = st.entries.entry(key.clone()).or_insert_with(Entry::new);
-                    entry.slot = Slot::None;
-                    entry.want = None;
-                    entry.ready_since = None;
-                    entry.leased = true;
-                    // Woken before its backoff retry was due: a failure now does not count.
-                    entry.attempt_counts = entry.retry_due.is_none_or(|due| now >= due);
-                    entry.retry_due = None;
-                    let retries = entry.failures;
-                    return Some(Lease {
-                        key,
-                        retries,
-                        queue: Some(self.clone()),
-                    });
-                }
-                st.delayed.first().map(|(at, _, _)| *at)
+            let wake_at = match self.take() {
+                Take::Leased(lease) => return Some(lease),
+                Take::ShutDown => return None,
+                Take::Wait(wake_at) => wake_at,
             };
             match wake_at {
                 Some(at) => {
@@ -419,6 +393,46 @@ impl WorkQueue {
                 None => notified.await,
             }
         }
+    }
+
+    /// Leases the next ready key if there is one and a worker is free, without waiting.
+    pub fn try_next(&self) -> Option<Lease> {
+        match self.take() {
+            Take::Leased(lease) => Some(lease),
+            Take::ShutDown | Take::Wait(_) => None,
+        }
+    }
+
+    fn take(&self) -> Take {
+        let mut st = self.lock();
+        if st.shutting_down {
+            return Take::ShutDown;
+        }
+        let now = Instant::now();
+        st.promote(now);
+        let popped = if st.leased < st.workers {
+            st.ready.pop_first()
+        } else {
+            None
+        };
+        let Some((_, _, key)) = popped else {
+            return Take::Wait(st.delayed.first().map(|(at, _, _)| *at));
+        };
+        st.leased += 1;
+        let entry = st.entries.entry(key.clone()).or_insert_with(Entry::new);
+        entry.slot = Slot::None;
+        entry.want = None;
+        entry.ready_since = None;
+        entry.leased = true;
+        // Woken before its backoff retry was due: a failure now does not count.
+        entry.attempt_counts = entry.retry_due.is_none_or(|due| now >= due);
+        entry.retry_due = None;
+        let retries = entry.failures;
+        Take::Leased(Lease {
+            key,
+            retries,
+            queue: Some(self.clone()),
+        })
     }
 
     /// The queue's counters now.
@@ -558,6 +572,14 @@ impl WeakQueue {
         };
         (!queue.is_shutting_down()).then_some(queue)
     }
+}
+
+/// What one look at the queue found.
+enum Take {
+    Leased(Lease),
+    ShutDown,
+    /// Nothing to hand out now; the earliest delayed key's time, if any.
+    Wait(Option<Instant>),
 }
 
 enum Outcome {

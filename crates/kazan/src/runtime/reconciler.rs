@@ -26,7 +26,10 @@ use std::{
 };
 
 use futures_util::{FutureExt, Stream, StreamExt};
-use tokio::{task::JoinSet, time::Instant};
+use tokio::{
+    task::{AbortHandle, JoinSet},
+    time::Instant,
+};
 
 use super::{
     key::ObjectKey,
@@ -207,6 +210,8 @@ where
             })
         };
         let mut tasks: JoinSet<Ended> = JoinSet::new();
+        // Which task reconciles which key, to cancel exactly the ones cut at shutdown.
+        let mut running: Vec<(ObjectKey, AbortHandle)> = Vec::new();
         let mut tally = Tally::default();
         let mut shutdown = pin!(shutdown);
         loop {
@@ -214,7 +219,8 @@ where
                 _ = &mut shutdown => break,
                 lease = self.queue.next() => match lease {
                     Some(lease) => {
-                        tasks.spawn(reconcile_one(
+                        let key = lease.key().clone();
+                        let handle = tasks.spawn(reconcile_one(
                             lease,
                             self.source.clone(),
                             self.ctx.clone(),
@@ -222,6 +228,8 @@ where
                             error_policy.clone(),
                             self.metrics.clone(),
                         ));
+                        running.retain(|(_, h)| !h.is_finished());
+                        running.push((key, handle));
                     }
                     None => break,
                 },
@@ -239,8 +247,16 @@ where
                 }
             }
         };
-        // Whatever is still running was cut: cancel it (its lease ends when dropped).
-        tasks.shutdown().await;
+        // The reconciles still running at the deadline were cut: cancel them (their leases end
+        // when dropped); the others have ended their leases and are returning.
+        for (key, handle) in &running {
+            if report.cut.contains(key) {
+                handle.abort();
+            }
+        }
+        while let Some(joined) = tasks.join_next().await {
+            tally.count(joined);
+        }
         RunReport {
             reconciles: tally.reconciles,
             errors: tally.errors,

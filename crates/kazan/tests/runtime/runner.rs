@@ -513,3 +513,30 @@ async fn metrics_scrape_as_prometheus_text_and_a_stopped_controllers_series_disa
     );
     Ok(())
 }
+
+/// A panicking reconcile does not take the runner down: it counts as a failure and the key is
+/// retried after its backoff.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_reconcile_is_retried_after_the_backoff_and_reported() -> TestResult {
+    let objects: Objects = Arc::default();
+    let seen = Arc::new(Seen::default());
+    put(&objects, "k1", 1000);
+    let running = start(
+        &objects,
+        &seen,
+        2,
+        None,
+        |_, _| -> Result<Action, String> { panic!("reconcile bug") },
+        |_| Action::backoff(),
+    );
+    running.trigger("k1");
+    until(|| seen.starts_of("k1").len() >= 3).await?;
+    let starts = seen.starts_of("k1");
+    // 10 ms of work, then 5 ms, then 10 ms of backoff.
+    assert_eq!(starts[1].1 - starts[0].1, Duration::from_millis(15));
+    assert_eq!(starts[2].1 - starts[1].1, Duration::from_millis(20));
+    let report = running.stop().await?;
+    assert!(report.panics >= 3, "{report:?}");
+    assert_eq!(report.reconciles, 0);
+    Ok(())
+}
