@@ -18,6 +18,38 @@
 //! - [`metrics`]: queue and reconcile metrics in a `prometheus-client` registry; a controller's
 //!   series go away with it.
 //!
+//! ```no_run
+//! # async fn demo() {
+//! use std::{collections::HashMap, sync::{Arc, Mutex}, time::Duration};
+//! use k8s_openapi::api::core::v1::ConfigMap;
+//! use kazan::runtime::{Action, ObjectKey, Priority, QueueOptions, Runner, WorkQueue};
+//!
+//! // Until the informer's store can be plugged in, any map of objects is a source.
+//! let objects: Arc<Mutex<HashMap<ObjectKey, Arc<ConfigMap>>>> = Arc::default();
+//! let source = {
+//!     let objects = objects.clone();
+//!     move |key: &ObjectKey| objects.lock().ok()?.get(key).cloned()
+//! };
+//! let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(ObjectKey, Priority)>();
+//! let triggers = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+//!
+//! let runner = Runner::new(WorkQueue::new(QueueOptions::default().workers(4)), source, Arc::new(()));
+//! tx.send((ObjectKey::namespaced("default", "settings"), Priority::Normal)).ok();
+//! let report = runner
+//!     .run(
+//!         triggers,
+//!         |cm: Arc<ConfigMap>, _ctx: Arc<()>| async move {
+//!             println!("reconciling {:?}", cm.metadata.name);
+//!             Ok::<_, std::io::Error>(Action::requeue(Duration::from_secs(300)))
+//!         },
+//!         |_cm, _err, _ctx| Action::backoff(),
+//!         async { tokio::signal::ctrl_c().await.ok(); },
+//!     )
+//!     .await;
+//! println!("stopped; cut short: {:?}", report.cut);
+//! # }
+//! ```
+//!
 //! # Coming from kube-runtime
 //! - kube-runtime's controller has no per-key backoff (kube-rs #1916, #297): `error_policy` must
 //!   compute delays itself. Here [`Action::backoff`] (the default answer to an error) uses the
