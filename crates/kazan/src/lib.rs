@@ -21,6 +21,7 @@ pub mod lease;
 pub mod raw;
 pub mod request;
 pub mod resource;
+pub mod runtime;
 pub mod shard;
 mod tls;
 pub mod watcher;
