@@ -18,5 +18,7 @@ mod fuzz_kubeconfig;
 mod informer;
 #[path = "lease.rs"]
 mod lease;
+#[path = "runtime.rs"]
+mod runtime;
 #[path = "watcher.rs"]
 mod watcher;
