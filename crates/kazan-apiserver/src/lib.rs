@@ -48,24 +48,7 @@
 //! `/_kazan/` when the server is built with [`ApiServerBuilder::admin`]`(true)` (off by default;
 //! same token as the API; never journaled, never matched by rules):
 //!
-//! | method | path | effect |
-//! |---|---|---|
-//! | GET | `/_kazan/` | the list of admin endpoints |
-//! | POST | `/_kazan/watches/end[?resource=pods]` | end open watches cleanly ([`Faults::end_watches`]) |
-//! | POST | `/_kazan/watches/cut[?resource=]` | write half an event, drop the connection without the terminating chunk ([`Faults::cut_watches`]) |
-//! | POST | `/_kazan/watches/stall?millis=N[&resource=]` | stop writing for N ms, connection kept ([`Faults::stall_watches`]) |
-//! | POST | `/_kazan/watches/bookmark[?resource=]` | send a BOOKMARK now ([`Faults::send_bookmark`]) |
-//! | POST | `/_kazan/watches/expire[?resource=]` | in-stream ERROR 410, then end ([`Faults::expire_watches`]) |
-//! | POST | `/_kazan/watches/inject[?resource=]` | write the request body as is into open watches ([`Faults::inject_into_watches`]) |
-//! | POST | `/_kazan/watches/end-after?events=K` | end each new watch after K change events; 0 = off ([`Faults::end_watches_after_events`]) |
-//! | POST | `/_kazan/history/compact` | every resume or continue token from an older version gets 410 ([`Faults::compact_history`]) |
-//! | POST | `/_kazan/resource-version/advance?by=N` | move the global resourceVersion forward ([`Faults::advance_resource_version`]) |
-//! | GET, POST, DELETE | `/_kazan/rules` | list, add (one [`FaultRule`] or an array, JSON), clear rules |
-//! | POST | `/_kazan/expired?http410=bool&gone=bool&etcdMessage=bool` | how "too old" is reported |
-//! | POST | `/_kazan/watch-list?reject=bool` | reject `sendInitialEvents` watches with 422 |
-//! | GET, DELETE | `/_kazan/journal` | the request journal ([`JournalEntry`]); clear it |
-//! | GET | `/_kazan/stats` | [`Stats`]: connections accepted, requests, open watches per resource |
-//! | GET | `/_kazan/resource-version` | the current global resourceVersion |
+#![doc = include_str!("instruments/admin.md")]
 //!
 //! A rule in JSON: `{"method":"GET","pathPrefix":"/api/v1/pods","watch":true,"times":2,
 //! "action":{"type":"status","code":429,"reason":"TooManyRequests","message":"slow down","retryAfter":1}}`;
@@ -101,14 +84,12 @@
 //!   `apiVersion` (no conversion).
 //! - A non-numeric `resourceVersion` is a 400 BadRequest (the etcd path of the real server).
 
-mod admin;
+mod app;
 mod body;
-mod changelog;
 mod discovery;
 mod error;
-mod faults;
-mod http;
-mod journal;
+mod handlers;
+mod instruments;
 mod kubeconfig;
 pub mod load;
 mod patch;
@@ -121,7 +102,6 @@ mod status;
 mod store;
 mod table;
 mod tls;
-mod watch;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -132,16 +112,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use changelog::{Change, ChangeType};
 pub use error::{ServerError, StoreError};
-pub use faults::{FaultAction, FaultRule, Faults};
-pub use journal::{JournalEntry, Stats};
+pub use instruments::changelog::{Change, ChangeType};
+pub use instruments::faults::{FaultAction, FaultRule, Faults};
+pub use instruments::journal::{JournalEntry, Stats};
 pub use patch::PatchKind;
 pub use registry::{PrinterColumn, Registry, ResourceDef};
 pub use status::{FieldCause, Status};
 
-use crate::http::{App, Settings};
-use crate::journal::Observer;
+use crate::app::{App, Settings};
+use crate::instruments::journal::Observer;
 use crate::store::{DeleteOutcome, Store, StoreConfig, WriteOptions};
 
 /// The longest interval or timeout the builder accepts (keeps deadlines representable).

@@ -1,0 +1,202 @@
+//! The writes: create, replace, patch, delete, deletecollection (and their `/status` forms).
+
+use super::list::build_filter;
+use super::reply::{Ctx, JSON, Reply};
+use crate::app::App;
+use crate::error::StoreError;
+use crate::patch::{self, PatchKind};
+use crate::protobuf;
+use crate::registry::ResourceDef;
+use crate::status::{FieldCause, Status};
+use crate::store::{DeleteOutcome, WriteOptions};
+use http::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Decodes a create/replace body: JSON (also when no content type is sent), YAML, or protobuf.
+pub(super) fn decode_object(ctx: &Ctx, def: &ResourceDef, body: &[u8]) -> Result<Value, Box<Status>> {
+    let media = ctx
+        .content_type
+        .as_deref()
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let decoded: Result<Value, Status> = match media.as_str() {
+        "" | "application/json" | "*/*" => serde_json::from_slice(body).map_err(|e| {
+            Status::bad_request(format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
+        }),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            let text = std::str::from_utf8(body)
+                .map_err(|e| Status::bad_request(format!("body is not UTF-8: {e}")))?;
+            serde_saphyr::from_str(text).map_err(|e| Status::bad_request(format!("error decoding YAML: {e}")))
+        }
+        protobuf::PROTOBUF_MEDIA_TYPE => protobuf::decode_body(def, body).map_err(|e| {
+            Status::unsupported_media_type(format!("the body of the request could not be decoded: {e}"))
+        }),
+        other => Err(Status::unsupported_media_type(format!(
+            "the body of the request was in an unknown format ({other}) - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf"
+        ))),
+    };
+    decoded.map_err(Box::new)
+}
+
+pub(super) fn create(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&str>, body: &[u8]) -> Reply {
+    let object = match decode_object(ctx, def, body) {
+        Ok(o) => o,
+        Err(s) => return s.into(),
+    };
+    match app.store.create(def, ns, object, ctx.dry_run) {
+        Ok(created) => Reply::Json(StatusCode::CREATED, created, JSON),
+        Err(e) => e.into(),
+    }
+}
+
+pub(super) fn replace(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    body: &[u8],
+    status_only: bool,
+) -> Reply {
+    let object = match decode_object(ctx, def, body) {
+        Ok(o) => o,
+        Err(s) => return s.into(),
+    };
+    match app.store.update(def, ns, name, object, status_only, ctx.dry_run) {
+        Ok(updated) => Reply::Json(StatusCode::OK, updated, JSON),
+        Err(e) => e.into(),
+    }
+}
+
+pub(super) fn patch_object(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    body: &[u8],
+    status_only: bool,
+) -> Reply {
+    let Some(kind) = ctx.content_type.as_deref().and_then(PatchKind::from_content_type) else {
+        return Status::unsupported_media_type(format!(
+            "the body of the request was in an unknown format ({}) - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json",
+            ctx.content_type.as_deref().unwrap_or("no Content-Type")
+        ))
+        .into();
+    };
+    let patch_doc = match patch::parse_body(kind, body) {
+        Ok(p) => p,
+        Err(e) => return Status::bad_request(e.to_string()).into(),
+    };
+    match app.store.patch(
+        def,
+        ns,
+        name,
+        kind,
+        &patch_doc,
+        WriteOptions {
+            status_only,
+            dry_run: ctx.dry_run,
+        },
+    ) {
+        Ok((object, created)) => Reply::Json(
+            if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            object,
+            JSON,
+        ),
+        Err(e) => e.into(),
+    }
+}
+
+pub(super) fn delete(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    body: &[u8],
+) -> Reply {
+    let options: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => {
+                return Status::bad_request(format!(
+                    "the body of the request could not be decoded as DeleteOptions: {e}"
+                ))
+                .into();
+            }
+        }
+    };
+    if let Some(policy) = options.get("propagationPolicy").and_then(Value::as_str)
+        && !matches!(policy, "Orphan" | "Background" | "Foreground")
+    {
+        return Status::invalid_list_options(&[FieldCause::not_supported(
+            "propagationPolicy",
+            policy,
+            &["Foreground", "Background", "Orphan"],
+        )])
+        .into();
+    }
+    let precondition = options
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str);
+    let dry_run = ctx.dry_run
+        || options
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|values| values.iter().any(|v| v == "All"));
+    match app.store.delete(def, ns, name, precondition, dry_run) {
+        Ok(DeleteOutcome::Pending(object)) => Reply::Json(StatusCode::OK, object, JSON),
+        Ok(DeleteOutcome::Deleted(object)) => {
+            let uid = object
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Reply::Json(
+                StatusCode::OK,
+                Status::success_deleted(&def.group, &def.plural, name, uid).to_value(),
+                JSON,
+            )
+        }
+        Err(e) => e.into(),
+    }
+}
+
+pub(super) fn delete_collection(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&str>) -> Reply {
+    let filter = match build_filter(ctx, def, ns) {
+        Ok(f) => f,
+        Err(s) => return s.into(),
+    };
+    let victims: Vec<Value> = app
+        .store
+        .list(def, ns)
+        .into_iter()
+        .filter(|o| filter.matches(o))
+        .collect();
+    let mut items = Vec::new();
+    for victim in victims {
+        let (vns, vname) = crate::store::object_key(&victim);
+        let vns = (!vns.is_empty()).then_some(vns);
+        match app.store.delete(def, vns.as_deref(), &vname, None, ctx.dry_run) {
+            Ok(DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o)) => items.push(o),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return e.into(),
+        }
+    }
+    Reply::Json(
+        StatusCode::OK,
+        json!({"kind": def.list_kind(), "apiVersion": def.api_version(),
+               "metadata": {"resourceVersion": app.store.current_rv().to_string()}, "items": items}),
+        JSON,
+    )
+}

@@ -1,0 +1,432 @@
+//! The object operations: get, create, update, patch, delete, list.
+
+use super::crds::{CRD_GROUP, CRD_PLURAL, crd_resource_defs, crd_storage_key, prepare_crd_status};
+use super::fanout::EventType;
+use super::namespaces::prepare_namespace;
+use super::rules::{
+    generate_name, is_kind, metadata_mut, now_rfc3339, object_key, prepare_typed, resolve_namespace,
+    scope_ns, set_path, spec_of, validate_name, with_type,
+};
+use super::state::{Inner, Store, key_of};
+use crate::error::StoreError;
+use crate::patch::{self, PatchKind};
+use crate::registry::ResourceDef;
+use crate::status::{FieldCause, Status};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// How a write is done.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct WriteOptions {
+    /// Only `status` changes (the `/status` subresource).
+    pub status_only: bool,
+    /// Answer without storing (`dryRun=All`).
+    pub dry_run: bool,
+}
+
+/// What a DELETE did.
+pub(crate) enum DeleteOutcome {
+    /// Removed now; the last state (with the delete's version).
+    Deleted(Value),
+    /// Marked for deletion (finalizers, namespace termination); the object as it is now.
+    Pending(Value),
+}
+
+impl Store {
+    /// One object.
+    pub(crate) fn get(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, StoreError> {
+        let mut inner = self.lock();
+        let state = Self::state(&mut inner, &key_of(def));
+        state
+            .objects
+            .get(&(scope_ns(def, namespace), name.to_string()))
+            .map(|v| with_type(def, v))
+            .ok_or_else(|| Status::not_found(&def.group, &def.plural, name).into())
+    }
+
+    /// Creates an object (POST). `namespace` is the request's namespace (None = take the object's).
+    pub(crate) fn create(
+        self: &Arc<Self>,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        mut object: Value,
+        dry_run: bool,
+    ) -> Result<Value, StoreError> {
+        prepare_typed(def, &mut object)?;
+        let ns = resolve_namespace(def, namespace, &object)?;
+        let meta = metadata_mut(&mut object)?;
+        if def.namespaced {
+            meta.insert("namespace".into(), json!(ns));
+        } else {
+            meta.remove("namespace");
+        }
+        let mut inner = self.lock();
+        let name = match meta.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            Some(name) => name.to_string(),
+            None => match meta
+                .get("generateName")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+            {
+                Some(prefix) => {
+                    let state = Self::state(&mut inner, &key_of(def));
+                    let mut name = generate_name(prefix);
+                    while state.objects.contains_key(&(ns.clone(), name.clone())) {
+                        name = generate_name(prefix);
+                    }
+                    name
+                }
+                None => {
+                    return Err(Status::invalid(
+                        &def.group,
+                        &def.kind,
+                        "",
+                        &[FieldCause::required(
+                            "metadata.name",
+                            "name or generateName is required",
+                        )],
+                    )
+                    .into());
+                }
+            },
+        };
+        validate_name(def, &name)?;
+        Self::check_namespace(&inner, def, &ns, &name)?;
+        let state = Self::state(&mut inner, &key_of(def));
+        if state.objects.contains_key(&(ns.clone(), name.clone())) {
+            return Err(Status::already_exists(&def.group, &def.plural, &name).into());
+        }
+        meta.insert("name".into(), json!(name));
+        meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        meta.insert("generation".into(), json!(1));
+        for server_owned in ["deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+            meta.remove(server_owned);
+        }
+        if is_kind(def, "", "namespaces") {
+            prepare_namespace(&mut object, &name);
+        }
+        if is_kind(def, CRD_GROUP, CRD_PLURAL) {
+            let defs = crd_resource_defs(&object)?;
+            prepare_crd_status(&mut object);
+            if !dry_run {
+                self.register_crd(&mut inner, &defs);
+            }
+        }
+        let created = self.commit(&mut inner, def, EventType::Added, object, dry_run);
+        Ok(with_type(def, &created))
+    }
+
+    /// Replaces an object (PUT). Conflict if the body's resourceVersion is set and stale.
+    pub(crate) fn update(
+        self: &Arc<Self>,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+        mut object: Value,
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<Value, StoreError> {
+        prepare_typed(def, &mut object)?;
+        let ns = scope_ns(def, namespace);
+        {
+            let meta = metadata_mut(&mut object)?;
+            match meta.get("name").and_then(Value::as_str) {
+                Some(n) if n != name => {
+                    return Err(Status::bad_request(format!(
+                        "the name of the object ({n}) does not match the name on the URL ({name})"
+                    ))
+                    .into());
+                }
+                _ => {
+                    meta.insert("name".into(), json!(name));
+                }
+            }
+            match meta.get("namespace").and_then(Value::as_str) {
+                Some(n) if def.namespaced && !n.is_empty() && n != ns => {
+                    return Err(Status::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    )
+                    .into());
+                }
+                _ if def.namespaced => {
+                    meta.insert("namespace".into(), json!(ns));
+                }
+                _ => {
+                    meta.remove("namespace");
+                }
+            }
+        }
+        let mut inner = self.lock();
+        let state = Self::state(&mut inner, &key_of(def));
+        let existing = state
+            .objects
+            .get(&(ns.clone(), name.to_string()))
+            .cloned()
+            .ok_or_else(|| StoreError::from(Status::not_found(&def.group, &def.plural, name)))?;
+        if let Some(rv) = object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            && !rv.is_empty()
+            && Some(rv)
+                != existing
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+        {
+            return Err(Status::conflict(&def.group, &def.plural, name).into());
+        }
+        let object = if status_only {
+            let mut merged = Value::clone(&existing);
+            match object.get("status") {
+                Some(status) => set_path(&mut merged, &["status"], status.clone()),
+                None => {
+                    if let Some(m) = merged.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+            merged
+        } else {
+            object
+        };
+        self.write_updated(&mut inner, def, &existing, object, dry_run)
+    }
+
+    /// Finishes an update: keeps server-owned fields, bumps `generation` when the spec changed,
+    /// skips no-op writes, and deletes an object whose last finalizer was removed while it was
+    /// being deleted.
+    pub(super) fn write_updated(
+        self: &Arc<Self>,
+        inner: &mut Inner,
+        def: &ResourceDef,
+        existing: &Value,
+        mut object: Value,
+        dry_run: bool,
+    ) -> Result<Value, StoreError> {
+        let old_meta = existing.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        {
+            let meta = metadata_mut(&mut object)?;
+            for owned in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+            ] {
+                match old_meta.get(owned) {
+                    Some(v) => meta.insert(owned.into(), v.clone()),
+                    None => meta.remove(owned),
+                };
+            }
+            meta.insert(
+                "resourceVersion".into(),
+                old_meta.get("resourceVersion").cloned().unwrap_or(Value::Null),
+            );
+            let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
+            meta.insert("generation".into(), json!(generation));
+            if meta.get("generateName").is_none()
+                && let Some(g) = old_meta.get("generateName")
+            {
+                meta.insert("generateName".into(), g.clone());
+            }
+        }
+        if spec_of(&object) != spec_of(existing) {
+            let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
+            set_path(&mut object, &["metadata", "generation"], json!(generation));
+        }
+        if is_kind(def, "", "namespaces") {
+            let name = object_key(&object).1;
+            prepare_namespace(&mut object, &name);
+        }
+        if object == *existing {
+            return Ok(with_type(def, existing));
+        }
+        let finalizers_left = object
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if is_kind(def, CRD_GROUP, CRD_PLURAL) {
+            let defs = crd_resource_defs(&object)?;
+            prepare_crd_status(&mut object);
+            if !dry_run {
+                let old_defs = crd_resource_defs(existing).unwrap_or_default();
+                for old in &old_defs {
+                    if !defs.iter().any(|d| d.version == old.version) {
+                        self.registry.unregister(&old.group, &old.version, &old.plural);
+                    }
+                }
+                self.register_crd(inner, &defs);
+            }
+        }
+        if object.pointer("/metadata/deletionTimestamp").is_some()
+            && !finalizers_left
+            && !is_kind(def, "", "namespaces")
+        {
+            let deleted = self.remove_now(inner, def, object, dry_run);
+            return Ok(with_type(def, &deleted));
+        }
+        let updated = self.commit(inner, def, EventType::Modified, object, dry_run);
+        Ok(with_type(def, &updated))
+    }
+
+    /// Patches an object (PATCH). Apply patches create the object when missing (`true` = created).
+    pub(crate) fn patch(
+        self: &Arc<Self>,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+        kind: PatchKind,
+        patch_doc: &Value,
+        options: WriteOptions,
+    ) -> Result<(Value, bool), StoreError> {
+        let WriteOptions { status_only, dry_run } = options;
+        let ns = scope_ns(def, namespace);
+        // Patches are applied under the store lock: nothing can change in between.
+        let mut inner = self.lock();
+        let state = Self::state(&mut inner, &key_of(def));
+        let existing = state.objects.get(&(ns, name.to_string())).cloned();
+        let Some(current) = existing else {
+            drop(inner);
+            if kind == PatchKind::Apply && !status_only {
+                let mut object = patch_doc.clone();
+                if let Some(n) = object.pointer("/metadata/name").and_then(Value::as_str)
+                    && n != name
+                {
+                    return Err(Status::bad_request(format!(
+                        "the name of the object ({n}) does not match the name on the URL ({name})"
+                    ))
+                    .into());
+                }
+                set_path(&mut object, &["metadata", "name"], json!(name));
+                return self.create(def, namespace, object, dry_run).map(|o| (o, true));
+            }
+            return Err(Status::not_found(&def.group, &def.plural, name).into());
+        };
+        let patched = patch::apply(kind, &current, patch_doc).map_err(|e| match e {
+            patch::PatchError::Decode(m) => StoreError::from(Status::bad_request(m)),
+            patch::PatchError::Apply(m) => StoreError::from(Status::failure(422, "Invalid", m)),
+        })?;
+        let current_rv = current
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str);
+        let asked_rv = patched
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str);
+        if asked_rv.is_some_and(|asked| !asked.is_empty() && Some(asked) != current_rv) {
+            // The patch carries a stale resourceVersion precondition.
+            return Err(Status::conflict(&def.group, &def.plural, name).into());
+        }
+        let mut patched = patched;
+        prepare_typed(def, &mut patched)?;
+        set_path(&mut patched, &["metadata", "name"], json!(name));
+        let object = if status_only {
+            let mut merged = Value::clone(&current);
+            match patched.get("status") {
+                Some(status) => set_path(&mut merged, &["status"], status.clone()),
+                None => {
+                    if let Some(m) = merged.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+            merged
+        } else {
+            patched
+        };
+        self.write_updated(&mut inner, def, &current, object, dry_run)
+            .map(|o| (o, false))
+    }
+
+    /// Deletes an object: at once, or by marking it (finalizers; namespaces terminate and are
+    /// removed with their objects after the configured delay).
+    pub(crate) fn delete(
+        self: &Arc<Self>,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+        precondition_rv: Option<&str>,
+        dry_run: bool,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let ns = scope_ns(def, namespace);
+        let mut inner = self.lock();
+        let state = Self::state(&mut inner, &key_of(def));
+        let existing = state
+            .objects
+            .get(&(ns.clone(), name.to_string()))
+            .cloned()
+            .ok_or_else(|| StoreError::from(Status::not_found(&def.group, &def.plural, name)))?;
+        if let Some(rv) = precondition_rv
+            && Some(rv)
+                != existing
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+        {
+            return Err(Status::conflict(&def.group, &def.plural, name).into());
+        }
+        if existing.pointer("/metadata/deletionTimestamp").is_some() {
+            return Ok(DeleteOutcome::Pending(with_type(def, &existing)));
+        }
+        let has_finalizers = existing
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        let is_namespace = is_kind(def, "", "namespaces");
+        if has_finalizers || is_namespace {
+            let mut marked = Value::clone(&existing);
+            set_path(
+                &mut marked,
+                &["metadata", "deletionTimestamp"],
+                json!(now_rfc3339()),
+            );
+            set_path(&mut marked, &["metadata", "deletionGracePeriodSeconds"], json!(0));
+            if is_namespace {
+                set_path(&mut marked, &["status", "phase"], json!("Terminating"));
+            }
+            let marked = self.commit(&mut inner, def, EventType::Modified, marked, dry_run);
+            drop(inner);
+            if is_namespace && !dry_run {
+                self.schedule_namespace_removal(name.to_string());
+            }
+            return Ok(DeleteOutcome::Pending(with_type(def, &marked)));
+        }
+        let deleted = self.remove_now(&mut inner, def, Value::clone(&existing), dry_run);
+        Ok(DeleteOutcome::Deleted(with_type(def, &deleted)))
+    }
+
+    /// Removes an object now (DELETED with `last` as content and a new version).
+    pub(super) fn remove_now(
+        &self,
+        inner: &mut Inner,
+        def: &ResourceDef,
+        last: Value,
+        dry_run: bool,
+    ) -> Arc<Value> {
+        if is_kind(def, CRD_GROUP, CRD_PLURAL) && !dry_run {
+            for old in crd_resource_defs(&last).unwrap_or_default() {
+                self.registry.unregister(&old.group, &old.version, &old.plural);
+            }
+            let key = crd_storage_key(&last);
+            if let Some(key) = key {
+                inner.resources.remove(&key);
+                inner.removed_at.insert(key, inner.rv + 1);
+            }
+        }
+        self.commit(inner, def, EventType::Deleted, last, dry_run)
+    }
+
+    /// Every object of a resource (optionally in one namespace), sorted.
+    pub(crate) fn list(&self, def: &ResourceDef, namespace: Option<&str>) -> Vec<Value> {
+        let mut inner = self.lock();
+        let state = Self::state(&mut inner, &key_of(def));
+        state
+            .objects
+            .iter()
+            .filter(|((ns, _), _)| namespace.is_none_or(|want| !def.namespaced || ns == want))
+            .map(|(_, v)| with_type(def, v))
+            .collect()
+    }
+}
