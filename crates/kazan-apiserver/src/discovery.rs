@@ -382,15 +382,6 @@ fn aggregated_group(group: &ApiGroup) -> Value {
     json!({ "metadata": metadata, "versions": versions })
 }
 
-/// Whether to advertise a `status` subresource: the built-in kinds that have one in Kubernetes
-/// (the server serves `/status` for every kind, but a ConfigMap has no status to speak of).
-/// Custom resources are not advertised, since their definition decides.
-fn has_status(def: &ResourceDef) -> bool {
-    const BUILTIN_GROUPS: &[&str] = &["", "apps", "batch", "apiextensions.k8s.io"];
-    const WITHOUT_STATUS: &[&str] = &["ConfigMap", "Secret", "Event", "ServiceAccount", "Endpoints"];
-    BUILTIN_GROUPS.contains(&def.group.as_str()) && !WITHOUT_STATUS.contains(&def.kind.as_str())
-}
-
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
 fn aggregated_resource(def: &ResourceDef) -> Value {
@@ -407,7 +398,7 @@ fn aggregated_resource(def: &ResourceDef) -> Value {
     if !def.categories.is_empty() {
         resource["categories"] = json!(def.categories);
     }
-    if has_status(def) {
+    if def.has_status() {
         resource["subresources"] = json!([{
             "subresource": "status",
             "responseKind": { "group": def.group, "version": def.version, "kind": def.kind },
@@ -484,7 +475,7 @@ fn resource_list(group: &ApiGroup) -> Value {
             if !def.categories.is_empty() {
                 resource["categories"] = json!(def.categories);
             }
-            let status = has_status(def).then(|| {
+            let status = def.has_status().then(|| {
                 json!({
                     "name": format!("{}/status", def.plural),
                     "singularName": "",

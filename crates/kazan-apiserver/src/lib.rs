@@ -75,8 +75,11 @@
 //! - Strategic merge patch knows the keyed lists of the built-in kinds (containers, env, ports,
 //!   volumes, volumeMounts, conditions...) and the `$patch`, `$retainKeys`,
 //!   `$setElementOrder` and `$deleteFromPrimitiveList` directives, not every `patchStrategy`.
-//! - Writes to the main resource keep `status` (the real server drops it for kinds with a status
-//!   subresource); `/status` writes change only `status`.
+//! - Writes over HTTP follow the real strategies for status (reset on create, kept by writes to
+//!   the object, changed only through `/status`), `generation`, Secrets, preconditions and the
+//!   scheme defaults of the common kinds (see the `store::strategy` module); the direct Rust API
+//!   stores `status` as given, to set up the state a controller or kubelet would have written.
+//!   `/status` writes change only `status`.
 //! - Namespace termination deletes the namespace's objects (those with finalizers are marked and
 //!   waited for), then the namespace, with no other controller logic. Deleting a CRD removes its
 //!   objects at once (no DELETED events; open watches of that kind end).
@@ -123,6 +126,13 @@ pub use status::{FieldCause, Status};
 use crate::app::{App, Settings};
 use crate::instruments::journal::Observer;
 use crate::store::{DeleteOutcome, Store, StoreConfig, WriteOptions};
+
+/// How the direct object API writes: `status` as given (see [`WriteOptions::direct`]).
+const DIRECT: WriteOptions = WriteOptions {
+    status_only: false,
+    dry_run: false,
+    direct: true,
+};
 
 /// The longest interval or timeout the builder accepts (keeps deadlines representable).
 const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -340,7 +350,7 @@ impl ApiServerBuilder {
             for name in &self.namespaces {
                 let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
                 store
-                    .create(&ns_def, None, ns, false)
+                    .create(&ns_def, None, ns, DIRECT)
                     .map_err(|e| ServerError::Resource(format!("namespace {name}: {e}")))?;
             }
         }
@@ -559,7 +569,7 @@ impl ApiServer {
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .map(str::to_string);
-        self.store.create(&def, ns.as_deref(), object, false)
+        self.store.create(&def, ns.as_deref(), object, DIRECT)
     }
 
     /// Replaces an object (conflict if its `metadata.resourceVersion` is set and stale).
@@ -571,7 +581,7 @@ impl ApiServer {
         } else {
             ns
         };
-        self.store.update(&def, Some(&ns), &name, object, false, false)
+        self.store.update(&def, Some(&ns), &name, object, DIRECT)
     }
 
     /// Replaces only the `status` of an object (the `/status` subresource).
@@ -583,7 +593,16 @@ impl ApiServer {
         } else {
             ns
         };
-        self.store.update(&def, Some(&ns), &name, object, true, false)
+        self.store.update(
+            &def,
+            Some(&ns),
+            &name,
+            object,
+            WriteOptions {
+                status_only: true,
+                ..DIRECT
+            },
+        )
     }
 
     /// Applies a JSON merge patch to an object.
@@ -610,7 +629,7 @@ impl ApiServer {
     ) -> Result<Value, StoreError> {
         let def = self.def_of(api_version, kind)?;
         self.store
-            .patch(&def, namespace, name, patch_kind, &patch, WriteOptions::default())
+            .patch(&def, namespace, name, patch_kind, &patch, DIRECT)
             .map(|(o, _)| o)
     }
 
@@ -626,14 +645,7 @@ impl ApiServer {
         };
         let namespace = def.namespaced.then_some(ns.as_str());
         self.store
-            .patch(
-                &def,
-                namespace,
-                &name,
-                PatchKind::Apply,
-                &object,
-                WriteOptions::default(),
-            )
+            .patch(&def, namespace, &name, PatchKind::Apply, &object, DIRECT)
             .map(|(o, _)| o)
     }
 
@@ -647,7 +659,10 @@ impl ApiServer {
         name: &str,
     ) -> Result<Value, StoreError> {
         let def = self.def_of(api_version, kind)?;
-        match self.store.delete(&def, namespace, name, None, false)? {
+        match self
+            .store
+            .delete(&def, namespace, name, &store::Preconditions::default(), false)?
+        {
             DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o) => Ok(o),
         }
     }

@@ -72,6 +72,9 @@ pub struct ResourceDef {
     pub verbs: Vec<String>,
     /// Extra `kubectl get` columns.
     pub printer_columns: Vec<PrinterColumn>,
+    /// Subresources served besides the object itself: `status` (only `/status` writes `status`;
+    /// writes to the object keep it) and `scale`.
+    pub subresources: Vec<String>,
 }
 
 impl ResourceDef {
@@ -88,7 +91,20 @@ impl ResourceDef {
             categories: Vec::new(),
             verbs: ALL_VERBS.iter().map(|v| v.to_string()).collect(),
             printer_columns: Vec::new(),
+            subresources: Vec::new(),
         }
+    }
+
+    /// Adds subresources (`status`, `scale`).
+    pub fn subresources(mut self, names: &[&str]) -> Self {
+        self.subresources = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Whether the kind has a `status` subresource: then `status` is reset on create, kept on
+    /// writes to the object, and written only through `/status`.
+    pub fn has_status(&self) -> bool {
+        self.subresources.iter().any(|s| s == "status")
     }
 
     /// Adds short names.
@@ -142,6 +158,25 @@ fn described(mut column: PrinterColumn, description: &str) -> PrinterColumn {
 /// against a real cluster; `table` computes the cells that are not a plain JSONPath (a pod's
 /// READY and STATUS, a deployment's READY...), the JSONPath here being the closest field.
 pub fn builtin() -> Vec<ResourceDef> {
+    builtin_kinds()
+        .into_iter()
+        .map(|def| {
+            let subresources: &[&str] = match (def.group.as_str(), def.plural.as_str()) {
+                ("apps", "deployments" | "replicasets" | "statefulsets") => &["status", "scale"],
+                ("", "configmaps" | "secrets" | "events" | "serviceaccounts" | "endpoints")
+                | ("coordination.k8s.io", _)
+                | ("events.k8s.io", _)
+                | ("rbac.authorization.k8s.io", _)
+                | ("networking.k8s.io", "networkpolicies" | "ingressclasses") => &[],
+                _ => &["status"],
+            };
+            def.subresources(subresources)
+        })
+        .collect()
+}
+
+/// The built-in kinds, before their subresources are added.
+fn builtin_kinds() -> Vec<ResourceDef> {
     let all = &["all"][..];
     vec![
         ResourceDef::new("", "v1", "Namespace", "namespaces", false)
@@ -286,6 +321,23 @@ pub fn builtin() -> Vec<ResourceDef> {
         )
         .short_names(&["crd", "crds"])
         .column(PrinterColumn::new("Created At", ".metadata.creationTimestamp")),
+        ResourceDef::new("events.k8s.io", "v1", "Event", "events", true).short_names(&["ev"]),
+        ResourceDef::new("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
+        ResourceDef::new("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true),
+        ResourceDef::new("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false),
+        ResourceDef::new(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+        ),
+        ResourceDef::new("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true)
+            .short_names(&["pdb"]),
+        ResourceDef::new("networking.k8s.io", "v1", "Ingress", "ingresses", true).short_names(&["ing"]),
+        ResourceDef::new("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true)
+            .short_names(&["netpol"]),
+        ResourceDef::new("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false),
     ]
 }
 

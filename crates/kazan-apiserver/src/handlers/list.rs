@@ -7,7 +7,7 @@ use crate::registry::ResourceDef;
 use crate::selector::Filter;
 use crate::selector::{FieldSelector, LabelSelector, supported_fields};
 use crate::status::{FieldCause, Status};
-use crate::store::{VersionError, with_type};
+use crate::store::{VersionError, is_builtin, with_type};
 use crate::table;
 use base64::Engine;
 use http::StatusCode;
@@ -125,6 +125,10 @@ pub(super) async fn list(app: &Arc<App>, ctx: &Ctx, def: &Arc<ResourceDef>, ns: 
         Some(Ok(_)) => None,
         Some(Err(_)) => return Status::bad_request("invalid value for limit").into(),
     };
+    // The watch cache serves `resourceVersion=0` (not Exact) whole: it ignores `limit`
+    // (apiserver/pkg/storage/cacher/delegator.go, `shouldDelegateList`).
+    let limit =
+        limit.filter(|_| !(rv_param == Some("0") && rv_match != Some("Exact") && continue_token.is_none()));
     let requested = match parse_rv(rv_param) {
         Ok(rv) => rv.filter(|rv| *rv > 0),
         Err(s) => return s.into(),
@@ -195,7 +199,7 @@ pub(super) async fn list(app: &Arc<App>, ctx: &Ctx, def: &Arc<ResourceDef>, ns: 
             remaining = 1 + selected.count();
             break;
         }
-        items.push(with_type(def, object));
+        items.push(list_item(def, object));
         last_key = Some(key);
     }
     let more = match last_key {
@@ -234,4 +238,18 @@ pub(super) fn list_reply(
         json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": metadata, "items": items}),
         JSON,
     )
+}
+
+/// An item of a list: built-in kinds come without `kind`/`apiVersion` (the typed list's items do
+/// not carry them), custom resources with them (unstructured lists keep each item's).
+fn list_item(def: &ResourceDef, object: &Value) -> Value {
+    if !is_builtin(def) {
+        return with_type(def, object);
+    }
+    let mut item = object.clone();
+    if let Some(map) = item.as_object_mut() {
+        map.remove("kind");
+        map.remove("apiVersion");
+    }
+    item
 }

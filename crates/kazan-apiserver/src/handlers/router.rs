@@ -78,7 +78,7 @@ pub(super) async fn route(
             }
             let status_only = match sub.as_deref() {
                 None => false,
-                Some("status") => true,
+                Some("status") if def.has_status() => true,
                 Some(_) => return Status::path_not_found().into(),
             };
             match ctx.method {

@@ -8,7 +8,7 @@ use crate::patch::{self, PatchKind};
 use crate::protobuf;
 use crate::registry::ResourceDef;
 use crate::status::{FieldCause, Status};
-use crate::store::{DeleteOutcome, WriteOptions};
+use crate::store::{DeleteOutcome, Preconditions, WriteOptions};
 use http::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -47,7 +47,15 @@ pub(super) fn create(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&s
         Ok(o) => o,
         Err(s) => return s.into(),
     };
-    match app.store.create(def, ns, object, ctx.dry_run) {
+    match app.store.create(
+        def,
+        ns,
+        object,
+        WriteOptions {
+            dry_run: ctx.dry_run,
+            ..WriteOptions::default()
+        },
+    ) {
         Ok(created) => Reply::Json(StatusCode::CREATED, created, JSON),
         Err(e) => e.into(),
     }
@@ -66,7 +74,17 @@ pub(super) fn replace(
         Ok(o) => o,
         Err(s) => return s.into(),
     };
-    match app.store.update(def, ns, name, object, status_only, ctx.dry_run) {
+    match app.store.update(
+        def,
+        ns,
+        name,
+        object,
+        WriteOptions {
+            status_only,
+            dry_run: ctx.dry_run,
+            ..WriteOptions::default()
+        },
+    ) {
         Ok(updated) => Reply::Json(StatusCode::OK, updated, JSON),
         Err(e) => e.into(),
     }
@@ -101,6 +119,7 @@ pub(super) fn patch_object(
         WriteOptions {
             status_only,
             dry_run: ctx.dry_run,
+            ..WriteOptions::default()
         },
     ) {
         Ok((object, created)) => Reply::Json(
@@ -147,15 +166,17 @@ pub(super) fn delete(
         )])
         .into();
     }
-    let precondition = options
-        .pointer("/preconditions/resourceVersion")
-        .and_then(Value::as_str);
+    let text = |p: &str| options.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let precondition = Preconditions {
+        uid: text("/preconditions/uid"),
+        resource_version: text("/preconditions/resourceVersion"),
+    };
     let dry_run = ctx.dry_run
         || options
             .get("dryRun")
             .and_then(Value::as_array)
             .is_some_and(|values| values.iter().any(|v| v == "All"));
-    match app.store.delete(def, ns, name, precondition, dry_run) {
+    match app.store.delete(def, ns, name, &precondition, dry_run) {
         Ok(DeleteOutcome::Pending(object)) => Reply::Json(StatusCode::OK, object, JSON),
         Ok(DeleteOutcome::Deleted(object)) => {
             let uid = object
@@ -187,7 +208,13 @@ pub(super) fn delete_collection(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns
     for victim in victims {
         let (vns, vname) = crate::store::object_key(&victim);
         let vns = (!vns.is_empty()).then_some(vns);
-        match app.store.delete(def, vns.as_deref(), &vname, None, ctx.dry_run) {
+        match app.store.delete(
+            def,
+            vns.as_deref(),
+            &vname,
+            &Preconditions::default(),
+            ctx.dry_run,
+        ) {
             Ok(DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o)) => items.push(o),
             Err(StoreError::NotFound(_)) => {}
             Err(e) => return e.into(),

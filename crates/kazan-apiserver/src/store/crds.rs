@@ -92,6 +92,13 @@ pub(crate) fn crd_resource_defs(crd: &Value) -> Result<Vec<ResourceDef>, StoreEr
         def.singular = singular.clone();
         def.short_names = short_names.clone();
         def.categories = categories.clone();
+        if let Some(subresources) = version.get("subresources").and_then(Value::as_object) {
+            def.subresources = ["status", "scale"]
+                .iter()
+                .filter(|s| subresources.contains_key(**s))
+                .map(|s| s.to_string())
+                .collect();
+        }
         for column in version
             .get("additionalPrinterColumns")
             .and_then(Value::as_array)

@@ -16,9 +16,11 @@ mod namespaces;
 mod objects;
 mod rules;
 mod state;
+mod strategy;
 
 pub(crate) use fanout::{Event, EventType, StartRequest, WatchStart, event_line};
 pub(crate) use history::VersionError;
-pub(crate) use objects::{DeleteOutcome, WriteOptions};
+pub(crate) use objects::{DeleteOutcome, Preconditions, WriteOptions};
 pub(crate) use rules::{object_key, set_path, with_type};
 pub(crate) use state::{Store, StoreConfig};
+pub(crate) use strategy::is_builtin;

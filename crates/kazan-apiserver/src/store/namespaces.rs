@@ -2,6 +2,7 @@
 //! then is removed with its objects.
 
 use super::fanout::EventType;
+use super::objects::bump_generation;
 use super::rules::{now_rfc3339, set_path};
 use super::state::{Inner, Store, key_of};
 use crate::error::StoreError;
@@ -127,6 +128,7 @@ impl Store {
                         json!(now_rfc3339()),
                     );
                     set_path(&mut victim, &["metadata", "deletionGracePeriodSeconds"], json!(0));
+                    bump_generation(&mut victim);
                     self.commit(&mut inner, &def, EventType::Modified, victim, false);
                 }
             }

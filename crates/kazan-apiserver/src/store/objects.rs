@@ -5,15 +5,55 @@ use super::fanout::EventType;
 use super::namespaces::prepare_namespace;
 use super::rules::{
     generate_name, is_kind, metadata_mut, now_rfc3339, object_key, prepare_typed, resolve_namespace,
-    scope_ns, set_path, spec_of, validate_name, with_type,
+    scope_ns, set_path, validate_name, with_type,
 };
 use super::state::{Inner, Store, key_of};
+use super::strategy::{self, is_builtin};
 use crate::error::StoreError;
 use crate::patch::{self, PatchKind};
 use crate::registry::ResourceDef;
 use crate::status::{FieldCause, Status};
 use serde_json::{Value, json};
 use std::sync::Arc;
+
+/// The namespaces that may not be deleted (`NamespaceLifecycle`'s immortal namespaces).
+const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
+/// `DeleteOptions.preconditions`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Preconditions {
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+}
+
+/// The text of a storage `InvalidObjError` (`apiserver/pkg/storage/errors.go`), with the etcd key
+/// the real server would name.
+fn storage_invalid(def: &ResourceDef, namespace: &str, name: &str, message: &str) -> String {
+    let prefix = match (def.group.as_str(), def.plural.as_str()) {
+        ("", "services") => "services/specs".to_string(),
+        ("", "nodes") => "minions".to_string(),
+        _ if is_builtin(def) => def.plural.clone(),
+        _ => format!("{}/{}", def.group, def.plural),
+    };
+    let key = if def.namespaced {
+        format!("/registry/{prefix}/{namespace}/{name}")
+    } else {
+        format!("/registry/{prefix}/{name}")
+    };
+    format!(
+        "StorageError: invalid object, Code: 4, Key: {key}, ResourceVersion: 0, AdditionalErrorMsg: {message}"
+    )
+}
+
+/// `markAsDeleting` (registry/generic/registry/store.go): the first deletion mark moves a
+/// `generation` that is set.
+pub(super) fn bump_generation(object: &mut Value) {
+    if let Some(generation) = object.pointer("/metadata/generation").and_then(Value::as_i64)
+        && generation > 0
+    {
+        set_path(object, &["metadata", "generation"], json!(generation + 1));
+    }
+}
 
 /// How a write is done.
 #[derive(Clone, Copy, Debug, Default)]
@@ -22,6 +62,9 @@ pub(crate) struct WriteOptions {
     pub status_only: bool,
     /// Answer without storing (`dryRun=All`).
     pub dry_run: bool,
+    /// Written through the direct Rust API: `status` is stored as given (tests set up the state a
+    /// controller or kubelet would have written), not reset or kept as over HTTP.
+    pub direct: bool,
 }
 
 /// What a DELETE did.
@@ -55,8 +98,9 @@ impl Store {
         def: &ResourceDef,
         namespace: Option<&str>,
         mut object: Value,
-        dry_run: bool,
+        options: WriteOptions,
     ) -> Result<Value, StoreError> {
+        let dry_run = options.dry_run;
         prepare_typed(def, &mut object)?;
         let ns = resolve_namespace(def, namespace, &object)?;
         let meta = metadata_mut(&mut object)?;
@@ -104,10 +148,10 @@ impl Store {
         meta.insert("name".into(), json!(name));
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-        meta.insert("generation".into(), json!(1));
         for server_owned in ["deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
             meta.remove(server_owned);
         }
+        strategy::prepare_for_create(def, &mut object, options.direct)?;
         if is_kind(def, "", "namespaces") {
             prepare_namespace(&mut object, &name);
         }
@@ -129,9 +173,9 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
         mut object: Value,
-        status_only: bool,
-        dry_run: bool,
+        options: WriteOptions,
     ) -> Result<Value, StoreError> {
+        let status_only = options.status_only;
         prepare_typed(def, &mut object)?;
         let ns = scope_ns(def, namespace);
         {
@@ -194,7 +238,7 @@ impl Store {
         } else {
             object
         };
-        self.write_updated(&mut inner, def, &existing, object, dry_run)
+        self.write_updated(&mut inner, def, &existing, object, options)
     }
 
     /// Finishes an update: keeps server-owned fields, bumps `generation` when the spec changed,
@@ -206,11 +250,33 @@ impl Store {
         def: &ResourceDef,
         existing: &Value,
         mut object: Value,
-        dry_run: bool,
+        options: WriteOptions,
     ) -> Result<Value, StoreError> {
+        let dry_run = options.dry_run;
         let old_meta = existing.get("metadata").cloned().unwrap_or_else(|| json!({}));
         {
             let meta = metadata_mut(&mut object)?;
+            // `rest.DefaultUpdatedObjectInfo` makes a uid in the body a precondition.
+            if let (Some(asked), Some(actual)) = (
+                meta.get("uid").and_then(Value::as_str).filter(|u| !u.is_empty()),
+                old_meta.get("uid").and_then(Value::as_str),
+            ) && asked != actual
+            {
+                let name = old_meta.get("name").and_then(Value::as_str).unwrap_or_default();
+                let ns = old_meta
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let why = storage_invalid(
+                    def,
+                    ns,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {asked}, UID in object meta: {actual}"
+                    ),
+                );
+                return Err(Status::conflict_because(&def.group, &def.plural, name, &why).into());
+            }
             for owned in [
                 "uid",
                 "creationTimestamp",
@@ -226,17 +292,21 @@ impl Store {
                 "resourceVersion".into(),
                 old_meta.get("resourceVersion").cloned().unwrap_or(Value::Null),
             );
-            let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
-            meta.insert("generation".into(), json!(generation));
             if meta.get("generateName").is_none()
                 && let Some(g) = old_meta.get("generateName")
             {
                 meta.insert("generateName".into(), g.clone());
             }
         }
-        if spec_of(&object) != spec_of(existing) {
-            let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
-            set_path(&mut object, &["metadata", "generation"], json!(generation));
+        if options.status_only {
+            if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                match old_meta.get("generation") {
+                    Some(g) => meta.insert("generation".into(), g.clone()),
+                    None => meta.remove("generation"),
+                };
+            }
+        } else {
+            strategy::prepare_for_update(def, existing, &mut object, options.direct)?;
         }
         if is_kind(def, "", "namespaces") {
             let name = object_key(&object).1;
@@ -283,7 +353,7 @@ impl Store {
         patch_doc: &Value,
         options: WriteOptions,
     ) -> Result<(Value, bool), StoreError> {
-        let WriteOptions { status_only, dry_run } = options;
+        let WriteOptions { status_only, .. } = options;
         let ns = scope_ns(def, namespace);
         // Patches are applied under the store lock: nothing can change in between.
         let mut inner = self.lock();
@@ -302,7 +372,7 @@ impl Store {
                     .into());
                 }
                 set_path(&mut object, &["metadata", "name"], json!(name));
-                return self.create(def, namespace, object, dry_run).map(|o| (o, true));
+                return self.create(def, namespace, object, options).map(|o| (o, true));
             }
             return Err(Status::not_found(&def.group, &def.plural, name).into());
         };
@@ -337,7 +407,7 @@ impl Store {
         } else {
             patched
         };
-        self.write_updated(&mut inner, def, &current, object, dry_run)
+        self.write_updated(&mut inner, def, &current, object, options)
             .map(|o| (o, false))
     }
 
@@ -348,7 +418,7 @@ impl Store {
         def: &ResourceDef,
         namespace: Option<&str>,
         name: &str,
-        precondition_rv: Option<&str>,
+        preconditions: &Preconditions,
         dry_run: bool,
     ) -> Result<DeleteOutcome, StoreError> {
         let ns = scope_ns(def, namespace);
@@ -359,13 +429,50 @@ impl Store {
             .get(&(ns.clone(), name.to_string()))
             .cloned()
             .ok_or_else(|| StoreError::from(Status::not_found(&def.group, &def.plural, name)))?;
-        if let Some(rv) = precondition_rv
-            && Some(rv)
-                != existing
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
+        // `storage.Preconditions.Check` (apiserver/pkg/storage/interfaces.go).
+        let actual = |field: &str| {
+            existing
+                .pointer(&format!("/metadata/{field}"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
+        if let Some(uid) = preconditions.uid.as_deref()
+            && uid != actual("uid")
         {
-            return Err(Status::conflict(&def.group, &def.plural, name).into());
+            let why = storage_invalid(
+                def,
+                &ns,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    actual("uid")
+                ),
+            );
+            return Err(Status::conflict_because(&def.group, &def.plural, name, &why).into());
+        }
+        if let Some(rv) = preconditions.resource_version.as_deref()
+            && rv != actual("resourceVersion")
+        {
+            let why = storage_invalid(
+                def,
+                &ns,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    actual("resourceVersion")
+                ),
+            );
+            return Err(Status::conflict_because(&def.group, &def.plural, name, &why).into());
+        }
+        if is_kind(def, "", "namespaces") && PROTECTED_NAMESPACES.contains(&name) {
+            // The NamespaceLifecycle admission plugin.
+            return Err(Status::forbidden(
+                &def.group,
+                &def.plural,
+                name,
+                "this namespace may not be deleted",
+            )
+            .into());
         }
         if existing.pointer("/metadata/deletionTimestamp").is_some() {
             return Ok(DeleteOutcome::Pending(with_type(def, &existing)));
@@ -383,6 +490,7 @@ impl Store {
                 json!(now_rfc3339()),
             );
             set_path(&mut marked, &["metadata", "deletionGracePeriodSeconds"], json!(0));
+            bump_generation(&mut marked);
             if is_namespace {
                 set_path(&mut marked, &["status", "phase"], json!("Terminating"));
             }

@@ -104,19 +104,6 @@ pub(super) fn metadata_mut(object: &mut Value) -> Result<&mut Map<String, Value>
         .ok_or_else(|| Status::bad_request("metadata must be an object").into())
 }
 
-/// Everything but `metadata`, `status`, `kind`, `apiVersion`: a change bumps `generation`.
-pub(super) fn spec_of(object: &Value) -> Value {
-    match object {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "kind" | "apiVersion"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        _ => Value::Null,
-    }
-}
-
 /// Sets a value at a path of object keys, creating objects on the way.
 pub(crate) fn set_path(target: &mut Value, path: &[&str], value: Value) {
     let mut current = target;

@@ -1,0 +1,492 @@
+//! The write path as the real kube-apiserver has it (issue 19): each test names the real source
+//! it follows and drives the server over raw HTTP, checking codes, bodies and what is stored.
+
+mod common;
+
+use common::*;
+use kazan_apiserver::ApiServer;
+use serde_json::{Value, json};
+
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
+const PODS: &str = "/api/v1/namespaces/default/pods";
+const SECRETS: &str = "/api/v1/namespaces/default/secrets";
+const CMS: &str = "/api/v1/namespaces/default/configmaps";
+
+fn deployment(name: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "main", "image": "nginx:1.27"}]}}}})
+}
+
+async fn put(server: &ApiServer, path: &str, body: &Value) -> TestResult<HttpResponse> {
+    send_json(server.addr(), "PUT", path, "application/json", body).await
+}
+
+/// The widgets CRD, with or without the status subresource.
+fn widget_crd(status_subresource: bool) -> Value {
+    let mut version = json!({"name": "v1", "served": true, "storage": true,
+        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}});
+    if status_subresource {
+        version["subresources"] = json!({"status": {}});
+    }
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                 "versions": [version]}})
+}
+
+/// Row 1. Follows `pkg/registry/apps/deployment/strategy.go`: `PrepareForCreate` resets status,
+/// `PrepareForUpdate` keeps the old status, the status strategy keeps the spec.
+#[tokio::test]
+async fn status_is_reset_on_create_kept_by_object_writes_and_written_only_through_status() -> TestResult {
+    let server = ApiServer::start().await?;
+    let mut body = deployment("web");
+    body["status"] = json!({"replicas": 99});
+    let created = post(server.addr(), DEPLOYMENTS, &body).await?;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(created.json()?["status"], json!({}));
+
+    let path = format!("{DEPLOYMENTS}/web");
+    let mut status_write = get_json(server.addr(), &path).await?;
+    status_write["status"] = json!({"replicas": 2, "readyReplicas": 2});
+    status_write["spec"]["replicas"] = json!(7);
+    let written = put(&server, &format!("{path}/status"), &status_write).await?;
+    assert_eq!(written.status, 200, "{}", written.text());
+    let written = written.json()?;
+    assert_eq!(written["status"]["readyReplicas"], 2);
+    assert_eq!(written["spec"]["replicas"], 2, "a status write keeps the spec");
+
+    let mut without_status = written.clone();
+    without_status.as_object_mut().ok_or("object")?.remove("status");
+    without_status["spec"]["replicas"] = json!(3);
+    let replaced = put(&server, &path, &without_status).await?;
+    assert_eq!(replaced.status, 200, "{}", replaced.text());
+    let mut with_status = replaced.json()?;
+    assert_eq!(with_status["spec"]["replicas"], 3);
+    assert_eq!(
+        with_status["status"]["readyReplicas"], 2,
+        "a PUT without status keeps it"
+    );
+
+    with_status["status"] = json!({"replicas": 50});
+    let replaced = put(&server, &path, &with_status).await?;
+    assert_eq!(
+        replaced.json()?["status"]["replicas"],
+        2,
+        "a PUT cannot change status"
+    );
+    let stored = get_json(server.addr(), &path).await?;
+    assert_eq!(stored["status"], json!({"replicas": 2, "readyReplicas": 2}));
+    Ok(())
+}
+
+/// Row 1, custom resources. Follows `apiextensions-apiserver/pkg/registry/customresource/strategy.go`
+/// and `status_strategy.go`: with `subresources.status`, create drops status and updates keep it;
+/// without it, `status` is an ordinary field and `/status` is not served.
+#[tokio::test]
+async fn custom_resources_with_a_status_subresource_protect_status_and_others_do_not() -> TestResult {
+    let server = ApiServer::start().await?;
+    for (crd, plural) in [(widget_crd(true), "widgets"), (widget_crd(false), "gadgets")] {
+        let mut crd = crd;
+        crd["metadata"]["name"] = json!(format!("{plural}.example.com"));
+        crd["spec"]["names"] =
+            json!({"plural": plural, "kind": if plural == "widgets" { "Widget" } else { "Gadget" }});
+        let response = post(
+            server.addr(),
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &crd,
+        )
+        .await?;
+        assert_eq!(response.status, 201, "{}", response.text());
+    }
+    let widgets = "/apis/example.com/v1/namespaces/default/widgets";
+    let created = post(
+        server.addr(),
+        widgets,
+        &json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+                "spec": {"size": 1}, "status": {"ready": true}}),
+    )
+    .await?;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let created = created.json()?;
+    assert!(created.get("status").is_none(), "{created}");
+    assert_eq!(created["metadata"]["generation"], 1);
+    let mut update = created.clone();
+    update["status"] = json!({"ready": true});
+    let updated = put(&server, &format!("{widgets}/w"), &update).await?.json()?;
+    assert!(updated.get("status").is_none());
+    assert_eq!(
+        updated["metadata"]["generation"], 1,
+        "nothing the generation watches changed"
+    );
+
+    let gadgets = "/apis/example.com/v1/namespaces/default/gadgets";
+    let created = post(
+        server.addr(),
+        gadgets,
+        &json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"},
+                "status": {"ready": true}}),
+    )
+    .await?
+    .json()?;
+    assert_eq!(created["status"]["ready"], true);
+    let mut update = created.clone();
+    update["status"] = json!({"ready": false});
+    let updated = put(&server, &format!("{gadgets}/g"), &update).await?.json()?;
+    assert_eq!(updated["status"]["ready"], false);
+    assert_eq!(
+        updated["metadata"]["generation"], 2,
+        "without the subresource status is watched"
+    );
+    let status_path = put(&server, &format!("{gadgets}/g/status"), &updated).await?;
+    assert_eq!(status_path.status, 404);
+    let configmap_status = put(
+        &server,
+        &format!("{CMS}/x/status"),
+        &configmap("default", "x", json!({})),
+    )
+    .await?;
+    assert_eq!(
+        configmap_status.status, 404,
+        "ConfigMaps have no status subresource"
+    );
+    Ok(())
+}
+
+/// Row 4. Follows `apiserver/pkg/storage/interfaces.go` (`Preconditions.Check`),
+/// `apiserver/pkg/storage/errors.go` (the `StorageError` text) and `registry/rest/update.go`
+/// (`DefaultUpdatedObjectInfo.Preconditions`: a uid in the body is a precondition).
+#[tokio::test]
+async fn a_uid_that_does_not_match_is_a_409_precondition_failure() -> TestResult {
+    let server = ApiServer::start().await?;
+    let created = post(server.addr(), CMS, &configmap("default", "a", json!({"k": "v"})))
+        .await?
+        .json()?;
+    let uid = created["metadata"]["uid"].as_str().ok_or("uid")?.to_string();
+    let path = format!("{CMS}/a");
+
+    let mut update = created.clone();
+    update["metadata"]["uid"] = json!("other-uid");
+    let response = put(&server, &path, &update).await?;
+    assert_eq!(response.status, 409);
+    let status = response.json()?;
+    assert_eq!(status["reason"], "Conflict");
+    assert_eq!(
+        status["message"],
+        format!(
+            "Operation cannot be fulfilled on configmaps \"a\": StorageError: invalid object, Code: 4, Key: /registry/configmaps/default/a, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: other-uid, UID in object meta: {uid}"
+        )
+    );
+    let patch = send_json(
+        server.addr(),
+        "PATCH",
+        &path,
+        "application/merge-patch+json",
+        &json!({"metadata": {"uid": "patched-uid"}}),
+    )
+    .await?;
+    assert_eq!(patch.status, 409, "{}", patch.text());
+
+    let body = serde_json::to_vec(&json!({"preconditions": {"uid": "not-it"}}))?;
+    let delete = request(
+        server.addr(),
+        "DELETE",
+        &path,
+        &[("Content-Type", "application/json")],
+        Some(&body),
+    )
+    .await?;
+    assert_eq!(delete.status, 409);
+    assert!(
+        delete.json()?["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with(&format!(
+                "Precondition failed: UID in precondition: not-it, UID in object meta: {uid}"
+            )))
+    );
+    assert_eq!(
+        get_json(server.addr(), &path).await?["metadata"]["uid"],
+        uid.as_str(),
+        "still stored"
+    );
+
+    let body = serde_json::to_vec(&json!({"preconditions": {"uid": uid}}))?;
+    let delete = request(
+        server.addr(),
+        "DELETE",
+        &path,
+        &[("Content-Type", "application/json")],
+        Some(&body),
+    )
+    .await?;
+    assert_eq!(delete.status, 200);
+    assert_eq!(get(server.addr(), &path).await?.status, 404);
+    Ok(())
+}
+
+/// Row 5. Follows `pkg/apis/core/v1/conversion.go` (`Convert_v1_Secret_To_core_Secret`:
+/// `stringData` overwrites `data` and is not kept), `pkg/apis/core/v1/defaults.go`
+/// (`SetDefaults_Secret`: type `Opaque`) and the JSON decoding of `[]byte` (base64).
+#[tokio::test]
+async fn secrets_merge_string_data_into_data_check_base64_and_default_their_type() -> TestResult {
+    let server = ApiServer::start().await?;
+    let created = post(
+        server.addr(),
+        SECRETS,
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                "data": {"a": "b2xk", "b": "Yg=="}, "stringData": {"a": "new", "c": "see"}}),
+    )
+    .await?;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let created = created.json()?;
+    assert_eq!(created["data"], json!({"a": "bmV3", "b": "Yg==", "c": "c2Vl"}));
+    assert!(created.get("stringData").is_none());
+    assert_eq!(created["type"], "Opaque");
+    let stored = get_json(server.addr(), &format!("{SECRETS}/s")).await?;
+    assert_eq!(stored, created);
+
+    let bad = post(
+        server.addr(),
+        SECRETS,
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bad"}, "data": {"k": "not base64!"}}),
+    )
+    .await?;
+    assert_eq!(bad.status, 400);
+    let status = bad.json()?;
+    assert_eq!(status["reason"], "BadRequest");
+    assert_eq!(
+        status["message"],
+        "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte 3"
+    );
+    assert_eq!(get(server.addr(), &format!("{SECRETS}/bad")).await?.status, 404);
+
+    let patched = send_json(
+        server.addr(),
+        "PATCH",
+        &format!("{SECRETS}/s"),
+        "application/merge-patch+json",
+        &json!({"stringData": {"b": "bee"}}),
+    )
+    .await?
+    .json()?;
+    assert_eq!(patched["data"]["b"], "YmVl");
+    assert!(patched.get("stringData").is_none());
+    Ok(())
+}
+
+/// Row 6. Follows `pkg/registry/core/pod/strategy.go` (`PrepareForCreate`: phase Pending and the
+/// QoS class), `pkg/apis/core/v1/defaults.go` (`SetDefaults_PodSpec`, `SetDefaults_Container`,
+/// `SetDefaults_Service`), `pkg/apis/apps/v1/defaults.go`, `pkg/apis/batch/v1/defaults.go` and
+/// `pkg/registry/batch/job/strategy.go` (`generateSelector`).
+#[tokio::test]
+async fn created_objects_get_their_scheme_defaults_and_pods_start_pending() -> TestResult {
+    let server = ApiServer::start().await?;
+    let created = post(
+        server.addr(),
+        PODS,
+        &pod("default", "p", json!({"app": "a"}), "Running"),
+    )
+    .await?;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let pod = created.json()?;
+    assert_eq!(
+        pod["status"],
+        json!({"phase": "Pending", "qosClass": "BestEffort"})
+    );
+    assert_eq!(pod["metadata"]["generation"], 1);
+    let spec = &pod["spec"];
+    assert_eq!(spec["restartPolicy"], "Always");
+    assert_eq!(spec["dnsPolicy"], "ClusterFirst");
+    assert_eq!(spec["terminationGracePeriodSeconds"], 30);
+    assert_eq!(spec["schedulerName"], "default-scheduler");
+    assert_eq!(spec["serviceAccountName"], "default");
+    assert_eq!(spec["containers"][0]["imagePullPolicy"], "Always");
+    assert_eq!(
+        spec["containers"][0]["terminationMessagePath"],
+        "/dev/termination-log"
+    );
+    assert_eq!(spec["containers"][0]["terminationMessagePolicy"], "File");
+    let pending = get_json(
+        server.addr(),
+        &format!("{PODS}?fieldSelector=status.phase%3DPending"),
+    )
+    .await?;
+    assert_eq!(pending["items"].as_array().map(Vec::len), Some(1));
+
+    let deployment = post(server.addr(), DEPLOYMENTS, &deployment("web"))
+        .await?
+        .json()?;
+    assert_eq!(
+        deployment["spec"]["strategy"],
+        json!({"type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+    );
+    assert_eq!(deployment["spec"]["revisionHistoryLimit"], 10);
+    assert_eq!(deployment["spec"]["progressDeadlineSeconds"], 600);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+
+    let job = post(
+        server.addr(),
+        "/apis/batch/v1/namespaces/default/jobs",
+        &json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+                "spec": {"template": {"spec": {"restartPolicy": "Never",
+                         "containers": [{"name": "main", "image": "busybox"}]}}}}),
+    )
+    .await?
+    .json()?;
+    let uid = job["metadata"]["uid"].clone();
+    assert_eq!(job["spec"]["backoffLimit"], 6);
+    assert_eq!(job["spec"]["completions"], 1);
+    assert_eq!(job["spec"]["parallelism"], 1);
+    assert_eq!(
+        job["spec"]["selector"],
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
+    );
+    assert_eq!(job["spec"]["template"]["metadata"]["labels"]["job-name"], "once");
+
+    let service = post(
+        server.addr(),
+        "/api/v1/namespaces/default/services",
+        &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
+                "spec": {"selector": {"app": "a"}, "ports": [{"port": 80}]}}),
+    )
+    .await?
+    .json()?;
+    assert_eq!(service["spec"]["type"], "ClusterIP");
+    assert_eq!(service["spec"]["sessionAffinity"], "None");
+    assert_eq!(
+        service["spec"]["ports"][0],
+        json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+    );
+    let ip = service["spec"]["clusterIP"].as_str().ok_or("clusterIP")?;
+    assert!(ip.starts_with("10.96."), "{ip}");
+    assert_eq!(service["spec"]["clusterIPs"], json!([ip]));
+    assert_eq!(service["status"], json!({"loadBalancer": {}}));
+    Ok(())
+}
+
+/// Row 12. Follows `plugin/pkg/admission/namespace/lifecycle/admission.go` (immortal namespaces).
+#[tokio::test]
+async fn the_protected_namespaces_cannot_be_deleted() -> TestResult {
+    let server = ApiServer::start().await?;
+    for ns in ["default", "kube-system", "kube-public"] {
+        let response = request(
+            server.addr(),
+            "DELETE",
+            &format!("/api/v1/namespaces/{ns}"),
+            &[],
+            None,
+        )
+        .await?;
+        assert_eq!(response.status, 403, "{ns}");
+        let status = response.json()?;
+        assert_eq!(status["reason"], "Forbidden");
+        assert_eq!(
+            status["message"],
+            format!("namespaces \"{ns}\" is forbidden: this namespace may not be deleted")
+        );
+        let stored = get_json(server.addr(), &format!("/api/v1/namespaces/{ns}")).await?;
+        assert!(stored["metadata"].get("deletionTimestamp").is_none());
+    }
+    Ok(())
+}
+
+/// Row 13. Follows the strategies' `PrepareForCreate`/`PrepareForUpdate` (only some kinds set
+/// `generation`; `deployment/strategy.go` also counts annotation changes) and `markAsDeleting` in
+/// `registry/generic/registry/store.go` (the deletion mark bumps a set generation).
+#[tokio::test]
+async fn generation_is_set_only_by_kinds_whose_strategy_sets_it() -> TestResult {
+    let server = ApiServer::start().await?;
+    let cm = post(server.addr(), CMS, &configmap("default", "c", json!({"a": "1"})))
+        .await?
+        .json()?;
+    assert!(cm["metadata"].get("generation").is_none());
+    let mut next = cm.clone();
+    next["data"]["a"] = json!("2");
+    let next = put(&server, &format!("{CMS}/c"), &next).await?.json()?;
+    assert!(next["metadata"].get("generation").is_none());
+    let secret = post(
+        server.addr(),
+        SECRETS,
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}),
+    )
+    .await?
+    .json()?;
+    assert!(secret["metadata"].get("generation").is_none());
+
+    let created = post(server.addr(), DEPLOYMENTS, &deployment("web"))
+        .await?
+        .json()?;
+    assert_eq!(created["metadata"]["generation"], 1);
+    let path = format!("{DEPLOYMENTS}/web");
+    let annotated = send_json(
+        server.addr(),
+        "PATCH",
+        &path,
+        "application/merge-patch+json",
+        &json!({"metadata": {"annotations": {"note": "x"}, "finalizers": ["example.com/hold"]}}),
+    )
+    .await?
+    .json()?;
+    assert_eq!(
+        annotated["metadata"]["generation"], 2,
+        "annotations move a Deployment's generation"
+    );
+    let labelled = send_json(
+        server.addr(),
+        "PATCH",
+        &path,
+        "application/merge-patch+json",
+        &json!({"metadata": {"labels": {"tier": "web"}}}),
+    )
+    .await?
+    .json()?;
+    assert_eq!(labelled["metadata"]["generation"], 2, "labels do not");
+    let deleting = request(server.addr(), "DELETE", &path, &[], None).await?.json()?;
+    assert_eq!(deleting["metadata"]["generation"], 3, "the deletion mark does");
+    assert!(deleting["metadata"]["deletionTimestamp"].is_string());
+    Ok(())
+}
+
+/// Row 14. Follows the typed list encoding (items of a built-in `PodList` carry no TypeMeta) and
+/// `apiserver/pkg/storage/cacher/delegator.go` (`resourceVersion=0` is served from the watch
+/// cache, which ignores `limit`).
+#[tokio::test]
+async fn lists_of_built_in_kinds_omit_item_types_and_version_zero_ignores_limit() -> TestResult {
+    let server = ApiServer::start().await?;
+    for name in ["a", "b", "c"] {
+        server.create(configmap("default", name, json!({})))?;
+    }
+    let list = get_json(server.addr(), &format!("{CMS}?limit=2")).await?;
+    assert_eq!(list["kind"], "ConfigMapList");
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2));
+    assert!(list["items"][0].get("kind").is_none() && list["items"][0].get("apiVersion").is_none());
+    assert!(list["metadata"]["continue"].is_string());
+
+    let whole = get_json(server.addr(), &format!("{CMS}?resourceVersion=0&limit=2")).await?;
+    assert_eq!(whole["items"].as_array().map(Vec::len), Some(3));
+    assert!(whole["metadata"].get("continue").is_none());
+
+    let crd = post(
+        server.addr(),
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        &widget_crd(true),
+    )
+    .await?;
+    assert_eq!(crd.status, 201);
+    server.create(json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w", "namespace": "default"}}))?;
+    let widgets = get_json(server.addr(), "/apis/example.com/v1/namespaces/default/widgets").await?;
+    assert_eq!(
+        widgets["items"][0]["kind"], "Widget",
+        "custom resources keep their types"
+    );
+    assert_eq!(widgets["items"][0]["apiVersion"], "example.com/v1");
+    Ok(())
+}
