@@ -490,3 +490,83 @@ async fn lists_of_built_in_kinds_omit_item_types_and_version_zero_ignores_limit(
     assert_eq!(widgets["items"][0]["apiVersion"], "example.com/v1");
     Ok(())
 }
+
+/// Row 11. Follows `ValidatePodUpdate` (`pkg/apis/core/validation/validation.go`),
+/// `ValidateNoNewFinalizers` (`apimachinery/pkg/api/validation/objectmeta.go`), `checkName` and
+/// `transformDecodeError` (`apiserver/pkg/endpoints/handlers/rest.go`, `create.go`) and the etcd3
+/// store's `Create` (a resourceVersion on create).
+#[tokio::test]
+async fn invalid_updates_and_creates_get_the_real_servers_answers() -> TestResult {
+    let server = ApiServer::start().await?;
+    let mut two = pod("default", "p", json!({}), "");
+    two["spec"]["containers"] = json!([{"name": "a", "image": "busybox"}, {"name": "b", "image": "busybox"}]);
+    let created = post(server.addr(), PODS, &two).await?.json()?;
+    let mut one = created.clone();
+    one["spec"]["containers"] = json!([{"name": "a", "image": "busybox"}]);
+    let response = put(&server, &format!("{PODS}/p"), &one).await?;
+    assert_eq!(response.status, 422, "{}", response.text());
+    let message = response.json()?["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.starts_with("Pod \"p\" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`"),
+        "{message}"
+    );
+    let mut image = created.clone();
+    image["spec"]["containers"][0]["image"] = json!("busybox:1.36");
+    assert_eq!(put(&server, &format!("{PODS}/p"), &image).await?.status, 200);
+
+    let mut held = configmap("default", "held", json!({}));
+    held["metadata"]["finalizers"] = json!(["example.com/a"]);
+    post(server.addr(), CMS, &held).await?;
+    request(server.addr(), "DELETE", &format!("{CMS}/held"), &[], None).await?;
+    let added = send_json(
+        server.addr(),
+        "PATCH",
+        &format!("{CMS}/held"),
+        "application/merge-patch+json",
+        &json!({"metadata": {"finalizers": ["example.com/a", "example.com/b"]}}),
+    )
+    .await?;
+    assert_eq!(added.status, 422);
+    assert_eq!(
+        added.json()?["message"],
+        "ConfigMap \"held\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{\"example.com/b\"}"
+    );
+
+    let mut versioned = configmap("default", "v", json!({}));
+    versioned["metadata"]["resourceVersion"] = json!("5");
+    let response = post(server.addr(), CMS, &versioned).await?;
+    assert_eq!(response.status, 500);
+    assert_eq!(
+        response.json()?,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": "resourceVersion should not be set on objects to be created", "code": 500})
+    );
+
+    let renamed = send_json(
+        server.addr(),
+        "PATCH",
+        &format!("{PODS}/p"),
+        "application/merge-patch+json",
+        &json!({"metadata": {"name": "other"}}),
+    )
+    .await?;
+    assert_eq!(renamed.status, 400);
+    assert_eq!(
+        renamed.json()?["message"],
+        "the name of the object (other) does not match the name on the URL (p)"
+    );
+
+    let mut v2 = configmap("default", "two", json!({}));
+    v2["apiVersion"] = json!("v2");
+    let response = post(server.addr(), CMS, &v2).await?;
+    assert_eq!(response.status, 400);
+    assert_eq!(
+        response.json()?["message"],
+        "ConfigMap in version \"v2\" cannot be handled as a ConfigMap: no kind \"ConfigMap\" is registered for version \"v2\" in scheme \"pkg/api/legacyscheme/scheme.go:30\""
+    );
+    assert_eq!(get(server.addr(), &format!("{CMS}/two")).await?.status, 404);
+    Ok(())
+}

@@ -47,6 +47,20 @@ pub(super) fn create(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&s
         Ok(o) => o,
         Err(s) => return s.into(),
     };
+    // The storage refuses a version on create (apiserver/pkg/storage/etcd3/store.go); the error
+    // is not a Status, so it answers 500 with no reason (`ErrorToAPIStatus`).
+    if object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|rv| !rv.is_empty())
+    {
+        return Status::failure(
+            500,
+            "",
+            "resourceVersion should not be set on objects to be created",
+        )
+        .into();
+    }
     match app.store.create(
         def,
         ns,

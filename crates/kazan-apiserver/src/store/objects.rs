@@ -277,6 +277,41 @@ impl Store {
                 );
                 return Err(Status::conflict_because(&def.group, &def.plural, name, &why).into());
             }
+            // `ValidateNoNewFinalizers` (apimachinery/pkg/api/validation/objectmeta.go).
+            if old_meta.get("deletionTimestamp").is_some() {
+                let strings = |v: Option<&Value>| -> Vec<String> {
+                    v.and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                        .unwrap_or_default()
+                };
+                let old_finalizers = strings(old_meta.get("finalizers"));
+                let mut added: Vec<String> = strings(meta.get("finalizers"))
+                    .into_iter()
+                    .filter(|f| !old_finalizers.contains(f))
+                    .collect();
+                added.sort();
+                added.dedup();
+                if !added.is_empty() {
+                    let list = added
+                        .iter()
+                        .map(|f| format!("{f:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let name = old_meta.get("name").and_then(Value::as_str).unwrap_or_default();
+                    return Err(Status::invalid(
+                        &def.group,
+                        &def.kind,
+                        name,
+                        &[FieldCause::forbidden(
+                            "metadata.finalizers",
+                            &format!(
+                                "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{list}}}"
+                            ),
+                        )],
+                    )
+                    .into());
+                }
+            }
             for owned in [
                 "uid",
                 "creationTimestamp",
@@ -307,6 +342,7 @@ impl Store {
             }
         } else {
             strategy::prepare_for_update(def, existing, &mut object, options.direct)?;
+            strategy::validate_update(def, existing, &object)?;
         }
         if is_kind(def, "", "namespaces") {
             let name = object_key(&object).1;
@@ -392,7 +428,16 @@ impl Store {
         }
         let mut patched = patched;
         prepare_typed(def, &mut patched)?;
-        set_path(&mut patched, &["metadata", "name"], json!(name));
+        // `checkName` (apiserver/pkg/endpoints/handlers/rest.go): a patch cannot rename.
+        match patched.pointer("/metadata/name").and_then(Value::as_str) {
+            Some(n) if n != name => {
+                return Err(Status::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                ))
+                .into());
+            }
+            _ => set_path(&mut patched, &["metadata", "name"], json!(name)),
+        }
         let object = if status_only {
             let mut merged = Value::clone(&current);
             match patched.get("status") {

@@ -1,5 +1,6 @@
 //! The rules every object follows: typed bodies, names, namespaces, the metadata the server owns.
 
+use super::strategy::is_builtin;
 use crate::error::StoreError;
 use crate::registry::ResourceDef;
 use crate::status::{FieldCause, Status};
@@ -82,6 +83,20 @@ pub(super) fn prepare_typed(def: &ResourceDef, object: &mut Value) -> Result<(),
         return Err(Status::bad_request(format!(
             "the API version in the data ({api_version}) does not match the expected API version ({})",
             def.api_version()
+        ))
+        .into());
+    }
+    if let Some(api_version) = map.get("apiVersion").and_then(Value::as_str)
+        && !api_version.is_empty()
+        && api_version != def.api_version()
+        && is_builtin(def)
+    {
+        // The decoder knows the built-in kinds only in their served versions
+        // (apiserver/pkg/endpoints/handlers/rest.go, `transformDecodeError`).
+        let version = api_version.rsplit('/').next().unwrap_or(api_version);
+        return Err(Status::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: no kind \"{kind}\" is registered for version \"{api_version}\" in scheme \"pkg/api/legacyscheme/scheme.go:30\"",
+            kind = def.kind
         ))
         .into());
     }

@@ -97,6 +97,55 @@ pub(super) fn prepare_for_update(
     Ok(())
 }
 
+/// The update validation of the kinds whose spec is mostly immutable: a Pod
+/// (`ValidatePodUpdate`, `pkg/apis/core/validation/validation.go`) may change only its images,
+/// `activeDeadlineSeconds`, `tolerations` and `terminationGracePeriodSeconds`.
+pub(super) fn validate_update(def: &ResourceDef, old: &Value, object: &Value) -> Result<(), StoreError> {
+    if !is(def, "", "pods") {
+        return Ok(());
+    }
+    let mutable_masked = |pod: &Value| -> Value {
+        let mut spec = pod.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(map) = spec.as_object_mut() {
+            for field in [
+                "activeDeadlineSeconds",
+                "tolerations",
+                "terminationGracePeriodSeconds",
+                "schedulingGates",
+            ] {
+                map.remove(field);
+            }
+            for list in ["containers", "initContainers"] {
+                if let Some(containers) = map.get_mut(list).and_then(Value::as_array_mut) {
+                    for container in containers {
+                        if let Some(c) = container.as_object_mut() {
+                            c.remove("image");
+                        }
+                    }
+                }
+            }
+        }
+        spec
+    };
+    if mutable_masked(old) == mutable_masked(object) {
+        return Ok(());
+    }
+    let name = old
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Err(Status::invalid(
+        "",
+        "Pod",
+        name,
+        &[crate::status::FieldCause::forbidden(
+            "spec",
+            "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+        )],
+    )
+    .into())
+}
+
 /// Keeps (or removes) a top-level field as it is in `old`.
 fn copy_field(old: &Value, object: &mut Value, field: &str) {
     let Some(map) = object.as_object_mut() else {
