@@ -157,6 +157,7 @@ pub struct ApiServerBuilder {
     max_concurrent_streams: u32,
     admin: bool,
     record_changes: bool,
+    garbage_collector: bool,
 }
 
 impl std::fmt::Debug for ApiServerBuilder {
@@ -175,6 +176,7 @@ impl std::fmt::Debug for ApiServerBuilder {
             .field("max_concurrent_streams", &self.max_concurrent_streams)
             .field("admin", &self.admin)
             .field("record_changes", &self.record_changes)
+            .field("garbage_collector", &self.garbage_collector)
             .finish_non_exhaustive()
     }
 }
@@ -201,11 +203,22 @@ impl Default for ApiServerBuilder {
             max_concurrent_streams: server::MAX_STREAMS,
             admin: false,
             record_changes: false,
+            garbage_collector: true,
         }
     }
 }
 
 impl ApiServerBuilder {
+    /// Run a garbage collector as the controller manager's (default on; envtest has none): when an
+    /// owner is deleted its dependents (objects whose `ownerReferences` name its uid) are deleted;
+    /// an owner deleted with `propagationPolicy=Foreground` waits for them, one deleted with
+    /// `Orphan` has them lose their owner reference. Dependents whose owner never existed are left
+    /// alone (the real collector deletes them).
+    pub fn garbage_collector(mut self, on: bool) -> Self {
+        self.garbage_collector = on;
+        self
+    }
+
     /// The address to listen on (default `127.0.0.1:0`, a random loopback port).
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
@@ -343,9 +356,13 @@ impl ApiServerBuilder {
                 queue_capacity: self.watch_queue_capacity,
                 namespace_delete_delay: self.namespace_delete_delay,
                 record_changes: self.record_changes,
+                garbage_collector: self.garbage_collector,
             },
             shutdown.clone(),
         );
+        if self.garbage_collector {
+            store.start_garbage_collector();
+        }
         if let Some(ns_def) = store.registry().get("", "v1", "namespaces") {
             for name in &self.namespaces {
                 let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
@@ -659,10 +676,16 @@ impl ApiServer {
         name: &str,
     ) -> Result<Value, StoreError> {
         let def = self.def_of(api_version, kind)?;
-        match self
-            .store
-            .delete(&def, namespace, name, &store::Preconditions::default(), false)?
-        {
+        match self.store.delete(
+            &def,
+            namespace,
+            name,
+            // Like `--grace-period=0`: a fixture is gone at once.
+            &store::DeleteOptions {
+                grace_period: Some(0),
+                ..store::DeleteOptions::default()
+            },
+        )? {
             DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o) => Ok(o),
         }
     }

@@ -570,3 +570,196 @@ async fn invalid_updates_and_creates_get_the_real_servers_answers() -> TestResul
     assert_eq!(get(server.addr(), &format!("{CMS}/two")).await?.status, 404);
     Ok(())
 }
+
+/// Polls `path` until it answers 404, at most [`WAIT`]; false if it never did.
+async fn gone_within_wait(server: &ApiServer, path: &str) -> TestResult<bool> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if get(server.addr(), path).await?.status == 404 {
+            return Ok(true);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(false)
+}
+
+fn scheduled_pod(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "main", "image": "busybox"}]}})
+}
+
+/// Row 8. Follows `podStrategy.CheckGracefulDelete` (`pkg/registry/core/pod/strategy.go`) and
+/// `BeforeDelete` (`apiserver/pkg/registry/rest/delete.go`): a scheduled Pod is marked with
+/// `deletionTimestamp = now + grace` and stays until the grace period ends (here the server ends
+/// it, standing in for the kubelet); unscheduled Pods and `gracePeriodSeconds=0` go at once.
+#[tokio::test]
+async fn scheduled_pods_are_deleted_gracefully_and_the_server_ends_the_grace_period() -> TestResult {
+    let server = ApiServer::start().await?;
+    assert_eq!(
+        post(server.addr(), PODS, &scheduled_pod("slow")).await?.status,
+        201
+    );
+    let path = format!("{PODS}/slow");
+    let response = request(
+        server.addr(),
+        "DELETE",
+        &format!("{path}?gracePeriodSeconds=1"),
+        &[],
+        None,
+    )
+    .await?;
+    assert_eq!(response.status, 200);
+    let marked = response.json()?;
+    assert_eq!(
+        marked["kind"], "Pod",
+        "the object is answered while it terminates"
+    );
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 1);
+    assert!(marked["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(marked["metadata"]["generation"], 2);
+    assert_eq!(
+        get(server.addr(), &path).await?.status,
+        200,
+        "still there during its grace period"
+    );
+    assert!(
+        gone_within_wait(&server, &path).await?,
+        "removed when the grace period ended"
+    );
+
+    assert_eq!(
+        post(server.addr(), PODS, &scheduled_pod("forced")).await?.status,
+        201
+    );
+    let body = serde_json::to_vec(&json!({"gracePeriodSeconds": 0}))?;
+    let forced = request(
+        server.addr(),
+        "DELETE",
+        &format!("{PODS}/forced"),
+        &[],
+        Some(&body),
+    )
+    .await?;
+    assert_eq!(forced.json()?["kind"], "Status", "grace 0 deletes at once");
+    assert_eq!(get(server.addr(), &format!("{PODS}/forced")).await?.status, 404);
+
+    post(server.addr(), PODS, &pod("default", "unscheduled", json!({}), "")).await?;
+    let unscheduled = request(server.addr(), "DELETE", &format!("{PODS}/unscheduled"), &[], None).await?;
+    assert_eq!(
+        unscheduled.json()?["kind"],
+        "Status",
+        "an unscheduled Pod goes at once"
+    );
+
+    assert_eq!(
+        post(server.addr(), PODS, &scheduled_pod("default-grace"))
+            .await?
+            .status,
+        201
+    );
+    let marked = request(
+        server.addr(),
+        "DELETE",
+        &format!("{PODS}/default-grace"),
+        &[],
+        None,
+    )
+    .await?
+    .json()?;
+    assert_eq!(
+        marked["metadata"]["deletionGracePeriodSeconds"], 30,
+        "the Pod's default period"
+    );
+    Ok(())
+}
+
+fn owned_configmap(name: &str, owner: &Value) -> Value {
+    let mut cm = configmap("default", name, json!({}));
+    cm["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment",
+        "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"], "blockOwnerDeletion": true}]);
+    cm
+}
+
+async fn delete_with(server: &ApiServer, path: &str, policy: &str) -> TestResult<HttpResponse> {
+    let body = serde_json::to_vec(
+        &json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": policy}),
+    )?;
+    request(
+        server.addr(),
+        "DELETE",
+        path,
+        &[("Content-Type", "application/json")],
+        Some(&body),
+    )
+    .await
+}
+
+/// Row 7. Follows `shouldUpdateFinalizers` and `markAsDeleting`
+/// (`apiserver/pkg/registry/generic/registry/store.go`) for the finalizers DELETE adds, and the
+/// garbage collector (`pkg/controller/garbagecollector/garbagecollector.go`) for what happens to
+/// the dependents: deleted (Background), deleted before the owner goes (Foreground), or freed of
+/// their owner reference (Orphan).
+#[tokio::test]
+async fn deletion_propagation_and_the_garbage_collector() -> TestResult {
+    let server = ApiServer::start().await?;
+    for (owner, policy) in [("bg", "Background"), ("fg", "Foreground"), ("orphaner", "Orphan")] {
+        let owner_obj = post(server.addr(), DEPLOYMENTS, &deployment(owner))
+            .await?
+            .json()?;
+        let dependent = owned_configmap(&format!("{owner}-cm"), &owner_obj);
+        assert_eq!(post(server.addr(), CMS, &dependent).await?.status, 201);
+        let owner_path = format!("{DEPLOYMENTS}/{owner}");
+        let dependent_path = format!("{CMS}/{owner}-cm");
+        let response = delete_with(&server, &owner_path, policy).await?;
+        assert_eq!(response.status, 200, "{}", response.text());
+        let answer = response.json()?;
+        match policy {
+            "Background" => {
+                assert_eq!(answer["kind"], "Status");
+                assert!(
+                    gone_within_wait(&server, &dependent_path).await?,
+                    "dependent collected"
+                );
+            }
+            "Foreground" => {
+                assert_eq!(answer["metadata"]["finalizers"], json!(["foregroundDeletion"]));
+                assert!(answer["metadata"]["deletionTimestamp"].is_string());
+                assert!(
+                    gone_within_wait(&server, &dependent_path).await?,
+                    "dependent deleted first"
+                );
+                assert!(gone_within_wait(&server, &owner_path).await?, "then the owner");
+            }
+            _ => {
+                assert_eq!(answer["metadata"]["finalizers"], json!(["orphan"]));
+                assert!(gone_within_wait(&server, &owner_path).await?, "the owner goes");
+                let orphan = get_json(server.addr(), &dependent_path).await?;
+                assert!(orphan["metadata"].get("ownerReferences").is_none(), "{orphan}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Row 7, the switch: without the collector (as envtest) a Foreground owner waits forever and
+/// dependents stay.
+#[tokio::test]
+async fn without_the_garbage_collector_dependents_stay_and_foreground_owners_wait() -> TestResult {
+    let server = ApiServer::builder().garbage_collector(false).start().await?;
+    let owner = post(server.addr(), DEPLOYMENTS, &deployment("web"))
+        .await?
+        .json()?;
+    post(server.addr(), CMS, &owned_configmap("dep", &owner)).await?;
+    let response = delete_with(&server, &format!("{DEPLOYMENTS}/web"), "Foreground").await?;
+    assert_eq!(
+        response.json()?["metadata"]["finalizers"],
+        json!(["foregroundDeletion"])
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        get(server.addr(), &format!("{DEPLOYMENTS}/web")).await?.status,
+        200
+    );
+    assert_eq!(get(server.addr(), &format!("{CMS}/dep")).await?.status, 200);
+    Ok(())
+}

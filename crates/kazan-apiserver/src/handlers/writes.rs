@@ -8,7 +8,7 @@ use crate::patch::{self, PatchKind};
 use crate::protobuf;
 use crate::registry::ResourceDef;
 use crate::status::{FieldCause, Status};
-use crate::store::{DeleteOutcome, Preconditions, WriteOptions};
+use crate::store::{DeleteOptions, DeleteOutcome, WriteOptions};
 use http::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -181,16 +181,36 @@ pub(super) fn delete(
         .into();
     }
     let text = |p: &str| options.pointer(p).and_then(Value::as_str).map(str::to_string);
-    let precondition = Preconditions {
-        uid: text("/preconditions/uid"),
-        resource_version: text("/preconditions/resourceVersion"),
+    let grace_period = match ctx.query.non_empty("gracePeriodSeconds").map(str::parse::<i64>) {
+        Some(Ok(seconds)) => Some(seconds),
+        Some(Err(_)) => return Status::bad_request("invalid value for gracePeriodSeconds").into(),
+        None => options.get("gracePeriodSeconds").and_then(Value::as_i64),
     };
+    let propagation = ctx
+        .query
+        .non_empty("propagationPolicy")
+        .map(str::to_string)
+        .or_else(|| text("/propagationPolicy"))
+        .or_else(
+            || match options.get("orphanDependents").and_then(Value::as_bool) {
+                Some(true) => Some("Orphan".to_string()),
+                Some(false) => Some("Background".to_string()),
+                None => None,
+            },
+        );
     let dry_run = ctx.dry_run
         || options
             .get("dryRun")
             .and_then(Value::as_array)
             .is_some_and(|values| values.iter().any(|v| v == "All"));
-    match app.store.delete(def, ns, name, &precondition, dry_run) {
+    let request = DeleteOptions {
+        uid: text("/preconditions/uid"),
+        resource_version: text("/preconditions/resourceVersion"),
+        grace_period,
+        propagation,
+        dry_run,
+    };
+    match app.store.delete(def, ns, name, &request) {
         Ok(DeleteOutcome::Pending(object)) => Reply::Json(StatusCode::OK, object, JSON),
         Ok(DeleteOutcome::Deleted(object)) => {
             let uid = object
@@ -226,8 +246,10 @@ pub(super) fn delete_collection(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns
             def,
             vns.as_deref(),
             &vname,
-            &Preconditions::default(),
-            ctx.dry_run,
+            &DeleteOptions {
+                dry_run: ctx.dry_run,
+                ..DeleteOptions::default()
+            },
         ) {
             Ok(DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o)) => items.push(o),
             Err(StoreError::NotFound(_)) => {}

@@ -132,6 +132,9 @@ impl Store {
                 state.namespace_watchers.remove(namespace);
             }
         }
+        if self.config.garbage_collector {
+            self.track_owners(inner, def, kind, &event.object, event.prev.as_deref());
+        }
         self.published_rv.store(rv, Ordering::Release);
         self.rv_tx.send_replace(rv);
         object

@@ -11,6 +11,7 @@
 
 mod crds;
 mod fanout;
+mod gc;
 mod history;
 mod namespaces;
 mod objects;
@@ -20,7 +21,7 @@ mod strategy;
 
 pub(crate) use fanout::{Event, EventType, StartRequest, WatchStart, event_line};
 pub(crate) use history::VersionError;
-pub(crate) use objects::{DeleteOutcome, Preconditions, WriteOptions};
+pub(crate) use objects::{DeleteOptions, DeleteOutcome, WriteOptions};
 pub(crate) use rules::{object_key, set_path, with_type};
 pub(crate) use state::{Store, StoreConfig};
 pub(crate) use strategy::is_builtin;

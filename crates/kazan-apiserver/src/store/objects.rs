@@ -19,11 +19,19 @@ use std::sync::Arc;
 /// The namespaces that may not be deleted (`NamespaceLifecycle`'s immortal namespaces).
 const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
-/// `DeleteOptions.preconditions`.
+/// What a DELETE asks for (`metav1.DeleteOptions`).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Preconditions {
+pub(crate) struct DeleteOptions {
+    /// `preconditions.uid`.
     pub uid: Option<String>,
+    /// `preconditions.resourceVersion`.
     pub resource_version: Option<String>,
+    /// `gracePeriodSeconds` (Pods; None = the Pod's own).
+    pub grace_period: Option<i64>,
+    /// `propagationPolicy`: `Foreground`, `Background` or `Orphan`.
+    pub propagation: Option<String>,
+    /// `dryRun=All`.
+    pub dry_run: bool,
 }
 
 /// The text of a storage `InvalidObjError` (`apiserver/pkg/storage/errors.go`), with the etcd key
@@ -43,6 +51,78 @@ fn storage_invalid(def: &ResourceDef, namespace: &str, name: &str, message: &str
     format!(
         "StorageError: invalid object, Code: 4, Key: {key}, ResourceVersion: 0, AdditionalErrorMsg: {message}"
     )
+}
+
+/// `podStrategy.CheckGracefulDelete` (pkg/registry/core/pod/strategy.go): the asked period, else
+/// the Pod's `terminationGracePeriodSeconds`; 0 for a Pod not scheduled or already terminated.
+fn pod_grace_period(pod: &Value, asked: Option<i64>) -> i64 {
+    let period = asked.unwrap_or_else(|| {
+        pod.pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    });
+    let scheduled = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let terminated = matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    match period {
+        _ if !scheduled || terminated => 0,
+        p if p < 0 => 1,
+        p => p,
+    }
+}
+
+/// `shouldUpdateFinalizers` (registry/generic/registry/store.go): `Orphan` adds the `orphan`
+/// finalizer, `Foreground` the `foregroundDeletion` one, `Background` removes both; true when the
+/// finalizers changed.
+fn propagation_finalizers(object: &mut Value, policy: Option<&str>) -> bool {
+    let (add, remove): (Option<&str>, &[&str]) = match policy {
+        Some("Orphan") => (Some(ORPHAN), &[FOREGROUND]),
+        Some("Foreground") => (Some(FOREGROUND), &[ORPHAN]),
+        Some("Background") => (None, &[ORPHAN, FOREGROUND]),
+        _ => return false,
+    };
+    let before: Vec<String> = object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut after: Vec<String> = before
+        .iter()
+        .filter(|f| !remove.contains(&f.as_str()))
+        .cloned()
+        .collect();
+    if let Some(add) = add
+        && !after.iter().any(|f| f == add)
+    {
+        after.push(add.to_string());
+    }
+    if after == before {
+        return false;
+    }
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        if after.is_empty() {
+            meta.remove("finalizers");
+        } else {
+            meta.insert("finalizers".into(), json!(after));
+        }
+    }
+    true
+}
+
+/// The finalizer that orphans dependents.
+pub(crate) const ORPHAN: &str = "orphan";
+/// The finalizer that waits for dependents to be deleted.
+pub(crate) const FOREGROUND: &str = "foregroundDeletion";
+
+/// `now + seconds` in RFC 3339.
+fn rfc3339_after(seconds: i64) -> String {
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seconds);
+    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// `markAsDeleting` (registry/generic/registry/store.go): the first deletion mark moves a
@@ -463,9 +543,10 @@ impl Store {
         def: &ResourceDef,
         namespace: Option<&str>,
         name: &str,
-        preconditions: &Preconditions,
-        dry_run: bool,
+        options: &DeleteOptions,
     ) -> Result<DeleteOutcome, StoreError> {
+        let preconditions = options;
+        let dry_run = options.dry_run;
         let ns = scope_ns(def, namespace);
         let mut inner = self.lock();
         let state = Self::state(&mut inner, &key_of(def));
@@ -519,16 +600,77 @@ impl Store {
             )
             .into());
         }
-        if existing.pointer("/metadata/deletionTimestamp").is_some() {
-            return Ok(DeleteOutcome::Pending(with_type(def, &existing)));
-        }
-        let has_finalizers = existing
+        let is_pod = is_kind(def, "", "pods");
+        let grace = if is_pod {
+            pod_grace_period(&existing, options.grace_period)
+        } else {
+            0
+        };
+        let mut object = Value::clone(&existing);
+        let finalizers_changed = propagation_finalizers(&mut object, options.propagation.as_deref());
+        let has_finalizers = object
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
             .is_some_and(|f| !f.is_empty());
+        if existing.pointer("/metadata/deletionTimestamp").is_some() {
+            // Already being deleted: a Pod's grace period may only get shorter (`BeforeDelete`,
+            // apiserver/pkg/registry/rest/delete.go); the finalizers follow the new policy.
+            let current = existing
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            if is_pod && grace < current {
+                if grace == 0 && !has_finalizers {
+                    let deleted = self.remove_now(&mut inner, def, object, dry_run);
+                    return Ok(DeleteOutcome::Deleted(with_type(def, &deleted)));
+                }
+                set_path(
+                    &mut object,
+                    &["metadata", "deletionTimestamp"],
+                    json!(rfc3339_after(grace)),
+                );
+                set_path(
+                    &mut object,
+                    &["metadata", "deletionGracePeriodSeconds"],
+                    json!(grace),
+                );
+                let marked = self.commit(&mut inner, def, EventType::Modified, object, dry_run);
+                drop(inner);
+                if grace > 0 && !dry_run {
+                    self.schedule_grace_end(def, &marked, grace);
+                }
+                return Ok(DeleteOutcome::Pending(with_type(def, &marked)));
+            }
+            if finalizers_changed {
+                let updated = self.commit(&mut inner, def, EventType::Modified, object, dry_run);
+                return Ok(DeleteOutcome::Pending(with_type(def, &updated)));
+            }
+            return Ok(DeleteOutcome::Pending(with_type(def, &existing)));
+        }
+        if grace > 0 {
+            // Graceful deletion: the Pod stays until its grace period ends (the kubelet's part,
+            // done by the server itself here).
+            set_path(
+                &mut object,
+                &["metadata", "deletionTimestamp"],
+                json!(rfc3339_after(grace)),
+            );
+            set_path(
+                &mut object,
+                &["metadata", "deletionGracePeriodSeconds"],
+                json!(grace),
+            );
+            bump_generation(&mut object);
+            let marked = self.commit(&mut inner, def, EventType::Modified, object, dry_run);
+            drop(inner);
+            if !dry_run {
+                self.schedule_grace_end(def, &marked, grace);
+            }
+            return Ok(DeleteOutcome::Pending(with_type(def, &marked)));
+        }
         let is_namespace = is_kind(def, "", "namespaces");
         if has_finalizers || is_namespace {
-            let mut marked = Value::clone(&existing);
+            let mut marked = object;
             set_path(
                 &mut marked,
                 &["metadata", "deletionTimestamp"],
@@ -548,6 +690,58 @@ impl Store {
         }
         let deleted = self.remove_now(&mut inner, def, Value::clone(&existing), dry_run);
         Ok(DeleteOutcome::Deleted(with_type(def, &deleted)))
+    }
+
+    /// After a Pod's grace period: what the kubelet's final DELETE (grace 0) does, unless the Pod
+    /// was replaced or its deletion changed meanwhile.
+    fn schedule_grace_end(self: &Arc<Self>, def: &ResourceDef, pod: &Value, grace: i64) {
+        let store = self.clone();
+        let def = def.clone();
+        let (ns, name) = object_key(pod);
+        let uid = pod
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let wait = std::time::Duration::from_secs(u64::try_from(grace).unwrap_or(0));
+        handle.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = store.shutdown.cancelled() => return,
+            }
+            let mut inner = store.lock();
+            let state = Self::state(&mut inner, &key_of(&def));
+            let Some(current) = state.objects.get(&(ns, name)).cloned() else {
+                return;
+            };
+            let same = current.pointer("/metadata/uid").and_then(Value::as_str) == Some(uid.as_str())
+                && current
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    == Some(grace);
+            if !same {
+                return;
+            }
+            let mut last = Value::clone(&current);
+            let held = last
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
+            if held {
+                set_path(
+                    &mut last,
+                    &["metadata", "deletionTimestamp"],
+                    json!(now_rfc3339()),
+                );
+                set_path(&mut last, &["metadata", "deletionGracePeriodSeconds"], json!(0));
+                store.commit(&mut inner, &def, EventType::Modified, last, false);
+            } else {
+                store.remove_now(&mut inner, &def, last, false);
+            }
+        });
     }
 
     /// Removes an object now (DELETED with `last` as content and a new version).

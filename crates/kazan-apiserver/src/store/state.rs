@@ -2,10 +2,11 @@
 //! accessors every other part of the store starts from.
 
 use super::fanout::{Event, Watcher};
+use super::gc::{Dependent, GcItem};
 use crate::instruments::changelog::{Change, ChangeLog};
 use crate::registry::{Registry, ResourceDef};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -41,6 +42,8 @@ pub(crate) struct StoreConfig {
     pub namespace_delete_delay: Duration,
     /// Keep a [`ChangeLog`] of every write.
     pub record_changes: bool,
+    /// Run the garbage collector (dependents follow their owners' deletion).
+    pub garbage_collector: bool,
 }
 
 pub(super) struct Inner {
@@ -48,6 +51,10 @@ pub(super) struct Inner {
     pub(super) resources: HashMap<ResourceKey, ResourceState>,
     /// Resources removed (CRD deleted) and when: a re-created one starts with that floor.
     pub(super) removed_at: HashMap<ResourceKey, u64>,
+    /// The garbage collector's index: owner uid → the objects whose `ownerReferences` name it.
+    pub(super) dependents: HashMap<String, BTreeSet<Dependent>>,
+    /// Owners the garbage collector has to look at (deleted, or marked `orphan`/`foregroundDeletion`).
+    pub(super) gc_queue: Vec<GcItem>,
 }
 
 /// The store shared by the HTTP handlers and the direct API.
@@ -62,6 +69,8 @@ pub(crate) struct Store {
     pub(super) shutdown: tokio_util::sync::CancellationToken,
     /// Every committed write, when `config.record_changes` is on.
     pub(super) changelog: ChangeLog,
+    /// Wakes the garbage collector when `gc_queue` got work.
+    pub(super) gc_wake: tokio::sync::Notify,
 }
 
 impl Store {
@@ -76,10 +85,13 @@ impl Store {
                 rv: 0,
                 resources: HashMap::new(),
                 removed_at: HashMap::new(),
+                dependents: HashMap::new(),
+                gc_queue: Vec::new(),
             }),
             published_rv: AtomicU64::new(0),
             rv_tx,
             changelog: ChangeLog::new(config.record_changes),
+            gc_wake: tokio::sync::Notify::new(),
             config,
             registry,
             shutdown,
