@@ -763,3 +763,75 @@ async fn without_the_garbage_collector_dependents_stay_and_foreground_owners_wai
     assert_eq!(get(server.addr(), &format!("{CMS}/dep")).await?.status, 200);
     Ok(())
 }
+
+/// Row 9. Follows apimachinery's `strategicpatch/patch.go` (`metadata.finalizers` is
+/// `patchStrategy:"merge"`; `$deleteFromPrimitiveList`) and apiextensions-apiserver's patch types
+/// for custom resources (no strategic merge: 415 with
+/// `negotiation.NewUnsupportedMediaTypeError`'s text).
+#[tokio::test]
+async fn strategic_merge_patches_merge_finalizers_honour_primitive_deletions_and_refuse_custom_resources()
+-> TestResult {
+    let server = ApiServer::start().await?;
+    let mut cm = configmap("default", "f", json!({}));
+    cm["metadata"]["finalizers"] = json!(["example.com/a", "example.com/b"]);
+    post(server.addr(), CMS, &cm).await?;
+    let path = format!("{CMS}/f");
+    let smp = "application/strategic-merge-patch+json";
+    let merged = send_json(
+        server.addr(),
+        "PATCH",
+        &path,
+        smp,
+        &json!({"metadata": {"finalizers": ["example.com/c"]}}),
+    )
+    .await?
+    .json()?;
+    assert_eq!(
+        merged["metadata"]["finalizers"],
+        json!(["example.com/a", "example.com/b", "example.com/c"])
+    );
+    let removed = send_json(
+        server.addr(),
+        "PATCH",
+        &path,
+        smp,
+        &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["example.com/a", "example.com/c"]}}),
+    )
+    .await?
+    .json()?;
+    assert_eq!(removed["metadata"]["finalizers"], json!(["example.com/b"]));
+
+    assert_eq!(
+        post(
+            server.addr(),
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &widget_crd(true)
+        )
+        .await?
+        .status,
+        201
+    );
+    let widgets = "/apis/example.com/v1/namespaces/default/widgets";
+    post(
+        server.addr(),
+        widgets,
+        &json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+    )
+    .await?;
+    let refused = send_json(
+        server.addr(),
+        "PATCH",
+        &format!("{widgets}/w"),
+        smp,
+        &json!({"spec": {"a": 1}}),
+    )
+    .await?;
+    assert_eq!(refused.status, 415);
+    let status = refused.json()?;
+    assert_eq!(status["reason"], "UnsupportedMediaType");
+    assert_eq!(
+        status["message"],
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+    );
+    Ok(())
+}

@@ -8,7 +8,7 @@ use crate::patch::{self, PatchKind};
 use crate::protobuf;
 use crate::registry::ResourceDef;
 use crate::status::{FieldCause, Status};
-use crate::store::{DeleteOptions, DeleteOutcome, WriteOptions};
+use crate::store::{DeleteOptions, DeleteOutcome, WriteOptions, is_builtin};
 use http::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -120,6 +120,14 @@ pub(super) fn patch_object(
         ))
         .into();
     };
+    if kind == PatchKind::Strategic && !is_builtin(def) {
+        // Custom resources have no patch strategies (apiextensions-apiserver serves only JSON,
+        // merge and apply patches; `negotiation.NewUnsupportedMediaTypeError`).
+        return Status::unsupported_media_type(
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+        )
+        .into();
+    }
     let patch_doc = match patch::parse_body(kind, body) {
         Ok(p) => p,
         Err(e) => return Status::bad_request(e.to_string()).into(),
