@@ -163,6 +163,8 @@ pub fn builtin() -> Vec<ResourceDef> {
         .map(|def| {
             let subresources: &[&str] = match (def.group.as_str(), def.plural.as_str()) {
                 ("apps", "deployments" | "replicasets" | "statefulsets") => &["status", "scale"],
+                ("", "pods") => &["status", "binding", "eviction"],
+                ("authorization.k8s.io", _) => &[],
                 ("", "configmaps" | "secrets" | "events" | "serviceaccounts" | "endpoints")
                 | ("coordination.k8s.io", _)
                 | ("events.k8s.io", _)
@@ -338,6 +340,16 @@ fn builtin_kinds() -> Vec<ResourceDef> {
         ResourceDef::new("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true)
             .short_names(&["netpol"]),
         ResourceDef::new("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false),
+        ResourceDef {
+            verbs: vec!["create".into()],
+            ..ResourceDef::new(
+                "authorization.k8s.io",
+                "v1",
+                "SelfSubjectAccessReview",
+                "selfsubjectaccessreviews",
+                false,
+            )
+        },
     ]
 }
 

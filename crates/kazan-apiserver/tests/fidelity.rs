@@ -835,3 +835,141 @@ async fn strategic_merge_patches_merge_finalizers_honour_primitive_deletions_and
     );
     Ok(())
 }
+
+/// Row 10. Follows `ScaleREST` (`pkg/registry/apps/deployment/storage/storage.go`,
+/// `apiextensions-apiserver/pkg/registry/customresource/etcd.go`), `EvictionREST`
+/// (`pkg/registry/core/pod/storage/eviction.go`; PodDisruptionBudgets are not consulted),
+/// `BindingREST` (`pkg/registry/core/pod/storage/storage.go`) and the SelfSubjectAccessReview
+/// of `pkg/registry/authorization/selfsubjectaccessreview/rest.go`.
+#[tokio::test]
+async fn scale_eviction_binding_and_access_reviews_are_served() -> TestResult {
+    let server = ApiServer::start().await?;
+    post(server.addr(), DEPLOYMENTS, &deployment("web")).await?;
+    let scale_path = format!("{DEPLOYMENTS}/web/scale");
+    let scale = get_json(server.addr(), &scale_path).await?;
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["apiVersion"], "autoscaling/v1");
+    assert_eq!(scale["spec"], json!({"replicas": 2}));
+    assert_eq!(scale["status"], json!({"replicas": 0, "selector": "app=web"}));
+    let patched = send_json(
+        server.addr(),
+        "PATCH",
+        &scale_path,
+        "application/merge-patch+json",
+        &json!({"spec": {"replicas": 5}}),
+    )
+    .await?;
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    assert_eq!(patched.json()?["spec"]["replicas"], 5);
+    let deployment = get_json(server.addr(), &format!("{DEPLOYMENTS}/web")).await?;
+    assert_eq!(deployment["spec"]["replicas"], 5);
+    assert_eq!(deployment["metadata"]["generation"], 2);
+    let mut stale = scale.clone();
+    stale["spec"]["replicas"] = json!(1);
+    assert_eq!(
+        put(&server, &scale_path, &stale).await?.status,
+        409,
+        "the Scale's version is a precondition"
+    );
+
+    let mut crd = widget_crd(true);
+    crd["spec"]["versions"][0]["subresources"]["scale"] = json!({"specReplicasPath": ".spec.size", "statusReplicasPath": ".status.size", "labelSelectorPath": ".status.selector"});
+    assert_eq!(
+        post(
+            server.addr(),
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &crd
+        )
+        .await?
+        .status,
+        201
+    );
+    let widgets = "/apis/example.com/v1/namespaces/default/widgets";
+    post(server.addr(), widgets, &json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}})).await?;
+    let mut widget_scale = get_json(server.addr(), &format!("{widgets}/w/scale")).await?;
+    assert_eq!(widget_scale["spec"]["replicas"], 1);
+    widget_scale["spec"]["replicas"] = json!(3);
+    assert_eq!(
+        put(&server, &format!("{widgets}/w/scale"), &widget_scale)
+            .await?
+            .status,
+        200
+    );
+    assert_eq!(
+        get_json(server.addr(), &format!("{widgets}/w")).await?["spec"]["size"],
+        3
+    );
+    assert_eq!(get(server.addr(), &format!("{CMS}/x/scale")).await?.status, 404);
+
+    post(server.addr(), PODS, &pod("default", "p", json!({}), "")).await?;
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "node-1"}});
+    let bound = post(server.addr(), &format!("{PODS}/p/binding"), &binding).await?;
+    assert_eq!(bound.status, 201, "{}", bound.text());
+    assert_eq!(bound.json()?["status"], "Success");
+    let pod = get_json(server.addr(), &format!("{PODS}/p")).await?;
+    assert_eq!(pod["spec"]["nodeName"], "node-1");
+    assert_eq!(pod["status"]["conditions"][0]["type"], "PodScheduled");
+    let again = post(server.addr(), &format!("{PODS}/p/binding"), &binding).await?;
+    assert_eq!(again.status, 409);
+    assert_eq!(
+        again.json()?["message"],
+        "Operation cannot be fulfilled on pods/binding \"p\": pod p is already assigned to node \"node-1\""
+    );
+
+    let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"},
+                          "deleteOptions": {"gracePeriodSeconds": 0}});
+    let evicted = post(server.addr(), &format!("{PODS}/p/eviction"), &eviction).await?;
+    assert_eq!(evicted.status, 201, "{}", evicted.text());
+    assert_eq!(get(server.addr(), &format!("{PODS}/p")).await?.status, 404);
+
+    let review = post(
+        server.addr(),
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        &json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": "default"}}}),
+    )
+    .await?;
+    assert_eq!(review.status, 201);
+    let review = review.json()?;
+    assert_eq!(review["status"]["allowed"], true);
+    assert_eq!(review["spec"]["resourceAttributes"]["verb"], "create");
+
+    let discovery = get_json(server.addr(), "/apis/apps/v1").await?;
+    let scale_resource = discovery["resources"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == "deployments/scale"))
+        .cloned()
+        .ok_or("deployments/scale is advertised")?;
+    assert_eq!(scale_resource["kind"], "Scale");
+    assert_eq!(scale_resource["group"], "autoscaling");
+
+    for (path, kind) in [
+        (
+            "/apis/policy/v1/namespaces/default/poddisruptionbudgets",
+            "PodDisruptionBudget",
+        ),
+        (
+            "/apis/networking.k8s.io/v1/namespaces/default/ingresses",
+            "Ingress",
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+            "Role",
+        ),
+        ("/apis/events.k8s.io/v1/namespaces/default/events", "Event"),
+    ] {
+        let api_version = path.split('/').skip(2).take(2).collect::<Vec<_>>().join("/");
+        let created = post(
+            server.addr(),
+            path,
+            &json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "one"}}),
+        )
+        .await?;
+        assert_eq!(created.status, 201, "{kind}: {}", created.text());
+        assert_eq!(
+            get_json(server.addr(), &format!("{path}/one")).await?["kind"],
+            kind
+        );
+    }
+    Ok(())
+}

@@ -6,6 +6,7 @@ mod front_door;
 mod list;
 mod reply;
 mod router;
+mod subresources;
 mod watch;
 mod writes;
 

@@ -2,6 +2,7 @@
 
 use super::list::list;
 use super::reply::{Ctx, JSON, Reply, TABLE_JSON};
+use super::subresources::{bind, evict, scale, self_subject_access_review};
 use super::watch::watch;
 use super::writes::{create, delete, delete_collection, patch_object, replace};
 use crate::app::App;
@@ -68,6 +69,7 @@ pub(super) async fn route(
             Method::POST if def.namespaced && ns.is_none() => {
                 Status::method_not_allowed("POST", &format!("{} across all namespaces", def.plural)).into()
             }
+            Method::POST if def.group == "authorization.k8s.io" => self_subject_access_review(&body),
             Method::POST => create(app, ctx, &def, ns, &body),
             Method::DELETE => delete_collection(app, ctx, &def, ns),
             _ => Status::method_not_allowed(ctx.method.as_str(), &def.plural).into(),
@@ -76,9 +78,27 @@ pub(super) async fn route(
             if def.namespaced && ns.is_none() {
                 return Status::path_not_found().into();
             }
+            let served = |s: &str| def.subresources.iter().any(|d| d == s);
             let status_only = match sub.as_deref() {
                 None => false,
                 Some("status") if def.has_status() => true,
+                Some("scale") if served("scale") => {
+                    return scale(app, ctx, &def, ns, name, &body);
+                }
+                Some(s @ ("eviction" | "binding")) if served(s) => {
+                    if ctx.method != Method::POST {
+                        return Status::method_not_allowed(
+                            ctx.method.as_str(),
+                            &format!("{}/{s}", def.plural),
+                        )
+                        .into();
+                    }
+                    return if s == "eviction" {
+                        evict(app, ctx, &def, ns, name, &body)
+                    } else {
+                        bind(app, ctx, &def, ns, name, &body)
+                    };
+                }
                 Some(_) => return Status::path_not_found().into(),
             };
             match ctx.method {

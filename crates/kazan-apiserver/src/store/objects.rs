@@ -765,6 +765,61 @@ impl Store {
         self.commit(inner, def, EventType::Deleted, last, dry_run)
     }
 
+    /// Binds a Pod to a node (`BindingREST.setPodHostAndAnnotations`,
+    /// pkg/registry/core/pod/storage/storage.go): `spec.nodeName` and `PodScheduled=True`.
+    pub(crate) fn bind(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+        node: &str,
+        dry_run: bool,
+    ) -> Result<(), StoreError> {
+        let ns = scope_ns(def, namespace);
+        let mut inner = self.lock();
+        let state = Self::state(&mut inner, &key_of(def));
+        let existing = state
+            .objects
+            .get(&(ns, name.to_string()))
+            .cloned()
+            .ok_or_else(|| StoreError::from(Status::not_found(&def.group, &def.plural, name)))?;
+        if existing.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(Status::conflict_because(
+                "",
+                "pods/binding",
+                name,
+                &format!("pod {name} is being deleted, cannot be assigned to a host"),
+            )
+            .into());
+        }
+        if let Some(bound) = existing
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
+            return Err(Status::conflict_because(
+                "",
+                "pods/binding",
+                name,
+                &format!("pod {name} is already assigned to node \"{bound}\""),
+            )
+            .into());
+        }
+        let mut bound = Value::clone(&existing);
+        set_path(&mut bound, &["spec", "nodeName"], json!(node));
+        let mut conditions: Vec<Value> = bound
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        conditions.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+        conditions.push(json!({"type": "PodScheduled", "status": "True",
+                               "lastProbeTime": null, "lastTransitionTime": now_rfc3339()}));
+        set_path(&mut bound, &["status", "conditions"], json!(conditions));
+        self.commit(&mut inner, def, EventType::Modified, bound, dry_run);
+        Ok(())
+    }
+
     /// Every object of a resource (optionally in one namespace), sorted.
     pub(crate) fn list(&self, def: &ResourceDef, namespace: Option<&str>) -> Vec<Value> {
         let mut inner = self.lock();

@@ -30,6 +30,7 @@ const BUILTIN_GROUPS: &[&str] = &[
     "rbac.authorization.k8s.io",
     "policy",
     "networking.k8s.io",
+    "authorization.k8s.io",
 ];
 
 /// Whether a resource is a built-in kind (not a custom resource).
