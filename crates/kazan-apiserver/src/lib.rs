@@ -69,9 +69,12 @@
 //! servers with the WatchList feature send it ([`ApiServerBuilder::watch_list_defaulting`]).
 //!
 //! # Approximations
-//! - Server-side apply merges the applied configuration (strategic merge); there are no managed
-//!   fields and no conflicts between field managers. `dryRun=All` answers writes without storing
-//!   them.
+//! - Server-side apply records `managedFields`, reports conflicts between field managers (409,
+//!   `force=true` takes the fields) and removes the fields an applier stopped applying; lists are
+//!   associative for the built-in keyed lists, a set for `metadata.finalizers`, atomic otherwise
+//!   (custom resources' `x-kubernetes-list-type` is not read). The direct Rust API's
+//!   [`ApiServer::apply`] stays a plain strategic merge without managers. `dryRun=All` answers
+//!   writes without storing them.
 //! - Strategic merge patch knows the keyed lists of the built-in kinds (containers, env, ports,
 //!   volumes, volumeMounts, conditions...) and the `$patch`, `$retainKeys`,
 //!   `$setElementOrder` and `$deleteFromPrimitiveList` directives, not every `patchStrategy`.
@@ -129,6 +132,8 @@ use crate::store::{DeleteOutcome, Store, StoreConfig, WriteOptions};
 
 /// How the direct object API writes: `status` as given (see [`WriteOptions::direct`]).
 const DIRECT: WriteOptions = WriteOptions {
+    manager: None,
+    force: false,
     status_only: false,
     dry_run: false,
     direct: true,

@@ -98,7 +98,7 @@ pub fn apply(kind: PatchKind, target: &Value, patch: &Value) -> Result<Value, Pa
 
 /// The merge key of the well-known keyed lists (`patchMergeKey` in the built-in types), by the
 /// list's field name and its parent's path.
-fn merge_key(path: &str, field: &str) -> Option<&'static str> {
+pub(crate) fn merge_key(path: &str, field: &str) -> Option<&'static str> {
     match field {
         "containers"
         | "initContainers"

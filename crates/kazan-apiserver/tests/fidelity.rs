@@ -973,3 +973,176 @@ async fn scale_eviction_binding_and_access_reviews_are_served() -> TestResult {
     }
     Ok(())
 }
+
+async fn apply(server: &ApiServer, path: &str, query: &str, body: &Value) -> TestResult<HttpResponse> {
+    let bytes = serde_json::to_vec(body)?;
+    request(
+        server.addr(),
+        "PATCH",
+        &format!("{path}?{query}"),
+        &[("Content-Type", "application/apply-patch+yaml")],
+        Some(&bytes),
+    )
+    .await
+}
+
+/// Row 2. Follows apimachinery's `pkg/util/managedfields` (`FieldManager.Apply`, `Update`,
+/// `internal/conflict.go` for the 409 text, `printManager`), structured-merge-diff's
+/// `merge/update.go` (ownership, conflicts, removal of fields the applier stopped applying) and
+/// `ValidatePatchOptions` (422 without `fieldManager`).
+#[tokio::test]
+async fn server_side_apply_tracks_managers_conflicts_forces_and_removes_dropped_fields() -> TestResult {
+    let server = ApiServer::start().await?;
+    let path = format!("{CMS}/cfg");
+    let config = |data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": data});
+
+    let missing = apply(&server, &path, "", &config(json!({"a": "1"}))).await?;
+    assert_eq!(missing.status, 422);
+    assert_eq!(
+        missing.json()?["message"],
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
+
+    let created = apply(
+        &server,
+        &path,
+        "fieldManager=mgr1",
+        &config(json!({"a": "1", "b": "1"})),
+    )
+    .await?;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let created = created.json()?;
+    let entries = created["metadata"]["managedFields"]
+        .as_array()
+        .ok_or("managedFields")?;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["manager"], "mgr1");
+    assert_eq!(entries[0]["operation"], "Apply");
+    assert_eq!(entries[0]["apiVersion"], "v1");
+    assert_eq!(entries[0]["fieldsType"], "FieldsV1");
+    assert_eq!(entries[0]["fieldsV1"], json!({"f:data": {"f:a": {}, "f:b": {}}}));
+
+    let conflict = apply(&server, &path, "fieldManager=mgr2", &config(json!({"a": "2"}))).await?;
+    assert_eq!(conflict.status, 409);
+    let status = conflict.json()?;
+    assert_eq!(status["reason"], "Conflict");
+    assert_eq!(
+        status["message"],
+        "Apply failed with 1 conflict: conflict with \"mgr1\": .data.a"
+    );
+    assert_eq!(
+        status["details"]["causes"],
+        json!([{"reason": "FieldManagerConflict", "message": "conflict with \"mgr1\"", "field": ".data.a"}])
+    );
+    let same_value = apply(&server, &path, "fieldManager=mgr2", &config(json!({"a": "1"}))).await?;
+    assert_eq!(same_value.status, 200, "agreeing on a value is shared ownership");
+
+    let forced = apply(
+        &server,
+        &path,
+        "fieldManager=mgr2&force=true",
+        &config(json!({"a": "2"})),
+    )
+    .await?;
+    assert_eq!(forced.status, 200, "{}", forced.text());
+    let forced = forced.json()?;
+    assert_eq!(forced["data"], json!({"a": "2", "b": "1"}));
+    let owners: Vec<(Value, Value)> = forced["metadata"]["managedFields"]
+        .as_array()
+        .ok_or("managedFields")?
+        .iter()
+        .map(|e| (e["manager"].clone(), e["fieldsV1"].clone()))
+        .collect();
+    assert_eq!(
+        owners,
+        vec![
+            (json!("mgr1"), json!({"f:data": {"f:b": {}}})),
+            (json!("mgr2"), json!({"f:data": {"f:a": {}}}))
+        ]
+    );
+
+    let dropped = apply(&server, &path, "fieldManager=mgr1", &config(json!({})))
+        .await?
+        .json()?;
+    assert_eq!(
+        dropped["data"],
+        json!({"a": "2"}),
+        "b was mgr1's alone and is removed"
+    );
+
+    let updated = send_json(
+        server.addr(),
+        "PATCH",
+        &format!("{path}?fieldManager=editor"),
+        "application/merge-patch+json",
+        &json!({"data": {"a": "3"}}),
+    )
+    .await?
+    .json()?;
+    let editor = updated["metadata"]["managedFields"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["manager"] == "editor"))
+        .cloned()
+        .ok_or("an Update entry")?;
+    assert_eq!(editor["operation"], "Update");
+    assert_eq!(editor["fieldsV1"], json!({"f:data": {"f:a": {}}}));
+    let conflict = apply(&server, &path, "fieldManager=mgr2", &config(json!({"a": "4"})))
+        .await?
+        .json()?;
+    let message = conflict["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("Apply failed with 1 conflict: conflict with \"editor\" using v1 at "),
+        "{message}"
+    );
+    Ok(())
+}
+
+/// Row 2, lists. Follows structured-merge-diff's list semantics for the built-in schemas:
+/// containers are a map keyed by `name` (`k:` elements), so two managers own different containers
+/// and an applier dropping its container removes only that one.
+#[tokio::test]
+async fn server_side_apply_merges_keyed_lists_by_key() -> TestResult {
+    let server = ApiServer::start().await?;
+    let path = format!("{DEPLOYMENTS}/web");
+    let with_containers = |containers: Value| {
+        let mut d = deployment("web");
+        d["spec"]["template"]["spec"]["containers"] = containers;
+        d
+    };
+    let first = apply(
+        &server,
+        &path,
+        "fieldManager=one",
+        &with_containers(json!([{"name": "main", "image": "nginx:1"}])),
+    )
+    .await?;
+    assert_eq!(first.status, 201, "{}", first.text());
+    let fields = first.json()?["metadata"]["managedFields"][0]["fieldsV1"].clone();
+    assert_eq!(
+        fields["f:spec"]["f:template"]["f:spec"]["f:containers"],
+        json!({"k:{\"name\":\"main\"}": {".": {}, "f:image": {}, "f:name": {}}})
+    );
+    let mut sidecar = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"template": {"spec": {"containers": [{"name": "side", "image": "envoy:1"}]}}}});
+    let second = apply(&server, &path, "fieldManager=two", &sidecar).await?;
+    assert_eq!(second.status, 200, "{}", second.text());
+    let names: Vec<Value> = second.json()?["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .ok_or("containers")?
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("main"), json!("side")]);
+    sidecar["spec"]["template"]["spec"]["containers"] = json!([]);
+    let removed = apply(&server, &path, "fieldManager=two", &sidecar)
+        .await?
+        .json()?;
+    let names: Vec<Value> = removed["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .ok_or("containers")?
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("main")]);
+    Ok(())
+}

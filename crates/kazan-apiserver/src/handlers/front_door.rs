@@ -91,6 +91,7 @@ where
         query,
         accept: header_str(header::ACCEPT).unwrap_or_default(),
         content_type: header_str(header::CONTENT_TYPE),
+        user_agent: header_str(header::USER_AGENT),
         split: Vec::new(),
         delay: None,
         live: live.clone(),

@@ -50,6 +50,8 @@ pub(super) struct Ctx {
     pub(super) query: Query,
     pub(super) accept: String,
     pub(super) content_type: Option<String>,
+    /// `User-Agent`: names the field manager of writes without `fieldManager`.
+    pub(super) user_agent: Option<String>,
     pub(super) split: Vec<u64>,
     pub(super) delay: Option<Duration>,
     pub(super) live: Arc<LiveEntry>,

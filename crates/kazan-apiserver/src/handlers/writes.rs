@@ -67,6 +67,7 @@ pub(super) fn create(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&s
         object,
         WriteOptions {
             dry_run: ctx.dry_run,
+            manager: Some(manager_of(ctx)),
             ..WriteOptions::default()
         },
     ) {
@@ -96,6 +97,7 @@ pub(super) fn replace(
         WriteOptions {
             status_only,
             dry_run: ctx.dry_run,
+            manager: Some(manager_of(ctx)),
             ..WriteOptions::default()
         },
     ) {
@@ -128,6 +130,25 @@ pub(super) fn patch_object(
         )
         .into();
     }
+    // `ValidatePatchOptions` (apimachinery/pkg/apis/meta/v1/validation/validation.go).
+    let force = ctx.query.optional_flag("force");
+    let mut causes = Vec::new();
+    if kind == PatchKind::Apply {
+        if ctx.query.non_empty("fieldManager").is_none() {
+            causes.push(FieldCause::required(
+                "fieldManager",
+                "is required for apply patch",
+            ));
+        }
+    } else if force.is_some() {
+        causes.push(FieldCause::forbidden(
+            "force",
+            "may not be specified for non-apply patch",
+        ));
+    }
+    if !causes.is_empty() {
+        return Status::invalid("meta.k8s.io", "PatchOptions", "", &causes).into();
+    }
     let patch_doc = match patch::parse_body(kind, body) {
         Ok(p) => p,
         Err(e) => return Status::bad_request(e.to_string()).into(),
@@ -141,6 +162,8 @@ pub(super) fn patch_object(
         WriteOptions {
             status_only,
             dry_run: ctx.dry_run,
+            manager: Some(manager_of(ctx)),
+            force: force == Some(true),
             ..WriteOptions::default()
         },
     ) {
@@ -270,4 +293,22 @@ pub(super) fn delete_collection(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns
                "metadata": {"resourceVersion": app.store.current_rv().to_string()}, "items": items}),
         JSON,
     )
+}
+
+/// `managerOrUserAgent` (apiserver/pkg/endpoints/handlers/rest.go): `fieldManager`, else the
+/// User-Agent up to its first `/`.
+fn manager_of(ctx: &Ctx) -> String {
+    match ctx.query.non_empty("fieldManager") {
+        Some(manager) => manager.to_string(),
+        None => ctx
+            .user_agent
+            .as_deref()
+            .unwrap_or_default()
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(128)
+            .collect(),
+    }
 }

@@ -13,6 +13,7 @@ mod crds;
 mod fanout;
 mod gc;
 mod history;
+mod managed;
 mod namespaces;
 mod objects;
 mod rules;

@@ -2,6 +2,7 @@
 
 use super::crds::{CRD_GROUP, CRD_PLURAL, crd_resource_defs, crd_storage_key, prepare_crd_status};
 use super::fanout::EventType;
+use super::managed::{self, Manager};
 use super::namespaces::prepare_namespace;
 use super::rules::{
     generate_name, is_kind, metadata_mut, now_rfc3339, object_key, prepare_typed, resolve_namespace,
@@ -125,6 +126,18 @@ fn rfc3339_after(seconds: i64) -> String {
     at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// The 409 of a conflicting apply (`NewConflictError`, apimachinery internal/conflict.go).
+fn apply_conflict(conflicts: &[managed::Conflict]) -> StoreError {
+    let (message, causes) = managed::conflict_message(conflicts);
+    let causes: Vec<Value> = causes
+        .into_iter()
+        .map(|(message, field)| json!({"reason": "FieldManagerConflict", "message": message, "field": field}))
+        .collect();
+    Status::failure(409, "Conflict", message)
+        .with_details(json!({"causes": causes}))
+        .into()
+}
+
 /// `markAsDeleting` (registry/generic/registry/store.go): the first deletion mark moves a
 /// `generation` that is set.
 pub(super) fn bump_generation(object: &mut Value) {
@@ -136,8 +149,13 @@ pub(super) fn bump_generation(object: &mut Value) {
 }
 
 /// How a write is done.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct WriteOptions {
+    /// The field manager (`fieldManager`, else the User-Agent's product): writes over HTTP record
+    /// `managedFields` under it; None (the direct API) records nothing.
+    pub manager: Option<String>,
+    /// `force=true` on an apply: take the conflicting fields.
+    pub force: bool,
     /// Only `status` changes (the `/status` subresource).
     pub status_only: bool,
     /// Answer without storing (`dryRun=All`).
@@ -232,6 +250,15 @@ impl Store {
             meta.remove(server_owned);
         }
         strategy::prepare_for_create(def, &mut object, options.direct)?;
+        if let Some(name) = options.manager.as_deref() {
+            let api_version = def.api_version();
+            let manager = Manager {
+                name,
+                api_version: &api_version,
+                subresource: None,
+            };
+            managed::record_update(None, &mut object, &manager, def.has_status());
+        }
         if is_kind(def, "", "namespaces") {
             prepare_namespace(&mut object, &name);
         }
@@ -428,6 +455,19 @@ impl Store {
             let name = object_key(&object).1;
             prepare_namespace(&mut object, &name);
         }
+        if let Some(name) = options.manager.as_deref() {
+            let api_version = def.api_version();
+            let manager = Manager {
+                name,
+                api_version: &api_version,
+                subresource: options.status_only.then_some("status"),
+            };
+            managed::record_update(Some(existing), &mut object, &manager, def.has_status());
+        } else if object.pointer("/metadata/managedFields").is_none()
+            && let Some(fields) = existing.pointer("/metadata/managedFields")
+        {
+            set_path(&mut object, &["metadata", "managedFields"], fields.clone());
+        }
         if object == *existing {
             return Ok(with_type(def, existing));
         }
@@ -475,10 +515,22 @@ impl Store {
         let mut inner = self.lock();
         let state = Self::state(&mut inner, &key_of(def));
         let existing = state.objects.get(&(ns, name.to_string())).cloned();
+        let managed_apply = kind == PatchKind::Apply && options.manager.is_some();
         let Some(current) = existing else {
             drop(inner);
             if kind == PatchKind::Apply && !status_only {
                 let mut object = patch_doc.clone();
+                let mut options = options;
+                if let Some(name) = options.manager.take() {
+                    let api_version = def.api_version();
+                    let manager = Manager {
+                        name: &name,
+                        api_version: &api_version,
+                        subresource: None,
+                    };
+                    object = managed::apply(None, &object, &manager, options.force, def.has_status())
+                        .map_err(|c| apply_conflict(&c))?;
+                }
                 if let Some(n) = object.pointer("/metadata/name").and_then(Value::as_str)
                     && n != name
                 {
@@ -492,10 +544,32 @@ impl Store {
             }
             return Err(Status::not_found(&def.group, &def.plural, name).into());
         };
-        let patched = patch::apply(kind, &current, patch_doc).map_err(|e| match e {
-            patch::PatchError::Decode(m) => StoreError::from(Status::bad_request(m)),
-            patch::PatchError::Apply(m) => StoreError::from(Status::failure(422, "Invalid", m)),
-        })?;
+        let mut options = options;
+        let patched = if managed_apply {
+            let name = options.manager.take().unwrap_or_default();
+            let api_version = def.api_version();
+            let manager = Manager {
+                name: &name,
+                api_version: &api_version,
+                subresource: status_only.then_some("status"),
+            };
+            managed::apply(
+                Some(&current),
+                patch_doc,
+                &manager,
+                options.force,
+                def.has_status(),
+            )
+            .map_err(|c| apply_conflict(&c))?
+        } else {
+            patch::apply(kind, &current, patch_doc).map_err(|e| match e {
+                patch::PatchError::Decode(m) => StoreError::from(Status::bad_request(m)),
+                patch::PatchError::Apply(m) => StoreError::from(Status::failure(422, "Invalid", m)),
+            })?
+        };
+        let applied_fields = managed_apply
+            .then(|| patched.pointer("/metadata/managedFields").cloned())
+            .flatten();
         let current_rv = current
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str);
@@ -531,6 +605,15 @@ impl Store {
             merged
         } else {
             patched
+        };
+        let object = match applied_fields {
+            // The apply's own managedFields, not the live ones.
+            Some(fields) => {
+                let mut object = object;
+                set_path(&mut object, &["metadata", "managedFields"], fields);
+                object
+            }
+            None => object,
         };
         self.write_updated(&mut inner, def, &current, object, options)
             .map(|o| (o, false))
