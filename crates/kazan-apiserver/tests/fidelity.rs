@@ -1146,3 +1146,58 @@ async fn server_side_apply_merges_keyed_lists_by_key() -> TestResult {
     assert_eq!(names, vec![json!("main")]);
     Ok(())
 }
+
+/// Row 3, built-in kinds. Follows `fieldValidation` in `apiserver/pkg/endpoints/handlers/create.go`
+/// (Warn by default: unknown fields dropped with a `Warning` header; Ignore: dropped; Strict: 400
+/// `strict decoding error`) and the Go JSON decoder's type errors (`transformDecodeError`).
+#[tokio::test]
+async fn field_validation_drops_warns_or_refuses_unknown_fields_and_type_errors_are_400() -> TestResult {
+    let server = ApiServer::start().await?;
+    let mut body = configmap("default", "w", json!({"k": "v"}));
+    body["bogus"] = json!(1);
+    body["metadata"]["alsoBogus"] = json!("x");
+
+    let warned = post(server.addr(), CMS, &body).await?;
+    assert_eq!(warned.status, 201, "{}", warned.text());
+    assert_eq!(
+        warned.header("warning"),
+        Some("299 - \"unknown field \\\"bogus\\\"\", 299 - \"unknown field \\\"metadata.alsoBogus\\\"\"")
+    );
+    let stored = get_json(server.addr(), &format!("{CMS}/w")).await?;
+    assert!(stored.get("bogus").is_none() && stored["metadata"].get("alsoBogus").is_none());
+
+    body["metadata"]["name"] = json!("i");
+    let ignored = post(server.addr(), &format!("{CMS}?fieldValidation=Ignore"), &body).await?;
+    assert_eq!(ignored.status, 201);
+    assert!(ignored.header("warning").is_none());
+    assert!(ignored.json()?.get("bogus").is_none());
+
+    body["metadata"]["name"] = json!("s");
+    let strict = post(server.addr(), &format!("{CMS}?fieldValidation=Strict"), &body).await?;
+    assert_eq!(strict.status, 400);
+    assert_eq!(
+        strict.json()?["message"],
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: unknown field \"bogus\", unknown field \"metadata.alsoBogus\""
+    );
+    assert_eq!(get(server.addr(), &format!("{CMS}/s")).await?.status, 404);
+
+    let typed = post(server.addr(), CMS, &configmap("default", "t", json!({"k": 1}))).await?;
+    assert_eq!(typed.status, 400);
+    assert_eq!(
+        typed.json()?["message"],
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ConfigMap.data of type string"
+    );
+
+    let mut nested = pod("default", "p", json!({}), "");
+    nested["spec"]["containers"][0]["imagePolicy"] = json!("x");
+    let strict = post(server.addr(), &format!("{PODS}?fieldValidation=Strict"), &nested).await?;
+    assert_eq!(strict.status, 400);
+    assert!(
+        strict
+            .text()
+            .contains("unknown field \\\"spec.containers[0].imagePolicy\\\""),
+        "{}",
+        strict.text()
+    );
+    Ok(())
+}

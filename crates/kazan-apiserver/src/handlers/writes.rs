@@ -43,9 +43,13 @@ pub(super) fn decode_object(ctx: &Ctx, def: &ResourceDef, body: &[u8]) -> Result
 }
 
 pub(super) fn create(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&str>, body: &[u8]) -> Reply {
-    let object = match decode_object(ctx, def, body) {
+    let mut object = match decode_object(ctx, def, body) {
         Ok(o) => o,
         Err(s) => return s.into(),
+    };
+    let warnings = match validate_fields(ctx, def, &mut object) {
+        Ok(w) => w,
+        Err(reply) => return reply,
     };
     // The storage refuses a version on create (apiserver/pkg/storage/etcd3/store.go); the error
     // is not a Status, so it answers 500 with no reason (`ErrorToAPIStatus`).
@@ -71,7 +75,7 @@ pub(super) fn create(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&s
             ..WriteOptions::default()
         },
     ) {
-        Ok(created) => Reply::Json(StatusCode::CREATED, created, JSON),
+        Ok(created) => with_warnings(Reply::Json(StatusCode::CREATED, created, JSON), &warnings),
         Err(e) => e.into(),
     }
 }
@@ -85,9 +89,13 @@ pub(super) fn replace(
     body: &[u8],
     status_only: bool,
 ) -> Reply {
-    let object = match decode_object(ctx, def, body) {
+    let mut object = match decode_object(ctx, def, body) {
         Ok(o) => o,
         Err(s) => return s.into(),
+    };
+    let warnings = match validate_fields(ctx, def, &mut object) {
+        Ok(w) => w,
+        Err(reply) => return reply,
     };
     match app.store.update(
         def,
@@ -101,7 +109,7 @@ pub(super) fn replace(
             ..WriteOptions::default()
         },
     ) {
-        Ok(updated) => Reply::Json(StatusCode::OK, updated, JSON),
+        Ok(updated) => with_warnings(Reply::Json(StatusCode::OK, updated, JSON), &warnings),
         Err(e) => e.into(),
     }
 }
@@ -311,4 +319,54 @@ fn manager_of(ctx: &Ctx) -> String {
             .take(128)
             .collect(),
     }
+}
+
+/// `fieldValidation` (apiserver/pkg/endpoints/handlers/create.go and update.go): a built-in
+/// kind's body is read as its Go type would read it. Unknown fields are dropped, with a `Warning`
+/// each (`Warn`, the default), silently (`Ignore`), or refused (`Strict`, 400); a value of the
+/// wrong type is a 400 whatever the directive.
+fn validate_fields(ctx: &Ctx, def: &ResourceDef, object: &mut Value) -> Result<Vec<String>, Reply> {
+    let cannot = |why: &str| -> Reply {
+        Status::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: {why}",
+            kind = def.kind,
+            version = def.version
+        ))
+        .into()
+    };
+    let unknown = match crate::protobuf::check_fields(def, object) {
+        None => return Ok(Vec::new()),
+        Some(Err(type_error)) => return Err(cannot(&type_error)),
+        Some(Ok(unknown)) => unknown,
+    };
+    let messages: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+    match ctx.query.non_empty("fieldValidation") {
+        Some("Ignore") => Ok(Vec::new()),
+        Some("Strict") if !messages.is_empty() => {
+            Err(cannot(&format!("strict decoding error: {}", messages.join(", "))))
+        }
+        _ => Ok(messages),
+    }
+}
+
+/// Adds `Warning: 299 - "..."` headers (one value, comma-separated, as HTTP allows).
+fn with_warnings(reply: Reply, warnings: &[String]) -> Reply {
+    if warnings.is_empty() {
+        return reply;
+    }
+    let Reply::Json(code, value, content_type) = reply else {
+        return reply;
+    };
+    let header = warnings
+        .iter()
+        .map(|w| format!("299 - {}", serde_json::Value::String(w.clone())))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Reply::Raw(
+        code,
+        content_type.to_string(),
+        bytes::Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
+        None,
+        vec![("Warning".to_string(), header)],
+    )
 }
