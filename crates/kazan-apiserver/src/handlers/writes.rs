@@ -49,7 +49,7 @@ pub(super) fn create(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&s
     };
     let warnings = match validate_fields(ctx, def, &mut object) {
         Ok(w) => w,
-        Err(reply) => return reply,
+        Err(status) => return status.into(),
     };
     // The storage refuses a version on create (apiserver/pkg/storage/etcd3/store.go); the error
     // is not a Status, so it answers 500 with no reason (`ErrorToAPIStatus`).
@@ -95,7 +95,7 @@ pub(super) fn replace(
     };
     let warnings = match validate_fields(ctx, def, &mut object) {
         Ok(w) => w,
-        Err(reply) => return reply,
+        Err(status) => return status.into(),
     };
     match app.store.update(
         def,
@@ -325,14 +325,13 @@ fn manager_of(ctx: &Ctx) -> String {
 /// kind's body is read as its Go type would read it. Unknown fields are dropped, with a `Warning`
 /// each (`Warn`, the default), silently (`Ignore`), or refused (`Strict`, 400); a value of the
 /// wrong type is a 400 whatever the directive.
-fn validate_fields(ctx: &Ctx, def: &ResourceDef, object: &mut Value) -> Result<Vec<String>, Reply> {
-    let cannot = |why: &str| -> Reply {
-        Status::bad_request(format!(
+fn validate_fields(ctx: &Ctx, def: &ResourceDef, object: &mut Value) -> Result<Vec<String>, Box<Status>> {
+    let cannot = |why: &str| -> Box<Status> {
+        Box::new(Status::bad_request(format!(
             "{kind} in version \"{version}\" cannot be handled as a {kind}: {why}",
             kind = def.kind,
             version = def.version
-        ))
-        .into()
+        )))
     };
     let unknown = match crate::protobuf::check_fields(def, object) {
         None => return Ok(Vec::new()),
