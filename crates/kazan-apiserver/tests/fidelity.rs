@@ -1201,3 +1201,142 @@ async fn field_validation_drops_warns_or_refuses_unknown_fields_and_type_errors_
     );
     Ok(())
 }
+
+/// Row 3, custom resources. Follows apiextensions-apiserver: `pkg/apiserver/schema/pruning`
+/// (unknown fields dropped), `pkg/apiserver/schema/defaulting` (defaults filled in) and
+/// `pkg/apiserver/validation` with kube-openapi's `validate` (the messages of types, required,
+/// enum, minimum, maxLength, pattern and maxItems).
+#[tokio::test]
+async fn custom_resources_are_pruned_defaulted_and_validated_against_their_schema() -> TestResult {
+    let server = ApiServer::start().await?;
+    let mut crd = widget_crd(true);
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = json!({
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "required": ["size"],
+                "properties": {
+                    "size": {"type": "integer", "minimum": 1, "maximum": 10},
+                    "mode": {"type": "string", "enum": ["fast", "slow"], "default": "slow"},
+                    "name": {"type": "string", "maxLength": 5, "pattern": "^[a-z]+$"},
+                    "tags": {"type": "array", "maxItems": 2, "items": {"type": "string"}},
+                    "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+                }
+            },
+            "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}}
+        }
+    });
+    assert_eq!(
+        post(
+            server.addr(),
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &crd
+        )
+        .await?
+        .status,
+        201
+    );
+    let widgets = "/apis/example.com/v1/namespaces/default/widgets";
+    let widget = |spec: Value| json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": spec, "junk": 1});
+
+    let created = post(
+        server.addr(),
+        widgets,
+        &widget(json!({"size": 3, "unknown": true, "extra": {"anything": 1}})),
+    )
+    .await?;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let created = created.json()?;
+    assert!(created.get("junk").is_none(), "unknown top-level field pruned");
+    assert_eq!(
+        created["spec"],
+        json!({"size": 3, "mode": "slow", "extra": {"anything": 1}})
+    );
+
+    let invalid = post(
+        server.addr(),
+        widgets,
+        &widget(json!({"size": "big", "mode": "warp", "name": "Too-Long", "tags": ["a", "b", "c"]})),
+    )
+    .await?;
+    assert_eq!(invalid.status, 422, "{}", invalid.text());
+    let status = invalid.json()?;
+    assert_eq!(status["reason"], "Invalid");
+    let causes: Vec<String> = status["details"]["causes"]
+        .as_array()
+        .ok_or("causes")?
+        .iter()
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c["field"].as_str().unwrap_or_default(),
+                c["message"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert!(
+        causes.contains(
+            &"spec.size: Invalid value: \"big\": spec.size in body must be of type integer: \"string\""
+                .to_string()
+        ),
+        "{causes:?}"
+    );
+    assert!(
+        causes.contains(
+            &"spec.mode: Unsupported value: \"warp\": supported values: \"fast\", \"slow\"".to_string()
+        ),
+        "{causes:?}"
+    );
+    assert!(
+        causes.contains(&"spec.name: Too long: may not be more than 5 bytes".to_string()),
+        "{causes:?}"
+    );
+    assert!(
+        causes.contains(
+            &"spec.name: Invalid value: \"Too-Long\": spec.name in body should match '^[a-z]+$'".to_string()
+        ),
+        "{causes:?}"
+    );
+    assert!(
+        causes.contains(&"spec.tags: Too many: 3: must have at most 2 items".to_string()),
+        "{causes:?}"
+    );
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Widget.example.com \"w\" is invalid: ["))
+    );
+
+    let missing = send_json(
+        server.addr(),
+        "PUT",
+        &format!("{widgets}/w"),
+        "application/json",
+        &{
+            let mut w = created.clone();
+            w["spec"] = json!({"size": 0});
+            w
+        },
+    )
+    .await?;
+    assert_eq!(missing.status, 422);
+    assert_eq!(
+        missing.json()?["message"],
+        "Widget.example.com \"w\" is invalid: spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
+    );
+    let required = send_json(
+        server.addr(),
+        "PATCH",
+        &format!("{widgets}/w"),
+        "application/merge-patch+json",
+        &json!({"spec": {"size": null}}),
+    )
+    .await?;
+    assert_eq!(required.status, 422);
+    assert_eq!(
+        required.json()?["message"],
+        "Widget.example.com \"w\" is invalid: spec.size: Required value"
+    );
+    Ok(())
+}

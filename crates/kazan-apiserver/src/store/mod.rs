@@ -17,6 +17,7 @@ mod managed;
 mod namespaces;
 mod objects;
 mod rules;
+mod schema;
 mod state;
 mod strategy;
 

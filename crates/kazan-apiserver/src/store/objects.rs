@@ -8,6 +8,7 @@ use super::rules::{
     generate_name, is_kind, metadata_mut, now_rfc3339, object_key, prepare_typed, resolve_namespace,
     scope_ns, set_path, validate_name, with_type,
 };
+use super::schema;
 use super::state::{Inner, Store, key_of};
 use super::strategy::{self, is_builtin};
 use crate::error::StoreError;
@@ -239,10 +240,6 @@ impl Store {
         };
         validate_name(def, &name)?;
         Self::check_namespace(&inner, def, &ns, &name)?;
-        let state = Self::state(&mut inner, &key_of(def));
-        if state.objects.contains_key(&(ns.clone(), name.clone())) {
-            return Err(Status::already_exists(&def.group, &def.plural, &name).into());
-        }
         meta.insert("name".into(), json!(name));
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
@@ -250,6 +247,12 @@ impl Store {
             meta.remove(server_owned);
         }
         strategy::prepare_for_create(def, &mut object, options.direct)?;
+        self.check_custom_resource(&mut inner, def, &mut object)?;
+        // After validation, as the storage's create comes after `BeforeCreate`.
+        let state = Self::state(&mut inner, &key_of(def));
+        if state.objects.contains_key(&(ns.clone(), name.clone())) {
+            return Err(Status::already_exists(&def.group, &def.plural, &name).into());
+        }
         if let Some(name) = options.manager.as_deref() {
             let api_version = def.api_version();
             let manager = Manager {
@@ -450,6 +453,7 @@ impl Store {
         } else {
             strategy::prepare_for_update(def, existing, &mut object, options.direct)?;
             strategy::validate_update(def, existing, &object)?;
+            self.check_custom_resource(inner, def, &mut object)?;
         }
         if is_kind(def, "", "namespaces") {
             let name = object_key(&object).1;
@@ -846,6 +850,48 @@ impl Store {
             }
         }
         self.commit(inner, def, EventType::Deleted, last, dry_run)
+    }
+
+    /// A custom resource against its CRD's schema (pruned, defaulted, validated; 422 when
+    /// invalid). Kinds without a CRD (built-in, registered from Rust) pass as they are.
+    fn check_custom_resource(
+        &self,
+        inner: &mut Inner,
+        def: &ResourceDef,
+        object: &mut Value,
+    ) -> Result<(), StoreError> {
+        if is_builtin(def) {
+            return Ok(());
+        }
+        let crd_key = (CRD_GROUP.to_string(), CRD_PLURAL.to_string());
+        let crd = Self::state(inner, &crd_key)
+            .objects
+            .get(&(String::new(), format!("{}.{}", def.plural, def.group)))
+            .cloned();
+        let Some(crd) = crd else {
+            return Ok(());
+        };
+        let schema = crd
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .and_then(|versions| {
+                versions
+                    .iter()
+                    .find(|v| v.get("name").and_then(Value::as_str) == Some(def.version.as_str()))
+            })
+            .and_then(|v| v.pointer("/schema/openAPIV3Schema"));
+        let Some(schema) = schema else {
+            return Ok(());
+        };
+        let causes = schema::apply_schema(schema, object);
+        if causes.is_empty() {
+            return Ok(());
+        }
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        Err(Status::invalid(&def.group, &def.kind, name, &causes).into())
     }
 
     /// Binds a Pod to a node (`BindingREST.setPodHostAndAnnotations`,
