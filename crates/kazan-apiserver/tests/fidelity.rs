@@ -1340,3 +1340,29 @@ async fn custom_resources_are_pruned_defaulted_and_validated_against_their_schem
     );
     Ok(())
 }
+
+/// Row 16 (the cheap ones). Follows `with_audit_init.go` (an `Audit-Id` on every answer, errors
+/// included) and the event field selectors of `pkg/registry/core/event/strategy.go` (`source`).
+#[tokio::test]
+async fn every_answer_has_an_audit_id_and_events_select_by_source() -> TestResult {
+    let server = ApiServer::start().await?;
+    let ok = get(server.addr(), CMS).await?;
+    let missing = get(server.addr(), &format!("{CMS}/nope")).await?;
+    let first = ok.header("audit-id").ok_or("no Audit-Id")?.to_string();
+    let second = missing
+        .header("audit-id")
+        .ok_or("no Audit-Id on a 404")?
+        .to_string();
+    assert_eq!(first.len(), 36);
+    assert_ne!(first, second);
+
+    server.create(json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e", "namespace": "default"},
+        "involvedObject": {"kind": "Pod", "name": "p"}, "source": {"component": "kubelet"}, "reason": "Started"}))?;
+    let selected = get_json(
+        server.addr(),
+        "/api/v1/namespaces/default/events?fieldSelector=source%3Dkubelet",
+    )
+    .await?;
+    assert_eq!(selected["items"].as_array().map(Vec::len), Some(1));
+    Ok(())
+}

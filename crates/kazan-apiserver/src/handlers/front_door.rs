@@ -21,11 +21,25 @@ use std::time::Duration;
 #[error("connection dropped by fault injection")]
 pub(crate) struct DroppedByFault;
 
-/// Serves one request.
+/// Serves one request. Every answer carries an `Audit-Id` (the real server's audit filter sets
+/// one on each response, `apiserver/pkg/endpoints/filters/with_audit_init.go`).
 pub(crate) async fn handle<B>(
     app: Arc<App>,
     request: Request<B>,
 ) -> Result<Response<ResponseBody>, DroppedByFault>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut response = serve(app, request).await?;
+    if let Ok(id) = http::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        response.headers_mut().insert("audit-id", id);
+    }
+    Ok(response)
+}
+
+async fn serve<B>(app: Arc<App>, request: Request<B>) -> Result<Response<ResponseBody>, DroppedByFault>
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
