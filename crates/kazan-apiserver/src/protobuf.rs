@@ -102,5 +102,19 @@ pub(crate) fn check_fields(
     )
 }
 
+/// Adds the OpenAPI v3 schemas of a built-in kind to `schemas`; the name of the kind's own
+/// schema, or None when the kind has no table.
+pub(crate) fn openapi_schema(
+    def: &ResourceDef,
+    schemas: &mut serde_json::Map<String, serde_json::Value>,
+) -> Option<String> {
+    let api_version = def.api_version();
+    let message = schema::ROOTS
+        .iter()
+        .find(|(v, k, _)| *v == api_version && *k == def.kind)
+        .map(|(_, _, message)| *message)?;
+    Some(fields::openapi_schemas(message, schemas))
+}
+
 #[cfg(test)]
 mod tests;

@@ -75,6 +75,9 @@ pub struct ResourceDef {
     /// Subresources served besides the object itself: `status` (only `/status` writes `status`;
     /// writes to the object keep it) and `scale`.
     pub subresources: Vec<String>,
+    /// The OpenAPI v3 schema of the objects (a CRD version's `openAPIV3Schema`), served in
+    /// `/openapi/v3`; None for the built-in kinds, whose schemas come from the generated tables.
+    pub schema: Option<serde_json::Value>,
 }
 
 impl ResourceDef {
@@ -92,6 +95,7 @@ impl ResourceDef {
             verbs: ALL_VERBS.iter().map(|v| v.to_string()).collect(),
             printer_columns: Vec::new(),
             subresources: Vec::new(),
+            schema: None,
         }
     }
 

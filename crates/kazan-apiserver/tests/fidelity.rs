@@ -1366,3 +1366,48 @@ async fn every_answer_has_an_audit_id_and_events_select_by_source() -> TestResul
     assert_eq!(selected["items"].as_array().map(Vec::len), Some(1));
     Ok(())
 }
+
+/// Row 15 (v3 only). Follows the OpenAPI v3 documents of `kube-openapi` as `kubectl explain` reads
+/// them: the kind's schema in `components.schemas`, tagged with `x-kubernetes-group-version-kind`,
+/// nested types by `$ref`; a CRD's kinds carry its `openAPIV3Schema`.
+#[tokio::test]
+async fn openapi_v3_documents_carry_the_schemas_of_built_in_kinds_and_crds() -> TestResult {
+    let server = ApiServer::start().await?;
+    let doc = get_json(server.addr(), "/openapi/v3/api/v1").await?;
+    let schemas = doc["components"]["schemas"].as_object().ok_or("schemas")?;
+    let (_, pod) = schemas
+        .iter()
+        .find(|(_, s)| {
+            s["x-kubernetes-group-version-kind"] == json!([{"group": "", "version": "v1", "kind": "Pod"}])
+        })
+        .ok_or("a Pod schema")?;
+    assert_eq!(pod["properties"]["kind"]["type"], "string");
+    let spec_ref = pod["properties"]["spec"]["allOf"][0]["$ref"]
+        .as_str()
+        .ok_or("spec ref")?;
+    let spec = &schemas[spec_ref.trim_start_matches("#/components/schemas/")];
+    assert_eq!(spec["properties"]["containers"]["type"], "array");
+    assert_eq!(spec["properties"]["nodeName"]["type"], "string");
+
+    let mut crd = widget_crd(true);
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}});
+    post(
+        server.addr(),
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        &crd,
+    )
+    .await?;
+    let doc = get_json(server.addr(), "/openapi/v3/apis/example.com/v1").await?;
+    let widget = doc["components"]["schemas"]
+        .as_object()
+        .and_then(|s| {
+            s.values()
+                .find(|s| s["x-kubernetes-group-version-kind"][0]["kind"] == "Widget")
+        })
+        .ok_or("a Widget schema")?;
+    assert_eq!(
+        widget["properties"]["spec"]["properties"]["size"]["type"],
+        "integer"
+    );
+    Ok(())
+}

@@ -163,3 +163,67 @@ fn type_error(value: &Value, go_path: &str, go_type: &str) -> TypeError {
         go_path.trim_start_matches('.')
     ))
 }
+
+/// OpenAPI v3 schemas of a kind and the messages it reaches, named `kazan.<message>` (a message
+/// already in `schemas` is not written again): field names and types, no descriptions.
+pub(crate) fn openapi_schemas(
+    message: &'static Message,
+    schemas: &mut serde_json::Map<String, Value>,
+) -> String {
+    let name = format!("kazan.{}", message.name);
+    if schemas.contains_key(&name) {
+        return name;
+    }
+    // Reserved first, so that a message reaching itself ends.
+    schemas.insert(name.clone(), Value::Null);
+    let mut properties = serde_json::Map::new();
+    add_properties(message, &mut properties, schemas);
+    schemas.insert(
+        name.clone(),
+        serde_json::json!({"type": "object", "properties": properties}),
+    );
+    name
+}
+
+fn add_properties(
+    message: &'static Message,
+    properties: &mut serde_json::Map<String, Value>,
+    schemas: &mut serde_json::Map<String, Value>,
+) {
+    for field in message.fields {
+        let schema = match &field.kind {
+            Kind::Inline(inner) => {
+                add_properties(inner, properties, schemas);
+                continue;
+            }
+            Kind::Message(inner) => {
+                let name = openapi_schemas(inner, schemas);
+                serde_json::json!({"allOf": [{"$ref": format!("#/components/schemas/{name}")}]})
+            }
+            Kind::Scalar(s) => scalar_schema(*s),
+            Kind::ScalarMap(s) => {
+                serde_json::json!({"type": "object", "additionalProperties": scalar_schema(*s)})
+            }
+        };
+        let schema = if field.repeated {
+            serde_json::json!({"type": "array", "items": schema})
+        } else {
+            schema
+        };
+        properties.insert(field.json.to_string(), schema);
+    }
+}
+
+fn scalar_schema(scalar: Scalar) -> Value {
+    use serde_json::json;
+    match scalar {
+        Scalar::Str => json!({"type": "string"}),
+        Scalar::Bytes => json!({"type": "string", "format": "byte"}),
+        Scalar::Bool => json!({"type": "boolean"}),
+        Scalar::Int32 => json!({"type": "integer", "format": "int32"}),
+        Scalar::Int64 => json!({"type": "integer", "format": "int64"}),
+        Scalar::Time | Scalar::MicroTime => json!({"type": "string", "format": "date-time"}),
+        Scalar::Quantity | Scalar::IntOrString => json!({"x-kubernetes-int-or-string": true}),
+        Scalar::RawJson => json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+    }
+}

@@ -92,6 +92,7 @@ pub(crate) fn crd_resource_defs(crd: &Value) -> Result<Vec<ResourceDef>, StoreEr
         def.singular = singular.clone();
         def.short_names = short_names.clone();
         def.categories = categories.clone();
+        def.schema = version.pointer("/schema/openAPIV3Schema").cloned();
         if let Some(subresources) = version.get("subresources").and_then(Value::as_object) {
             def.subresources = ["status", "scale"]
                 .iter()
