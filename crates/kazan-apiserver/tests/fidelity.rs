@@ -933,6 +933,17 @@ async fn scale_eviction_binding_and_access_reviews_are_served() -> TestResult {
     let review = review.json()?;
     assert_eq!(review["status"]["allowed"], true);
     assert_eq!(review["spec"]["resourceAttributes"]["verb"], "create");
+    // kubectl auth can-i sends the review as protobuf.
+    let protobuf = request(
+        server.addr(),
+        "POST",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        &[("Content-Type", "application/vnd.kubernetes.protobuf")],
+        Some(b"k8s\x00\x0a\x02"),
+    )
+    .await?;
+    assert_eq!(protobuf.status, 201);
+    assert_eq!(protobuf.json()?["status"]["allowed"], true);
 
     let discovery = get_json(server.addr(), "/apis/apps/v1").await?;
     let scale_resource = discovery["resources"]
