@@ -1398,6 +1398,16 @@ async fn openapi_v3_documents_carry_the_schemas_of_built_in_kinds_and_crds() -> 
         .ok_or("spec ref")?;
     let spec = &schemas[spec_ref.trim_start_matches("#/components/schemas/")];
     assert_eq!(spec["properties"]["containers"]["type"], "array");
+    // kubectl's client-side apply reads the patch strategy from here (an atomic list there made
+    // every `kubectl apply` of an unchanged Deployment print "configured").
+    assert_eq!(
+        spec["properties"]["containers"]["x-kubernetes-patch-merge-key"],
+        "name"
+    );
+    assert_eq!(
+        spec["properties"]["containers"]["x-kubernetes-patch-strategy"],
+        "merge"
+    );
     assert_eq!(spec["properties"]["nodeName"]["type"], "string");
 
     let mut crd = widget_crd(true);

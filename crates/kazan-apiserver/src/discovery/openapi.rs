@@ -5,8 +5,9 @@
 //! `x-kubernetes-group-version-kind` that takes a `fieldValidation` query parameter. Finding it,
 //! kubectl leaves validation to the server (`?fieldValidation=Strict`). Without the document, apply
 //! fails ("failed to download openapi"); without the group-version in the index, kubectl decides a
-//! custom resource is unknown. Schemas are left empty: kubectl then falls back to its built-in
-//! types for strategic merge patches and to JSON merge patches for custom resources.
+//! custom resource is unknown. The schemas (see `group_version_document`) carry the patch
+//! strategies of the keyed lists, which kubectl's client-side apply reads to build its strategic
+//! merge patches; without them it would replace whole lists.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};

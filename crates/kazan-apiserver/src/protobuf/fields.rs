@@ -206,7 +206,24 @@ fn add_properties(
             }
         };
         let schema = if field.repeated {
-            serde_json::json!({"type": "array", "items": schema})
+            let mut list = serde_json::json!({"type": "array", "items": schema});
+            // The patch strategies kubectl reads from the schema for its strategic merge patches
+            // (`x-kubernetes-patch-*`, as the real documents carry them).
+            let parent = if message.name.ends_with("Container") {
+                "spec.containers"
+            } else {
+                ""
+            };
+            if let Some(key) = crate::patch::merge_key(parent, field.json) {
+                list["x-kubernetes-patch-merge-key"] = serde_json::json!(key);
+                list["x-kubernetes-patch-strategy"] = serde_json::json!("merge");
+                list["x-kubernetes-list-type"] = serde_json::json!("map");
+                list["x-kubernetes-list-map-keys"] = serde_json::json!([key]);
+            } else if message.name == "ObjectMeta" && field.json == "finalizers" {
+                list["x-kubernetes-patch-strategy"] = serde_json::json!("merge");
+                list["x-kubernetes-list-type"] = serde_json::json!("set");
+            }
+            list
         } else {
             schema
         };
