@@ -1199,6 +1199,22 @@ async fn field_validation_drops_warns_or_refuses_unknown_fields_and_type_errors_
         "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ConfigMap.data of type string"
     );
 
+    let patched = send_json(
+        server.addr(),
+        "PATCH",
+        &format!("{CMS}/w"),
+        "application/merge-patch+json",
+        &json!({"bogus": 2, "data": {"k": "v2"}}),
+    )
+    .await?;
+    assert_eq!(patched.status, 200);
+    let patched = patched.json()?;
+    assert!(
+        patched.get("bogus").is_none(),
+        "a patch's unknown field is dropped"
+    );
+    assert_eq!(patched["data"]["k"], "v2");
+
     let mut nested = pod("default", "p", json!({}), "");
     nested["spec"]["containers"][0]["imagePolicy"] = json!("x");
     let strict = post(server.addr(), &format!("{PODS}?fieldValidation=Strict"), &nested).await?;

@@ -451,6 +451,11 @@ impl Store {
                 };
             }
         } else {
+            if options.manager.is_some() {
+                // A patch's unknown fields are dropped as the decoder into the Go type drops them
+                // (a replace's were already checked, with their warnings, by the handler).
+                let _ = crate::protobuf::check_fields(def, &mut object);
+            }
             strategy::prepare_for_update(def, existing, &mut object, options.direct)?;
             strategy::validate_update(def, existing, &object)?;
             self.check_custom_resource(inner, def, &mut object)?;
