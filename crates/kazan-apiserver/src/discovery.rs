@@ -382,16 +382,23 @@ fn aggregated_group(group: &ApiGroup) -> Value {
     json!({ "metadata": metadata, "versions": versions })
 }
 
-/// Whether to advertise a `status` subresource: the built-in kinds that have one in Kubernetes
-/// (the server serves `/status` for every kind, but a ConfigMap has no status to speak of).
-/// Custom resources are not advertised, since their definition decides.
-fn has_status(def: &ResourceDef) -> bool {
-    const BUILTIN_GROUPS: &[&str] = &["", "apps", "batch", "apiextensions.k8s.io"];
-    const WITHOUT_STATUS: &[&str] = &["ConfigMap", "Secret", "Event", "ServiceAccount", "Endpoints"];
-    BUILTIN_GROUPS.contains(&def.group.as_str()) && !WITHOUT_STATUS.contains(&def.kind.as_str())
-}
-
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
+const CREATE_VERBS: &[&str] = &["create"];
+
+/// A subresource's kind (group, version, kind) and verbs, as the real server advertises them.
+fn subresource_kind(def: &ResourceDef, name: &str) -> (String, String, String, &'static [&'static str]) {
+    match name {
+        "scale" => ("autoscaling".into(), "v1".into(), "Scale".into(), STATUS_VERBS),
+        "eviction" => ("policy".into(), "v1".into(), "Eviction".into(), CREATE_VERBS),
+        "binding" => (String::new(), "v1".into(), "Binding".into(), CREATE_VERBS),
+        _ => (
+            def.group.clone(),
+            def.version.clone(),
+            def.kind.clone(),
+            STATUS_VERBS,
+        ),
+    }
+}
 
 fn aggregated_resource(def: &ResourceDef) -> Value {
     let mut resource = json!({
@@ -407,12 +414,20 @@ fn aggregated_resource(def: &ResourceDef) -> Value {
     if !def.categories.is_empty() {
         resource["categories"] = json!(def.categories);
     }
-    if has_status(def) {
-        resource["subresources"] = json!([{
-            "subresource": "status",
-            "responseKind": { "group": def.group, "version": def.version, "kind": def.kind },
-            "verbs": STATUS_VERBS,
-        }]);
+    if !def.subresources.is_empty() {
+        let subresources: Vec<Value> = def
+            .subresources
+            .iter()
+            .map(|name| {
+                let (group, version, kind, verbs) = subresource_kind(def, name);
+                json!({
+                    "subresource": name,
+                    "responseKind": { "group": group, "version": version, "kind": kind },
+                    "verbs": verbs,
+                })
+            })
+            .collect();
+        resource["subresources"] = json!(subresources);
     }
     resource
 }
@@ -484,16 +499,26 @@ fn resource_list(group: &ApiGroup) -> Value {
             if !def.categories.is_empty() {
                 resource["categories"] = json!(def.categories);
             }
-            let status = has_status(def).then(|| {
-                json!({
-                    "name": format!("{}/status", def.plural),
-                    "singularName": "",
-                    "namespaced": def.namespaced,
-                    "kind": def.kind,
-                    "verbs": STATUS_VERBS,
+            let subresources: Vec<Value> = def
+                .subresources
+                .iter()
+                .map(|name| {
+                    let (group, version, kind, verbs) = subresource_kind(def, name);
+                    let mut sub = json!({
+                        "name": format!("{}/{name}", def.plural),
+                        "singularName": "",
+                        "namespaced": def.namespaced,
+                        "kind": kind,
+                        "verbs": verbs,
+                    });
+                    if group != def.group || version != def.version {
+                        sub["group"] = json!(group);
+                        sub["version"] = json!(version);
+                    }
+                    sub
                 })
-            });
-            std::iter::once(resource).chain(status)
+                .collect();
+            std::iter::once(resource).chain(subresources)
         })
         .collect();
     json!({

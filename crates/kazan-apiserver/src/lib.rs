@@ -48,24 +48,7 @@
 //! `/_kazan/` when the server is built with [`ApiServerBuilder::admin`]`(true)` (off by default;
 //! same token as the API; never journaled, never matched by rules):
 //!
-//! | method | path | effect |
-//! |---|---|---|
-//! | GET | `/_kazan/` | the list of admin endpoints |
-//! | POST | `/_kazan/watches/end[?resource=pods]` | end open watches cleanly ([`Faults::end_watches`]) |
-//! | POST | `/_kazan/watches/cut[?resource=]` | write half an event, drop the connection without the terminating chunk ([`Faults::cut_watches`]) |
-//! | POST | `/_kazan/watches/stall?millis=N[&resource=]` | stop writing for N ms, connection kept ([`Faults::stall_watches`]) |
-//! | POST | `/_kazan/watches/bookmark[?resource=]` | send a BOOKMARK now ([`Faults::send_bookmark`]) |
-//! | POST | `/_kazan/watches/expire[?resource=]` | in-stream ERROR 410, then end ([`Faults::expire_watches`]) |
-//! | POST | `/_kazan/watches/inject[?resource=]` | write the request body as is into open watches ([`Faults::inject_into_watches`]) |
-//! | POST | `/_kazan/watches/end-after?events=K` | end each new watch after K change events; 0 = off ([`Faults::end_watches_after_events`]) |
-//! | POST | `/_kazan/history/compact` | every resume or continue token from an older version gets 410 ([`Faults::compact_history`]) |
-//! | POST | `/_kazan/resource-version/advance?by=N` | move the global resourceVersion forward ([`Faults::advance_resource_version`]) |
-//! | GET, POST, DELETE | `/_kazan/rules` | list, add (one [`FaultRule`] or an array, JSON), clear rules |
-//! | POST | `/_kazan/expired?http410=bool&gone=bool&etcdMessage=bool` | how "too old" is reported |
-//! | POST | `/_kazan/watch-list?reject=bool` | reject `sendInitialEvents` watches with 422 |
-//! | GET, DELETE | `/_kazan/journal` | the request journal ([`JournalEntry`]); clear it |
-//! | GET | `/_kazan/stats` | [`Stats`]: connections accepted, requests, open watches per resource |
-//! | GET | `/_kazan/resource-version` | the current global resourceVersion |
+#![doc = include_str!("instruments/admin.md")]
 //!
 //! A rule in JSON: `{"method":"GET","pathPrefix":"/api/v1/pods","watch":true,"times":2,
 //! "action":{"type":"status","code":429,"reason":"TooManyRequests","message":"slow down","retryAfter":1}}`;
@@ -86,14 +69,20 @@
 //! servers with the WatchList feature send it ([`ApiServerBuilder::watch_list_defaulting`]).
 //!
 //! # Approximations
-//! - Server-side apply merges the applied configuration (strategic merge); there are no managed
-//!   fields and no conflicts between field managers. `dryRun=All` answers writes without storing
-//!   them.
+//! - Server-side apply records `managedFields`, reports conflicts between field managers (409,
+//!   `force=true` takes the fields) and removes the fields an applier stopped applying; lists are
+//!   associative for the built-in keyed lists, a set for `metadata.finalizers`, atomic otherwise
+//!   (custom resources' `x-kubernetes-list-type` is not read). The direct Rust API's
+//!   [`ApiServer::apply`] stays a plain strategic merge without managers. `dryRun=All` answers
+//!   writes without storing them.
 //! - Strategic merge patch knows the keyed lists of the built-in kinds (containers, env, ports,
 //!   volumes, volumeMounts, conditions...) and the `$patch`, `$retainKeys`,
 //!   `$setElementOrder` and `$deleteFromPrimitiveList` directives, not every `patchStrategy`.
-//! - Writes to the main resource keep `status` (the real server drops it for kinds with a status
-//!   subresource); `/status` writes change only `status`.
+//! - Writes over HTTP follow the real strategies for status (reset on create, kept by writes to
+//!   the object, changed only through `/status`), `generation`, Secrets, preconditions and the
+//!   scheme defaults of the common kinds (see the `store::strategy` module); the direct Rust API
+//!   stores `status` as given, to set up the state a controller or kubelet would have written.
+//!   `/status` writes change only `status`.
 //! - Namespace termination deletes the namespace's objects (those with finalizers are marked and
 //!   waited for), then the namespace, with no other controller logic. Deleting a CRD removes its
 //!   objects at once (no DELETED events; open watches of that kind end).
@@ -101,14 +90,12 @@
 //!   `apiVersion` (no conversion).
 //! - A non-numeric `resourceVersion` is a 400 BadRequest (the etcd path of the real server).
 
-mod admin;
+mod app;
 mod body;
-mod changelog;
 mod discovery;
 mod error;
-mod faults;
-mod http;
-mod journal;
+mod handlers;
+mod instruments;
 mod kubeconfig;
 pub mod load;
 mod patch;
@@ -121,7 +108,6 @@ mod status;
 mod store;
 mod table;
 mod tls;
-mod watch;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -132,17 +118,26 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use changelog::{Change, ChangeType};
 pub use error::{ServerError, StoreError};
-pub use faults::{FaultAction, FaultRule, Faults};
-pub use journal::{JournalEntry, Stats};
+pub use instruments::changelog::{Change, ChangeType};
+pub use instruments::faults::{FaultAction, FaultRule, Faults};
+pub use instruments::journal::{JournalEntry, Stats};
 pub use patch::PatchKind;
 pub use registry::{PrinterColumn, Registry, ResourceDef};
 pub use status::{FieldCause, Status};
 
-use crate::http::{App, Settings};
-use crate::journal::Observer;
+use crate::app::{App, Settings};
+use crate::instruments::journal::Observer;
 use crate::store::{DeleteOutcome, Store, StoreConfig, WriteOptions};
+
+/// How the direct object API writes: `status` as given (see [`WriteOptions::direct`]).
+const DIRECT: WriteOptions = WriteOptions {
+    manager: None,
+    force: false,
+    status_only: false,
+    dry_run: false,
+    direct: true,
+};
 
 /// The longest interval or timeout the builder accepts (keeps deadlines representable).
 const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -167,6 +162,7 @@ pub struct ApiServerBuilder {
     max_concurrent_streams: u32,
     admin: bool,
     record_changes: bool,
+    garbage_collector: bool,
 }
 
 impl std::fmt::Debug for ApiServerBuilder {
@@ -185,6 +181,7 @@ impl std::fmt::Debug for ApiServerBuilder {
             .field("max_concurrent_streams", &self.max_concurrent_streams)
             .field("admin", &self.admin)
             .field("record_changes", &self.record_changes)
+            .field("garbage_collector", &self.garbage_collector)
             .finish_non_exhaustive()
     }
 }
@@ -211,11 +208,22 @@ impl Default for ApiServerBuilder {
             max_concurrent_streams: server::MAX_STREAMS,
             admin: false,
             record_changes: false,
+            garbage_collector: true,
         }
     }
 }
 
 impl ApiServerBuilder {
+    /// Run a garbage collector as the controller manager's (default on; envtest has none): when an
+    /// owner is deleted its dependents (objects whose `ownerReferences` name its uid) are deleted;
+    /// an owner deleted with `propagationPolicy=Foreground` waits for them, one deleted with
+    /// `Orphan` has them lose their owner reference. Dependents whose owner never existed are left
+    /// alone (the real collector deletes them).
+    pub fn garbage_collector(mut self, on: bool) -> Self {
+        self.garbage_collector = on;
+        self
+    }
+
     /// The address to listen on (default `127.0.0.1:0`, a random loopback port).
     pub fn addr(mut self, addr: SocketAddr) -> Self {
         self.addr = addr;
@@ -353,14 +361,18 @@ impl ApiServerBuilder {
                 queue_capacity: self.watch_queue_capacity,
                 namespace_delete_delay: self.namespace_delete_delay,
                 record_changes: self.record_changes,
+                garbage_collector: self.garbage_collector,
             },
             shutdown.clone(),
         );
+        if self.garbage_collector {
+            store.start_garbage_collector();
+        }
         if let Some(ns_def) = store.registry().get("", "v1", "namespaces") {
             for name in &self.namespaces {
                 let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
                 store
-                    .create(&ns_def, None, ns, false)
+                    .create(&ns_def, None, ns, DIRECT)
                     .map_err(|e| ServerError::Resource(format!("namespace {name}: {e}")))?;
             }
         }
@@ -579,7 +591,7 @@ impl ApiServer {
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .map(str::to_string);
-        self.store.create(&def, ns.as_deref(), object, false)
+        self.store.create(&def, ns.as_deref(), object, DIRECT)
     }
 
     /// Replaces an object (conflict if its `metadata.resourceVersion` is set and stale).
@@ -591,7 +603,7 @@ impl ApiServer {
         } else {
             ns
         };
-        self.store.update(&def, Some(&ns), &name, object, false, false)
+        self.store.update(&def, Some(&ns), &name, object, DIRECT)
     }
 
     /// Replaces only the `status` of an object (the `/status` subresource).
@@ -603,7 +615,16 @@ impl ApiServer {
         } else {
             ns
         };
-        self.store.update(&def, Some(&ns), &name, object, true, false)
+        self.store.update(
+            &def,
+            Some(&ns),
+            &name,
+            object,
+            WriteOptions {
+                status_only: true,
+                ..DIRECT
+            },
+        )
     }
 
     /// Applies a JSON merge patch to an object.
@@ -630,7 +651,7 @@ impl ApiServer {
     ) -> Result<Value, StoreError> {
         let def = self.def_of(api_version, kind)?;
         self.store
-            .patch(&def, namespace, name, patch_kind, &patch, WriteOptions::default())
+            .patch(&def, namespace, name, patch_kind, &patch, DIRECT)
             .map(|(o, _)| o)
     }
 
@@ -646,14 +667,7 @@ impl ApiServer {
         };
         let namespace = def.namespaced.then_some(ns.as_str());
         self.store
-            .patch(
-                &def,
-                namespace,
-                &name,
-                PatchKind::Apply,
-                &object,
-                WriteOptions::default(),
-            )
+            .patch(&def, namespace, &name, PatchKind::Apply, &object, DIRECT)
             .map(|(o, _)| o)
     }
 
@@ -667,7 +681,16 @@ impl ApiServer {
         name: &str,
     ) -> Result<Value, StoreError> {
         let def = self.def_of(api_version, kind)?;
-        match self.store.delete(&def, namespace, name, None, false)? {
+        match self.store.delete(
+            &def,
+            namespace,
+            name,
+            // Like `--grace-period=0`: a fixture is gone at once.
+            &store::DeleteOptions {
+                grace_period: Some(0),
+                ..store::DeleteOptions::default()
+            },
+        )? {
             DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o) => Ok(o),
         }
     }

@@ -98,7 +98,7 @@ pub fn apply(kind: PatchKind, target: &Value, patch: &Value) -> Result<Value, Pa
 
 /// The merge key of the well-known keyed lists (`patchMergeKey` in the built-in types), by the
 /// list's field name and its parent's path.
-fn merge_key(path: &str, field: &str) -> Option<&'static str> {
+pub(crate) fn merge_key(path: &str, field: &str) -> Option<&'static str> {
     match field {
         "containers"
         | "initContainers"
@@ -141,18 +141,16 @@ fn strategic_merge(target: Value, patch: &Map<String, Value>, path: &str) -> Val
         let keep: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
         out.retain(|k, _| keep.contains(&k.as_str()) || patch.contains_key(k));
     }
+    // The primitive deletions apply after the merge of the list they name (as `mergeMap` in
+    // apimachinery's strategicpatch/patch.go handles `$deleteFromPrimitiveList` last).
+    let mut primitive_deletions = Vec::new();
     for (key, value) in patch {
-        if key.starts_with('$') {
-            continue;
-        }
-        if let Some(field) = key.strip_prefix("$setElementOrder/") {
-            let _ = field;
-            continue;
-        }
         if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(list)), Value::Array(remove)) = (out.get_mut(field), value) {
-                list.retain(|v| !remove.contains(v));
-            }
+            primitive_deletions.push((field, value));
+            continue;
+        }
+        if key.starts_with('$') {
+            // `$patch`, `$retainKeys` (handled above) and `$setElementOrder` (order is kept).
             continue;
         }
         let child_path = if path.is_empty() {
@@ -171,6 +169,19 @@ fn strategic_merge(target: Value, patch: &Map<String, Value>, path: &str) -> Val
                 }
                 out.insert(key.clone(), strategic_merge(existing, child, &child_path));
             }
+            Value::Array(items) if path == "metadata" && key == "finalizers" => {
+                // `patchStrategy:"merge"` on a list of strings: a union, existing items first.
+                let mut merged = match out.remove(key) {
+                    Some(Value::Array(existing)) => existing,
+                    _ => Vec::new(),
+                };
+                for item in items {
+                    if !merged.contains(item) {
+                        merged.push(item.clone());
+                    }
+                }
+                out.insert(key.clone(), Value::Array(merged));
+            }
             Value::Array(items) => {
                 let merged = match (merge_key(path, key), out.remove(key)) {
                     (Some(merge_key), Some(Value::Array(existing))) => {
@@ -183,6 +194,11 @@ fn strategic_merge(target: Value, patch: &Map<String, Value>, path: &str) -> Val
             other => {
                 out.insert(key.clone(), other.clone());
             }
+        }
+    }
+    for (field, value) in primitive_deletions {
+        if let (Some(Value::Array(list)), Value::Array(remove)) = (out.get_mut(field), value) {
+            list.retain(|v| !remove.contains(v));
         }
     }
     Value::Object(out)

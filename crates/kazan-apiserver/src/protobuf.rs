@@ -9,6 +9,7 @@
 //! (`schema`, written by `generate_schema.py`): field numbers from the former, JSON names from the
 //! latter.
 
+mod fields;
 mod schema;
 mod wire;
 
@@ -81,6 +82,38 @@ pub(crate) fn decode_body(def: &ResourceDef, body: &[u8]) -> Result<serde_json::
     object.insert("kind".into(), Value::String(body_kind));
     object.extend(fields);
     Ok(Value::Object(object))
+}
+
+/// Field validation of a JSON body of a built-in kind (`fieldValidation`): unknown fields are
+/// removed and returned; None when the kind has no table (custom resources, a few built-ins).
+pub(crate) fn check_fields(
+    def: &ResourceDef,
+    object: &mut serde_json::Value,
+) -> Option<Result<Vec<String>, String>> {
+    let api_version = def.api_version();
+    let message = schema::ROOTS
+        .iter()
+        .find(|(v, k, _)| *v == api_version && *k == def.kind)
+        .map(|(_, _, message)| *message)?;
+    Some(
+        fields::check(message, &def.kind, object)
+            .map(|checked| checked.unknown)
+            .map_err(|e| e.0),
+    )
+}
+
+/// Adds the OpenAPI v3 schemas of a built-in kind to `schemas`; the name of the kind's own
+/// schema, or None when the kind has no table.
+pub(crate) fn openapi_schema(
+    def: &ResourceDef,
+    schemas: &mut serde_json::Map<String, serde_json::Value>,
+) -> Option<String> {
+    let api_version = def.api_version();
+    let message = schema::ROOTS
+        .iter()
+        .find(|(v, k, _)| *v == api_version && *k == def.kind)
+        .map(|(_, _, message)| *message)?;
+    Some(fields::openapi_schemas(message, schemas))
 }
 
 #[cfg(test)]

@@ -72,6 +72,12 @@ pub struct ResourceDef {
     pub verbs: Vec<String>,
     /// Extra `kubectl get` columns.
     pub printer_columns: Vec<PrinterColumn>,
+    /// Subresources served besides the object itself: `status` (only `/status` writes `status`;
+    /// writes to the object keep it) and `scale`.
+    pub subresources: Vec<String>,
+    /// The OpenAPI v3 schema of the objects (a CRD version's `openAPIV3Schema`), served in
+    /// `/openapi/v3`; None for the built-in kinds, whose schemas come from the generated tables.
+    pub schema: Option<serde_json::Value>,
 }
 
 impl ResourceDef {
@@ -88,7 +94,21 @@ impl ResourceDef {
             categories: Vec::new(),
             verbs: ALL_VERBS.iter().map(|v| v.to_string()).collect(),
             printer_columns: Vec::new(),
+            subresources: Vec::new(),
+            schema: None,
         }
+    }
+
+    /// Adds subresources (`status`, `scale`).
+    pub fn subresources(mut self, names: &[&str]) -> Self {
+        self.subresources = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Whether the kind has a `status` subresource: then `status` is reset on create, kept on
+    /// writes to the object, and written only through `/status`.
+    pub fn has_status(&self) -> bool {
+        self.subresources.iter().any(|s| s == "status")
     }
 
     /// Adds short names.
@@ -142,6 +162,27 @@ fn described(mut column: PrinterColumn, description: &str) -> PrinterColumn {
 /// against a real cluster; `table` computes the cells that are not a plain JSONPath (a pod's
 /// READY and STATUS, a deployment's READY...), the JSONPath here being the closest field.
 pub fn builtin() -> Vec<ResourceDef> {
+    builtin_kinds()
+        .into_iter()
+        .map(|def| {
+            let subresources: &[&str] = match (def.group.as_str(), def.plural.as_str()) {
+                ("apps", "deployments" | "replicasets" | "statefulsets") => &["status", "scale"],
+                ("", "pods") => &["status", "binding", "eviction"],
+                ("authorization.k8s.io", _) => &[],
+                ("", "configmaps" | "secrets" | "events" | "serviceaccounts" | "endpoints")
+                | ("coordination.k8s.io", _)
+                | ("events.k8s.io", _)
+                | ("rbac.authorization.k8s.io", _)
+                | ("networking.k8s.io", "networkpolicies" | "ingressclasses") => &[],
+                _ => &["status"],
+            };
+            def.subresources(subresources)
+        })
+        .collect()
+}
+
+/// The built-in kinds, before their subresources are added.
+fn builtin_kinds() -> Vec<ResourceDef> {
     let all = &["all"][..];
     vec![
         ResourceDef::new("", "v1", "Namespace", "namespaces", false)
@@ -286,6 +327,33 @@ pub fn builtin() -> Vec<ResourceDef> {
         )
         .short_names(&["crd", "crds"])
         .column(PrinterColumn::new("Created At", ".metadata.creationTimestamp")),
+        ResourceDef::new("events.k8s.io", "v1", "Event", "events", true).short_names(&["ev"]),
+        ResourceDef::new("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
+        ResourceDef::new("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true),
+        ResourceDef::new("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false),
+        ResourceDef::new(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+        ),
+        ResourceDef::new("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true)
+            .short_names(&["pdb"]),
+        ResourceDef::new("networking.k8s.io", "v1", "Ingress", "ingresses", true).short_names(&["ing"]),
+        ResourceDef::new("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true)
+            .short_names(&["netpol"]),
+        ResourceDef::new("networking.k8s.io", "v1", "IngressClass", "ingressclasses", false),
+        ResourceDef {
+            verbs: vec!["create".into()],
+            ..ResourceDef::new(
+                "authorization.k8s.io",
+                "v1",
+                "SelfSubjectAccessReview",
+                "selfsubjectaccessreviews",
+                false,
+            )
+        },
     ]
 }
 

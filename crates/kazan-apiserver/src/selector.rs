@@ -296,6 +296,27 @@ impl FieldSelector {
 
 /// The string form of a field (missing = empty string, as the real field sets do).
 fn field_value(object: &Value, field: &str) -> String {
+    // Events' computed fields (`ToSelectableFields`, pkg/registry/core/event/strategy.go); only
+    // Events accept these labels.
+    let text = |p: &str| {
+        object
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    match field {
+        "source" => {
+            let component = text("/source/component");
+            return if component.is_empty() {
+                text("/reportingController")
+            } else {
+                component
+            };
+        }
+        "reportingComponent" => return text("/reportingController"),
+        _ => {}
+    }
     let mut current = object;
     for part in field.split('.') {
         match current.get(part) {

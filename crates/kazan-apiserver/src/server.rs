@@ -13,7 +13,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::http::{App, handle};
+use crate::app::App;
+use crate::handlers::handle;
 
 /// How long a connection may take to finish after shutdown starts before it is dropped.
 const GRACE: Duration = Duration::from_secs(5);

@@ -136,6 +136,37 @@ impl Status {
         .with_details(details)
     }
 
+    /// 409 Conflict with the real server's prefix and another reason (a failed precondition).
+    pub fn conflict_because(group: &str, plural: &str, name: &str, why: &str) -> Self {
+        let mut details = json!({"name": name, "kind": plural});
+        if !group.is_empty() {
+            details["group"] = json!(group);
+        }
+        Status::failure(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                qualified(group, plural)
+            ),
+        )
+        .with_details(details)
+    }
+
+    /// 403 Forbidden on an object, for a reason.
+    pub fn forbidden(group: &str, plural: &str, name: &str, why: &str) -> Self {
+        let mut details = json!({"name": name, "kind": plural});
+        if !group.is_empty() {
+            details["group"] = json!(group);
+        }
+        Status::failure(
+            403,
+            "Forbidden",
+            format!("{} \"{name}\" is forbidden: {why}", qualified(group, plural)),
+        )
+        .with_details(details)
+    }
+
     /// 403 Forbidden: creating in a namespace that is being terminated.
     pub fn namespace_terminating(group: &str, plural: &str, name: &str, namespace: &str) -> Self {
         let mut details = json!({"name": name, "kind": plural, "causes": [{

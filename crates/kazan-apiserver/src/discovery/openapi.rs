@@ -5,8 +5,9 @@
 //! `x-kubernetes-group-version-kind` that takes a `fieldValidation` query parameter. Finding it,
 //! kubectl leaves validation to the server (`?fieldValidation=Strict`). Without the document, apply
 //! fails ("failed to download openapi"); without the group-version in the index, kubectl decides a
-//! custom resource is unknown. Schemas are left empty: kubectl then falls back to its built-in
-//! types for strategic merge patches and to JSON merge patches for custom resources.
+//! custom resource is unknown. The schemas (see `group_version_document`) carry the patch
+//! strategies of the keyed lists, which kubectl's client-side apply reads to build its strategic
+//! merge patches; without them it would replace whole lists.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -45,18 +46,46 @@ fn content_hash(doc: &Value) -> String {
 }
 
 /// The document of one group-version: an item path per resource with a PATCH operation.
+/// The schemas are those of the generated tables for the built-in kinds (field names and types,
+/// no descriptions) and the CRD's `openAPIV3Schema` for custom resources, each root tagged with
+/// its `x-kubernetes-group-version-kind` as `kubectl explain` looks them up.
 fn group_version_document(group: &ApiGroup) -> Value {
     let mut paths = Map::new();
+    let mut schemas = Map::new();
     for version in &group.versions {
         for def in &version.resources {
             paths.insert(item_path(def), item_operations(def));
+            let root = match &def.schema {
+                Some(schema) => {
+                    let name = format!("{}.{}.{}", def.group, def.version, def.kind);
+                    schemas.insert(name.clone(), schema.clone());
+                    Some(name)
+                }
+                None => crate::protobuf::openapi_schema(def, &mut schemas),
+            };
+            if let Some(root) = root
+                && let Some(Value::Object(schema)) = schemas.get_mut(&root)
+            {
+                schema.insert(
+                    "x-kubernetes-group-version-kind".into(),
+                    json!([{ "group": def.group, "version": def.version, "kind": def.kind }]),
+                );
+                if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+                    properties
+                        .entry("apiVersion")
+                        .or_insert_with(|| json!({"type": "string"}));
+                    properties
+                        .entry("kind")
+                        .or_insert_with(|| json!({"type": "string"}));
+                }
+            }
         }
     }
     json!({
         "openapi": "3.0.0",
         "info": { "title": "Kubernetes", "version": SERVER_GIT_VERSION },
         "paths": paths,
-        "components": { "schemas": {} },
+        "components": { "schemas": schemas },
     })
 }
 

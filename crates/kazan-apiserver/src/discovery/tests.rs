@@ -65,7 +65,11 @@ fn aggregated_api_has_the_exact_media_type_and_the_core_resources() -> Result<()
     assert_eq!(
         pods["subresources"],
         json!([{"subresource": "status", "responseKind": {"group": "", "version": "v1", "kind": "Pod"},
-                "verbs": ["get", "patch", "update"]}])
+                "verbs": ["get", "patch", "update"]},
+               {"subresource": "binding", "responseKind": {"group": "", "version": "v1", "kind": "Binding"},
+                "verbs": ["create"]},
+               {"subresource": "eviction", "responseKind": {"group": "policy", "version": "v1", "kind": "Eviction"},
+                "verbs": ["create"]}])
     );
     let configmaps = find(&version["resources"], "/resource", "configmaps").ok_or("no configmaps")?;
     assert!(configmaps.get("subresources").is_none());

@@ -26,9 +26,12 @@ pub(crate) struct Message {
 #[derive(Debug)]
 pub(crate) struct Field {
     number: u32,
-    json: &'static str,
-    kind: Kind,
-    repeated: bool,
+    /// The JSON name.
+    pub(super) json: &'static str,
+    /// What it holds.
+    pub(super) kind: Kind,
+    /// A JSON array of `kind`.
+    pub(super) repeated: bool,
     keep_zero: bool,
 }
 

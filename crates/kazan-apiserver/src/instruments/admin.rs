@@ -3,53 +3,43 @@
 //! written in other languages. Same authentication as the rest of the server. Never journaled and
 //! never matched by fault rules.
 //!
-//! | method | path | effect |
-//! |---|---|---|
-//! | GET | `/_kazan/` | this list |
-//! | POST | `/_kazan/watches/end[?resource=pods]` | end open watches cleanly |
-//! | POST | `/_kazan/watches/cut[?resource=]` | cut them mid-event (no terminating chunk) |
-//! | POST | `/_kazan/watches/stall?millis=N[&resource=]` | stop writing for N ms |
-//! | POST | `/_kazan/watches/bookmark[?resource=]` | send a BOOKMARK now |
-//! | POST | `/_kazan/watches/end-after?events=K` | end each new watch after K change events (0 = off) |
-//! | POST | `/_kazan/watches/expire[?resource=]` | send open watches an ERROR 410, then end them |
-//! | POST | `/_kazan/watches/inject[?resource=]` | write the request body as is into open watches |
-//! | POST | `/_kazan/resource-version/advance?by=N` | move the global resourceVersion forward |
-//! | POST | `/_kazan/history/compact` | every resume from an older version gets 410 |
-//! | GET, POST, DELETE | `/_kazan/rules` | list, add (a rule or an array of rules, JSON), clear fault rules |
-//! | POST | `/_kazan/expired?http410=bool&gone=bool&etcdMessage=bool` | how "too old" is reported |
-//! | POST | `/_kazan/watch-list?reject=bool` | reject `sendInitialEvents` watches with 422 |
-//! | GET, DELETE | `/_kazan/journal` | the request journal; clear it |
-//! | GET | `/_kazan/stats` | counters (connections, requests, open watches per resource) |
-//! | GET | `/_kazan/resource-version` | the current global resourceVersion |
+#![doc = include_str!("admin.md")]
 
 use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::faults::FaultRule;
-use crate::http::App;
+use crate::app::App;
+use crate::instruments::faults::FaultRule;
 use crate::query::Query;
 use crate::status::Status;
 
-/// The admin endpoints, for the index answer.
-const ENDPOINTS: &[&str] = &[
-    "POST /_kazan/watches/end[?resource=]",
-    "POST /_kazan/watches/cut[?resource=]",
-    "POST /_kazan/watches/stall?millis=N[&resource=]",
-    "POST /_kazan/watches/bookmark[?resource=]",
-    "POST /_kazan/watches/end-after?events=K",
-    "POST /_kazan/watches/expire[?resource=]",
-    "POST /_kazan/watches/inject[?resource=]",
-    "POST /_kazan/resource-version/advance?by=N",
-    "POST /_kazan/history/compact",
-    "GET|POST|DELETE /_kazan/rules",
-    "POST /_kazan/expired?http410=bool&gone=bool&etcdMessage=bool",
-    "POST /_kazan/watch-list?reject=bool",
-    "GET|DELETE /_kazan/journal",
-    "GET /_kazan/stats",
-    "GET /_kazan/resource-version",
-];
+/// The endpoint table, written once: the crate docs and this module's docs include it, and the
+/// index answer (`GET /_kazan/`) is read from it.
+const TABLE: &str = include_str!("admin.md");
+
+/// The admin endpoints for the index answer: `METHOD path: effect`, one per row of [`TABLE`].
+fn endpoints() -> Vec<String> {
+    TABLE
+        .lines()
+        .filter(|line| line.starts_with("| ") && !line.starts_with("| method"))
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+            let [method, path, effect] = cells.as_slice() else {
+                return None;
+            };
+            let plain = |s: &str| s.replace(['`', '[', ']'], "");
+            let effect = effect.split(" ([").next().unwrap_or(effect);
+            Some(format!(
+                "{} {}: {}",
+                method.replace(", ", "|"),
+                plain(path),
+                plain(effect)
+            ))
+        })
+        .collect()
+}
 
 /// Serves one admin request: (status code, JSON body).
 pub(crate) fn handle(
@@ -64,7 +54,7 @@ pub(crate) fn handle(
     let ok = |what: &str| (StatusCode::OK, json!({"ok": true, "done": what}));
     let route = path.trim_start_matches("/_kazan").trim_end_matches('/');
     match (method.as_str(), route) {
-        ("GET", "") => (StatusCode::OK, json!({"endpoints": ENDPOINTS})),
+        ("GET", "") => (StatusCode::OK, json!({"endpoints": endpoints()})),
         ("POST", "/watches/end") => {
             faults.end_watches(resource);
             ok("watches ended")
@@ -181,4 +171,24 @@ pub(crate) fn handle(
 
 fn bad(message: &str) -> (StatusCode, Value) {
     (StatusCode::BAD_REQUEST, Status::bad_request(message).to_value())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoints;
+
+    #[test]
+    fn the_index_lists_every_row_of_the_endpoint_table() {
+        let rows = endpoints();
+        assert_eq!(rows.len(), 16);
+        assert!(
+            rows.contains(&"POST /_kazan/watches/end?resource=pods: end open watches cleanly".to_string())
+        );
+        assert!(
+            rows.contains(
+                &"GET|POST|DELETE /_kazan/rules: list, add (one FaultRule or an array, JSON), clear rules"
+                    .to_string()
+            )
+        );
+    }
 }

@@ -5,25 +5,199 @@
 //! small bounded channel; a watch whose client does not keep up fills its queue, is dropped by the
 //! store and ends cleanly, so writers and other watchers never wait for it.
 
+use super::list::{build_filter, parse_rv};
+use super::reply::{Ctx, JSON, Reply};
+use crate::app::App;
+use crate::body::BodyWriter;
+use crate::body::WriteEnd;
+use crate::instruments::faults::WatchCommand;
+use crate::instruments::journal::LiveEntry;
+use crate::instruments::journal::WatchGuard;
+use crate::registry::ResourceDef;
+use crate::selector::Filter;
+use crate::selector::{FieldSelector, supported_fields};
+use crate::status::{FieldCause, Status};
+use crate::store::{Event, EventType, WatchStart, event_line, set_path};
+use crate::store::{StartRequest, Store, VersionError, with_type};
+use crate::table;
+use bytes::Bytes;
+use bytes::BytesMut;
+use serde_json::{Value, json};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-use bytes::{Bytes, BytesMut};
-use serde_json::{Value, json};
-use std::sync::atomic::AtomicBool;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::{BodyWriter, WriteEnd};
-use crate::faults::WatchCommand;
-use crate::journal::{LiveEntry, WatchGuard};
-use crate::registry::ResourceDef;
-use crate::selector::Filter;
-use crate::store::{Event, EventType, Store, WatchStart, event_line, set_path, with_type};
-use crate::table;
+/// Chunks a watch may have written that the connection has not taken yet. With batches of at
+/// most 32 KiB this bounds a watch's own buffer to about 128 KiB (plus hyper's and the socket's).
+pub(super) const WATCH_CHUNKS: usize = 4;
+
+/// Longest watch a client can ask for (keeps deadlines representable).
+pub(super) const MAX_WATCH_SECONDS: u64 = 366 * 24 * 3600;
+
+pub(super) async fn watch(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    def: &Arc<ResourceDef>,
+    ns: Option<&str>,
+    pinned_name: Option<&str>,
+) -> Reply {
+    let q = &ctx.query;
+    let send_initial = q.optional_flag("sendInitialEvents");
+    let rv_match = q.get("resourceVersionMatch").filter(|m| !m.is_empty());
+    // validateWatchOptions.
+    let mut causes = Vec::new();
+    if send_initial.is_some() {
+        if rv_match != Some("NotOlderThan") {
+            causes.push(FieldCause::forbidden(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if app.faults.rejects_watch_list() {
+            causes.push(FieldCause::forbidden(
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+            ));
+        }
+    }
+    if let Some(m) = rv_match {
+        if send_initial.is_none() {
+            causes.push(FieldCause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+            ));
+        }
+        if m != "NotOlderThan" {
+            causes.push(FieldCause::not_supported(
+                "resourceVersionMatch",
+                m,
+                &["NotOlderThan"],
+            ));
+        }
+        if q.non_empty("continue").is_some() {
+            causes.push(FieldCause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
+        }
+    }
+    if !causes.is_empty() {
+        return Status::invalid_list_options(&causes).into();
+    }
+    let mut filter = match build_filter(ctx, def, ns) {
+        Ok(f) => f,
+        Err(s) => return s.into(),
+    };
+    if let Some(name) = pinned_name {
+        let supported = supported_fields(&def.group, &def.kind);
+        let extra = format!("metadata.name={name}");
+        let combined = match q.non_empty("fieldSelector") {
+            Some(existing) => format!("{existing},{extra}"),
+            None => extra,
+        };
+        match FieldSelector::parse(&combined, &supported) {
+            Ok(f) => filter.fields = f,
+            Err(e) => return Status::bad_request(e.to_string()).into(),
+        }
+    }
+    let requested = match parse_rv(q.get("resourceVersion")) {
+        Ok(rv) => rv.unwrap_or(0),
+        Err(s) => return s.into(),
+    };
+    let timeout = match q.non_empty("timeoutSeconds").map(str::parse::<u64>) {
+        None | Some(Ok(0)) => app.settings.default_watch_timeout,
+        Some(Ok(s)) => Duration::from_secs(s.min(MAX_WATCH_SECONDS)),
+        Some(Err(_)) => return Status::bad_request("invalid value for timeoutSeconds").into(),
+    };
+    let bookmarks = q.flag("allowWatchBookmarks");
+    let table = table::wants_table(&ctx.accept);
+    // Watch streams are `application/json` whatever the objects are (§3.1).
+    let content_type = JSON;
+
+    let (start, initial_end_bookmark) = match send_initial {
+        Some(true) => {
+            if requested > app.store.current_rv()
+                && !app
+                    .store
+                    .wait_for_rv(requested, app.settings.too_large_wait)
+                    .await
+            {
+                let status = Status::resource_version_too_large(requested, app.store.current_rv());
+                return single_event_stream(ctx, error_line(&status), content_type);
+            }
+            (StartRequest::Initial, bookmarks)
+        }
+        Some(false) => (
+            StartRequest::From(if requested == 0 {
+                app.store.current_rv()
+            } else {
+                requested
+            }),
+            false,
+        ),
+        None if requested == 0 => (
+            StartRequest::Initial,
+            bookmarks && app.settings.watch_list_defaulting && !app.faults.rejects_watch_list(),
+        ),
+        None => (StartRequest::From(requested), false),
+    };
+    let filter = Arc::new(filter);
+    let (start, subscription) = match app.store.subscribe(def, start, filter.clone()) {
+        Ok(s) => s,
+        Err(VersionError::TooOld { floor }) => {
+            let status = app.faults.expired_status(requested, floor);
+            if app.faults.expired_as_http() {
+                return status.into();
+            }
+            return single_event_stream(ctx, error_line(&status), content_type);
+        }
+        Err(VersionError::TooLarge { current }) => {
+            return Status::resource_version_too_large(requested, current).into();
+        }
+    };
+    let (writer, body) = BodyWriter::new(WATCH_CHUNKS, ctx.split.clone(), ctx.delay);
+    let observer = app.observer.clone();
+    let task = WatchTask {
+        def: def.clone(),
+        api_version: def.api_version(),
+        store: app.store.clone(),
+        filter,
+        start,
+        rx: subscription.rx,
+        lagged: subscription.lagged,
+        bookmarks,
+        initial_end_bookmark,
+        timeout,
+        bookmark_interval: app.settings.bookmark_interval,
+        table,
+        control: app.faults.state.control.subscribe(),
+        shutdown: app.shutdown.clone(),
+        end_after_events: app.faults.end_after_events(),
+        writer,
+        live: ctx.live.clone(),
+        guard: app.observer.watch_started(&def.plural),
+        on_lag: Box::new(move || observer.watch_lagged()),
+    };
+    tokio::spawn(task.run());
+    Reply::Stream(body, content_type)
+}
+
+/// A 200 watch stream that sends one line (an ERROR event) and ends.
+pub(super) fn single_event_stream(ctx: &Ctx, line: Bytes, content_type: &'static str) -> Reply {
+    let (mut writer, body) = BodyWriter::new(2, ctx.split.clone(), ctx.delay);
+    let live = ctx.live.clone();
+    tokio::spawn(async move {
+        if writer.write(line, &|| false).await.is_ok() {
+            live.events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    Reply::Stream(body, content_type)
+}
 
 /// Everything a watch task needs.
 pub(crate) struct WatchTask {
