@@ -89,6 +89,7 @@
 //! - All versions of a kind share their objects; reading through another version only changes
 //!   `apiVersion` (no conversion).
 //! - A non-numeric `resourceVersion` is a 400 BadRequest (the etcd path of the real server).
+#![deny(missing_docs)]
 
 mod app;
 mod body;

@@ -1,7 +1,7 @@
 //! The write path as the real kube-apiserver has it (issue 19): each test names the real source
 //! it follows and drives the server over raw HTTP, checking codes, bodies and what is stored.
 
-mod common;
+use crate::common;
 
 use common::*;
 use kazan_apiserver::ApiServer;

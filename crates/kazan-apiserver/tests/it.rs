@@ -9,6 +9,8 @@ mod access;
 mod changelog;
 #[path = "faults.rs"]
 mod faults;
+#[path = "fidelity.rs"]
+mod fidelity;
 #[path = "list.rs"]
 mod list;
 #[path = "load.rs"]
