@@ -17,6 +17,8 @@ pub(crate) struct Settings {
     pub default_watch_timeout: Duration,
     pub too_large_wait: Duration,
     pub watch_list_defaulting: bool,
+    /// Whether `shardSelector` is honoured (the `ShardedListAndWatch` feature gate).
+    pub sharding: bool,
     pub max_body_bytes: usize,
     /// Whether the admin API under `/_kazan/` is served.
     pub admin: bool,

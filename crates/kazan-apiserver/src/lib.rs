@@ -164,6 +164,7 @@ pub struct ApiServerBuilder {
     admin: bool,
     record_changes: bool,
     garbage_collector: bool,
+    sharding: bool,
 }
 
 impl std::fmt::Debug for ApiServerBuilder {
@@ -183,6 +184,7 @@ impl std::fmt::Debug for ApiServerBuilder {
             .field("admin", &self.admin)
             .field("record_changes", &self.record_changes)
             .field("garbage_collector", &self.garbage_collector)
+            .field("sharding", &self.sharding)
             .finish_non_exhaustive()
     }
 }
@@ -210,11 +212,22 @@ impl Default for ApiServerBuilder {
             admin: false,
             record_changes: false,
             garbage_collector: true,
+            sharding: true,
         }
     }
 }
 
 impl ApiServerBuilder {
+    /// Honour `shardSelector` on lists and watches (default on), as a server with the
+    /// `ShardedListAndWatch` feature gate (Kubernetes 1.36+, KEP-5866) does: only objects whose
+    /// `metadata.uid` or `metadata.namespace` hashes (FNV-1a 64) into the selector's ranges are
+    /// sent, and a list echoes the selector in `metadata.shardInfo`. Off, the parameter is
+    /// ignored and every object sent, as by an older server.
+    pub fn sharding(mut self, on: bool) -> Self {
+        self.sharding = on;
+        self
+    }
+
     /// Run a garbage collector as the controller manager's (default on; envtest has none): when an
     /// owner is deleted its dependents (objects whose `ownerReferences` name its uid) are deleted;
     /// an owner deleted with `propagationPolicy=Foreground` waits for them, one deleted with
@@ -402,6 +415,7 @@ impl ApiServerBuilder {
                 default_watch_timeout: self.default_watch_timeout,
                 too_large_wait: self.too_large_wait,
                 watch_list_defaulting: self.watch_list_defaulting,
+                sharding: self.sharding,
                 max_body_bytes: 16 * 1024 * 1024,
                 admin: self.admin,
             },

@@ -218,6 +218,8 @@ pub(crate) struct Filter {
     pub namespace: Option<String>,
     pub labels: LabelSelector,
     pub fields: FieldSelector,
+    /// The shard asked for with `shardSelector`, when sharding is on.
+    pub shard: Option<kazan::shard::ShardSelector>,
 }
 
 impl Filter {
@@ -228,7 +230,9 @@ impl Filter {
         {
             return false;
         }
-        self.labels.matches(object) && self.fields.matches(object)
+        self.labels.matches(object)
+            && self.fields.matches(object)
+            && self.shard.as_ref().is_none_or(|shard| shard.matches_json(object))
     }
 }
 

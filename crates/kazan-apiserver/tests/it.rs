@@ -15,6 +15,8 @@ mod fidelity;
 mod list;
 #[path = "load.rs"]
 mod load;
+#[path = "sharding.rs"]
+mod sharding;
 #[path = "watch.rs"]
 mod watch;
 #[path = "writes.rs"]

@@ -15,16 +15,33 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// Namespace, label and field selection of a list, watch or deletecollection.
-pub(super) fn build_filter(ctx: &Ctx, def: &ResourceDef, ns: Option<&str>) -> Result<Filter, Box<Status>> {
+/// `sharding`: whether `shardSelector` is honoured (else ignored, as by a server without the
+/// `ShardedListAndWatch` feature).
+pub(super) fn build_filter(
+    ctx: &Ctx,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    sharding: bool,
+) -> Result<Filter, Box<Status>> {
     let labels = LabelSelector::parse(ctx.query.get("labelSelector").unwrap_or_default())
         .map_err(|e| Box::new(Status::bad_request(e.to_string())))?;
     let supported = supported_fields(&def.group, &def.kind);
     let fields = FieldSelector::parse(ctx.query.get("fieldSelector").unwrap_or_default(), &supported)
         .map_err(|e| Box::new(Status::bad_request(e.to_string())))?;
+    let shard = match ctx.query.non_empty("shardSelector") {
+        // The list options' conversion refuses a malformed selector, which the handler answers
+        // with 400 (apimachinery meta/internalversion conversion.go; apiserver handlers/get.go).
+        Some(selector) if sharding => Some(
+            kazan::shard::ShardSelector::parse(selector)
+                .map_err(|e| Box::new(Status::bad_request(format!("invalid shard selector: {e}"))))?,
+        ),
+        _ => None,
+    };
     Ok(Filter {
         namespace: ns.map(str::to_string),
         labels,
         fields,
+        shard,
     })
 }
 
@@ -115,7 +132,7 @@ pub(super) async fn list(app: &Arc<App>, ctx: &Ctx, def: &Arc<ResourceDef>, ns: 
     if !causes.is_empty() {
         return Status::invalid_list_options(&causes).into();
     }
-    let filter = match build_filter(ctx, def, ns) {
+    let filter = match build_filter(ctx, def, ns, app.settings.sharding) {
         Ok(f) => f,
         Err(s) => return s.into(),
     };
@@ -209,7 +226,8 @@ pub(super) async fn list(app: &Arc<App>, ctx: &Ctx, def: &Arc<ResourceDef>, ns: 
         )),
         _ => None,
     };
-    list_reply(ctx, def, snapshot.rv, items, more)
+    let shard = filter.shard.as_ref().map(ToString::to_string);
+    list_reply(ctx, def, snapshot.rv, items, more, shard)
 }
 
 pub(super) fn list_reply(
@@ -218,8 +236,14 @@ pub(super) fn list_reply(
     rv: u64,
     items: Vec<Value>,
     more: Option<(String, Option<usize>)>,
+    shard: Option<String>,
 ) -> Reply {
     let mut metadata = json!({"resourceVersion": rv.to_string()});
+    // The selector as the server's parser writes it back (storage SelectionPredicate
+    // SetShardInfoOnList): how a client knows the list was filtered.
+    if let Some(selector) = shard {
+        metadata["shardInfo"] = json!({"selector": selector});
+    }
     if let Some((token, remaining)) = more {
         metadata["continue"] = json!(token);
         if let Some(remaining) = remaining {

@@ -89,7 +89,7 @@ pub(super) async fn watch(
     if !causes.is_empty() {
         return Status::invalid_list_options(&causes).into();
     }
-    let mut filter = match build_filter(ctx, def, ns) {
+    let mut filter = match build_filter(ctx, def, ns, app.settings.sharding) {
         Ok(f) => f,
         Err(s) => return s.into(),
     };

@@ -267,7 +267,7 @@ pub(super) fn delete(
 }
 
 pub(super) fn delete_collection(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&str>) -> Reply {
-    let filter = match build_filter(ctx, def, ns) {
+    let filter = match build_filter(ctx, def, ns, app.settings.sharding) {
         Ok(f) => f,
         Err(s) => return s.into(),
     };

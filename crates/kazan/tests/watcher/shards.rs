@@ -1,7 +1,8 @@
 //! Sharded watches (KEP-5866, kubernetes/enhancements keps/sig-api-machinery/5866): N watchers,
 //! each with a fixed shard I/N of the UID hash space, together deliver exactly what one unsharded
-//! watcher delivers, each object to one shard only. The embedded server here does not filter (as a
-//! server without `ShardedListAndWatch`), so each watcher filters what it receives itself.
+//! watcher delivers, each object to one shard only — whether the server filters (as one with the
+//! `ShardedListAndWatch` feature, k8s.io/apiserver pkg/storage/selection_predicate.go) or ignores
+//! the selector (an older server), when each watcher filters what it receives itself.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +15,7 @@ use kazan::{
 use kazan_apiserver::ApiServer;
 use serde_json::json;
 
-use super::{TestError, TestResult, WAIT, client, cm, server, support};
+use super::{TestError, TestResult, WAIT, client, cm, support};
 
 /// (event type, name, resourceVersion) of every object event, until `Synced` and then `n` more.
 async fn collect(
@@ -86,8 +87,15 @@ fn churn(server: &ApiServer, round: usize) -> Result<u64, TestError> {
     Ok(server.resource_version())
 }
 
-async fn sharded_union_equals_unsharded(total: u64) -> TestResult {
-    let server = server().await?;
+async fn sharded_union_equals_unsharded(total: u64, server_filters: bool) -> TestResult {
+    let server = ApiServer::builder()
+        .namespaces(&["w"])
+        .sharding(server_filters)
+        // A shard the server filters hears nothing of the others' writes: its bookmarks tell it
+        // how far the stream has gone.
+        .bookmark_interval(std::time::Duration::from_millis(200))
+        .start()
+        .await?;
     // Objects listed at the start, and changes while watching.
     churn(&server, 0)?;
     let start = |shard: Option<ShardSelector>| {
@@ -128,11 +136,12 @@ async fn sharded_union_equals_unsharded(total: u64) -> TestResult {
             }
         }
         let stats = shard.stats();
-        assert_eq!(
-            stats.shard_mode,
-            Some(ShardMode::ClientSide),
-            "the server ignores the selector"
-        );
+        let mode = if server_filters {
+            ShardMode::ServerSide
+        } else {
+            ShardMode::ClientSide
+        };
+        assert_eq!(stats.shard_mode, Some(mode));
         filtered += stats.shard_filtered;
     }
     let expected: BTreeSet<_> = expected.into_iter().filter(|e| e.0 != "SYNCED").collect();
@@ -141,7 +150,11 @@ async fn sharded_union_equals_unsharded(total: u64) -> TestResult {
         union, expected,
         "the shards together deliver what one watcher does"
     );
-    assert!(filtered > 0, "the shards dropped the others' objects");
+    if server_filters {
+        assert_eq!(filtered, 0, "the server sent each shard only its objects");
+    } else {
+        assert!(filtered > 0, "the shards dropped the others' objects");
+    }
     // Every list and watch request carried the selector.
     let journal = server.journal();
     let sharded = journal
@@ -153,11 +166,22 @@ async fn sharded_union_equals_unsharded(total: u64) -> TestResult {
 }
 
 #[tokio::test]
-async fn two_sharded_watchers_deliver_together_exactly_what_one_unsharded_does() -> TestResult {
-    sharded_union_equals_unsharded(2).await
+async fn two_shards_filtered_by_the_server_deliver_together_exactly_what_one_watcher_does() -> TestResult {
+    sharded_union_equals_unsharded(2, true).await
 }
 
 #[tokio::test]
-async fn three_sharded_watchers_deliver_together_exactly_what_one_unsharded_does() -> TestResult {
-    sharded_union_equals_unsharded(3).await
+async fn three_shards_filtered_by_the_server_deliver_together_exactly_what_one_watcher_does() -> TestResult {
+    sharded_union_equals_unsharded(3, true).await
+}
+
+#[tokio::test]
+async fn two_shards_filtered_by_the_watchers_deliver_together_exactly_what_one_watcher_does() -> TestResult {
+    sharded_union_equals_unsharded(2, false).await
+}
+
+#[tokio::test]
+async fn three_shards_filtered_by_the_watchers_deliver_together_exactly_what_one_watcher_does() -> TestResult
+{
+    sharded_union_equals_unsharded(3, false).await
 }
