@@ -20,5 +20,7 @@ mod informer;
 mod lease;
 #[path = "runtime.rs"]
 mod runtime;
+#[path = "shard_membership.rs"]
+mod shard_membership;
 #[path = "watcher.rs"]
 mod watcher;

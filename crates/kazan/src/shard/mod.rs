@@ -48,12 +48,14 @@
 //!   server without the feature ignores the parameter and sends everything, and the client must
 //!   filter itself with [`ShardSelector::matches_meta`]. See [`ShardSelector::mode_of`].
 
+pub mod membership;
 mod parse;
 
 use std::{fmt, str::FromStr};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta};
 
+pub use membership::{MembershipConfig, MembershipError, ShardMembership};
 pub use parse::ShardSelectorError;
 
 /// One past the largest hash: the exclusive end of the hash space, 2⁶⁴.
