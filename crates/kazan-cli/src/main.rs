@@ -10,6 +10,7 @@ mod error;
 mod get;
 mod logging;
 mod output;
+mod reach;
 mod resolve;
 mod serve;
 mod terminal;

@@ -18,9 +18,13 @@ use crate::{
     error::CliError,
     logging,
     output::{OutputFormat, WatchPrinter, fill_types},
+    reach::Reachability,
     resolve::{ResourceType, resolve},
     terminal::{Signals, emit},
 };
+
+/// How often a quiet watch looks at whether the server can still be reached.
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The exit status after 410 Gone without `--relist`.
 pub const EXIT_GONE: u8 = 3;
@@ -44,6 +48,9 @@ Examples:
 
   # A custom resource; on 410 Gone list again and go on instead of exiting with status 3
   kazan watch widgets.example.com --relist
+
+When the server cannot be reached, stderr says so once (kazan keeps retrying) and once when it
+answers again; --log-level warn shows each retry.
 
 Exit status: 0 after Ctrl-C or SIGTERM, 3 after 410 Gone (without --relist), 1 on an error.";
 
@@ -293,6 +300,9 @@ impl Session {
         // (so that a table can fit them), then printed or only remembered.
         let print_first_batch = matches!(start, Start::List { print: true });
         let mut first_batch: Option<Vec<DynamicObject>> = (self.delivers_first_list(start)).then(Vec::new);
+        let mut reach = Reachability::new(&self.client);
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let event = tokio::select! {
                 biased;
@@ -301,6 +311,10 @@ impl Session {
                     return Ok(Ended::Stopped);
                 }
                 event = handle.recv() => event,
+                _ = tick.tick() => {
+                    reach.check(handle.stats().retries).await;
+                    continue;
+                }
             };
             let Some(event) = event else {
                 // The watcher always ends with Gone or Failed; a silent end is a bug to report.

@@ -495,3 +495,63 @@ async fn sigterm_stops_the_watch_cleanly_with_status_0() -> Result {
     assert_eq!(finished.stderr, "");
     Ok(())
 }
+
+/// The server stops and comes back on the same port: at the default log level, stderr says once
+/// that it cannot be reached and that kazan keeps retrying, and once that it is back; the watch
+/// goes on and prints what is created afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_goes_away_is_reported_once_and_its_return_once() -> Result {
+    let mut cluster = Cluster::start().await?;
+    cluster.configmap("a", json!({}))?;
+    let mut kazan = cluster.kazan(&["watch", "cm", "-n", "w", "-o", "name"])?;
+    assert_eq!(kazan.line().await?, "ADDED configmap/a");
+    cluster.watching("configmaps", 1).await?;
+    let addr = cluster.server.addr();
+    let rv = cluster.server.resource_version();
+    cluster.server.shutdown().await;
+    let down = kazan.stderr_line("cannot be reached").await?;
+    assert!(
+        down.starts_with("kazan: the server cannot be reached (cannot connect to http://127.0.0.1:")
+            && down.ends_with("; kazan keeps retrying (Ctrl-C stops)"),
+        "{down}"
+    );
+    // Several retries go by while the server is away.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    cluster.server = kazan_apiserver::ApiServer::builder().addr(addr).start().await?;
+    // A restarted server counts on from where it was, as a real one (etcd) does.
+    cluster
+        .server
+        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "w"}}))?;
+    for i in 0..=rv {
+        if cluster.server.resource_version() > rv {
+            break;
+        }
+        cluster.server.create(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("filler-{i}")}}),
+        )?;
+    }
+    let back = kazan.stderr_line("answers again").await?;
+    assert_eq!(
+        back,
+        format!("kazan: the server at http://{addr}/ answers again; the watch goes on")
+    );
+    cluster.watching("configmaps", 1).await?;
+    cluster.configmap("b", json!({}))?;
+    assert_eq!(kazan.line().await?, "ADDED configmap/b");
+    kazan.terminate().await?;
+    let finished = kazan.finish().await?;
+    assert_eq!(finished.code, Some(0));
+    assert_eq!(
+        finished.stderr.matches("cannot be reached").count(),
+        1,
+        "{}",
+        finished.stderr
+    );
+    assert_eq!(
+        finished.stderr.matches("answers again").count(),
+        1,
+        "{}",
+        finished.stderr
+    );
+    Ok(())
+}
