@@ -20,10 +20,10 @@ use crate::{
     output::{OutputFormat, WatchPrinter, fill_types},
     reach::Reachability,
     resolve::{ResourceType, resolve},
-    terminal::{Signals, emit},
+    terminal::{Signals, emit, stdout_closed},
 };
 
-/// How often a quiet watch looks at whether the server can still be reached.
+/// How often a quiet watch looks at whether stdout's reader and the server are still there.
 const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The exit status after 410 Gone without `--relist`.
@@ -312,6 +312,10 @@ impl Session {
                 }
                 event = handle.recv() => event,
                 _ = tick.tick() => {
+                    if stdout_closed() {
+                        handle.stop().await;
+                        return Err(CliError::StdoutClosed);
+                    }
                     reach.check(handle.stats().retries).await;
                     continue;
                 }

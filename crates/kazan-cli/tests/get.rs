@@ -292,3 +292,43 @@ async fn as_group_without_a_user_to_impersonate_is_refused_before_any_request() 
     assert!(cluster.server.journal().is_empty());
     Ok(())
 }
+
+/// Node STATUS as kubectl's printNode (pkg/printers/internalversion/printers.go) writes it: the
+/// Ready condition (`Ready`, or `NotReady` for any other status), `Unknown` without one, and
+/// `,SchedulingDisabled` for a cordoned node.
+#[tokio::test(flavor = "multi_thread")]
+async fn node_status_is_unknown_without_a_ready_condition() -> Result {
+    let cluster = Cluster::start().await?;
+    let ready = |status: &str| json!({"conditions": [{"type": "Ready", "status": status}]});
+    for (name, status, unschedulable) in [
+        ("a-new", json!({}), false),
+        ("b-ready", ready("True"), false),
+        ("c-lost", ready("Unknown"), false),
+        ("d-cordoned", ready("True"), true),
+        ("e-down", ready("False"), true),
+    ] {
+        cluster.server.create(json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+            "spec": {"unschedulable": unschedulable}, "status": status
+        }))?;
+    }
+    let finished = cluster.run(&["get", "nodes"]).await?;
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr);
+    let status: Vec<&str> = finished
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            "Unknown",
+            "Ready",
+            "NotReady",
+            "Ready,SchedulingDisabled",
+            "NotReady,SchedulingDisabled"
+        ]
+    );
+    Ok(())
+}

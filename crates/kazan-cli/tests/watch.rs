@@ -555,3 +555,20 @@ async fn a_server_that_goes_away_is_reported_once_and_its_return_once() -> Resul
     );
     Ok(())
 }
+
+/// `kazan watch ... | head -1`: once the reader of stdout has gone, the watch ends at once, not at
+/// the next event (none comes here), as kubectl's does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_stdout_ends_a_quiet_watch_without_waiting_for_an_event() -> Result {
+    let cluster = Cluster::start().await?;
+    cluster.configmap("a", json!({}))?;
+    let mut kazan = cluster.kazan(&["watch", "cm", "-n", "w", "-o", "name"])?;
+    assert_eq!(kazan.line().await?, "ADDED configmap/a");
+    cluster.watching("configmaps", 1).await?;
+    kazan.close_stdout();
+    // `finish` fails if the command does not end within the deadline.
+    let finished = kazan.finish().await?;
+    assert_eq!(finished.code, Some(0));
+    assert_eq!(finished.stderr, "");
+    Ok(())
+}

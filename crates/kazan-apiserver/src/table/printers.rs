@@ -235,10 +235,12 @@ fn node_status(node: &Value) -> String {
         .iter()
         .find(|c| c.get("type") == Some(&json!("Ready")))
         .and_then(|c| c.get("status").and_then(Value::as_str));
+    // As kubectl's printNode (pkg/printers/internalversion/printers.go): the Ready condition's
+    // state (any status but True is NotReady), `Unknown` without one.
     let mut status = match ready {
         Some("True") => "Ready",
-        Some("False") => "NotReady",
-        _ => "Unknown",
+        Some(_) => "NotReady",
+        None => "Unknown",
     }
     .to_string();
     if node.pointer("/spec/unschedulable") == Some(&json!(true)) {

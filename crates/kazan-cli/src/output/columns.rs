@@ -522,9 +522,11 @@ fn node_status(object: &DynamicObject) -> String {
         .iter()
         .find(|c| str_at(c, "/type") == Some("Ready"))
         .and_then(|c| str_at(c, "/status"));
+    // As kubectl's printNode: the Ready condition's state, `Unknown` without one.
     let mut status = match ready {
         Some("True") => "Ready".to_string(),
-        _ => "NotReady".to_string(),
+        Some(_) => "NotReady".to_string(),
+        None => "Unknown".to_string(),
     };
     if at(object, "/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
         status.push_str(",SchedulingDisabled");
