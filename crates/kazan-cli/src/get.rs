@@ -9,15 +9,22 @@ use crate::{
     cluster::{Cluster, ClusterArgs, Scope},
     error::CliError,
     logging,
-    output::{OutputFormat, fill_types, render_list, render_object},
-    resolve::resolve,
+    output::{OutputFormat, fill_types, render_list, render_lists, render_object},
+    resolve::{ResourceType, resolve},
     terminal::emit,
 };
+
+/// kubectl's refusal of a name with `-A` (get and watch alike).
+pub const ACROSS_NAMESPACES: &str =
+    "a resource cannot be retrieved by name across all namespaces (give -n NAMESPACE instead of -A)";
 
 const EXAMPLES: &str = "\
 Examples:
   # The pods of the current namespace
   kazan get pods
+
+  # Several types, one table each (names as pod/web-1)
+  kazan get po,svc
 
   # Deployments everywhere, with more columns
   kazan get deploy -A -o wide
@@ -74,6 +81,9 @@ pub async fn run(args: GetArgs) -> ExitCode {
 
 async fn get(args: GetArgs) -> Result<(), CliError> {
     let cluster = Cluster::connect(&args.cluster)?;
+    if args.resource.contains(',') {
+        return get_several(&args, &cluster).await;
+    }
     let resource = resolve(&cluster.client, &args.resource).await?;
     let scope = cluster.scope(&resource.api);
     let now = Timestamp::now();
@@ -89,10 +99,7 @@ async fn get(args: GetArgs) -> Result<(), CliError> {
             }
             Scope::Cluster => Request::get_of::<DynamicObject>(resource.api.clone(), name),
             Scope::AllNamespaces => {
-                return Err(CliError::Usage(
-                    "an object cannot be got by name across all namespaces: give -n NAMESPACE instead of -A"
-                        .into(),
-                ));
+                return Err(CliError::Usage(ACROSS_NAMESPACES.into()));
             }
         };
         let mut object = cluster
@@ -109,6 +116,34 @@ async fn get(args: GetArgs) -> Result<(), CliError> {
         fill_types(&mut object, &resource.api);
         return emit(&render_object(args.output, &resource, &object, now)?);
     }
+    let items = list(&args, &cluster, &resource).await?;
+    if items.is_empty() && matches!(args.output, OutputFormat::Table | OutputFormat::Wide) {
+        no_resources(&scope);
+    }
+    emit(&render_list(
+        args.output,
+        &resource,
+        scope.shows_namespaces(),
+        &items,
+        now,
+    )?)
+}
+
+/// As kubectl: on stderr, so that stdout stays empty.
+fn no_resources(scope: &Scope) {
+    match scope {
+        Scope::Namespace(ns) => eprintln!("No resources found in {ns} namespace."),
+        _ => eprintln!("No resources found"),
+    }
+}
+
+/// Every object of `resource` in the command's scope and selectors (every page).
+async fn list(
+    args: &GetArgs,
+    cluster: &Cluster,
+    resource: &ResourceType,
+) -> Result<Vec<DynamicObject>, CliError> {
+    let scope = cluster.scope(&resource.api);
     let mut request = scope.apply(Request::list_dynamic(&resource.api)).limit(500);
     if let Some(labels) = &args.selector {
         request = request.labels(labels);
@@ -128,18 +163,39 @@ async fn get(args: GetArgs) -> Result<(), CliError> {
     for object in &mut items {
         fill_types(object, &resource.api);
     }
-    if items.is_empty() && matches!(args.output, OutputFormat::Table | OutputFormat::Wide) {
-        // As kubectl: on stderr, so that stdout stays empty.
-        match &scope {
-            Scope::Namespace(ns) => eprintln!("No resources found in {ns} namespace."),
-            _ => eprintln!("No resources found"),
-        }
+    Ok(items)
+}
+
+/// `get po,svc`: each type listed in turn, printed as kubectl prints several types.
+async fn get_several(args: &GetArgs, cluster: &Cluster) -> Result<(), CliError> {
+    if args.name.is_some() {
+        return Err(CliError::Usage(format!(
+            "a name goes with one resource type, not several (\"{}\")",
+            args.resource
+        )));
     }
-    emit(&render_list(
+    let mut groups = Vec::new();
+    for name in args.resource.split(',').filter(|n| !n.is_empty()) {
+        let resource = resolve(&cluster.client, name).await?;
+        let items = list(args, cluster, &resource).await?;
+        groups.push((resource, items));
+    }
+    if groups.is_empty() {
+        return Err(CliError::UnknownResource(args.resource.clone()));
+    }
+    if groups.iter().all(|(_, items)| items.is_empty())
+        && matches!(args.output, OutputFormat::Table | OutputFormat::Wide)
+    {
+        no_resources(&if cluster.all_namespaces {
+            Scope::AllNamespaces
+        } else {
+            Scope::Namespace(cluster.namespace.clone())
+        });
+    }
+    emit(&render_lists(
         args.output,
-        &resource,
-        scope.shows_namespaces(),
-        &items,
-        now,
+        &groups,
+        cluster.all_namespaces,
+        Timestamp::now(),
     )?)
 }

@@ -184,6 +184,8 @@ struct Session {
     watcher_name: String,
     printer: WatchPrinter,
     known: Option<Known>,
+    /// The one object watched, if a name was given.
+    name: Option<String>,
 }
 
 async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
@@ -192,10 +194,20 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
             "--watch-only and --resource-version do not go together: a watch from a version prints only changes anyway".into(),
         ));
     }
+    if args.resource.contains(',') {
+        // kubectl's answer to `get po,svc -w`: a watch is of one type.
+        return Err(CliError::Usage(format!(
+            "you may only specify a single resource type (\"{}\" names several): run one kazan watch per type",
+            args.resource
+        )));
+    }
     let mut signals = Signals::new()?;
     let cluster = Cluster::connect(&args.cluster)?;
     let resource = resolve(&cluster.client, &args.resource).await?;
     let scope = cluster.scope(&resource.api);
+    if args.name.is_some() && scope == Scope::AllNamespaces {
+        return Err(CliError::Usage(crate::get::ACROSS_NAMESPACES.into()));
+    }
     let subject = match &args.name {
         Some(name) => format!("{} \"{name}\"", resource.api.plural),
         None => resource.api.plural.clone(),
@@ -226,6 +238,7 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
         what: format!("watching {}", scope.describe(&subject)),
         scope,
         known: args.relist.then(Known::default),
+        name: args.name.clone(),
     };
     session.run(&args, &mut signals).await
 }
@@ -345,6 +358,14 @@ impl Session {
                 }
                 EventKind::Synced => {
                     let batch = first_batch.take().unwrap_or_default();
+                    if let (Some(name), true) = (&self.name, batch.is_empty() && print_first_batch) {
+                        // Not silent: `kazan watch po svc` watches for a pod named "svc".
+                        eprintln!(
+                            "kazan: no {} yet; watching for it (Ctrl-C stops)",
+                            self.scope
+                                .describe(&format!("{} \"{name}\"", self.resource.singular))
+                        );
+                    }
                     if print_first_batch {
                         emit(&self.printer.first_batch(&batch, Timestamp::now())?)?;
                     }

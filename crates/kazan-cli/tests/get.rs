@@ -332,3 +332,76 @@ async fn node_status_is_unknown_without_a_ready_condition() -> Result {
     );
     Ok(())
 }
+
+/// `get po,cm` as kubectl prints several types: one table per type that has objects, a blank line
+/// between, names as `pod/web-1`; `-o name` lists them all.
+#[tokio::test(flavor = "multi_thread")]
+async fn get_of_several_types_prints_one_table_each_with_kind_slash_name() -> Result {
+    let cluster = two_configmaps().await?;
+    cluster.server.create(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": "w"},
+        "spec": {"containers": [{"name": "app", "image": "nginx"}]}
+    }))?;
+    let finished = cluster.run(&["get", "po,svc,cm", "-n", "w"]).await?;
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr);
+    let lines: Vec<String> = finished.stdout.lines().map(mask_ages).collect();
+    assert_eq!(
+        lines,
+        [
+            "NAME        READY   STATUS    RESTARTS   AGE",
+            "pod/web-1   0/1     Pending   0          <age>",
+            "",
+            "NAME                 DATA   AGE",
+            "configmap/a          1      <age>",
+            "configmap/settings   2      <age>",
+        ]
+    );
+    let names = cluster.run(&["get", "cm,po", "-n", "w", "-o", "name"]).await?;
+    assert_eq!(names.stdout, "configmap/a\nconfigmap/settings\npod/web-1\n");
+    Ok(())
+}
+
+/// kubectl refuses a name with `-A` for get and watch alike (with the same words).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_across_all_namespaces_is_refused_by_get_and_watch() -> Result {
+    let cluster = two_configmaps().await?;
+    for command in ["get", "watch"] {
+        let finished = cluster.run(&[command, "cm", "a", "-A"]).await?;
+        assert_eq!(finished.code, Some(1), "{command}");
+        assert_eq!(
+            finished.stderr,
+            "error: a resource cannot be retrieved by name across all namespaces (give -n NAMESPACE instead of -A)\n",
+            "{command}"
+        );
+    }
+    Ok(())
+}
+
+/// A wrong token: the error starts with the server's 401, not with what kazan was doing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_token_is_said_first() -> Result {
+    let server = kazan_apiserver::ApiServer::builder()
+        .token("right")
+        .start()
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig().replace("\"right\"", "\"wrong\""))?;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kazan"));
+    command.args(["get", "cm"]).arg("--kubeconfig").arg(&kubeconfig);
+    let finished = support::Kazan::spawn(command)?.finish().await?;
+    assert_eq!(finished.code, Some(1));
+    assert!(
+        finished.stderr.starts_with("error: 401 Unauthorized"),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        finished
+            .stderr
+            .contains("(while discovering the resource types of http://127.0.0.1:"),
+        "{}",
+        finished.stderr
+    );
+    Ok(())
+}

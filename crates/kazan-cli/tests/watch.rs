@@ -572,3 +572,32 @@ async fn a_closed_stdout_ends_a_quiet_watch_without_waiting_for_an_event() -> Re
     assert_eq!(finished.stderr, "");
     Ok(())
 }
+
+/// A watch is of one type: `watch po,svc` is refused with kubectl's words for `get po,svc -w`.
+#[tokio::test(flavor = "multi_thread")]
+async fn several_types_are_refused_with_kubectls_words() -> Result {
+    let cluster = Cluster::start().await?;
+    let finished = cluster.run(&["watch", "po,svc", "-n", "w"]).await?;
+    assert_eq!(finished.code, Some(1));
+    assert_eq!(
+        finished.stderr,
+        "error: you may only specify a single resource type (\"po,svc\" names several): run one kazan watch per type\n"
+    );
+    Ok(())
+}
+
+/// `watch po svc` watches for a pod named `svc`: not silently, stderr says none is there yet.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_named_object_that_is_not_there_is_said_once_and_watched_for() -> Result {
+    let cluster = Cluster::start().await?;
+    let mut kazan = cluster.kazan(&["watch", "cm", "svc", "-n", "w", "-o", "name"])?;
+    let said = kazan.stderr_line("yet").await?;
+    assert_eq!(
+        said,
+        "kazan: no configmap \"svc\" in namespace \"w\" yet; watching for it (Ctrl-C stops)"
+    );
+    cluster.watching("configmaps", 1).await?;
+    cluster.configmap("svc", json!({}))?;
+    assert_eq!(kazan.line().await?, "ADDED configmap/svc");
+    Ok(())
+}

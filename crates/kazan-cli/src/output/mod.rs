@@ -285,6 +285,56 @@ pub fn render_list(
     }
 }
 
+/// `get` of several types (`get po,svc`), as kubectl prints it: one table per type with objects,
+/// a blank line between them and names as `pod/web-1`; names; or one `List` of every object.
+pub fn render_lists(
+    format: OutputFormat,
+    groups: &[(ResourceType, Vec<DynamicObject>)],
+    shows_namespaces: bool,
+    now: Timestamp,
+) -> Result<String, CliError> {
+    match format {
+        OutputFormat::Json | OutputFormat::Yaml => {
+            let all: Vec<DynamicObject> = groups.iter().flat_map(|(_, objects)| objects.clone()).collect();
+            render_list(format, &groups[0].0, shows_namespaces, &all, now)
+        }
+        OutputFormat::Name => {
+            let mut out = String::new();
+            for (resource, objects) in groups {
+                out.push_str(&render_list(format, resource, shows_namespaces, objects, now)?);
+            }
+            Ok(out)
+        }
+        OutputFormat::Table | OutputFormat::Wide => {
+            let mut tables = Vec::new();
+            for (resource, objects) in groups.iter().filter(|(_, objects)| !objects.is_empty()) {
+                let columns = Columns::new(&resource.api, format == OutputFormat::Wide, shows_namespaces);
+                let headers = columns.headers();
+                let name_at = headers.iter().position(|h| *h == "NAME");
+                let rows: Vec<Vec<String>> = objects
+                    .iter()
+                    .map(|o| {
+                        let mut cells = columns.cells(o, now);
+                        if let Some(cell) = name_at.and_then(|i| cells.get_mut(i)) {
+                            *cell = object_name(resource, o);
+                        }
+                        cells
+                    })
+                    .collect();
+                let layout = Layout::fit(&headers, &rows, |_| 0);
+                let mut out = layout.line(&headers);
+                out.push('\n');
+                for row in &rows {
+                    out.push_str(&layout.line(row));
+                    out.push('\n');
+                }
+                tables.push(out);
+            }
+            Ok(tables.join("\n"))
+        }
+    }
+}
+
 /// `get` of one object: the object itself for JSON and YAML, else as a list of one.
 pub fn render_object(
     format: OutputFormat,
