@@ -2,14 +2,19 @@
 
 use std::process::ExitCode;
 
+use bytes::Bytes;
 use jiff::Timestamp;
 use kazan::{DynamicObject, Request};
+use serde_json::Value;
 
 use crate::{
     cluster::{Cluster, ClusterArgs, Scope},
     error::CliError,
     logging,
-    output::{OutputFormat, fill_types, render_list, render_lists, render_object},
+    output::{
+        OutputFormat, fill_types, render_list, render_lists, render_object,
+        server_table::{self, Print, Table},
+    },
     resolve::{ResourceType, resolve},
     terminal::emit,
 };
@@ -102,24 +107,34 @@ async fn get(args: GetArgs) -> Result<(), CliError> {
                 return Err(CliError::Usage(ACROSS_NAMESPACES.into()));
             }
         };
+        let what = format!(
+            "getting {}",
+            scope.describe(&format!("{} \"{name}\"", resource.api.plural))
+        );
+        if args.output.is_table() {
+            if let Some(table) = server_table(&cluster, &request.path_and_query(), &what).await? {
+                return emit(&server_table::render(&table, &print(&args, &scope, None)));
+            }
+        }
         let mut object = cluster
             .client
             .run(&request)
             .await
             .map_err(|source| CliError::Request {
-                what: format!(
-                    "getting {}",
-                    scope.describe(&format!("{} \"{name}\"", resource.api.plural))
-                ),
+                what,
                 source: Box::new(source),
             })?;
         fill_types(&mut object, &resource.api);
         return emit(&render_object(args.output, &resource, &object, now)?);
     }
-    let items = list(&args, &cluster, &resource).await?;
-    if items.is_empty() && matches!(args.output, OutputFormat::Table | OutputFormat::Wide) {
-        no_resources(&scope);
+    if args.output.is_table() {
+        let table = table_of(&args, &cluster, &resource).await?;
+        if table.rows.is_empty() {
+            no_resources(&scope);
+        }
+        return emit(&server_table::render(&table, &print(&args, &scope, None)));
     }
+    let items = list(&args, &cluster, &resource).await?;
     emit(&render_list(
         args.output,
         &resource,
@@ -128,6 +143,85 @@ async fn get(args: GetArgs) -> Result<(), CliError> {
         now,
     )?)
 }
+
+/// How the server's Table is printed for these arguments.
+fn print(args: &GetArgs, scope: &Scope, kind_prefix: Option<String>) -> Print {
+    Print {
+        wide: args.output == OutputFormat::Wide,
+        namespaces: scope.shows_namespaces(),
+        kind_prefix,
+    }
+}
+
+/// The Table of every object of `resource` in scope, as the server prints it; NAME and AGE when
+/// the server does not serve Tables.
+async fn table_of(args: &GetArgs, cluster: &Cluster, resource: &ResourceType) -> Result<Table, CliError> {
+    let scope = cluster.scope(&resource.api);
+    let what = format!("listing {}", scope.describe(&resource.api.plural));
+    let mut request = scope.apply(Request::list_dynamic(&resource.api)).limit(500);
+    if let Some(labels) = &args.selector {
+        request = request.labels(labels);
+    }
+    if let Some(fields) = &args.field_selector {
+        request = request.fields(fields);
+    }
+    let mut table: Option<Table> = None;
+    let mut next = request.clone();
+    // Bounded: a server that kept sending continue tokens would be a bug; kubectl stops never.
+    for _ in 0..MAX_PAGES {
+        let Some(answer) = fetch(cluster, &next.path_and_query(), &what).await? else {
+            break;
+        };
+        let Some(page) = Table::parse(&answer) else {
+            // Not a Table: the server's plain list, printed as NAME and AGE.
+            let items = list(args, cluster, resource).await?;
+            return Ok(server_table::fallback(&items, Timestamp::now()));
+        };
+        match table.as_mut() {
+            Some(table) => table.extend(page),
+            None => table = Some(page),
+        }
+        match answer
+            .pointer("/metadata/continue")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            Some(token) => next = request.clone().continue_token(token),
+            None => break,
+        }
+    }
+    Ok(table.unwrap_or_default())
+}
+
+/// The most pages of 500 a `get` reads.
+const MAX_PAGES: usize = 100_000;
+
+/// The server's Table of one object or list at `path`, or `None` if it answers in another form.
+async fn server_table(cluster: &Cluster, path: &str, what: &str) -> Result<Option<Table>, CliError> {
+    Ok(fetch(cluster, path, what).await?.as_ref().and_then(Table::parse))
+}
+
+/// GET `path` asking for a Table; the answer as JSON (`None` if it is not JSON).
+async fn fetch(cluster: &Cluster, path: &str, what: &str) -> Result<Option<Value>, CliError> {
+    let failed = |source| CliError::Request {
+        what: what.to_string(),
+        source: Box::new(source),
+    };
+    let request = http::Request::get(path)
+        .header(http::header::ACCEPT, server_table::TABLE_ACCEPT)
+        .body(Bytes::new())
+        .map_err(|e| CliError::Unexpected(format!("{what}: {e}")))?;
+    let response = cluster.client.send_raw(request).await.map_err(failed)?;
+    let body = response
+        .into_body()
+        .read_all(MAX_TABLE_BYTES)
+        .await
+        .map_err(failed)?;
+    Ok(serde_json::from_slice(&body).ok())
+}
+
+/// The largest Table page read.
+const MAX_TABLE_BYTES: usize = 256 * 1024 * 1024;
 
 /// As kubectl: on stderr, so that stdout stays empty.
 fn no_resources(scope: &Scope) {
@@ -174,23 +268,34 @@ async fn get_several(args: &GetArgs, cluster: &Cluster) -> Result<(), CliError> 
             args.resource
         )));
     }
-    let mut groups = Vec::new();
+    let mut resources = Vec::new();
     for name in args.resource.split(',').filter(|n| !n.is_empty()) {
-        let resource = resolve(&cluster.client, name).await?;
-        let items = list(args, cluster, &resource).await?;
-        groups.push((resource, items));
+        resources.push(resolve(&cluster.client, name).await?);
     }
-    if groups.is_empty() {
+    if resources.is_empty() {
         return Err(CliError::UnknownResource(args.resource.clone()));
     }
-    if groups.iter().all(|(_, items)| items.is_empty())
-        && matches!(args.output, OutputFormat::Table | OutputFormat::Wide)
-    {
-        no_resources(&if cluster.all_namespaces {
-            Scope::AllNamespaces
-        } else {
-            Scope::Namespace(cluster.namespace.clone())
-        });
+    if args.output.is_table() {
+        let mut tables = Vec::new();
+        for resource in &resources {
+            let table = table_of(args, cluster, resource).await?;
+            let print = print(args, &cluster.scope(&resource.api), Some(resource.name_prefix()));
+            tables.push(server_table::render(&table, &print));
+        }
+        let tables: Vec<String> = tables.into_iter().filter(|t| !t.is_empty()).collect();
+        if tables.is_empty() {
+            no_resources(&if cluster.all_namespaces {
+                Scope::AllNamespaces
+            } else {
+                Scope::Namespace(cluster.namespace.clone())
+            });
+        }
+        return emit(&tables.join("\n"));
+    }
+    let mut groups = Vec::new();
+    for resource in resources {
+        let items = list(args, cluster, &resource).await?;
+        groups.push((resource, items));
     }
     emit(&render_lists(
         args.output,

@@ -5,6 +5,7 @@
 //! into `jq` or `grep` sees every event as it happens.
 
 mod columns;
+pub mod server_table;
 mod table;
 
 use jiff::Timestamp;
@@ -33,7 +34,8 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
-    fn is_table(self) -> bool {
+    /// `table` or `wide`.
+    pub fn is_table(self) -> bool {
         matches!(self, OutputFormat::Table | OutputFormat::Wide)
     }
 }
