@@ -124,6 +124,36 @@ kind: Lease
 metadata: {name: leader, namespace: cmp}
 spec: {holderIdentity: pod-a}
 ---
+apiVersion: v1
+kind: Event
+metadata: {name: web-1.pulled, namespace: cmp}
+involvedObject: {kind: Pod, name: web-1, namespace: cmp, fieldPath: "spec.containers{app}"}
+reason: Pulled
+message: Container image pulled
+type: Normal
+count: 2
+firstTimestamp: "2026-01-01T00:00:00Z"
+lastTimestamp: "2026-01-01T00:05:00Z"
+source: {component: kubelet, host: node-a}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: web, namespace: cmp}
+subsets:
+- addresses: [{ip: 10.0.0.7}, {ip: 10.0.0.8}]
+  ports: [{port: 80}, {port: 443}]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: cmp}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      nodeSelector: {kubernetes.io/os: linux}
+      containers: [{name: agent, image: agent:1}]
+---
 apiVersion: example.com/v1
 kind: Widget
 metadata: {name: big, namespace: cmp}
@@ -176,6 +206,13 @@ def kazan(server, *args: str) -> str:
         ["leases", "-n", "cmp"],
         ["widgets", "-n", "cmp"],
         ["widgets", "-n", "cmp", "-o", "wide"],
+        ["events", "-n", "cmp"],
+        ["events", "-n", "cmp", "-o", "wide"],
+        ["endpoints", "-n", "cmp"],
+        ["daemonsets", "-n", "cmp", "-o", "wide"],
+        ["pvc", "-n", "cmp", "-o", "wide"],
+        ["pv", "-o", "wide"],
+        ["cronjobs", "-n", "cmp", "-o", "wide"],
         ["pod", "web-1", "-n", "cmp"],
         ["po,svc,deploy", "-n", "cmp"],
     ],

@@ -230,7 +230,7 @@ fn count_data(object: &Value) -> usize {
         .sum()
 }
 
-fn node_status(node: &Value) -> String {
+pub(super) fn node_status(node: &Value) -> String {
     let ready = array(node, "/status/conditions")
         .iter()
         .find(|c| c.get("type") == Some(&json!("Ready")))
@@ -249,7 +249,7 @@ fn node_status(node: &Value) -> String {
     status
 }
 
-fn node_roles(node: &Value) -> String {
+pub(super) fn node_roles(node: &Value) -> String {
     let mut roles: Vec<&str> = node
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
@@ -278,7 +278,7 @@ fn event_object(event: &Value) -> String {
 }
 
 /// A `LabelSelector` written as kubectl writes it: `app=web,tier in (a,b),!legacy`.
-fn label_selector(selector: Option<&Value>) -> String {
+pub(super) fn label_selector(selector: Option<&Value>) -> String {
     let Some(selector) = selector else {
         return NONE.to_string();
     };
