@@ -41,7 +41,10 @@ Examples:
   kazan get po -l app=web -o name
 
   # A custom resource, through discovery, as YAML
-  kazan get widgets.example.com -o yaml";
+  kazan get widgets.example.com -o yaml
+
+  # The list, then every change (the same as `kazan watch pods`)
+  kazan get pods -w";
 
 /// Arguments of `kazan get`.
 #[derive(clap::Args, Debug)]
@@ -68,12 +71,37 @@ pub struct GetArgs {
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t)]
     output: OutputFormat,
 
+    /// After the list, print every change as it happens: the same as `kazan watch` (as
+    /// `kubectl get -w`).
+    #[arg(short = 'w', long)]
+    watch: bool,
+
+    /// Print only the changes, not the objects there now (implies --watch).
+    #[arg(long)]
+    watch_only: bool,
+
+    /// Accepted as kubectl accepts it with -w: the watch always prints the event type.
+    #[arg(long)]
+    output_watch_events: bool,
+
     #[command(flatten)]
     cluster: ClusterArgs,
 }
 
 /// Runs `kazan get`.
 pub async fn run(args: GetArgs) -> ExitCode {
+    if args.watch || args.watch_only {
+        let watch = crate::watch::WatchArgs::from_get(
+            args.resource,
+            args.name,
+            args.selector,
+            args.field_selector,
+            args.output,
+            args.watch_only,
+            args.cluster,
+        );
+        return crate::watch::run(watch).await;
+    }
     logging::init(args.cluster.log_level);
     match get(args).await {
         Ok(()) | Err(CliError::StdoutClosed) => ExitCode::SUCCESS,

@@ -91,6 +91,11 @@ pub struct WatchArgs {
     #[arg(long = "name", value_name = "NAME", id = "watcher_name")]
     watcher_name: Option<String>,
 
+    /// Accepted for kubectl's `get -w --output-watch-events`: kazan's watch always prints the
+    /// event type.
+    #[arg(long, hide = true)]
+    output_watch_events: bool,
+
     /// After 410 Gone, list again, print what changed meanwhile (vanished objects as DELETED) and
     /// watch on, instead of printing GONE and exiting with status 3. (With --resource-version,
     /// objects not seen since that version print as ADDED.)
@@ -99,6 +104,33 @@ pub struct WatchArgs {
 
     #[command(flatten)]
     cluster: ClusterArgs,
+}
+
+impl WatchArgs {
+    /// `kazan get -w`: the same watch as `kazan watch` with these arguments (as `kubectl get -w`).
+    pub fn from_get(
+        resource: String,
+        name: Option<String>,
+        selector: Option<String>,
+        field_selector: Option<String>,
+        output: OutputFormat,
+        watch_only: bool,
+        cluster: ClusterArgs,
+    ) -> WatchArgs {
+        WatchArgs {
+            resource,
+            name,
+            selector,
+            field_selector,
+            resource_version: None,
+            watch_only,
+            output,
+            watcher_name: None,
+            output_watch_events: true,
+            relist: false,
+            cluster,
+        }
+    }
 }
 
 /// Runs `kazan watch`.

@@ -405,3 +405,110 @@ async fn a_rejected_token_is_said_first() -> Result {
     );
     Ok(())
 }
+
+/// `get -w` (with kubectl's `--output-watch-events`) is the watch, as `kubectl get -w`.
+#[tokio::test(flavor = "multi_thread")]
+async fn get_w_lists_then_prints_every_change() -> Result {
+    let cluster = two_configmaps().await?;
+    let mut kazan = cluster.kazan(&[
+        "get",
+        "cm",
+        "-n",
+        "w",
+        "-w",
+        "--output-watch-events",
+        "-o",
+        "name",
+    ])?;
+    assert_eq!(
+        kazan.lines(2).await?,
+        ["ADDED configmap/a", "ADDED configmap/settings"]
+    );
+    cluster.watching("configmaps", 1).await?;
+    cluster.delete_configmap("a")?;
+    assert_eq!(kazan.line().await?, "DELETED configmap/a");
+    kazan.terminate().await?;
+    assert_eq!(kazan.finish().await?.code, Some(0));
+    Ok(())
+}
+
+/// `kazan ARGS` with no kubeconfig anywhere (an empty HOME), so only the flags say where to go.
+async fn without_kubeconfig(args: &[&str]) -> Result<support::Finished> {
+    let home = tempfile::tempdir()?;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kazan"));
+    command
+        .args(args)
+        .env("HOME", home.path())
+        .env_remove("KUBERNETES_SERVICE_HOST");
+    support::Kazan::spawn(command)?.finish().await
+}
+
+/// `--server`, `--token` and `--insecure-skip-tls-verify` as kubectl's: enough without a
+/// kubeconfig, and the server's certificate is checked unless the last is given.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_token_and_insecure_flags_reach_a_server_without_a_kubeconfig() -> Result {
+    let server = kazan_apiserver::ApiServer::builder()
+        .tls(true)
+        .token("s3cret")
+        .start()
+        .await?;
+    let url = server.url();
+    let ok = without_kubeconfig(&[
+        "get",
+        "ns",
+        "-o",
+        "name",
+        "--server",
+        &url,
+        "--token",
+        "s3cret",
+        "--insecure-skip-tls-verify",
+    ])
+    .await?;
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    assert!(ok.stdout.contains("namespace/default\n"), "{}", ok.stdout);
+    let unverified = without_kubeconfig(&["get", "ns", "--server", &url, "--token", "s3cret"]).await?;
+    assert_eq!(unverified.code, Some(1));
+    assert!(unverified.stderr.contains("certificate"), "{}", unverified.stderr);
+    let wrong = without_kubeconfig(&[
+        "get",
+        "ns",
+        "--server",
+        &url,
+        "--token",
+        "nope",
+        "--insecure-skip-tls-verify",
+    ])
+    .await?;
+    assert!(
+        wrong.stderr.starts_with("error: 401 Unauthorized"),
+        "{}",
+        wrong.stderr
+    );
+    assert!(!wrong.stderr.contains("nope"), "{}", wrong.stderr);
+    Ok(())
+}
+
+/// `kazan version` prints the client's version and the server's, as kubectl does;
+/// `kazan completion bash` prints a completion script.
+#[tokio::test(flavor = "multi_thread")]
+async fn version_and_completion() -> Result {
+    let cluster = Cluster::start().await?;
+    let version = cluster.run(&["version"]).await?;
+    assert_eq!(version.code, Some(0), "{}", version.stderr);
+    let lines: Vec<&str> = version.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", version.stdout);
+    assert_eq!(
+        lines[0],
+        format!("Client Version: v{}", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(lines[1].starts_with("Server Version: v1."), "{}", lines[1]);
+    let completion = without_kubeconfig(&["completion", "bash"]).await?;
+    assert_eq!(completion.code, Some(0));
+    assert!(
+        completion.stdout.contains("complete -F _kazan"),
+        "{}",
+        completion.stdout
+    );
+    Ok(())
+}
