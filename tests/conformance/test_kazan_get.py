@@ -38,7 +38,7 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
-metadata: {name: web-1, namespace: cmp, labels: {app: web}}
+metadata: {name: web-1, namespace: cmp, labels: {app: web, example.com/tier: front}}
 spec:
   nodeName: node-a
   containers: [{name: app, image: nginx:1.29}]
@@ -214,6 +214,9 @@ def kazan(server, *args: str) -> str:
         ["pv", "-o", "wide"],
         ["cronjobs", "-n", "cmp", "-o", "wide"],
         ["pod", "web-1", "-n", "cmp"],
+        ["pods", "-n", "cmp", "--show-labels"],
+        ["pods,deploy", "-n", "cmp", "-L", "app,tier", "--show-labels"],
+        ["pods", "-A", "--no-headers", "-L", "example.com/tier"],
         ["po,svc,deploy", "-n", "cmp"],
     ],
     ids=lambda args: " ".join(args),

@@ -71,6 +71,23 @@ pub struct GetArgs {
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t)]
     output: OutputFormat,
 
+    /// Print the table without its header line.
+    #[arg(long)]
+    no_headers: bool,
+
+    /// A LABELS column with every label of each object.
+    #[arg(long)]
+    show_labels: bool,
+
+    /// A column with the value of each of these labels (comma-separated or repeated).
+    #[arg(
+        short = 'L',
+        long = "label-columns",
+        value_name = "KEY",
+        value_delimiter = ','
+    )]
+    label_columns: Vec<String>,
+
     /// After the list, print every change as it happens: the same as `kazan watch` (as
     /// `kubectl get -w`).
     #[arg(short = 'w', long)]
@@ -178,6 +195,9 @@ fn print(args: &GetArgs, scope: &Scope, kind_prefix: Option<String>) -> Print {
         wide: args.output == OutputFormat::Wide,
         namespaces: scope.shows_namespaces(),
         kind_prefix,
+        no_headers: args.no_headers,
+        label_columns: args.label_columns.clone(),
+        show_labels: args.show_labels,
     }
 }
 

@@ -8,6 +8,8 @@
 //! `additionalPrinterColumns` included; a server that does not serve Tables gets NAME and AGE
 //! (see [`fallback`]).
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use kazan::DynamicObject;
 use serde_json::Value;
@@ -33,6 +35,8 @@ pub struct Row {
     pub cells: Vec<Value>,
     /// `object.metadata.namespace`.
     pub namespace: String,
+    /// `object.metadata.labels`.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A Table answer (or several pages of one).
@@ -81,6 +85,16 @@ impl Table {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string(),
+                labels: r
+                    .pointer("/object/metadata/labels")
+                    .and_then(Value::as_object)
+                    .map(|labels| {
+                        labels
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
             .collect();
         Some(Table { columns, rows })
@@ -101,6 +115,12 @@ pub struct Print {
     pub namespaces: bool,
     /// With several types: `kind/` before each name (`pod/web-1`, `deployment.apps/web`).
     pub kind_prefix: Option<String>,
+    /// `--no-headers`.
+    pub no_headers: bool,
+    /// `-L`: a column for each of these labels, after the others.
+    pub label_columns: Vec<String>,
+    /// `--show-labels`: a LABELS column last.
+    pub show_labels: bool,
 }
 
 /// A cell as kubectl prints it (Go's `fmt.Fprint` of the decoded JSON value).
@@ -124,6 +144,16 @@ pub fn cells(table: &Table, print: &Print) -> (Vec<String>, Vec<Vec<String>>) {
         headers.push("NAMESPACE".to_string());
     }
     headers.extend(shown.iter().map(|&i| table.columns[i].name.to_uppercase()));
+    // kubectl's formatLabelHeaders: the last segment of the key, upper-cased.
+    headers.extend(
+        print
+            .label_columns
+            .iter()
+            .map(|key| key.rsplit('/').next().unwrap_or(key).to_uppercase()),
+    );
+    if print.show_labels {
+        headers.push("LABELS".to_string());
+    }
     let rows = table
         .rows
         .iter()
@@ -139,6 +169,12 @@ pub fn cells(table: &Table, print: &Print) -> (Vec<String>, Vec<Vec<String>>) {
                     _ => cells.push(text),
                 }
             }
+            for key in &print.label_columns {
+                cells.push(row.labels.get(key).cloned().unwrap_or_default());
+            }
+            if print.show_labels {
+                cells.push(labels_text(&row.labels));
+            }
             cells
         })
         .collect();
@@ -152,14 +188,33 @@ pub fn render(table: &Table, print: &Print) -> String {
     }
     let (headers, rows) = cells(table, print);
     let header_refs: Vec<&str> = headers.iter().map(String::as_str).collect();
-    let layout = Layout::fit(&header_refs, &rows, |_| 0);
-    let mut out = layout.line(&headers);
-    out.push('\n');
+    let layout = if print.no_headers {
+        Layout::fit::<Vec<String>>(&vec![""; headers.len()], &rows, |_| 0)
+    } else {
+        Layout::fit(&header_refs, &rows, |_| 0)
+    };
+    let mut out = String::new();
+    if !print.no_headers {
+        out.push_str(&layout.line(&headers));
+        out.push('\n');
+    }
     for row in &rows {
         out.push_str(&layout.line(row));
         out.push('\n');
     }
     out
+}
+
+/// kubectl's `labels.FormatLabels`: `k=v` by key, `<none>` for none.
+fn labels_text(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return "<none>".to_string();
+    }
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// For a server that does not serve Tables: NAME and AGE of each object, as kubectl's default
@@ -182,6 +237,13 @@ pub fn fallback(objects: &[DynamicObject], now: Timestamp) -> Table {
                     Value::String(age),
                 ],
                 namespace: o.metadata.namespace.clone().unwrap_or_default(),
+                labels: o
+                    .metadata
+                    .labels
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
             }
         })
         .collect();
@@ -225,6 +287,7 @@ mod tests {
             wide: true,
             namespaces: true,
             kind_prefix: Some("pod".into()),
+            ..Print::default()
         };
         assert_eq!(
             render(&table, &print),
