@@ -225,3 +225,31 @@ def test_kazan_get_prints_what_kubectl_get_prints(server, loaded, args):
     expected = loaded.run("get", *args).stdout
     assert expected, f"kubectl get {' '.join(args)} printed nothing"
     assert masked(kazan(server, "get", *args)) == masked(expected)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["pods", "-n", "cmp", "-o", "jsonpath={.items[*].metadata.name}"],
+        ["pod", "web-1", "-n", "cmp", "-o", "jsonpath={.spec.containers[0].image}"],
+        [
+            "pods,deploy",
+            "-n",
+            "cmp",
+            "-o",
+            'jsonpath={range .items[*]}{.kind}/{.metadata.name}{"\\t"}{.metadata.labels.app}{"\\n"}{end}',
+        ],
+        [
+            "nodes",
+            "-o",
+            'jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+        ],
+        ["pods", "-n", "cmp", "-o", "custom-columns=NAME:.metadata.name,NODE:.spec.nodeName,IMAGES:.spec.containers[*].image"],
+        ["nodes", "-o", "custom-columns=NODE:.metadata.name,ROLE:.metadata.labels.node-role\\.kubernetes\\.io/control-plane", "--no-headers"],
+    ],
+    ids=lambda args: " ".join(args),
+)
+def test_kazan_templates_print_what_kubectls_print(server, loaded, args):
+    expected = loaded.run("get", *args).stdout
+    assert expected, f"kubectl get {' '.join(args)} printed nothing"
+    assert kazan(server, "get", *args) == expected

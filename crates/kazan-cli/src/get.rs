@@ -12,7 +12,9 @@ use crate::{
     error::CliError,
     logging,
     output::{
-        OutputFormat, fill_types, render_list, render_lists, render_object,
+        OutputFormat, fill_types,
+        jsonpath::{CustomColumns, Template},
+        render_list, render_lists, render_object,
         server_table::{self, Print, Table},
     },
     resolve::{ResourceType, resolve},
@@ -67,9 +69,11 @@ pub struct GetArgs {
     #[arg(long, value_name = "SELECTOR")]
     field_selector: Option<String>,
 
-    /// Output form.
-    #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t)]
-    output: OutputFormat,
+    /// Output form: table, wide, json, yaml, name, `jsonpath=TEMPLATE` (e.g.
+    /// `jsonpath={.items[*].metadata.name}`) or `custom-columns=HEADER:PATH,...` (e.g.
+    /// `custom-columns=NAME:.metadata.name,NODE:.spec.nodeName`), as kubectl's.
+    #[arg(short = 'o', long, value_name = "FORMAT", default_value = "table", value_parser = parse_output)]
+    output: OutputArg,
 
     /// Print the table without its header line.
     #[arg(long)]
@@ -105,15 +109,59 @@ pub struct GetArgs {
     cluster: ClusterArgs,
 }
 
+/// `-o`: one of the fixed forms, or a template.
+#[derive(Debug, Clone)]
+pub enum OutputArg {
+    /// table, wide, json, yaml, name.
+    Plain(OutputFormat),
+    /// `jsonpath=...`.
+    JsonPath(Template),
+    /// `custom-columns=...`.
+    CustomColumns(CustomColumns),
+}
+
+fn parse_output(text: &str) -> Result<OutputArg, String> {
+    if let Some(template) = text.strip_prefix("jsonpath=") {
+        return Template::parse(template)
+            .map(OutputArg::JsonPath)
+            .map_err(|e| e.to_string());
+    }
+    if let Some(spec) = text.strip_prefix("custom-columns=") {
+        return CustomColumns::parse(spec)
+            .map(OutputArg::CustomColumns)
+            .map_err(|e| e.to_string());
+    }
+    <OutputFormat as clap::ValueEnum>::from_str(text, true)
+        .map(OutputArg::Plain)
+        .map_err(|_| {
+            format!("{text:?}: use table, wide, json, yaml, name, jsonpath=TEMPLATE or custom-columns=SPEC")
+        })
+}
+
+impl GetArgs {
+    /// The fixed form (JSON for templates, which read the objects as JSON).
+    fn format(&self) -> OutputFormat {
+        match self.output {
+            OutputArg::Plain(format) => format,
+            _ => OutputFormat::Json,
+        }
+    }
+}
+
 /// Runs `kazan get`.
 pub async fn run(args: GetArgs) -> ExitCode {
+    if (args.watch || args.watch_only) && !matches!(args.output, OutputArg::Plain(_)) {
+        eprintln!("error: -o jsonpath and custom-columns do not go with --watch yet");
+        return ExitCode::FAILURE;
+    }
     if args.watch || args.watch_only {
+        let format = args.format();
         let watch = crate::watch::WatchArgs::from_get(
             args.resource,
             args.name,
             args.selector,
             args.field_selector,
-            args.output,
+            format,
             args.watch_only,
             args.cluster,
         );
@@ -131,6 +179,9 @@ pub async fn run(args: GetArgs) -> ExitCode {
 
 async fn get(args: GetArgs) -> Result<(), CliError> {
     let cluster = Cluster::connect(&args.cluster)?;
+    if !matches!(args.output, OutputArg::Plain(_)) {
+        return get_templated(&args, &cluster).await;
+    }
     if args.resource.contains(',') {
         return get_several(&args, &cluster).await;
     }
@@ -156,7 +207,7 @@ async fn get(args: GetArgs) -> Result<(), CliError> {
             "getting {}",
             scope.describe(&format!("{} \"{name}\"", resource.api.plural))
         );
-        if args.output.is_table() {
+        if args.format().is_table() {
             if let Some(table) = server_table(&cluster, &request.path_and_query(), &what).await? {
                 return emit(&server_table::render(&table, &print(&args, &scope, None)));
             }
@@ -170,9 +221,9 @@ async fn get(args: GetArgs) -> Result<(), CliError> {
                 source: Box::new(source),
             })?;
         fill_types(&mut object, &resource.api);
-        return emit(&render_object(args.output, &resource, &object, now)?);
+        return emit(&render_object(args.format(), &resource, &object, now)?);
     }
-    if args.output.is_table() {
+    if args.format().is_table() {
         let table = table_of(&args, &cluster, &resource).await?;
         if table.rows.is_empty() {
             no_resources(&scope);
@@ -181,7 +232,7 @@ async fn get(args: GetArgs) -> Result<(), CliError> {
     }
     let items = list(&args, &cluster, &resource).await?;
     emit(&render_list(
-        args.output,
+        args.format(),
         &resource,
         scope.shows_namespaces(),
         &items,
@@ -189,10 +240,72 @@ async fn get(args: GetArgs) -> Result<(), CliError> {
     )?)
 }
 
+/// `-o jsonpath=` (applied to the object, or to a `List` of the objects, as kubectl) and
+/// `-o custom-columns=` (one row per object).
+async fn get_templated(args: &GetArgs, cluster: &Cluster) -> Result<(), CliError> {
+    let mut objects = Vec::new();
+    let mut single = None;
+    for name in args.resource.split(',').filter(|n| !n.is_empty()) {
+        let resource = resolve(&cluster.client, name).await?;
+        let scope = cluster.scope(&resource.api);
+        match &args.name {
+            Some(object_name) => {
+                let request = match &scope {
+                    Scope::AllNamespaces => return Err(CliError::Usage(ACROSS_NAMESPACES.into())),
+                    Scope::Namespace(ns) => {
+                        Request::get_of::<DynamicObject>(resource.api.clone(), object_name).namespace(ns)
+                    }
+                    Scope::Cluster => Request::get_of::<DynamicObject>(resource.api.clone(), object_name),
+                };
+                let mut object = cluster
+                    .client
+                    .run(&request)
+                    .await
+                    .map_err(|source| CliError::Request {
+                        what: format!(
+                            "getting {}",
+                            scope.describe(&format!("{} \"{object_name}\"", resource.api.plural))
+                        ),
+                        source: Box::new(source),
+                    })?;
+                fill_types(&mut object, &resource.api);
+                single = Some(object.clone());
+                objects.push(object);
+            }
+            None => objects.extend(list(args, cluster, &resource).await?),
+        }
+    }
+    let values: Vec<Value> = objects
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()
+        .map_err(|e| CliError::Output(std::io::Error::other(e)))?;
+    match &args.output {
+        OutputArg::JsonPath(template) => {
+            let data = match (&single, values.as_slice()) {
+                (Some(_), [object]) => object.clone(),
+                _ => {
+                    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": values, "metadata": {"resourceVersion": ""}})
+                }
+            };
+            emit(&template.render(&data))
+        }
+        OutputArg::CustomColumns(columns) => {
+            let rows: Vec<Vec<String>> = values.iter().map(|v| columns.row(v)).collect();
+            emit(&crate::output::columns_text(
+                &columns.headers(),
+                &rows,
+                args.no_headers,
+            ))
+        }
+        OutputArg::Plain(_) => Ok(()),
+    }
+}
+
 /// How the server's Table is printed for these arguments.
 fn print(args: &GetArgs, scope: &Scope, kind_prefix: Option<String>) -> Print {
     Print {
-        wide: args.output == OutputFormat::Wide,
+        wide: args.format() == OutputFormat::Wide,
         namespaces: scope.shows_namespaces(),
         kind_prefix,
         no_headers: args.no_headers,
@@ -323,7 +436,7 @@ async fn get_several(args: &GetArgs, cluster: &Cluster) -> Result<(), CliError> 
     if resources.is_empty() {
         return Err(CliError::UnknownResource(args.resource.clone()));
     }
-    if args.output.is_table() {
+    if args.format().is_table() {
         let mut tables = Vec::new();
         for resource in &resources {
             let table = table_of(args, cluster, resource).await?;
@@ -346,7 +459,7 @@ async fn get_several(args: &GetArgs, cluster: &Cluster) -> Result<(), CliError> 
         groups.push((resource, items));
     }
     emit(&render_lists(
-        args.output,
+        args.format(),
         &groups,
         cluster.all_namespaces,
         Timestamp::now(),

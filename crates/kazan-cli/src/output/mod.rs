@@ -5,6 +5,7 @@
 //! into `jq` or `grep` sees every event as it happens.
 
 mod columns;
+pub mod jsonpath;
 pub mod server_table;
 mod table;
 
@@ -335,6 +336,21 @@ pub fn render_lists(
             Ok(tables.join("\n"))
         }
     }
+}
+
+/// Rows under headers, laid out as kubectl lays out a table (the headers left out if asked).
+pub fn columns_text(headers: &[&str], rows: &[Vec<String>], no_headers: bool) -> String {
+    let layout = Layout::fit(headers, rows, |_| 0);
+    let mut out = String::new();
+    if !no_headers {
+        out.push_str(&layout.line(headers));
+        out.push('\n');
+    }
+    for row in rows {
+        out.push_str(&layout.line(row));
+        out.push('\n');
+    }
+    out
 }
 
 /// `get` of one object: the object itself for JSON and YAML, else as a list of one.
