@@ -46,6 +46,9 @@ Examples:
   # Every change after a resourceVersion, as `type kind/name`
   kazan watch configmaps --resource-version 48213 -o name
 
+  # Each change with the time it was received
+  kazan watch pods --timestamps
+
   # A custom resource; on 410 Gone list again and go on instead of exiting with status 3
   kazan watch widgets.example.com --relist
 
@@ -87,6 +90,11 @@ pub struct WatchArgs {
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t)]
     output: OutputFormat,
 
+    /// Show when each event was received: a TIME column first (a `time` field in JSON and YAML,
+    /// a prefix with -o name), RFC 3339 in UTC.
+    #[arg(long)]
+    timestamps: bool,
+
     /// A name for the watcher, shown on its log lines [default: the resource].
     #[arg(long = "name", value_name = "NAME", id = "watcher_name")]
     watcher_name: Option<String>,
@@ -126,6 +134,7 @@ impl WatchArgs {
             watch_only,
             output,
             watcher_name: None,
+            timestamps: false,
             output_watch_events: true,
             relist: false,
             cluster,
@@ -260,7 +269,8 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
     }
     let mut session = Session {
         client: cluster.client.clone(),
-        printer: WatchPrinter::new(args.output, resource.clone(), scope.shows_namespaces()),
+        printer: WatchPrinter::new(args.output, resource.clone(), scope.shows_namespaces())
+            .with_timestamps(args.timestamps),
         watcher_name: args
             .watcher_name
             .clone()

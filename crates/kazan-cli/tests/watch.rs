@@ -601,3 +601,35 @@ async fn a_named_object_that_is_not_there_is_said_once_and_watched_for() -> Resu
     assert_eq!(kazan.line().await?, "ADDED configmap/svc");
     Ok(())
 }
+
+/// `--timestamps`: each event with the time it was received, as a TIME column, a `time` field or
+/// a prefix; a time of this run, to the second, in UTC.
+#[tokio::test(flavor = "multi_thread")]
+async fn timestamps_say_when_each_event_was_received() -> Result {
+    let cluster = Cluster::start().await?;
+    cluster.configmap("a", json!({}))?;
+    let before = jiff::Timestamp::now().as_second();
+    let received = |time: &str| -> Result {
+        let at: jiff::Timestamp = time.parse()?;
+        assert!(time.ends_with('Z') && time.len() == 20, "{time}");
+        assert!(at.as_second() >= before && at.as_second() <= jiff::Timestamp::now().as_second());
+        Ok(())
+    };
+    let mut names = cluster.kazan(&["watch", "cm", "-n", "w", "-o", "name", "--timestamps"])?;
+    let line = names.line().await?;
+    let (time, rest) = line.split_once(' ').ok_or("no space")?;
+    received(time)?;
+    assert_eq!(rest, "ADDED configmap/a");
+    let mut table = cluster.kazan(&["watch", "cm", "-n", "w", "--timestamps"])?;
+    let lines = table.lines(2).await?;
+    assert_eq!(
+        mask_ages(&lines[0]),
+        "TIME                   EVENT      NAME                   DATA   AGE"
+    );
+    received(lines[1].split_whitespace().next().ok_or("no time")?)?;
+    let mut json = cluster.kazan(&["watch", "cm", "-n", "w", "-o", "json", "--timestamps"])?;
+    let event: Value = serde_json::from_str(&json.line().await?)?;
+    received(event["time"].as_str().ok_or("no time field")?)?;
+    assert_eq!(event["type"], "ADDED");
+    Ok(())
+}

@@ -60,6 +60,9 @@ struct EventDocument<'a> {
     object: Option<&'a DynamicObject>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<&'a str>,
+    /// When the event was received (`--timestamps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<String>,
 }
 
 /// What `get -o json|yaml` prints for a list, as kubectl does.
@@ -120,6 +123,7 @@ fn watch_floor(header: &str) -> usize {
         "NAMESPACE" => 12,
         "NAME" => 20,
         "STATUS" => "Terminating".len(),
+        "TIME" => "2006-01-02T15:04:05Z".len(),
         _ => 0,
     }
 }
@@ -130,6 +134,13 @@ pub struct WatchPrinter {
     resource: ResourceType,
     columns: Columns,
     layout: Option<Layout>,
+    /// `--timestamps`: each event says when it was received.
+    timestamps: bool,
+}
+
+/// A receipt time as printed by `--timestamps`: RFC 3339, UTC, to the second.
+fn time_of(now: Timestamp) -> String {
+    now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 impl WatchPrinter {
@@ -141,17 +152,31 @@ impl WatchPrinter {
             resource,
             columns,
             layout: None,
+            timestamps: false,
         }
     }
 
+    /// With `--timestamps`: a TIME column first (a `time` field in JSON and YAML, a prefix with
+    /// `-o name`), the moment each event was received, since a watch is a log of changes.
+    pub fn with_timestamps(mut self, on: bool) -> Self {
+        self.timestamps = on;
+        self
+    }
+
+    fn time(&self, now: Timestamp) -> Option<String> {
+        self.timestamps.then(|| time_of(now))
+    }
+
     fn headers(&self) -> Vec<&'static str> {
-        let mut headers = vec!["EVENT"];
+        let mut headers = if self.timestamps { vec!["TIME"] } else { Vec::new() };
+        headers.push("EVENT");
         headers.extend(self.columns.headers());
         headers
     }
 
     fn row(&self, event_type: &str, object: &DynamicObject, now: Timestamp) -> Vec<String> {
-        let mut row = vec![event_type.to_string()];
+        let mut row: Vec<String> = self.time(now).into_iter().collect();
+        row.push(event_type.to_string());
         row.extend(self.columns.cells(object, now));
         row
     }
@@ -203,12 +228,14 @@ impl WatchPrinter {
             event_type: event_type.as_str(),
             object: Some(object),
             message: None,
+            time: self.time(now),
         };
         match self.format {
             OutputFormat::Json => json_line(&document),
             OutputFormat::Yaml => Ok(format!("---\n{}", yaml(&document)?)),
             OutputFormat::Name => Ok(format!(
-                "{} {}\n",
+                "{}{} {}\n",
+                self.time(now).map(|t| t + " ").unwrap_or_default(),
                 event_type.as_str(),
                 object_name(&self.resource, object)
             )),
@@ -230,11 +257,26 @@ impl WatchPrinter {
             event_type: EventType::Gone.as_str(),
             object: None,
             message: Some(message),
+            time: self.time(Timestamp::now()),
         };
         match self.format {
             OutputFormat::Json => json_line(&document),
             OutputFormat::Yaml => Ok(format!("---\n{}", yaml(&document)?)),
-            OutputFormat::Name => Ok(format!("GONE {message}\n")),
+            OutputFormat::Name => Ok(format!(
+                "{}GONE {message}\n",
+                self.time(Timestamp::now()).map(|t| t + " ").unwrap_or_default()
+            )),
+            OutputFormat::Table | OutputFormat::Wide if self.timestamps => {
+                let time = time_of(Timestamp::now());
+                let layout = self
+                    .layout
+                    .clone()
+                    .unwrap_or_else(|| Layout::fit::<Vec<String>>(&self.headers(), &[], watch_floor));
+                Ok(format!(
+                    "{}{message}\n",
+                    layout.line(&[time.as_str(), "GONE", ""])
+                ))
+            }
             OutputFormat::Table | OutputFormat::Wide => {
                 let start = self
                     .layout
