@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use bytes::Bytes;
 use jiff::Timestamp;
-use kazan::{DynamicObject, Request};
+use kazan::{DynamicObject, Request, discovery::CachedDiscovery};
 use serde_json::Value;
 
 use crate::{
@@ -17,7 +17,7 @@ use crate::{
         render_list, render_lists, render_object,
         server_table::{self, Print, Table},
     },
-    resolve::{ResourceType, resolve},
+    resolve::{ResourceType, resolve, resolve_in},
     terminal::emit,
 };
 
@@ -245,8 +245,9 @@ async fn get(args: GetArgs) -> Result<(), CliError> {
 async fn get_templated(args: &GetArgs, cluster: &Cluster) -> Result<(), CliError> {
     let mut objects = Vec::new();
     let mut single = None;
+    let discovery = CachedDiscovery::new(cluster.client.clone());
     for name in args.resource.split(',').filter(|n| !n.is_empty()) {
-        let resource = resolve(&cluster.client, name).await?;
+        let resource = resolve_in(&discovery, &cluster.client, name).await?;
         let scope = cluster.scope(&resource.api);
         match &args.name {
             Some(object_name) => {
@@ -429,9 +430,10 @@ async fn get_several(args: &GetArgs, cluster: &Cluster) -> Result<(), CliError> 
             args.resource
         )));
     }
+    let discovery = CachedDiscovery::new(cluster.client.clone());
     let mut resources = Vec::new();
     for name in args.resource.split(',').filter(|n| !n.is_empty()) {
-        resources.push(resolve(&cluster.client, name).await?);
+        resources.push(resolve_in(&discovery, &cluster.client, name).await?);
     }
     if resources.is_empty() {
         return Err(CliError::UnknownResource(args.resource.clone()));

@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod discovery;
 pub mod error;
 pub mod raw;
 pub mod request;
