@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import CALL_TIMEOUT, KAZAN_BIN
+from conftest import CALL_TIMEOUT, KAZAN_BIN, wait_until
 
 MANIFEST = """
 apiVersion: v1
@@ -253,3 +253,48 @@ def test_kazan_templates_print_what_kubectls_print(server, loaded, args):
     expected = loaded.run("get", *args).stdout
     assert expected, f"kubectl get {' '.join(args)} printed nothing"
     assert kazan(server, "get", *args) == expected
+
+
+def cells(line: str) -> list:
+    """A table line's cells (kazan's watch and kubectl's differ in column widths only)."""
+    return [AGE.sub("<age>", cell) for cell in re.split(r"\s{2,}", line.strip())]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["pods", "-n", "cmp", "-o", "wide"],
+        ["deployments", "-n", "cmp", "-o", "wide"],
+        ["daemonsets", "-n", "cmp", "-o", "wide"],
+        ["jobs", "-n", "cmp", "-o", "wide"],
+        ["services", "-n", "cmp", "-o", "wide"],
+        ["nodes", "-o", "wide"],
+    ],
+    ids=lambda args: " ".join(args),
+)
+def test_kazan_watch_shows_the_cells_of_kubectl_get_w(server, loaded, args, tmp_path):
+    """`kazan watch` computes its columns itself (a watch streams objects): its first batch has
+    the header and cells of `kubectl get -w --output-watch-events`."""
+    rows = len(loaded.run("get", *args).stdout.splitlines())
+    outputs = {}
+    processes = {
+        "kubectl": loaded.popen("get", *args, "-w", "--output-watch-events", output=tmp_path / "kubectl"),
+        "kazan": subprocess.Popen(
+            [str(KAZAN_BIN), "watch", *args, "--kubeconfig", str(server.kubeconfig)],
+            stdout=open(tmp_path / "kazan", "w"),
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        ),
+    }
+    try:
+        for name in processes:
+            path = tmp_path / name
+            outputs[name] = wait_until(
+                lambda: (lines := path.read_text().splitlines()) and len(lines) >= rows and lines[:rows],
+                f"{name}'s first {rows} lines",
+            )
+    finally:
+        for process in processes.values():
+            process.terminate()
+            process.wait(timeout=20)
+    assert [cells(line) for line in outputs["kazan"]] == [cells(line) for line in outputs["kubectl"]]

@@ -56,8 +56,8 @@ async fn wide_output_adds_columns_and_all_namespaces_adds_the_namespace() -> Res
     assert_eq!(
         first,
         [
-            "EVENT      NAMESPACE      NAME                   READY   STATUS        RESTARTS   AGE   IP       NODE",
-            "ADDED      w              web-1                  0/1     Pending       0          <age> <none>   node-a",
+            "EVENT      NAMESPACE      NAME                   READY   STATUS        RESTARTS   AGE   IP       NODE     NOMINATED NODE   READINESS GATES",
+            "ADDED      w              web-1                  0/1     Pending       0          <age> <none>   node-a   <none>           <none>",
         ]
     );
     cluster.watching("pods", 1).await?;
@@ -71,7 +71,7 @@ async fn wide_output_adds_columns_and_all_namespaces_adds_the_namespace() -> Res
     }))?;
     assert_eq!(
         mask_ages(&kazan.line().await?),
-        "MODIFIED   w              web-1                  1/1     Running       1          <age> 10.1.2.3   node-a"
+        "MODIFIED   w              web-1                  1/1     Running       1          <age> 10.1.2.3   node-a   <none>           <none>"
     );
     Ok(())
 }

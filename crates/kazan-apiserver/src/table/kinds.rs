@@ -168,6 +168,27 @@ pub(super) fn columns(group: &str, kind: &str) -> Option<&'static [KindColumn]> 
             ];
             C
         }
+        ("batch", "Job") => {
+            const C: &[KindColumn] = &[
+                NAME,
+                col("Status", 0, |j, _| json!(super::printers::job_status(j))),
+                col("Completions", 0, |j, _| {
+                    json!(super::printers::job_completions(j))
+                }),
+                col("Duration", 0, job_duration),
+                AGE,
+                col("Containers", 1, |j, _| {
+                    json!(containers(j, "/spec/template/spec/containers", "name"))
+                }),
+                col("Images", 1, |j, _| {
+                    json!(containers(j, "/spec/template/spec/containers", "image"))
+                }),
+                col("Selector", 1, |j, _| {
+                    json!(super::printers::label_selector(j.pointer("/spec/selector")))
+                }),
+            ];
+            C
+        }
         ("batch", "CronJob") => {
             const C: &[KindColumn] = &[
                 NAME,
@@ -219,6 +240,20 @@ pub(super) fn columns(group: &str, kind: &str) -> Option<&'static [KindColumn]> 
         _ => return None,
     };
     Some(columns)
+}
+
+/// DURATION: from the start to the completion, or to now while running; empty before the start.
+fn job_duration(job: &Value, now: Timestamp) -> Value {
+    let time = |pointer: &str| {
+        job.pointer(pointer)
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<Timestamp>().ok())
+    };
+    let Some(start) = time("/status/startTime") else {
+        return json!("");
+    };
+    let end = time("/status/completionTime").unwrap_or(now);
+    json!(super::human_duration(end.as_second() - start.as_second()))
 }
 
 fn name(object: &Value, _: Timestamp) -> Value {

@@ -323,7 +323,7 @@ pub(super) fn label_selector(selector: Option<&Value>) -> String {
     }
 }
 
-fn job_status(job: &Value) -> String {
+pub(super) fn job_status(job: &Value) -> String {
     let conditions = array(job, "/status/conditions");
     let holds = |kind: &str| {
         conditions
@@ -344,7 +344,7 @@ fn job_status(job: &Value) -> String {
     .to_string()
 }
 
-fn job_completions(job: &Value) -> String {
+pub(super) fn job_completions(job: &Value) -> String {
     let succeeded = int_at(job, "/status/succeeded");
     match job.pointer("/spec/completions").and_then(Value::as_i64) {
         Some(completions) => format!("{succeeded}/{completions}"),
