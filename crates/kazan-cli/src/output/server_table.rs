@@ -298,6 +298,28 @@ mod tests {
     }
 
     #[test]
+    fn a_server_without_tables_gets_name_and_age() -> Result<(), Box<dyn std::error::Error>> {
+        let objects: Vec<DynamicObject> = vec![
+            serde_json::from_value(json!({"metadata": {"name": "a", "namespace": "w",
+                "creationTimestamp": "2026-01-01T00:00:00Z", "labels": {"app": "web"}}}))?,
+            serde_json::from_value(json!({"metadata": {"name": "longer-name", "namespace": "x"}}))?,
+        ];
+        let now: Timestamp = "2026-01-01T00:02:05Z".parse()?;
+        let print = Print {
+            namespaces: true,
+            show_labels: true,
+            ..Print::default()
+        };
+        assert_eq!(
+            render(&fallback(&objects, now), &print),
+            "NAMESPACE   NAME          AGE         LABELS\n\
+             w           a             2m5s        app=web\n\
+             x           longer-name   <unknown>   <none>\n"
+        );
+        Ok(())
+    }
+
+    #[test]
     fn an_answer_that_is_not_a_table_is_none() {
         assert!(Table::parse(&json!({"kind": "PodList", "items": []})).is_none());
     }
