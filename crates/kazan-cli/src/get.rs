@@ -13,7 +13,7 @@ use crate::{
     logging,
     output::{
         OutputFormat, fill_types,
-        jsonpath::{CustomColumns, Template},
+        jsonpath::{CustomColumns, Path, Template},
         render_list, render_lists, render_object,
         server_table::{self, Print, Table},
     },
@@ -53,7 +53,8 @@ Examples:
 #[command(after_help = EXAMPLES)]
 pub struct GetArgs {
     /// The resource type: plural, singular, short name or kind (`pods`, `pod`, `po`, `Pod`), or
-    /// `resource.group` / `resource.version.group` (`deployments.apps`, `widgets.v1.example.com`).
+    /// `resource.group` / `resource.version.group` (`deployments.apps`, `widgets.v1.example.com`);
+    /// several separated by commas (`po,svc`).
     #[arg(value_name = "RESOURCE")]
     resource: String,
 
@@ -74,6 +75,11 @@ pub struct GetArgs {
     /// `custom-columns=NAME:.metadata.name,NODE:.spec.nodeName`), as kubectl's.
     #[arg(short = 'o', long, value_name = "FORMAT", default_value = "table", value_parser = parse_output)]
     output: OutputArg,
+
+    /// Sort the objects by this field (a JSONPath such as `.metadata.name` or
+    /// `{.status.startTime}`): numbers by value, anything else as text, objects without it first.
+    #[arg(long, value_name = "JSONPATH", value_parser = parse_sort_by)]
+    sort_by: Option<Path>,
 
     /// Print the table without its header line.
     #[arg(long)]
@@ -118,6 +124,37 @@ pub enum OutputArg {
     JsonPath(Template),
     /// `custom-columns=...`.
     CustomColumns(CustomColumns),
+}
+
+fn parse_sort_by(text: &str) -> Result<Path, String> {
+    Path::parse(text).map_err(|e| e.to_string())
+}
+
+/// The order `--sort-by` gives: absent first, then numbers by value, then text.
+fn sort_key(value: Option<&Value>) -> (u8, f64, String) {
+    match value {
+        None | Some(Value::Null) => (0, 0.0, String::new()),
+        Some(Value::Number(n)) => (1, n.as_f64().unwrap_or(0.0), String::new()),
+        Some(Value::String(s)) => (2, 0.0, s.clone()),
+        Some(other) => (2, 0.0, other.to_string()),
+    }
+}
+
+/// Sorts `objects` by `--sort-by`, stable as kubectl's sort.
+fn sort_objects(objects: &mut [DynamicObject], by: &Path) {
+    let keys: Vec<(u8, f64, String)> = objects
+        .iter()
+        .map(|o| sort_key(serde_json::to_value(o).ok().as_ref().and_then(|v| by.first(v))))
+        .collect();
+    let mut order: Vec<usize> = (0..objects.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ka, kb) = (&keys[a], &keys[b]);
+        ka.0.cmp(&kb.0)
+            .then(ka.1.total_cmp(&kb.1))
+            .then_with(|| ka.2.cmp(&kb.2))
+    });
+    let sorted: Vec<DynamicObject> = order.iter().map(|&i| objects[i].clone()).collect();
+    objects.clone_from_slice(&sorted);
 }
 
 fn parse_output(text: &str) -> Result<OutputArg, String> {
@@ -352,7 +389,28 @@ async fn table_of(args: &GetArgs, cluster: &Cluster, resource: &ResourceType) ->
             None => break,
         }
     }
-    Ok(table.unwrap_or_default())
+    let mut table = table.unwrap_or_default();
+    if args.sort_by.is_some() {
+        // The Table's rows carry metadata only: the order comes from the objects themselves.
+        let objects = list(args, cluster, resource).await?;
+        let rank: std::collections::HashMap<(String, String), usize> = objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let key = (
+                    o.metadata.namespace.clone().unwrap_or_default(),
+                    o.metadata.name.clone().unwrap_or_default(),
+                );
+                (key, i)
+            })
+            .collect();
+        table.rows.sort_by_key(|r| {
+            rank.get(&(r.namespace.clone(), r.name.clone()))
+                .copied()
+                .unwrap_or(usize::MAX)
+        });
+    }
+    Ok(table)
 }
 
 /// The most pages of 500 a `get` reads.
@@ -418,6 +476,9 @@ async fn list(
     let mut items = list.items;
     for object in &mut items {
         fill_types(object, &resource.api);
+    }
+    if let Some(by) = &args.sort_by {
+        sort_objects(&mut items, by);
     }
     Ok(items)
 }

@@ -512,3 +512,27 @@ async fn version_and_completion() -> Result {
     );
     Ok(())
 }
+
+/// `--sort-by` orders the table's rows (and every other form) by a field of the objects, as
+/// kubectl's: here the configmap created last has the lowest rank.
+#[tokio::test(flavor = "multi_thread")]
+async fn sort_by_orders_the_rows_by_a_field() -> Result {
+    let cluster = Cluster::start().await?;
+    cluster.configmap("a", json!({"rank": "3"}))?;
+    cluster.configmap("b", json!({"rank": "1"}))?;
+    cluster.configmap("c", json!({"rank": "2"}))?;
+    let table = cluster
+        .run(&["get", "cm", "-n", "w", "--sort-by=.data.rank", "--no-headers"])
+        .await?;
+    let names: Vec<&str> = table
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["b", "c", "a"], "{}", table.stderr);
+    let named = cluster
+        .run(&["get", "cm", "-n", "w", "--sort-by={.data.rank}", "-o", "name"])
+        .await?;
+    assert_eq!(named.stdout, "configmap/b\nconfigmap/c\nconfigmap/a\n");
+    Ok(())
+}

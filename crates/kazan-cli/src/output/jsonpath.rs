@@ -298,6 +298,27 @@ fn render(nodes: &[Node], data: &Value, out: &mut String) {
     }
 }
 
+/// One JSONPath (`--sort-by=.metadata.name`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Path(Vec<Step>);
+
+impl Path {
+    /// Parses `.a.b`, with or without `{}`.
+    pub fn parse(text: &str) -> Result<Path, TemplateError> {
+        let text = text.trim();
+        let text = text
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .unwrap_or(text);
+        Ok(Path(parse_path(text)?))
+    }
+
+    /// The first value the path selects in `data`.
+    pub fn first<'a>(&self, data: &'a Value) -> Option<&'a Value> {
+        select(data, &self.0).into_iter().next()
+    }
+}
+
 /// A parsed `-o custom-columns=HEADER:.path,...` spec.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomColumns(Vec<(String, Vec<Step>)>);

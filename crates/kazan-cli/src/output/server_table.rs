@@ -35,6 +35,8 @@ pub struct Row {
     pub cells: Vec<Value>,
     /// `object.metadata.namespace`.
     pub namespace: String,
+    /// `object.metadata.name`.
+    pub name: String,
     /// `object.metadata.labels`.
     pub labels: BTreeMap<String, String>,
 }
@@ -82,6 +84,11 @@ impl Table {
                     .unwrap_or_default(),
                 namespace: r
                     .pointer("/object/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                name: r
+                    .pointer("/object/metadata/name")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string(),
@@ -237,6 +244,7 @@ pub fn fallback(objects: &[DynamicObject], now: Timestamp) -> Table {
                     Value::String(age),
                 ],
                 namespace: o.metadata.namespace.clone().unwrap_or_default(),
+                name: o.metadata.name.clone().unwrap_or_default(),
                 labels: o
                     .metadata
                     .labels
