@@ -258,6 +258,11 @@ def test_kazan_get_prints_what_kubectl_get_prints(server, loaded, args):
             'jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
         ],
         ["pods", "-n", "cmp", "-o", "custom-columns=NAME:.metadata.name,NODE:.spec.nodeName,IMAGES:.spec.containers[*].image"],
+        # JSON and YAML: the same keys in the same order as kubectl's.
+        ["pod", "web-1", "-n", "cmp", "-o", "json"],
+        ["deployments", "-n", "cmp", "-o", "yaml"],
+        ["widget", "big", "-n", "cmp", "-o", "json"],
+        ["nodes", "-o", "yaml"],
         ["nodes", "-o", "custom-columns=NODE:.metadata.name,ROLE:.metadata.labels.node-role\\.kubernetes\\.io/control-plane", "--no-headers"],
     ],
     ids=lambda args: " ".join(args),
