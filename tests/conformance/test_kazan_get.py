@@ -224,6 +224,8 @@ def kazan(server, *args: str) -> str:
         ["pv", "-o", "wide"],
         ["cronjobs", "-n", "cmp", "-o", "wide"],
         ["pod", "web-1", "-n", "cmp"],
+        ["pod/web-1", "-n", "cmp"],
+        ["deployment.apps/web", "-n", "cmp", "-o", "wide"],
         ["pods", "-n", "cmp", "--show-labels"],
         ["pods,deploy", "-n", "cmp", "-L", "app,tier", "--show-labels"],
         ["pods", "-A", "--no-headers", "-L", "example.com/tier"],

@@ -58,7 +58,7 @@ pub struct GetArgs {
     #[arg(value_name = "RESOURCE")]
     resource: String,
 
-    /// Get only the object with this name.
+    /// Get only the object with this name (or give `TYPE/NAME` as the resource: `pod/web-1`).
     #[arg(value_name = "NAME")]
     name: Option<String>,
 
@@ -186,7 +186,14 @@ impl GetArgs {
 }
 
 /// Runs `kazan get`.
-pub async fn run(args: GetArgs) -> ExitCode {
+pub async fn run(mut args: GetArgs) -> ExitCode {
+    // `get pod/web-1`, as kubectl's TYPE/NAME.
+    if args.name.is_none() {
+        if let Some((resource, name)) = args.resource.clone().split_once('/') {
+            args.resource = resource.to_string();
+            args.name = Some(name.to_string());
+        }
+    }
     if (args.watch || args.watch_only) && !matches!(args.output, OutputArg::Plain(_)) {
         eprintln!("error: -o jsonpath and custom-columns do not go with --watch yet");
         return ExitCode::FAILURE;

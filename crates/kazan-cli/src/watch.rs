@@ -66,7 +66,7 @@ pub struct WatchArgs {
     #[arg(value_name = "RESOURCE")]
     resource: String,
 
-    /// Watch only the object with this name.
+    /// Watch only the object with this name (or give `TYPE/NAME` as the resource: `pod/web-1`).
     #[arg(value_name = "NAME")]
     name: Option<String>,
 
@@ -229,7 +229,14 @@ struct Session {
     name: Option<String>,
 }
 
-async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
+async fn watch(mut args: WatchArgs) -> Result<ExitCode, CliError> {
+    // `watch pod/web-1`, as kubectl's TYPE/NAME.
+    if args.name.is_none() {
+        if let Some((resource, name)) = args.resource.clone().split_once('/') {
+            args.resource = resource.to_string();
+            args.name = Some(name.to_string());
+        }
+    }
     if args.watch_only && args.resource_version.is_some() {
         return Err(CliError::Usage(
             "--watch-only and --resource-version do not go together: a watch from a version prints only changes anyway".into(),

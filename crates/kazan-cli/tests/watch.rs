@@ -633,3 +633,18 @@ async fn timestamps_say_when_each_event_was_received() -> Result {
     assert_eq!(event["type"], "ADDED");
     Ok(())
 }
+
+/// `watch cm/a`, kubectl's TYPE/NAME, watches that object.
+#[tokio::test(flavor = "multi_thread")]
+async fn type_slash_name_watches_one_object() -> Result {
+    let cluster = Cluster::start().await?;
+    cluster.configmap("a", json!({}))?;
+    cluster.configmap("b", json!({}))?;
+    let mut kazan = cluster.kazan(&["watch", "cm/b", "-n", "w", "-o", "name"])?;
+    assert_eq!(kazan.line().await?, "ADDED configmap/b");
+    cluster.watching("configmaps", 1).await?;
+    cluster.patch_configmap("a", json!({"k": "v"}))?;
+    cluster.patch_configmap("b", json!({"k": "v"}))?;
+    assert_eq!(kazan.line().await?, "MODIFIED configmap/b");
+    Ok(())
+}
