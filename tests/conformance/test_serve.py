@@ -50,3 +50,18 @@ def test_serve_refuses_a_broken_manifest_naming_the_document(tmp_path):
         assert f"{manifest}: document 2 (line 4): no `kind`" in str(error)
     else:
         raise AssertionError("kazan serve started with a broken manifest")
+
+
+def test_serve_with_a_token_alone_serves_tls_so_kubectl_sends_the_token(tmp_path):
+    # kubectl reads a kubeconfig user's credentials only for a TLS server (client-go's clientcmd,
+    # DirectClientConfig.ClientConfig: "only try to read the auth information if we are secure"),
+    # so `--token` implies `--tls` and the printed kubectl hint works as it is.
+    server = start_server(tmp_path, "--token", "conformance-token")
+    try:
+        assert server.url.startswith("https://127.0.0.1:")
+        kubectl = Kubectl(server, tmp_path / "home")
+        namespaces = kubectl.json("get", "namespaces")
+        assert "default" in [item["metadata"]["name"] for item in namespaces["items"]]
+    finally:
+        stop_server(server)
+    assert server.process.returncode == 0

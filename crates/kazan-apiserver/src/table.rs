@@ -8,6 +8,7 @@
 //! column of `-A` and the labels of `--show-labels`.
 
 mod jsonpath;
+mod kinds;
 mod printers;
 
 use jiff::Timestamp;
@@ -112,6 +113,8 @@ enum Source<'a> {
     Age,
     /// A printer column of the kind.
     Printer(&'a PrinterColumn),
+    /// A column of a built-in kind whose whole column set [`kinds`] defines.
+    Kind(&'static kinds::KindColumn),
 }
 
 #[derive(Debug)]
@@ -131,6 +134,19 @@ const AGE_DESCRIPTION: &str = "CreationTimestamp is a timestamp representing the
 /// `kubectl get` and `kubectl get -o wide`. A kind with its own column for the creation time (an
 /// `Age` column, or CRDs' `Created At`) gets no second one.
 fn columns(def: &ResourceDef) -> Vec<Column<'_>> {
+    if let Some(kind_columns) = kinds::columns(&def.group, &def.kind) {
+        return kind_columns
+            .iter()
+            .map(|c| Column {
+                name: c.name,
+                column_type: c.column_type,
+                format: c.format,
+                description: "",
+                priority: c.priority,
+                source: Source::Kind(c),
+            })
+            .collect();
+    }
     let mut columns = vec![Column {
         name: "Name",
         column_type: "string",
@@ -199,6 +215,7 @@ impl<'a> Column<'a> {
             Source::Age => json!(age(object.pointer("/metadata/creationTimestamp"), now)),
             Source::Printer(column) => printers::computed(def, &column.name, object, now)
                 .unwrap_or_else(|| json_path_cell(column, object, now)),
+            Source::Kind(column) => (column.cell)(object, now),
         }
     }
 }

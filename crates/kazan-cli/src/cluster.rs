@@ -44,6 +44,20 @@ pub struct ClusterArgs {
     #[arg(long = "as-uid", value_name = "UID")]
     pub as_uid: Option<String>,
 
+    /// The server URL, overriding the kubeconfig's (as kubectl's --server); with no kubeconfig
+    /// found, the flags alone are used.
+    #[arg(short = 's', long, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// A bearer token, overriding the kubeconfig user's credentials (as kubectl's --token).
+    #[arg(long, value_name = "TOKEN", env = "KAZAN_TOKEN", hide_env_values = true)]
+    pub token: Option<Token>,
+
+    /// Do not verify the server's certificate (its CA is then ignored too, as in kubectl). Unsafe:
+    /// anyone on the path can read and change the traffic.
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+
     /// Deadline of each request other than the watch stream itself (e.g. 10s, 1m; 0 = none)
     /// [default: 60s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -53,6 +67,24 @@ pub struct ClusterArgs {
     /// skipped events, `info` also its lists, watches and resumes, `debug` every request.
     #[arg(long, value_enum, value_name = "LEVEL", default_value_t = LogLevel::Error)]
     pub log_level: LogLevel,
+}
+
+/// A bearer token from the command line; never in `Debug` output.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl std::str::FromStr for Token {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Token(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl ClusterArgs {
@@ -89,14 +121,41 @@ impl Cluster {
     /// With `--kubeconfig` or `--context`, only the kubeconfig is read (its errors name the file
     /// and context); without, `KUBECONFIG` or `~/.kube/config` is tried, then in-cluster.
     pub fn connect(args: &ClusterArgs) -> Result<Cluster, CliError> {
-        let mut config = if args.kubeconfig.is_some() || args.context.is_some() {
+        let server = match &args.server {
+            Some(url) => Some(
+                url.parse::<http::Uri>()
+                    .map_err(|e| CliError::Usage(format!("--server {url:?} is not a URL: {e}")))?,
+            ),
+            None => None,
+        };
+        let loaded = if args.kubeconfig.is_some() || args.context.is_some() {
             let mut options = KubeconfigOptions::default();
             options.path = args.kubeconfig.clone();
             options.context = args.context.clone();
-            Config::from_kubeconfig(&options)?
+            Config::from_kubeconfig(&options)
         } else {
-            Config::infer()?
+            Config::infer()
         };
+        let mut config = match (loaded, &server) {
+            (Ok(config), _) => config,
+            // No configuration to be found, but the flags say where to go (as kubectl).
+            (Err(_), Some(url)) if args.kubeconfig.is_none() && args.context.is_none() => {
+                let mut config = Config::new(url.clone());
+                config.origin = "the command-line flags".to_string();
+                config
+            }
+            (Err(e), _) => return Err(e.into()),
+        };
+        if let Some(url) = server {
+            config.cluster_url = url;
+        }
+        if let Some(token) = &args.token {
+            config.auth = kazan::config::AuthConfig::Token(secrecy::SecretString::from(token.0.clone()));
+        }
+        if args.insecure_skip_tls_verify {
+            config.insecure_skip_tls_verify = true;
+            config.root_certs_pem = None;
+        }
         if let Some(timeout) = args.request_timeout {
             config.request_timeout = timeout;
         }

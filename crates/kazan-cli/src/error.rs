@@ -23,11 +23,9 @@ pub enum CliError {
     /// Discovery does not know the resource type.
     #[error("the server doesn't have a resource type \"{0}\"")]
     UnknownResource(String),
-    /// Discovery itself failed.
-    #[error(
-        "discovering the resource types of {server} (configuration from {origin}): {}",
-        short(source)
-    )]
+    /// Discovery itself failed. The server's answer comes first (`401 Unauthorized`: a wrong
+    /// token is the first thing to read), then what was being done.
+    #[error("{}", discovery_failure(source, server, origin))]
     Discovery {
         /// The server URL.
         server: String,
@@ -92,6 +90,14 @@ pub fn short(error: &kazan::Error) -> String {
             out
         }
         None => error.to_string(),
+    }
+}
+
+fn discovery_failure(source: &kazan::Error, server: &str, origin: &str) -> String {
+    let what = format!("discovering the resource types of {server} (configuration from {origin})");
+    match source.api() {
+        Some(_) => format!("{} (while {what})", short(source)),
+        None => format!("{what}: {}", short(source)),
     }
 }
 

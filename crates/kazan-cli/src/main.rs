@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cluster;
 mod demo;
@@ -10,9 +10,11 @@ mod error;
 mod get;
 mod logging;
 mod output;
+mod reach;
 mod resolve;
 mod serve;
 mod terminal;
+mod version;
 mod watch;
 
 /// Watch Kubernetes resources reliably.
@@ -33,10 +35,22 @@ enum Command {
     Get(get::GetArgs),
     /// See the watcher at work against an embedded API server: no cluster needed.
     Demo(demo::DemoArgs),
+    /// Print the client's version and the server's (as `kubectl version`).
+    Version(version::VersionArgs),
+    /// Print a shell completion script: `source <(kazan completion bash)`.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completion { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "kazan", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -50,6 +64,9 @@ fn main() -> ExitCode {
             Command::Watch(args) => watch::run(args).await,
             Command::Get(args) => get::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Version(args) => version::run(args).await,
+            // Handled before the runtime starts.
+            Command::Completion { .. } => ExitCode::SUCCESS,
         }
     })
 }

@@ -31,13 +31,19 @@ pub struct ServeArgs {
     #[arg(long)]
     tls: bool,
 
-    /// Require this bearer token (401 otherwise); written into the kubeconfig.
+    /// Require this bearer token (401 otherwise); written into the kubeconfig. Implies --tls:
+    /// kubectl sends credentials to HTTPS servers only.
     #[arg(long, env = "KAZAN_SERVE_TOKEN", hide_env_values = true)]
     token: Option<String>,
 
-    /// Where to write a kubeconfig that reaches the server.
+    /// Where to write a kubeconfig that reaches the server. A file there that kazan serve did not
+    /// write (its first line says so) is not replaced without --force; the directory must exist.
     #[arg(long, value_name = "PATH", default_value = "kazan.kubeconfig")]
     write_kubeconfig: PathBuf,
+
+    /// Replace the --write-kubeconfig file even if kazan serve did not write it.
+    #[arg(long)]
+    force: bool,
 
     /// Create the objects of a YAML or JSON manifest file at start (repeatable). Namespaces and
     /// CustomResourceDefinitions are created first, so the rest can use them.
@@ -71,8 +77,8 @@ Examples:
   # A fixed port, with objects loaded at start.
   kazan serve --addr 127.0.0.1:8080 --load demo.yaml --load more.yaml
 
-  # Real TLS and a bearer token, the kubeconfig written elsewhere.
-  kazan serve --tls --token s3cret --write-kubeconfig /tmp/kazan.kubeconfig
+  # Real TLS and a bearer token (--token implies --tls), the kubeconfig written elsewhere.
+  kazan serve --token s3cret --write-kubeconfig /tmp/kazan.kubeconfig
 
   # Fast bookmarks and a short history, to exercise a watcher's resume and 410 handling.
   kazan serve --bookmark-interval 2s --history-limit 20
@@ -91,6 +97,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("tls", &self.tls)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("write_kubeconfig", &self.write_kubeconfig)
+            .field("force", &self.force)
             .field("load", &self.load)
             .field("bookmark_interval", &self.bookmark_interval)
             .field("history_limit", &self.history_limit)
@@ -120,6 +127,12 @@ enum ServeError {
     Start(#[from] kazan_apiserver::ServerError),
     #[error("cannot write the kubeconfig to {path}: {source}")]
     WriteKubeconfig { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{path} exists and kazan serve did not write it: not replacing it (give --force to replace it, or --write-kubeconfig another path)"
+    )]
+    NotOurKubeconfig { path: PathBuf },
+    #[error("cannot write the kubeconfig to {path}: the directory {dir} does not exist")]
+    NoDirectory { path: PathBuf, dir: PathBuf },
     #[error("cannot write to stdout: {0}")]
     Stdout(std::io::Error),
     #[error("cannot listen for signals: {0}")]
@@ -164,12 +177,18 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         manifests.push((path.clone(), objects));
     }
 
+    let kubeconfig = std::path::absolute(&args.write_kubeconfig).unwrap_or(args.write_kubeconfig.clone());
+    // Before the server starts: a file that must not be replaced stops it here.
+    may_write_kubeconfig(&kubeconfig, args.force)?;
+    if args.token.is_some() && !args.tls {
+        eprintln!("kazan serve: --token implies --tls (kubectl sends credentials to HTTPS servers only)");
+    }
     let server = builder(&args).start().await?;
     let loaded = load_objects(&server, manifests)?;
 
-    let kubeconfig = std::path::absolute(&args.write_kubeconfig).unwrap_or(args.write_kubeconfig.clone());
     write_kubeconfig(&server, &kubeconfig)?;
 
+    let stop = Stop::listen()?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "url: {}", server.url()).map_err(ServeError::Stdout)?;
     writeln!(stdout, "kubeconfig: {}", kubeconfig.display()).map_err(ServeError::Stdout)?;
@@ -183,7 +202,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         kubeconfig.display()
     );
 
-    let signal = wait_for_signal().await;
+    let signal = stop.wait().await;
     eprintln!("kazan serve: stopping");
     server.shutdown().await;
     signal
@@ -192,7 +211,9 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
 fn builder(args: &ServeArgs) -> ApiServerBuilder {
     let mut builder = ApiServer::builder()
         .addr(args.addr)
-        .tls(args.tls)
+        // kubectl sends a token to an HTTPS server only (client-go's clientcmd reads the user's
+        // credentials only when the transport is TLS), so a token implies TLS.
+        .tls(args.tls || args.token.is_some())
         .admin(args.admin);
     if let Some(token) = &args.token {
         builder = builder.token(token.clone());
@@ -251,15 +272,43 @@ fn describe(object: &Value) -> String {
     }
 }
 
+/// The first line of every kubeconfig `kazan serve` writes: how it knows a file it may replace.
+pub const KUBECONFIG_MARK: &str = "# Written by `kazan serve`, which replaces it at its next start.";
+
+/// Whether the kubeconfig may be written at `path`: its directory exists, and no file is there or
+/// it is one `kazan serve` wrote (or `force`).
+fn may_write_kubeconfig(path: &Path, force: bool) -> Result<(), ServeError> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(ServeError::NoDirectory {
+                path: path.to_path_buf(),
+                dir: dir.to_path_buf(),
+            });
+        }
+    }
+    if force {
+        return Ok(());
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.lines().next() == Some(KUBECONFIG_MARK) => Ok(()),
+        Ok(_) => Err(ServeError::NotOurKubeconfig {
+            path: path.to_path_buf(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        // Not readable as text (binary, a directory, no permission): not ours either way.
+        Err(_) => Err(ServeError::NotOurKubeconfig {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
 fn write_kubeconfig(server: &ApiServer, path: &Path) -> Result<(), ServeError> {
     let error = |source| ServeError::WriteKubeconfig {
         path: path.to_path_buf(),
         source,
     };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(error)?;
-    }
-    server.write_kubeconfig(path).map_err(error)?;
+    let text = format!("{KUBECONFIG_MARK}\n{}", server.kubeconfig());
+    std::fs::write(path, text).map_err(error)?;
     restrict_permissions(path).map_err(error)
 }
 
@@ -275,20 +324,42 @@ fn restrict_permissions(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Waits for Ctrl-C or (on Unix) SIGTERM.
-async fn wait_for_signal() -> Result<(), ServeError> {
+/// Ctrl-C or (on Unix) SIGTERM, listened for from its creation on: it is made before the URL is
+/// printed, so a script that reads the URL and stops the server at once stops it cleanly.
+struct Stop {
     #[cfg(unix)]
-    {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(ServeError::Signal)?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result.map_err(ServeError::Signal),
-            _ = terminate.recv() => Ok(()),
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn listen() -> Result<Stop, ServeError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Stop {
+                terminate: signal(SignalKind::terminate()).map_err(ServeError::Signal)?,
+                interrupt: signal(SignalKind::interrupt()).map_err(ServeError::Signal)?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Stop {})
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.map_err(ServeError::Signal)
+
+    /// Waits for the signal.
+    async fn wait(mut self) -> Result<(), ServeError> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.terminate.recv() => Ok(()),
+                _ = self.interrupt.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.map_err(ServeError::Signal)
+        }
     }
 }
 

@@ -18,6 +18,26 @@ pub fn emit(text: &str) -> Result<(), CliError> {
     }
 }
 
+/// Whether the reader of stdout has gone (`kazan watch ... | head -3` after its three lines), so
+/// that a quiet watch can end then rather than at the next event it fails to write (issue 23). A
+/// pipe whose reader has closed polls as an error; false when that cannot be told (stdout a file
+/// or a terminal, or not Unix).
+pub fn stdout_closed() -> bool {
+    #[cfg(unix)]
+    {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let stdout = std::io::stdout();
+        let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(poll(&mut fds, Some(&now)), Ok(1) if fds[0].revents().contains(PollFlags::ERR))
+    }
+    #[cfg(not(unix))]
+    false
+}
+
 /// Ctrl-C, and SIGTERM on Unix.
 pub struct Signals {
     #[cfg(unix)]

@@ -24,9 +24,13 @@ use crate::{
     error::CliError,
     logging,
     output::{OutputFormat, WatchPrinter, fill_types},
+    reach::Reachability,
     resolve::{ResourceType, resolve},
-    terminal::{Signals, emit},
+    terminal::{Signals, emit, stdout_closed},
 };
+
+/// How often a quiet watch looks at whether stdout's reader and the server are still there.
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The exit status after 410 Gone without `--relist`.
 pub const EXIT_GONE: u8 = 3;
@@ -51,6 +55,9 @@ Examples:
   # Every change after a resourceVersion, as `type kind/name`
   kazan watch configmaps --resource-version 48213 -o name
 
+  # Each change with the time it was received
+  kazan watch pods --timestamps
+
   # A custom resource; on 410 Gone list again and go on instead of exiting with status 3
   kazan watch widgets.example.com --relist
 
@@ -59,6 +66,9 @@ Examples:
 
 A DELETED? event (\"finalStateUnknown\": true in -o json) is an object a relist no longer
 found: its deletion was not seen, the object shown is its last known state.
+
+When the server cannot be reached, stderr says so once (kazan keeps retrying) and once when it
+answers again; --log-level warn shows each retry.
 
 Exit status: 0 after Ctrl-C or SIGTERM, 3 after 410 Gone (without --relist), 1 on an error.";
 
@@ -71,7 +81,7 @@ pub struct WatchArgs {
     #[arg(value_name = "RESOURCE")]
     resource: String,
 
-    /// Watch only the object with this name.
+    /// Watch only the object with this name (or give `TYPE/NAME` as the resource: `pod/web-1`).
     #[arg(value_name = "NAME")]
     name: Option<String>,
 
@@ -95,9 +105,19 @@ pub struct WatchArgs {
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t)]
     output: OutputFormat,
 
+    /// Show when each event was received: a TIME column first (a `time` field in JSON and YAML,
+    /// a prefix with -o name), RFC 3339 in UTC.
+    #[arg(long)]
+    timestamps: bool,
+
     /// A name for the watcher, shown on its log lines [default: the resource].
     #[arg(long = "name", value_name = "NAME", id = "watcher_name")]
     watcher_name: Option<String>,
+
+    /// Accepted for kubectl's `get -w --output-watch-events`: kazan's watch always prints the
+    /// event type.
+    #[arg(long, hide = true)]
+    output_watch_events: bool,
 
     /// After 410 Gone, list again, print what changed meanwhile (vanished objects as DELETED) and
     /// watch on, instead of printing GONE and exiting with status 3. (With --resource-version,
@@ -113,6 +133,35 @@ pub struct WatchArgs {
 
     #[command(flatten)]
     cluster: ClusterArgs,
+}
+
+impl WatchArgs {
+    /// `kazan get -w`: the same watch as `kazan watch` with these arguments (as `kubectl get -w`).
+    pub fn from_get(
+        resource: String,
+        name: Option<String>,
+        selector: Option<String>,
+        field_selector: Option<String>,
+        output: OutputFormat,
+        watch_only: bool,
+        cluster: ClusterArgs,
+    ) -> WatchArgs {
+        WatchArgs {
+            resource,
+            name,
+            selector,
+            field_selector,
+            resource_version: None,
+            watch_only,
+            output,
+            watcher_name: None,
+            timestamps: false,
+            output_watch_events: true,
+            relist: false,
+            checkpoint: None,
+            cluster,
+        }
+    }
 }
 
 /// Runs `kazan watch`.
@@ -198,18 +247,37 @@ struct Session {
     watcher_name: String,
     printer: WatchPrinter,
     known: Option<Known>,
+    /// The one object watched, if a name was given.
+    name: Option<String>,
 }
 
-async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
+async fn watch(mut args: WatchArgs) -> Result<ExitCode, CliError> {
+    // `watch pod/web-1`, as kubectl's TYPE/NAME.
+    if args.name.is_none() {
+        if let Some((resource, name)) = args.resource.clone().split_once('/') {
+            args.resource = resource.to_string();
+            args.name = Some(name.to_string());
+        }
+    }
     if args.watch_only && args.resource_version.is_some() {
         return Err(CliError::Usage(
             "--watch-only and --resource-version do not go together: a watch from a version prints only changes anyway".into(),
         ));
     }
+    if args.resource.contains(',') {
+        // kubectl's answer to `get po,svc -w`: a watch is of one type.
+        return Err(CliError::Usage(format!(
+            "you may only specify a single resource type (\"{}\" names several): run one kazan watch per type",
+            args.resource
+        )));
+    }
     let mut signals = Signals::new()?;
     let cluster = Cluster::connect(&args.cluster)?;
     let resource = resolve(&cluster.client, &args.resource).await?;
     let scope = cluster.scope(&resource.api);
+    if args.name.is_some() && scope == Scope::AllNamespaces {
+        return Err(CliError::Usage(crate::get::ACROSS_NAMESPACES.into()));
+    }
     let subject = match &args.name {
         Some(name) => format!("{} \"{name}\"", resource.api.plural),
         None => resource.api.plural.clone(),
@@ -230,7 +298,8 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
     }
     let mut session = Session {
         client: cluster.client.clone(),
-        printer: WatchPrinter::new(args.output, resource.clone(), scope.shows_namespaces()),
+        printer: WatchPrinter::new(args.output, resource.clone(), scope.shows_namespaces())
+            .with_timestamps(args.timestamps),
         watcher_name: args
             .watcher_name
             .clone()
@@ -240,6 +309,7 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
         what: format!("watching {}", scope.describe(&subject)),
         scope,
         known: args.relist.then(Known::default),
+        name: args.name.clone(),
     };
     session.run(&args, &mut signals).await
 }
@@ -317,6 +387,9 @@ impl Session {
         // (so that a table can fit them), then printed or only remembered.
         let print_first_batch = matches!(start, Start::List { print: true });
         let mut first_batch: Option<Vec<DynamicObject>> = (self.delivers_first_list(start)).then(Vec::new);
+        let mut reach = Reachability::new(&self.client);
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let event = tokio::select! {
                 biased;
@@ -325,6 +398,14 @@ impl Session {
                     return Ok(Ended::Stopped);
                 }
                 event = handle.recv() => event,
+                _ = tick.tick() => {
+                    if stdout_closed() {
+                        handle.stop().await;
+                        return Err(CliError::StdoutClosed);
+                    }
+                    reach.check(handle.stats().retries).await;
+                    continue;
+                }
             };
             let Some(event) = event else {
                 // The watcher always ends with Gone or Failed; a silent end is a bug to report.
@@ -351,6 +432,14 @@ impl Session {
                 }
                 EventKind::Synced => {
                     let batch = first_batch.take().unwrap_or_default();
+                    if let (Some(name), true) = (&self.name, batch.is_empty() && print_first_batch) {
+                        // Not silent: `kazan watch po svc` watches for a pod named "svc".
+                        eprintln!(
+                            "kazan: no {} yet; watching for it (Ctrl-C stops)",
+                            self.scope
+                                .describe(&format!("{} \"{name}\"", self.resource.singular))
+                        );
+                    }
                     if print_first_batch {
                         emit(&self.printer.first_batch(&batch, Timestamp::now())?)?;
                     }
@@ -431,8 +520,17 @@ impl Session {
         if let Some(path) = &args.checkpoint {
             options = options.checkpoint(path, CHECKPOINT_INTERVAL);
         }
-        let informer = Informer::start(self.client.clone(), self.request.clone(), options)
-            .map_err(|e| self.informer_error(&e))?;
+        // Every event is printed: a slow stdout holds the watch back rather than coalescing. The
+        // subscription is taken before the informer applies anything, so that its snapshot is the
+        // initial state alone (the checkpoint's objects are not printed again; what changed since
+        // comes as events).
+        let (informer, mut events) = Informer::start_subscribed(
+            self.client.clone(),
+            self.request.clone(),
+            options,
+            SubscribeOptions::new().overflow(Overflow::Backpressure),
+        )
+        .map_err(|e| self.informer_error(&e))?;
         let resumed = match informer.checkpoint_status() {
             CheckpointStatus::Loaded { .. } => true,
             CheckpointStatus::Rejected(error) => {
@@ -445,8 +543,6 @@ impl Session {
         if !print_first_batch {
             emit(&self.printer.start(Timestamp::now())?)?;
         }
-        // Every event is printed: a slow stdout holds the watch back rather than coalescing.
-        let mut events = informer.subscribe_with(SubscribeOptions::new().overflow(Overflow::Backpressure));
         // Until the first Synced: the first list, or the checkpoint's objects.
         let mut first_batch: Option<Vec<DynamicObject>> = Some(Vec::new());
         loop {

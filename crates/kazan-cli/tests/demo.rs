@@ -16,9 +16,25 @@ async fn the_demo_runs_to_the_end_and_its_cache_matches_the_server() -> Result {
         .map_err(|_| "the demo did not end within 120 s")??;
     let out = &finished.stdout;
     assert_eq!(finished.code, Some(0), "{out}\n{}", finished.stderr);
-    assert_eq!(
-        out.lines().last(),
-        Some("final cache == server state: yes"),
+    assert!(out.contains("\nfinal cache == server state: yes\n"), "{out}");
+    // It ends with what it showed and the next commands to run.
+    let ending: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("final cache == server state"))
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(
+        ending
+            .first()
+            .is_some_and(|l| l.starts_with("What kubectl get -w does not do: ")),
+        "{out}"
+    );
+    assert!(ending.iter().any(|l| l.starts_with("kazan serve ")), "{out}");
+    assert!(
+        ending
+            .last()
+            .is_some_and(|l| l.starts_with("kazan watch pods -A ")),
         "{out}"
     );
     // What it sets out to show, shown.

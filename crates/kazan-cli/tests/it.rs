@@ -7,5 +7,7 @@ mod support;
 mod demo;
 #[path = "get.rs"]
 mod get;
+#[path = "serve.rs"]
+mod serve;
 #[path = "watch.rs"]
 mod watch;

@@ -56,8 +56,8 @@ async fn wide_output_adds_columns_and_all_namespaces_adds_the_namespace() -> Res
     assert_eq!(
         first,
         [
-            "EVENT      NAMESPACE      NAME                   READY   STATUS        RESTARTS   AGE   IP       NODE",
-            "ADDED      w              web-1                  0/1     Pending       0          <age> <none>   node-a",
+            "EVENT      NAMESPACE      NAME                   READY   STATUS        RESTARTS   AGE   IP       NODE     NOMINATED NODE   READINESS GATES",
+            "ADDED      w              web-1                  0/1     Pending       0          <age> <none>   node-a   <none>           <none>",
         ]
     );
     cluster.watching("pods", 1).await?;
@@ -71,7 +71,7 @@ async fn wide_output_adds_columns_and_all_namespaces_adds_the_namespace() -> Res
     }))?;
     assert_eq!(
         mask_ages(&kazan.line().await?),
-        "MODIFIED   w              web-1                  1/1     Running       1          <age> 10.1.2.3   node-a"
+        "MODIFIED   w              web-1                  1/1     Running       1          <age> 10.1.2.3   node-a   <none>           <none>"
     );
     Ok(())
 }
@@ -645,5 +645,158 @@ async fn sigterm_stops_the_watch_cleanly_with_status_0() -> Result {
     let finished = kazan.finish().await?;
     assert_eq!(finished.code, Some(0));
     assert_eq!(finished.stderr, "");
+    Ok(())
+}
+
+/// The server stops and comes back on the same port: at the default log level, stderr says once
+/// that it cannot be reached and that kazan keeps retrying, and once that it is back; the watch
+/// goes on and prints what is created afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_goes_away_is_reported_once_and_its_return_once() -> Result {
+    let mut cluster = Cluster::start().await?;
+    cluster.configmap("a", json!({}))?;
+    let mut kazan = cluster.kazan(&["watch", "cm", "-n", "w", "-o", "name"])?;
+    assert_eq!(kazan.line().await?, "ADDED configmap/a");
+    cluster.watching("configmaps", 1).await?;
+    let addr = cluster.server.addr();
+    let rv = cluster.server.resource_version();
+    cluster.server.shutdown().await;
+    let down = kazan.stderr_line("cannot be reached").await?;
+    assert!(
+        down.starts_with("kazan: the server cannot be reached (cannot connect to http://127.0.0.1:")
+            && down.ends_with("; kazan keeps retrying (Ctrl-C stops)"),
+        "{down}"
+    );
+    // Several retries go by while the server is away.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    cluster.server = kazan_apiserver::ApiServer::builder().addr(addr).start().await?;
+    // A restarted server counts on from where it was, as a real one (etcd) does.
+    cluster
+        .server
+        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "w"}}))?;
+    for i in 0..=rv {
+        if cluster.server.resource_version() > rv {
+            break;
+        }
+        cluster.server.create(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("filler-{i}")}}),
+        )?;
+    }
+    let back = kazan.stderr_line("answers again").await?;
+    assert_eq!(
+        back,
+        format!("kazan: the server at http://{addr}/ answers again; the watch goes on")
+    );
+    cluster.watching("configmaps", 1).await?;
+    cluster.configmap("b", json!({}))?;
+    assert_eq!(kazan.line().await?, "ADDED configmap/b");
+    kazan.terminate().await?;
+    let finished = kazan.finish().await?;
+    assert_eq!(finished.code, Some(0));
+    assert_eq!(
+        finished.stderr.matches("cannot be reached").count(),
+        1,
+        "{}",
+        finished.stderr
+    );
+    assert_eq!(
+        finished.stderr.matches("answers again").count(),
+        1,
+        "{}",
+        finished.stderr
+    );
+    Ok(())
+}
+
+/// `kazan watch ... | head -1`: once the reader of stdout has gone, the watch ends at once, not at
+/// the next event (none comes here), as kubectl's does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_stdout_ends_a_quiet_watch_without_waiting_for_an_event() -> Result {
+    let cluster = Cluster::start().await?;
+    cluster.configmap("a", json!({}))?;
+    let mut kazan = cluster.kazan(&["watch", "cm", "-n", "w", "-o", "name"])?;
+    assert_eq!(kazan.line().await?, "ADDED configmap/a");
+    cluster.watching("configmaps", 1).await?;
+    kazan.close_stdout();
+    // `finish` fails if the command does not end within the deadline.
+    let finished = kazan.finish().await?;
+    assert_eq!(finished.code, Some(0));
+    assert_eq!(finished.stderr, "");
+    Ok(())
+}
+
+/// A watch is of one type: `watch po,svc` is refused with kubectl's words for `get po,svc -w`.
+#[tokio::test(flavor = "multi_thread")]
+async fn several_types_are_refused_with_kubectls_words() -> Result {
+    let cluster = Cluster::start().await?;
+    let finished = cluster.run(&["watch", "po,svc", "-n", "w"]).await?;
+    assert_eq!(finished.code, Some(1));
+    assert_eq!(
+        finished.stderr,
+        "error: you may only specify a single resource type (\"po,svc\" names several): run one kazan watch per type\n"
+    );
+    Ok(())
+}
+
+/// `watch po svc` watches for a pod named `svc`: not silently, stderr says none is there yet.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_named_object_that_is_not_there_is_said_once_and_watched_for() -> Result {
+    let cluster = Cluster::start().await?;
+    let mut kazan = cluster.kazan(&["watch", "cm", "svc", "-n", "w", "-o", "name"])?;
+    let said = kazan.stderr_line("yet").await?;
+    assert_eq!(
+        said,
+        "kazan: no configmap \"svc\" in namespace \"w\" yet; watching for it (Ctrl-C stops)"
+    );
+    cluster.watching("configmaps", 1).await?;
+    cluster.configmap("svc", json!({}))?;
+    assert_eq!(kazan.line().await?, "ADDED configmap/svc");
+    Ok(())
+}
+
+/// `--timestamps`: each event with the time it was received, as a TIME column, a `time` field or
+/// a prefix; a time of this run, to the second, in UTC.
+#[tokio::test(flavor = "multi_thread")]
+async fn timestamps_say_when_each_event_was_received() -> Result {
+    let cluster = Cluster::start().await?;
+    cluster.configmap("a", json!({}))?;
+    let before = jiff::Timestamp::now().as_second();
+    let received = |time: &str| -> Result {
+        let at: jiff::Timestamp = time.parse()?;
+        assert!(time.ends_with('Z') && time.len() == 20, "{time}");
+        assert!(at.as_second() >= before && at.as_second() <= jiff::Timestamp::now().as_second());
+        Ok(())
+    };
+    let mut names = cluster.kazan(&["watch", "cm", "-n", "w", "-o", "name", "--timestamps"])?;
+    let line = names.line().await?;
+    let (time, rest) = line.split_once(' ').ok_or("no space")?;
+    received(time)?;
+    assert_eq!(rest, "ADDED configmap/a");
+    let mut table = cluster.kazan(&["watch", "cm", "-n", "w", "--timestamps"])?;
+    let lines = table.lines(2).await?;
+    assert_eq!(
+        mask_ages(&lines[0]),
+        "TIME                   EVENT      NAME                   DATA   AGE"
+    );
+    received(lines[1].split_whitespace().next().ok_or("no time")?)?;
+    let mut json = cluster.kazan(&["watch", "cm", "-n", "w", "-o", "json", "--timestamps"])?;
+    let event: Value = serde_json::from_str(&json.line().await?)?;
+    received(event["time"].as_str().ok_or("no time field")?)?;
+    assert_eq!(event["type"], "ADDED");
+    Ok(())
+}
+
+/// `watch cm/a`, kubectl's TYPE/NAME, watches that object.
+#[tokio::test(flavor = "multi_thread")]
+async fn type_slash_name_watches_one_object() -> Result {
+    let cluster = Cluster::start().await?;
+    cluster.configmap("a", json!({}))?;
+    cluster.configmap("b", json!({}))?;
+    let mut kazan = cluster.kazan(&["watch", "cm/b", "-n", "w", "-o", "name"])?;
+    assert_eq!(kazan.line().await?, "ADDED configmap/b");
+    cluster.watching("configmaps", 1).await?;
+    cluster.patch_configmap("a", json!({"k": "v"}))?;
+    cluster.patch_configmap("b", json!({"k": "v"}))?;
+    assert_eq!(kazan.line().await?, "MODIFIED configmap/b");
     Ok(())
 }

@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod discovery;
 pub mod error;
 pub mod informer;
 pub mod lease;

@@ -1440,3 +1440,38 @@ async fn unread_http2_watches_do_not_starve_other_requests_on_the_connection() -
     drop(unread);
     Ok(())
 }
+
+/// `with_accept` asks for another form (here the server's Table, as kubectl does) on every request
+/// of that handle, a list's and a watch's alike; other handles keep `application/json`.
+#[tokio::test]
+async fn with_accept_asks_for_tables_on_lists_and_watches() -> TestResult {
+    let server = ApiServer::builder().namespaces(&["w"]).start().await?;
+    let client = Client::new(config(&server.url())?)?;
+    let tables = client.with_accept("application/json;as=Table;v=v1;g=meta.k8s.io")?;
+    let list = bounded(tables.run_raw(&Request::list::<ConfigMap>().namespace("w"))).await??;
+    let list: serde_json::Value = serde_json::from_slice(&list)?;
+    assert_eq!(list["kind"], "Table");
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut watch = bounded(
+        tables.stream(
+            &Request::watch_list::<ConfigMap>()
+                .namespace("w")
+                .resource_version(&rv),
+        ),
+    )
+    .await??;
+    server.create(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "w"}}),
+    )?;
+    let event = next_event(&mut watch).await?;
+    assert_eq!(event["object"]["kind"], "Table");
+    assert_eq!(event["object"]["rows"][0]["cells"][0], "a");
+    let plain = bounded(client.run_raw(&Request::list::<ConfigMap>().namespace("w"))).await??;
+    let plain: serde_json::Value = serde_json::from_slice(&plain)?;
+    assert_eq!(plain["kind"], "ConfigMapList");
+    assert!(client.with_accept("bad\nvalue").is_err());
+    Ok(())
+}

@@ -18,6 +18,8 @@ mod fuzz_kubeconfig;
 mod informer;
 #[path = "lease.rs"]
 mod lease;
+#[path = "restart.rs"]
+mod restart;
 #[path = "runtime.rs"]
 mod runtime;
 #[path = "shard_membership.rs"]

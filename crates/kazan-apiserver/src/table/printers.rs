@@ -230,15 +230,17 @@ fn count_data(object: &Value) -> usize {
         .sum()
 }
 
-fn node_status(node: &Value) -> String {
+pub(super) fn node_status(node: &Value) -> String {
     let ready = array(node, "/status/conditions")
         .iter()
         .find(|c| c.get("type") == Some(&json!("Ready")))
         .and_then(|c| c.get("status").and_then(Value::as_str));
+    // As kubectl's printNode (pkg/printers/internalversion/printers.go): the Ready condition's
+    // state (any status but True is NotReady), `Unknown` without one.
     let mut status = match ready {
         Some("True") => "Ready",
-        Some("False") => "NotReady",
-        _ => "Unknown",
+        Some(_) => "NotReady",
+        None => "Unknown",
     }
     .to_string();
     if node.pointer("/spec/unschedulable") == Some(&json!(true)) {
@@ -247,7 +249,7 @@ fn node_status(node: &Value) -> String {
     status
 }
 
-fn node_roles(node: &Value) -> String {
+pub(super) fn node_roles(node: &Value) -> String {
     let mut roles: Vec<&str> = node
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
@@ -276,7 +278,7 @@ fn event_object(event: &Value) -> String {
 }
 
 /// A `LabelSelector` written as kubectl writes it: `app=web,tier in (a,b),!legacy`.
-fn label_selector(selector: Option<&Value>) -> String {
+pub(super) fn label_selector(selector: Option<&Value>) -> String {
     let Some(selector) = selector else {
         return NONE.to_string();
     };
@@ -321,7 +323,7 @@ fn label_selector(selector: Option<&Value>) -> String {
     }
 }
 
-fn job_status(job: &Value) -> String {
+pub(super) fn job_status(job: &Value) -> String {
     let conditions = array(job, "/status/conditions");
     let holds = |kind: &str| {
         conditions
@@ -342,7 +344,7 @@ fn job_status(job: &Value) -> String {
     .to_string()
 }
 
-fn job_completions(job: &Value) -> String {
+pub(super) fn job_completions(job: &Value) -> String {
     let succeeded = int_at(job, "/status/succeeded");
     match job.pointer("/spec/completions").and_then(Value::as_i64) {
         Some(completions) => format!("{succeeded}/{completions}"),

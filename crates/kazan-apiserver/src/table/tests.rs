@@ -343,3 +343,186 @@ fn human_duration_matches_kubectl() {
         assert_eq!(human_duration(seconds), expected, "{seconds}s");
     }
 }
+
+/// The cells of the one row of `object`'s Table.
+fn row(def: &ResourceDef, object: &Value) -> Result<Vec<Value>, String> {
+    let table = to_table_at(def, &[object], None, now()?);
+    table["rows"][0]["cells"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| format!("no row in {table}"))
+}
+
+/// Events as kube's printEvent: LAST SEEN first and no NAME but in `-o wide`, OBJECT as
+/// `kind/name`, COUNT 1 for a singleton, SOURCE `component, host`.
+#[test]
+fn event_columns_follow_kubes_event_printer() -> Result<(), String> {
+    let registry = Registry::with_builtins();
+    let events = def(&registry, "", "events")?;
+    let event = json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "web-1.17f", "namespace": "w", "creationTimestamp": "2026-01-10T11:00:00Z"},
+        "involvedObject": {"kind": "Pod", "name": "web-1", "fieldPath": "spec.containers{app}"},
+        "reason": "Pulled", "message": "Container image pulled\n", "type": "Normal",
+        "firstTimestamp": "2026-01-10T11:50:00Z", "lastTimestamp": "2026-01-10T11:59:00Z",
+        "source": {"component": "kubelet", "host": "node-a"}
+    });
+    let table = to_table_at(&events, &[&event], None, now()?);
+    assert_eq!(
+        headers(&table),
+        [
+            ("Last Seen".to_string(), 0),
+            ("Type".to_string(), 0),
+            ("Reason".to_string(), 0),
+            ("Object".to_string(), 0),
+            ("Subobject".to_string(), 1),
+            ("Source".to_string(), 1),
+            ("Message".to_string(), 0),
+            ("First Seen".to_string(), 1),
+            ("Count".to_string(), 1),
+            ("Name".to_string(), 1),
+        ]
+    );
+    assert_eq!(
+        row(&events, &event)?,
+        [
+            json!("60s"),
+            json!("Normal"),
+            json!("Pulled"),
+            json!("pod/web-1"),
+            json!("spec.containers{app}"),
+            json!("kubelet, node-a"),
+            json!("Container image pulled"),
+            json!("10m"),
+            json!(1),
+            json!("web-1.17f"),
+        ]
+    );
+    Ok(())
+}
+
+/// Endpoints as kube's formatEndpoints: `ip:port`, three at most, then ` + N more...`.
+#[test]
+fn endpoints_list_three_addresses_and_count_the_rest() -> Result<(), String> {
+    let registry = Registry::with_builtins();
+    let endpoints = def(&registry, "", "endpoints")?;
+    let object = json!({
+        "metadata": {"name": "web", "namespace": "w", "creationTimestamp": "2026-01-10T11:59:00Z"},
+        "subsets": [{"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}], "ports": [{"port": 80}, {"port": 443}]}]
+    });
+    assert_eq!(
+        row(&endpoints, &object)?,
+        [
+            json!("web"),
+            json!("10.0.0.1:80,10.0.0.1:443,10.0.0.2:80 + 1 more..."),
+            json!("60s")
+        ]
+    );
+    let empty = json!({"metadata": {"name": "none", "creationTimestamp": "2026-01-10T11:59:00Z"}});
+    assert_eq!(row(&endpoints, &empty)?[1], json!("<none>"));
+    Ok(())
+}
+
+/// Claims and volumes as kube's printers: ACCESS MODES abbreviated, CLAIM `namespace/name`,
+/// `<unset>` for no volume attributes class, VOLUMEMODE only wide.
+#[test]
+fn claims_and_volumes_show_access_modes_and_claims() -> Result<(), String> {
+    let registry = Registry::with_builtins();
+    let pvcs = def(&registry, "", "persistentvolumeclaims")?;
+    let claim = json!({
+        "metadata": {"name": "data", "namespace": "w", "creationTimestamp": "2026-01-10T11:59:00Z"},
+        "spec": {"volumeName": "pv-1", "storageClassName": "fast", "volumeMode": "Filesystem"},
+        "status": {"phase": "Bound", "accessModes": ["ReadWriteMany", "ReadWriteOnce"], "capacity": {"storage": "1Gi"}}
+    });
+    assert_eq!(
+        row(&pvcs, &claim)?,
+        [
+            json!("data"),
+            json!("Bound"),
+            json!("pv-1"),
+            json!("1Gi"),
+            json!("RWO,RWX"),
+            json!("fast"),
+            json!("<unset>"),
+            json!("60s"),
+            json!("Filesystem")
+        ]
+    );
+    let pvs = def(&registry, "", "persistentvolumes")?;
+    let volume = json!({
+        "metadata": {"name": "pv-1", "creationTimestamp": "2026-01-10T11:59:00Z"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                 "persistentVolumeReclaimPolicy": "Retain", "claimRef": {"namespace": "w", "name": "data"}},
+        "status": {"phase": "Bound"}
+    });
+    assert_eq!(
+        row(&pvs, &volume)?,
+        [
+            json!("pv-1"),
+            json!("1Gi"),
+            json!("RWO"),
+            json!("Retain"),
+            json!("Bound"),
+            json!("w/data"),
+            json!(""),
+            json!("<unset>"),
+            json!(""),
+            json!("60s"),
+            json!("<unset>")
+        ]
+    );
+    Ok(())
+}
+
+/// Nodes, daemon sets and cron jobs have kubectl's `-o wide` columns.
+#[test]
+fn wide_columns_of_nodes_daemon_sets_and_cron_jobs() -> Result<(), String> {
+    let registry = Registry::with_builtins();
+    let wide = |def: &ResourceDef| -> Result<Vec<String>, String> {
+        let table = to_table_at(def, &[], None, now()?);
+        Ok(headers(&table)
+            .into_iter()
+            .filter(|(_, priority)| *priority > 0)
+            .map(|(name, _)| name)
+            .collect())
+    };
+    assert_eq!(
+        wide(&def(&registry, "", "nodes")?)?,
+        [
+            "Internal-IP",
+            "External-IP",
+            "OS-Image",
+            "Kernel-Version",
+            "Container-Runtime"
+        ]
+    );
+    assert_eq!(
+        wide(&def(&registry, "apps", "daemonsets")?)?,
+        ["Containers", "Images", "Selector"]
+    );
+    assert_eq!(
+        wide(&def(&registry, "batch", "cronjobs")?)?,
+        ["Containers", "Images", "Selector"]
+    );
+    let node = json!({
+        "metadata": {"name": "node-a", "creationTimestamp": "2026-01-10T11:59:00Z"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.5"}],
+                   "nodeInfo": {"kubeletVersion": "v1.37.0", "osImage": "Debian"}}
+    });
+    assert_eq!(
+        row(&def(&registry, "", "nodes")?, &node)?,
+        [
+            json!("node-a"),
+            json!("Unknown"),
+            json!("<none>"),
+            json!("60s"),
+            json!("v1.37.0"),
+            json!("10.0.0.5"),
+            json!("<none>"),
+            json!("Debian"),
+            json!("<unknown>"),
+            json!("<unknown>")
+        ]
+    );
+    Ok(())
+}

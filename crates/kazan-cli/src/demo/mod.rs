@@ -303,6 +303,7 @@ async fn demo() -> Result<bool, DemoError> {
     let jobs = server_versions(&server, "batch/v1", "Job")?;
     let equal = summary(&n, &report, &configmaps, &jobs);
     server.shutdown().await;
+    next_steps(&n);
     Ok(equal)
 }
 
@@ -375,6 +376,20 @@ fn differences(
         }
     }
     out
+}
+
+/// What the demo showed that `kubectl get -w` does not do, and what a newcomer runs next.
+fn next_steps(n: &Narrator) {
+    n.plain("");
+    n.plain(
+        "What kubectl get -w does not do: resume after a timeout or a cut without losing or repeating an event, handle 410 Gone by listing again, and prove its cache equal to the server.",
+    );
+    n.section("Next");
+    n.plain("kazan serve                                      # an embedded API server; writes ./kazan.kubeconfig");
+    n.plain(
+        "KUBECONFIG=./kazan.kubeconfig kazan watch cm -A  # in another terminal; change objects with kubectl",
+    );
+    n.plain("kazan watch pods -A                              # or your own cluster, through ~/.kube/config");
 }
 
 /// Prints the summary; returns whether the cache equals the server's state.

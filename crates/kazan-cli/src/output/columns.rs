@@ -19,10 +19,35 @@ struct Column {
     header: &'static str,
     place: Place,
     cell: fn(&DynamicObject) -> String,
+    /// For a cell that depends on the time (RESTARTS' `(5m ago)`): used instead of `cell`.
+    cell_at: Option<fn(&DynamicObject, Timestamp) -> String>,
 }
 
 const fn col(header: &'static str, place: Place, cell: fn(&DynamicObject) -> String) -> Column {
-    Column { header, place, cell }
+    Column {
+        header,
+        place,
+        cell,
+        cell_at: None,
+    }
+}
+
+const fn col_at(header: &'static str, place: Place, cell: fn(&DynamicObject, Timestamp) -> String) -> Column {
+    Column {
+        header,
+        place,
+        cell: |_| String::new(),
+        cell_at: Some(cell),
+    }
+}
+
+impl Column {
+    fn text(&self, object: &DynamicObject, now: Timestamp) -> String {
+        match self.cell_at {
+            Some(cell) => cell(object, now),
+            None => (self.cell)(object),
+        }
+    }
 }
 
 use Place::{AfterAge, BeforeAge, Wide};
@@ -30,9 +55,13 @@ use Place::{AfterAge, BeforeAge, Wide};
 const POD: &[Column] = &[
     col("READY", BeforeAge, pod_ready),
     col("STATUS", BeforeAge, pod_status),
-    col("RESTARTS", BeforeAge, pod_restarts),
+    col_at("RESTARTS", BeforeAge, pod_restarts),
     col("IP", Wide, |o| text_or_none(o, "/status/podIP")),
     col("NODE", Wide, |o| text_or_none(o, "/spec/nodeName")),
+    col("NOMINATED NODE", Wide, |o| {
+        text_or_none(o, "/status/nominatedNodeName")
+    }),
+    col("READINESS GATES", Wide, readiness_gates),
 ];
 
 const DEPLOYMENT: &[Column] = &[
@@ -83,6 +112,9 @@ const DAEMON_SET: &[Column] = &[
     col("AVAILABLE", BeforeAge, |o| {
         int(o, "/status/numberAvailable").to_string()
     }),
+    col("NODE SELECTOR", BeforeAge, |o| {
+        labels_at(o, "/spec/template/spec/nodeSelector")
+    }),
     col("CONTAINERS", Wide, template_containers),
     col("IMAGES", Wide, template_images),
     col("SELECTOR", Wide, selector),
@@ -91,6 +123,7 @@ const DAEMON_SET: &[Column] = &[
 const JOB: &[Column] = &[
     col("STATUS", BeforeAge, job_status),
     col("COMPLETIONS", BeforeAge, job_completions),
+    col_at("DURATION", BeforeAge, job_duration),
     col("CONTAINERS", Wide, template_containers),
     col("IMAGES", Wide, template_images),
     col("SELECTOR", Wide, selector),
@@ -124,11 +157,23 @@ const SECRET: &[Column] = &[
 const NODE: &[Column] = &[
     col("STATUS", BeforeAge, node_status),
     col("ROLES", BeforeAge, node_roles),
+    // As kubectl's printNode: the kubelet's version as it is, empty when unknown.
     col("VERSION", AfterAge, |o| {
-        text_or_none(o, "/status/nodeInfo/kubeletVersion")
+        text(o, "/status/nodeInfo/kubeletVersion")
+            .unwrap_or_default()
+            .to_string()
     }),
-    col("INTERNAL-IP", Wide, node_internal_ip),
-    col("OS-IMAGE", Wide, |o| text_or_none(o, "/status/nodeInfo/osImage")),
+    col("INTERNAL-IP", Wide, |o| node_address(o, "InternalIP")),
+    col("EXTERNAL-IP", Wide, |o| node_address(o, "ExternalIP")),
+    col("OS-IMAGE", Wide, |o| {
+        text_or_unknown(o, "/status/nodeInfo/osImage")
+    }),
+    col("KERNEL-VERSION", Wide, |o| {
+        text_or_unknown(o, "/status/nodeInfo/kernelVersion")
+    }),
+    col("CONTAINER-RUNTIME", Wide, |o| {
+        text_or_unknown(o, "/status/nodeInfo/containerRuntimeVersion")
+    }),
 ];
 
 /// The columns of one resource type.
@@ -191,10 +236,10 @@ impl Columns {
             cells.push(object.metadata.namespace.clone().unwrap_or_default());
         }
         cells.push(object.metadata.name.clone().unwrap_or_default());
-        cells.extend(self.shown(BeforeAge).map(|c| (c.cell)(object)));
+        cells.extend(self.shown(BeforeAge).map(|c| c.text(object, now)));
         cells.push(age(object, now));
-        cells.extend(self.shown(AfterAge).map(|c| (c.cell)(object)));
-        cells.extend(self.shown(Wide).map(|c| (c.cell)(object)));
+        cells.extend(self.shown(AfterAge).map(|c| c.text(object, now)));
+        cells.extend(self.shown(Wide).map(|c| c.text(object, now)));
         cells
     }
 }
@@ -349,12 +394,45 @@ fn pod_ready(object: &DynamicObject) -> String {
     format!("{ready}/{total}")
 }
 
-fn pod_restarts(object: &DynamicObject) -> String {
-    container_statuses(object, "containerStatuses")
+/// The restarts of the containers, and how long ago the last one ended: `3 (5m ago)`, as
+/// kubectl's printPod.
+fn pod_restarts(object: &DynamicObject, now: Timestamp) -> String {
+    let statuses = container_statuses(object, "containerStatuses");
+    let restarts: i64 = statuses
         .iter()
         .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
-        .sum::<i64>()
-        .to_string()
+        .sum();
+    let last = statuses
+        .iter()
+        .filter_map(|c| str_at(c, "/lastState/terminated/finishedAt"))
+        .filter_map(|t| t.parse::<Timestamp>().ok())
+        .max();
+    match last {
+        Some(last) if restarts > 0 => format!(
+            "{restarts} ({} ago)",
+            human_duration(now.as_second().saturating_sub(last.as_second()))
+        ),
+        _ => restarts.to_string(),
+    }
+}
+
+/// READINESS GATES: how many of the pod's gates are true, `<none>` without gates.
+fn readiness_gates(object: &DynamicObject) -> String {
+    let gates = array(at(object, "/spec/readinessGates"));
+    if gates.is_empty() {
+        return "<none>".to_string();
+    }
+    let conditions = array(at(object, "/status/conditions"));
+    let true_gates = gates
+        .iter()
+        .filter(|g| {
+            let kind = str_at(g, "/conditionType");
+            conditions
+                .iter()
+                .any(|c| str_at(c, "/type") == kind && str_at(c, "/status") == Some("True"))
+        })
+        .count();
+    format!("{true_gates}/{}", gates.len())
 }
 
 fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -464,6 +542,22 @@ fn job_status(object: &DynamicObject) -> String {
     status.to_string()
 }
 
+/// DURATION: from the start to the completion, or to now while running; empty before the start.
+fn job_duration(object: &DynamicObject, now: Timestamp) -> String {
+    let time = |pointer: &str| {
+        at(object, pointer)
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<Timestamp>().ok())
+    };
+    match time("/status/startTime") {
+        None => String::new(),
+        Some(start) => {
+            let end = time("/status/completionTime").unwrap_or(now);
+            human_duration(end.as_second() - start.as_second())
+        }
+    }
+}
+
 fn job_completions(object: &DynamicObject) -> String {
     let succeeded = int(object, "/status/succeeded");
     match at(object, "/spec/completions").and_then(Value::as_i64) {
@@ -522,9 +616,11 @@ fn node_status(object: &DynamicObject) -> String {
         .iter()
         .find(|c| str_at(c, "/type") == Some("Ready"))
         .and_then(|c| str_at(c, "/status"));
+    // As kubectl's printNode: the Ready condition's state, `Unknown` without one.
     let mut status = match ready {
         Some("True") => "Ready".to_string(),
-        _ => "NotReady".to_string(),
+        Some(_) => "NotReady".to_string(),
+        None => "Unknown".to_string(),
     };
     if at(object, "/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
         status.push_str(",SchedulingDisabled");
@@ -540,13 +636,22 @@ fn node_roles(object: &DynamicObject) -> String {
     }))
 }
 
-fn node_internal_ip(object: &DynamicObject) -> String {
-    joined(
-        array(at(object, "/status/addresses"))
-            .iter()
-            .filter(|a| str_at(a, "/type") == Some("InternalIP"))
-            .filter_map(|a| str_at(a, "/address")),
-    )
+/// The node's first address of this type, `<none>` without one (kubectl's getNodeInternalIP).
+fn node_address(object: &DynamicObject, kind: &str) -> String {
+    array(at(object, "/status/addresses"))
+        .iter()
+        .find(|a| str_at(a, "/type") == Some(kind))
+        .and_then(|a| str_at(a, "/address"))
+        .unwrap_or("<none>")
+        .to_string()
+}
+
+fn text_or_unknown(object: &DynamicObject, pointer: &str) -> String {
+    at(object, pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("<unknown>")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -594,7 +699,8 @@ mod tests {
             "status": {"phase": "Running", "podIP": "10.0.0.7", "containerStatuses": [
                 {"name": "app", "ready": true, "restartCount": 2, "state": {"running": {}}},
                 {"name": "sidecar", "ready": false, "restartCount": 1,
-                 "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+                 "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                 "lastState": {"terminated": {"finishedAt": "2026-01-01T00:00:15Z"}}}
             ]}
         }))?;
         let pods = ApiResource::new("", "v1", "Pod", "pods", true);
@@ -609,7 +715,9 @@ mod tests {
                 "RESTARTS",
                 "AGE",
                 "IP",
-                "NODE"
+                "NODE",
+                "NOMINATED NODE",
+                "READINESS GATES"
             ]
         );
         assert_eq!(
@@ -619,10 +727,12 @@ mod tests {
                 "web-1",
                 "1/2",
                 "CrashLoopBackOff",
-                "3",
+                "3 (45s ago)",
                 "60s",
                 "10.0.0.7",
-                "node-a"
+                "node-a",
+                "<none>",
+                "<none>"
             ]
         );
         let narrow = Columns::new(&pods, false, false);
@@ -689,12 +799,13 @@ mod tests {
         let job = object(json!({
             "metadata": {"name": "backup"},
             "spec": {"completions": 2},
-            "status": {"succeeded": 2, "conditions": [{"type": "Complete", "status": "True"}]}
+            "status": {"succeeded": 2, "conditions": [{"type": "Complete", "status": "True"}],
+                       "startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:00:42Z"}
         }))?;
         let jobs = ApiResource::new("batch", "v1", "Job", "jobs", true);
         assert_eq!(
             Columns::new(&jobs, false, false).cells(&job, now()?),
-            ["backup", "Complete", "2/2", "<unknown>"]
+            ["backup", "Complete", "2/2", "42s", "<unknown>"]
         );
 
         let ns = object(json!({"metadata": {"name": "w"}, "status": {"phase": "Terminating"}}))?;

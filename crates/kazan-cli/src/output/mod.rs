@@ -5,6 +5,8 @@
 //! into `jq` or `grep` sees every event as it happens.
 
 mod columns;
+pub mod jsonpath;
+pub mod server_table;
 mod table;
 
 use jiff::Timestamp;
@@ -33,7 +35,8 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
-    fn is_table(self) -> bool {
+    /// `table` or `wide`.
+    pub fn is_table(self) -> bool {
         matches!(self, OutputFormat::Table | OutputFormat::Wide)
     }
 }
@@ -60,6 +63,9 @@ struct EventDocument<'a> {
     /// A delete found by a relist, not seen: client-go's `DeletedFinalStateUnknown`.
     #[serde(rename = "finalStateUnknown", skip_serializing_if = "std::ops::Not::not")]
     final_state_unknown: bool,
+    /// When the event was received (`--timestamps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<String>,
 }
 
 /// The EVENT cell of a delete a relist found but the watch did not see.
@@ -123,6 +129,7 @@ fn watch_floor(header: &str) -> usize {
         "NAMESPACE" => 12,
         "NAME" => 20,
         "STATUS" => "Terminating".len(),
+        "TIME" => "2006-01-02T15:04:05Z".len(),
         _ => 0,
     }
 }
@@ -133,6 +140,13 @@ pub struct WatchPrinter {
     resource: ResourceType,
     columns: Columns,
     layout: Option<Layout>,
+    /// `--timestamps`: each event says when it was received.
+    timestamps: bool,
+}
+
+/// A receipt time as printed by `--timestamps`: RFC 3339, UTC, to the second.
+fn time_of(now: Timestamp) -> String {
+    now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 impl WatchPrinter {
@@ -144,17 +158,31 @@ impl WatchPrinter {
             resource,
             columns,
             layout: None,
+            timestamps: false,
         }
     }
 
+    /// With `--timestamps`: a TIME column first (a `time` field in JSON and YAML, a prefix with
+    /// `-o name`), the moment each event was received, since a watch is a log of changes.
+    pub fn with_timestamps(mut self, on: bool) -> Self {
+        self.timestamps = on;
+        self
+    }
+
+    fn time(&self, now: Timestamp) -> Option<String> {
+        self.timestamps.then(|| time_of(now))
+    }
+
     fn headers(&self) -> Vec<&'static str> {
-        let mut headers = vec!["EVENT"];
+        let mut headers = if self.timestamps { vec!["TIME"] } else { Vec::new() };
+        headers.push("EVENT");
         headers.extend(self.columns.headers());
         headers
     }
 
     fn row(&self, event_type: &str, object: &DynamicObject, now: Timestamp) -> Vec<String> {
-        let mut row = vec![event_type.to_string()];
+        let mut row: Vec<String> = self.time(now).into_iter().collect();
+        row.push(event_type.to_string());
         row.extend(self.columns.cells(object, now));
         row
     }
@@ -224,12 +252,14 @@ impl WatchPrinter {
             object: Some(object),
             message: None,
             final_state_unknown,
+            time: self.time(now),
         };
         match self.format {
             OutputFormat::Json => json_line(&document),
             OutputFormat::Yaml => Ok(format!("---\n{}", yaml(&document)?)),
             OutputFormat::Name => Ok(format!(
-                "{} {}\n",
+                "{}{} {}\n",
+                self.time(now).map(|t| t + " ").unwrap_or_default(),
                 event_type.as_str(),
                 object_name(&self.resource, object)
             )),
@@ -256,11 +286,26 @@ impl WatchPrinter {
             object: None,
             message: Some(message),
             final_state_unknown: false,
+            time: self.time(Timestamp::now()),
         };
         match self.format {
             OutputFormat::Json => json_line(&document),
             OutputFormat::Yaml => Ok(format!("---\n{}", yaml(&document)?)),
-            OutputFormat::Name => Ok(format!("GONE {message}\n")),
+            OutputFormat::Name => Ok(format!(
+                "{}GONE {message}\n",
+                self.time(Timestamp::now()).map(|t| t + " ").unwrap_or_default()
+            )),
+            OutputFormat::Table | OutputFormat::Wide if self.timestamps => {
+                let time = time_of(Timestamp::now());
+                let layout = self
+                    .layout
+                    .clone()
+                    .unwrap_or_else(|| Layout::fit::<Vec<String>>(&self.headers(), &[], watch_floor));
+                Ok(format!(
+                    "{}{message}\n",
+                    layout.line(&[time.as_str(), "GONE", ""])
+                ))
+            }
             OutputFormat::Table | OutputFormat::Wide => {
                 let start = self
                     .layout
@@ -312,6 +357,71 @@ pub fn render_list(
             Ok(out)
         }
     }
+}
+
+/// `get` of several types (`get po,svc`), as kubectl prints it: one table per type with objects,
+/// a blank line between them and names as `pod/web-1`; names; or one `List` of every object.
+pub fn render_lists(
+    format: OutputFormat,
+    groups: &[(ResourceType, Vec<DynamicObject>)],
+    shows_namespaces: bool,
+    now: Timestamp,
+) -> Result<String, CliError> {
+    match format {
+        OutputFormat::Json | OutputFormat::Yaml => {
+            let all: Vec<DynamicObject> = groups.iter().flat_map(|(_, objects)| objects.clone()).collect();
+            render_list(format, &groups[0].0, shows_namespaces, &all, now)
+        }
+        OutputFormat::Name => {
+            let mut out = String::new();
+            for (resource, objects) in groups {
+                out.push_str(&render_list(format, resource, shows_namespaces, objects, now)?);
+            }
+            Ok(out)
+        }
+        OutputFormat::Table | OutputFormat::Wide => {
+            let mut tables = Vec::new();
+            for (resource, objects) in groups.iter().filter(|(_, objects)| !objects.is_empty()) {
+                let columns = Columns::new(&resource.api, format == OutputFormat::Wide, shows_namespaces);
+                let headers = columns.headers();
+                let name_at = headers.iter().position(|h| *h == "NAME");
+                let rows: Vec<Vec<String>> = objects
+                    .iter()
+                    .map(|o| {
+                        let mut cells = columns.cells(o, now);
+                        if let Some(cell) = name_at.and_then(|i| cells.get_mut(i)) {
+                            *cell = object_name(resource, o);
+                        }
+                        cells
+                    })
+                    .collect();
+                let layout = Layout::fit(&headers, &rows, |_| 0);
+                let mut out = layout.line(&headers);
+                out.push('\n');
+                for row in &rows {
+                    out.push_str(&layout.line(row));
+                    out.push('\n');
+                }
+                tables.push(out);
+            }
+            Ok(tables.join("\n"))
+        }
+    }
+}
+
+/// Rows under headers, laid out as kubectl lays out a table (the headers left out if asked).
+pub fn columns_text(headers: &[&str], rows: &[Vec<String>], no_headers: bool) -> String {
+    let layout = Layout::fit(headers, rows, |_| 0);
+    let mut out = String::new();
+    if !no_headers {
+        out.push_str(&layout.line(headers));
+        out.push('\n');
+    }
+    for row in rows {
+        out.push_str(&layout.line(row));
+        out.push('\n');
+    }
+    out
 }
 
 /// `get` of one object: the object itself for JSON and YAML, else as a list of one.

@@ -1,11 +1,13 @@
-//! Aligned columns, as kubectl's tab writer lays them out: each column as wide as its widest cell,
-//! three spaces between columns, no padding after the last.
+//! Aligned columns, as kubectl's tab writer lays them out: each column as wide as its widest cell
+//! (and at least six with the gap), three spaces between columns, no padding after the last.
 //!
 //! A stream cannot know its future rows, so a watch fixes the widths once, from the header, the
 //! first batch of rows and a floor per column; a later, longer cell pushes only its own line.
 
 /// Spaces between columns.
 const GAP: usize = 3;
+/// The narrowest a column is, gap included (cli-runtime's `tabwriterMinWidth`).
+const MIN_WIDTH: usize = 6;
 
 /// Fixed column widths.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +18,10 @@ pub struct Layout {
 impl Layout {
     /// Widths that fit the headers, every row and the floors (`floor(header)`).
     pub fn fit<R: AsRef<[String]>>(headers: &[&str], rows: &[R], floor: impl Fn(&str) -> usize) -> Layout {
-        let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count().max(floor(h))).collect();
+        let mut widths: Vec<usize> = headers
+            .iter()
+            .map(|h| h.chars().count().max(floor(h)).max(MIN_WIDTH - GAP))
+            .collect();
         for row in rows {
             for (width, cell) in widths.iter_mut().zip(row.as_ref()) {
                 *width = (*width).max(cell.chars().count());

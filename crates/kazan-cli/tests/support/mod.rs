@@ -84,6 +84,10 @@ pub struct Kazan {
     child: Child,
     stdout: Option<Lines<BufReader<ChildStdout>>>,
     stderr: Option<ChildStderr>,
+    /// stderr read line by line, once [`Kazan::stderr_line`] has been called.
+    stderr_lines: Option<Lines<BufReader<ChildStderr>>>,
+    /// The stderr lines read so far.
+    stderr_seen: Vec<String>,
 }
 
 /// How a command ended.
@@ -109,6 +113,8 @@ impl Kazan {
             child,
             stdout: Some(BufReader::new(stdout).lines()),
             stderr,
+            stderr_lines: None,
+            stderr_seen: Vec::new(),
         })
     }
 
@@ -135,8 +141,51 @@ impl Kazan {
         Ok(out)
     }
 
+    /// The next stderr line that contains `needle` (earlier ones are kept for [`Kazan::finish`]).
+    pub async fn stderr_line(&mut self, needle: &str) -> Result<String> {
+        if self.stderr_lines.is_none() {
+            self.stderr_lines = self.stderr.take().map(|e| BufReader::new(e).lines());
+        }
+        let lines = self.stderr_lines.as_mut().ok_or("stderr is closed")?;
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        // Bounded by the deadline: each round reads one line.
+        loop {
+            match tokio::time::timeout_at(deadline, lines.next_line()).await {
+                Ok(Ok(Some(line))) => {
+                    self.stderr_seen.push(line.clone());
+                    if line.contains(needle) {
+                        return Ok(line);
+                    }
+                }
+                Ok(Ok(None)) => {
+                    return Err(format!("stderr ended without {needle:?}: {:?}", self.stderr_seen).into());
+                }
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => {
+                    return Err(format!(
+                        "no stderr line with {needle:?} within {DEADLINE:?}: {:?}",
+                        self.stderr_seen
+                    )
+                    .into());
+                }
+            }
+        }
+    }
+
     async fn stderr_now(&mut self) -> String {
         let mut text = String::new();
+        for line in self.stderr_seen.drain(..) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        if let Some(lines) = self.stderr_lines.as_mut() {
+            while let Ok(Ok(Some(line))) =
+                tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
+            {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
         if let Some(mut stderr) = self.stderr.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), stderr.read_to_string(&mut text)).await;
         }

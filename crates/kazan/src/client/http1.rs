@@ -20,7 +20,9 @@
 //! - A connection whose body was read to its end (the server's watch timeout) is kept for the next
 //!   stream request, as the pool would keep it, so a resumed watch does not connect again. Kept
 //!   connections are not read while they wait: one the server closed meanwhile fails when it is
-//!   taken, and the request then goes on another kept connection or a new one (as does an
+//!   taken (at once: a request is never left queued on a connection that has ended, where it
+//!   waited for the request deadline; issue 23), and the request then goes on another kept
+//!   connection or a new one (as does an
 //!   idempotent request, such as a watch's GET, that failed as it went out). At most
 //!   [`KEPT_MAX`] are kept, each for at most [`KEPT_FOR`].
 //! - A body dropped before its end closes its connection, as the pool does.
@@ -211,6 +213,12 @@ enum Exchange {
 }
 
 /// Sends `request` on the connection and polls the connection until the response headers come.
+///
+/// A connection that has ended takes no request and gives no answer: hyper's sender may still say
+/// it is ready, and a request it queued then waits for as long as the connection is kept alive,
+/// so that a request on a kept connection the server had closed waited for the request deadline.
+/// Once the connection has ended, the request fails at once instead: unsent if the connection
+/// never took it (it may go on another connection), failed otherwise.
 async fn exchange(
     mut sender: SendRequest<Full<Bytes>>,
     mut conn: Conn,
@@ -220,29 +228,66 @@ async fn exchange(
     // Ready first: a kept connection the server closed says so here, before anything is sent.
     let ready = std::future::poll_fn(|cx| {
         poll_connection(&mut conn, &mut ended, cx);
-        sender.poll_ready(cx)
+        if ended.is_some() {
+            return Poll::Ready(Err(None));
+        }
+        sender.poll_ready(cx).map_err(Some)
     })
     .await;
     if let Err(e) = ready {
-        return Err(Exchange::Unsent(connection_error(ended, e)));
+        return Err(Exchange::Unsent(ended_error(ended, e)));
     }
     let mut answer = std::pin::pin!(sender.try_send_request(request));
     let answered = std::future::poll_fn(|cx| {
         poll_connection(&mut conn, &mut ended, cx);
-        answer.as_mut().poll(cx)
+        match answer.as_mut().poll(cx) {
+            Poll::Ready(answered) => Poll::Ready(Some(answered)),
+            // The connection is over: no answer is coming.
+            Poll::Pending if ended.is_some() => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
     })
     .await;
-    match answered {
-        Ok(response) => Ok((response, sender, conn)),
-        Err(mut e) => {
-            let unsent = e.take_message().is_some();
-            let error = connection_error(ended, e.into_error());
-            Err(if unsent {
-                Exchange::Unsent(error)
-            } else {
-                Exchange::Failed(error)
-            })
+    let mut failure = match answered {
+        Some(Ok(response)) => return Ok((response, sender, conn)),
+        Some(Err(e)) => e,
+        None => {
+            // Dropping the connection hands the request back if it was never taken (or fails it
+            // if it was), which the answer then says.
+            drop(conn);
+            match tokio::time::timeout(DROPPED_ANSWER, answer).await {
+                Ok(Err(e)) => e,
+                // An answer from a connection that is gone cannot be read; no word at all is not
+                // expected (hyper answers at once).
+                Ok(Ok(_)) | Err(_) => return Err(Exchange::Failed(ended_error(ended, None))),
+            }
         }
+    };
+    let unsent = failure.take_message().is_some();
+    let error = connection_error(ended, failure.into_error());
+    Err(if unsent {
+        Exchange::Unsent(error)
+    } else {
+        Exchange::Failed(error)
+    })
+}
+
+/// How long the answer of a request whose connection was dropped may take to say so (hyper says
+/// it at once; this only bounds the wait should it not).
+const DROPPED_ANSWER: Duration = Duration::from_secs(1);
+
+/// The server closed the connection while it was kept or before it answered.
+#[derive(Debug, thiserror::Error)]
+#[error("the server closed the connection")]
+pub(crate) struct ClosedByServer;
+
+/// Why a request got no answer on a connection that ended (or refused it): the connection's own
+/// error if it failed, else `error` (the sender's), else that the server closed it.
+fn ended_error(ended: Option<hyper::Result<()>>, error: Option<hyper::Error>) -> BoxError {
+    match (ended, error) {
+        (Some(Err(e)), _) => Box::new(e),
+        (_, Some(e)) => Box::new(e),
+        _ => Box::new(ClosedByServer),
     }
 }
 
@@ -303,6 +348,11 @@ impl Body for DrivenBody {
         }
         match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(connection_error(this.ended.take(), e)))),
+            // The connection is over and the body did not end: nothing more will come.
+            Poll::Pending if this.ended.is_some() && this.link.is_some() => {
+                this.link = None;
+                Poll::Ready(Some(Err(ended_error(this.ended.take(), None))))
+            }
             Poll::Ready(None) => {
                 // Read to its end, the connection still open: it can carry the next stream.
                 let link = this.link.take().filter(|_| this.ended.is_none());

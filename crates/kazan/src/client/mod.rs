@@ -88,6 +88,8 @@ pub struct Client {
     inner: Arc<Inner>,
     /// This handle's request deadline ([`Config::request_timeout`] unless overridden).
     request_timeout: std::time::Duration,
+    /// This handle's `Accept` header, when not `application/json` (see [`Client::with_accept`]).
+    accept: Option<HeaderValue>,
 }
 
 struct Inner {
@@ -199,6 +201,7 @@ impl Client {
         }
         Ok(Client {
             request_timeout: config.request_timeout,
+            accept: None,
             inner: Arc::new(Inner {
                 config,
                 base_url,
@@ -216,7 +219,22 @@ impl Client {
         Client {
             inner: self.inner.clone(),
             request_timeout: timeout,
+            accept: self.accept.clone(),
         }
+    }
+
+    /// The same client, sending `accept` as the `Accept` header of its requests instead of
+    /// `application/json`: e.g. `application/json;as=Table;v=v1;g=meta.k8s.io`, so that a list or
+    /// a watcher gets the server's Tables (the columns `kubectl get` prints), objects of kind
+    /// `Table` with one row per object.
+    pub fn with_accept(&self, accept: &str) -> Result<Client, Error> {
+        let value = HeaderValue::from_str(accept)
+            .map_err(|_| Error::InvalidRequest(format!("{accept:?} is not a valid Accept header")))?;
+        Ok(Client {
+            inner: self.inner.clone(),
+            request_timeout: self.request_timeout,
+            accept: Some(value),
+        })
     }
 
     /// This handle's request deadline.
@@ -451,7 +469,11 @@ impl Client {
         let mut headers = HeaderMap::with_capacity(
             2 + usize::from(content_type.is_some()) + usize::from(gzip) + impersonation_headers,
         );
-        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let accept = self
+            .accept
+            .clone()
+            .unwrap_or_else(|| HeaderValue::from_static("application/json"));
+        headers.insert(header::ACCEPT, accept);
         headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         if let Some(ct) = content_type {
             // `Request::patch_of` takes any content type from the caller: check it, don't panic.

@@ -137,7 +137,9 @@ impl Informers {
             request,
             self.options.clone(),
             Some(registration),
-        )?;
+            None,
+        )?
+        .0;
         map.insert(key, (serial, Box::new(informer.user.0.clone())));
         Ok(informer)
     }

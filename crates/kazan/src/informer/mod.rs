@@ -309,7 +309,22 @@ where
         request: Request<ObjectList<K>>,
         options: InformerOptions,
     ) -> Result<Self, InformerError> {
-        Self::start_registered(client, request, options, None)
+        Ok(Self::start_registered(client, request, options, None, None)?.0)
+    }
+
+    /// [`start`](Self::start), with a subscription taken before the informer applies its first
+    /// event: it sees the initial state (the list, or the checkpoint's snapshot) and then every
+    /// change, none folded into its snapshot. What a consumer that treats the snapshot apart
+    /// (say, skips a checkpoint's objects it printed before) needs.
+    pub fn start_subscribed(
+        client: Client,
+        request: Request<ObjectList<K>>,
+        options: InformerOptions,
+        subscription: SubscribeOptions,
+    ) -> Result<(Self, Subscription<K>), InformerError> {
+        let (informer, first) = Self::start_registered(client, request, options, None, Some(subscription))?;
+        let first = first.unwrap_or_else(|| informer.subscribe_with(subscription));
+        Ok((informer, first))
     }
 
     pub(crate) fn start_registered(
@@ -317,7 +332,8 @@ where
         request: Request<ObjectList<K>>,
         options: InformerOptions,
         registration: Option<factory::Registration>,
-    ) -> Result<Self, InformerError> {
+        first: Option<SubscribeOptions>,
+    ) -> Result<(Self, Option<Subscription<K>>), InformerError> {
         let store = Store::<K>::new();
         let name = options.watcher.name.clone().unwrap_or_else(|| request.path());
         let plan = options
@@ -395,8 +411,11 @@ where
             saved_rv: loaded_rv,
             name,
         };
+        let informer = Informer { user };
+        // Subscribed before the task runs, so the subscription's snapshot is the initial state.
+        let first = first.map(|options| informer.subscribe_with(options));
         tokio::spawn(task.run());
-        Ok(Informer { user })
+        Ok((informer, first))
     }
 }
 
