@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 use k8s_openapi::api::{batch::v1::Job, core::v1::ConfigMap, core::v1::Namespace};
 use kazan::{
     ApiResource, Client, Config, DynamicObject, Request,
-    watcher::{EndReason, Event, EventKind, EventType, StopOutcome, WatchError, Watcher},
+    watcher::{EndReason, Event, EventKind, EventType, InitialList, StopOutcome, WatchError, Watcher},
 };
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use serde_json::{Value, json};
@@ -18,6 +18,8 @@ type TestResult = Result<(), TestError>;
 mod first_day;
 #[path = "watcher/resume_after_stop.rs"]
 mod resume_after_stop;
+#[path = "watcher/streaming_lists.rs"]
+mod streaming_lists;
 mod support;
 
 /// Generous bound for anything a test waits on.
@@ -150,6 +152,7 @@ async fn the_initial_list_can_be_delivered_page_by_page() -> TestResult {
         Request::list::<ConfigMap>().namespace("w"),
         support::fast_watcher_options()
             .deliver_initial_list(true)
+            .initial_list(InitialList::Paginated)
             .page_size(3),
     )?;
     for i in 0..7 {
@@ -189,6 +192,7 @@ async fn a_list_snapshot_that_expires_after_pages_were_delivered_is_gone() -> Te
         Request::list::<ConfigMap>().namespace("w"),
         support::fast_watcher_options()
             .deliver_initial_list(true)
+            .initial_list(InitialList::Paginated)
             .page_size(2),
     )?;
     let mut first_page = Vec::new();

@@ -112,8 +112,8 @@ use crate::{
     Client, Object, Request,
     resource::ObjectList,
     watcher::{
-        Event as WatchEvent, EventKind as WatchKind, WatchError, Watcher, WatcherHandle, WatcherId,
-        WatcherOptions,
+        Event as WatchEvent, EventKind as WatchKind, InitialList, WatchError, Watcher, WatcherHandle,
+        WatcherId, WatcherOptions,
     },
 };
 use checkpoint::Identity;
@@ -130,12 +130,39 @@ pub enum InformerError {
     /// The watch ended on an error it cannot recover from (403, 404...).
     #[error("the informer's watch failed: {0}")]
     Watch(Arc<WatchError>),
+    /// [`InformerOptions::transform`] was given a transform of another object type.
+    #[error("the informer's transform takes {transform}, but the informer holds {informer}")]
+    TransformType {
+        /// The transform's object type.
+        transform: &'static str,
+        /// The informer's object type.
+        informer: &'static str,
+    },
     /// The informer was stopped (or its watch ended) before its store was synced.
     #[error("the informer ended before its store was synced")]
     Ended,
     /// The checkpoint could not be written when the informer stopped.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+}
+
+/// A transform of the informer's objects, as [`InformerOptions::transform`] takes it.
+pub type TransformFn<K> = Arc<dyn Fn(&mut K) + Send + Sync>;
+
+/// Removes `metadata.managedFields`, usually the largest part of an object and of no use to a
+/// controller: a ready-made [`InformerOptions::transform`] (client-go users write the same
+/// `TransformFunc`; kube-runtime's `reflector` docs suggest it for `.modify()`).
+///
+/// ```
+/// use k8s_openapi::api::core::v1::Pod;
+/// use kazan::informer::{InformerOptions, strip_managed_fields};
+///
+/// let options = InformerOptions::new().transform(strip_managed_fields::<Pod>);
+/// ```
+pub fn strip_managed_fields<K: Object>(object: &mut K) {
+    if let Some(meta) = object.meta_mut() {
+        meta.managed_fields = None;
+    }
 }
 
 /// How an informer runs.
@@ -146,6 +173,34 @@ pub struct InformerOptions {
     pub(crate) checkpoint: Option<(PathBuf, Duration)>,
     pub(crate) linger: Duration,
     pub(crate) atomic_relists: bool,
+    pub(crate) transform: Option<AnyTransform>,
+}
+
+/// A [`TransformFn`] of some object type, checked against the informer's at its start: the
+/// options are not generic over the object type.
+#[derive(Clone)]
+pub(crate) struct AnyTransform {
+    function: Arc<dyn std::any::Any + Send + Sync>,
+    type_name: &'static str,
+}
+
+impl std::fmt::Debug for AnyTransform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "transform of {}", self.type_name)
+    }
+}
+
+impl AnyTransform {
+    /// The transform for objects of type `K`, or the typed error naming both types.
+    fn of<K: 'static>(&self) -> Result<TransformFn<K>, InformerError> {
+        self.function
+            .downcast_ref::<TransformFn<K>>()
+            .cloned()
+            .ok_or(InformerError::TransformType {
+                transform: self.type_name,
+                informer: std::any::type_name::<K>(),
+            })
+    }
 }
 
 impl Default for InformerOptions {
@@ -155,6 +210,7 @@ impl Default for InformerOptions {
             checkpoint: None,
             linger: Duration::ZERO,
             atomic_relists: false,
+            transform: None,
         }
     }
 }
@@ -170,6 +226,28 @@ impl InformerOptions {
     /// to the informer, so that the store's version follows them.
     pub fn watcher(mut self, options: WatcherOptions) -> Self {
         self.watcher = options;
+        self
+    }
+
+    /// How the informer's (re)lists are fetched (default [`InitialList::Auto`]: streamed
+    /// with `sendInitialEvents`, page by page when the server does not stream lists); the same
+    /// as setting it in [`watcher`](Self::watcher)'s options.
+    pub fn initial_list(mut self, how: InitialList) -> Self {
+        self.watcher = self.watcher.initial_list(how);
+        self
+    }
+
+    /// Applies `transform` to every object the watch brings (listed, added, modified or deleted),
+    /// once, before it is stored or handed to subscribers: what it removes is never held.
+    /// Objects loaded from a checkpoint are not transformed again (they were when first stored).
+    /// The transform's object type must be the informer's; otherwise the informer does not start
+    /// ([`InformerError::TransformType`]). See [`strip_managed_fields`].
+    pub fn transform<K: 'static>(mut self, transform: impl Fn(&mut K) + Send + Sync + 'static) -> Self {
+        let function: TransformFn<K> = Arc::new(transform);
+        self.transform = Some(AnyTransform {
+            function: Arc::new(function),
+            type_name: std::any::type_name::<K>(),
+        });
         self
     }
 
@@ -318,6 +396,11 @@ where
         options: InformerOptions,
         registration: Option<factory::Registration>,
     ) -> Result<Self, InformerError> {
+        let transform = options
+            .transform
+            .as_ref()
+            .map(AnyTransform::of::<K>)
+            .transpose()?;
         let store = Store::<K>::new();
         let name = options.watcher.name.clone().unwrap_or_else(|| request.path());
         let plan = options
@@ -391,6 +474,7 @@ where
             generation: 1,
             atomic: options.atomic_relists,
             buffered: None,
+            transform,
             plan,
             saved_rv: loaded_rv,
             name,
@@ -483,6 +567,7 @@ struct Task<K> {
     /// `atomic_relists`: a relist after Gone is buffered here and applied at its end.
     atomic: bool,
     buffered: Option<Vec<K>>,
+    transform: Option<TransformFn<K>>,
     plan: Option<CheckpointPlan>,
     /// The version of the last checkpoint written (or loaded): nothing to write while unchanged.
     saved_rv: Option<String>,
@@ -599,7 +684,15 @@ where
     }
 
     /// Applies one watcher event; `Some` when the watch failed for good.
-    fn on_event(&mut self, event: WatchEvent<K>) -> Option<Arc<InformerError>> {
+    fn on_event(&mut self, mut event: WatchEvent<K>) -> Option<Arc<InformerError>> {
+        if let Some(transform) = &self.transform {
+            // Here, once per event, before anything holds the object.
+            if let WatchKind::Added(object) | WatchKind::Modified(object) | WatchKind::Deleted(object) =
+                &mut event.kind
+            {
+                transform(object);
+            }
+        }
         let core = &*self.core;
         let from = event.from;
         let rv = event.resource_version;
