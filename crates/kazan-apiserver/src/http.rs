@@ -24,7 +24,7 @@ use crate::selector::{FieldSelector, LabelSelector, supported_fields};
 use crate::status::{FieldCause, Status};
 use crate::store::{DeleteOutcome, StartRequest, Store, VersionError, WriteOptions, with_type};
 use crate::watch::{WatchTask, error_line};
-use crate::{admin, discovery, protobuf, table};
+use crate::{admin, conversion, discovery, protobuf, table};
 
 /// Settings of the HTTP layer.
 #[derive(Clone, Debug)]
@@ -389,10 +389,39 @@ async fn route(app: &Arc<App>, ctx: &Ctx, api_path: Option<ApiPath>, is_watch: b
         ))
         .into();
     }
+    // Hook: Accept negotiation (406) and the metadata-only conversions, in conversion.rs.
+    let target = match conversion::negotiate(&ctx.accept, is_watch) {
+        Ok(target) => target,
+        Err(status) => return (*status).into(),
+    };
+    let reply = resource_reply(app, ctx, &def, &api_path, is_watch, body, target).await;
+    match reply {
+        Reply::Json(code, value, content_type) if code.is_success() => {
+            match conversion::convert(target, &value) {
+                Ok(Some(converted)) => Reply::Json(code, converted, JSON),
+                Ok(None) => Reply::Json(code, value, content_type),
+                Err(status) => (*status).into(),
+            }
+        }
+        other => other,
+    }
+}
+
+/// What a resource endpoint answers, before any conversion.
+async fn resource_reply(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    def: &Arc<ResourceDef>,
+    api_path: &ApiPath,
+    is_watch: bool,
+    body: Bytes,
+    target: conversion::Target,
+) -> Reply {
+    let def = def.clone();
     let ns = api_path.namespace.as_deref();
     match (&api_path.name, &api_path.subresource) {
         (None, _) => match ctx.method {
-            Method::GET if is_watch => watch(app, ctx, &def, ns, None).await,
+            Method::GET if is_watch => watch(app, ctx, &def, ns, None, target).await,
             Method::GET => list(app, ctx, &def, ns).await,
             Method::POST if def.namespaced && ns.is_none() => {
                 Status::method_not_allowed("POST", &format!("{} across all namespaces", def.plural)).into()
@@ -411,7 +440,7 @@ async fn route(app: &Arc<App>, ctx: &Ctx, api_path: Option<ApiPath>, is_watch: b
                 Some(_) => return Status::path_not_found().into(),
             };
             match ctx.method {
-                Method::GET if api_path.watch => watch(app, ctx, &def, ns, Some(name)).await,
+                Method::GET if api_path.watch => watch(app, ctx, &def, ns, Some(name), target).await,
                 Method::GET => match app.store.get(&def, ns, name) {
                     Ok(object) => object_reply(ctx, &def, StatusCode::OK, object),
                     Err(e) => e.into(),
@@ -845,7 +874,15 @@ async fn watch(
     def: &Arc<ResourceDef>,
     ns: Option<&str>,
     pinned_name: Option<&str>,
+    target: conversion::Target,
 ) -> Reply {
+    if let conversion::Target::PartialList(_) = target {
+        // Each event's object is one object: `asPartialObjectMetadataList` refuses it.
+        return conversion::convert(target, &json!({})).err().map_or_else(
+            || Status::internal("conversion").into(),
+            |status| (*status).into(),
+        );
+    }
     let q = &ctx.query;
     let send_initial = q.optional_flag("sendInitialEvents");
     let rv_match = q.get("resourceVersionMatch").filter(|m| !m.is_empty());
@@ -975,6 +1012,7 @@ async fn watch(
         timeout,
         bookmark_interval: app.settings.bookmark_interval,
         table,
+        partial: conversion::partial_watch(target),
         control: app.faults.state.control.subscribe(),
         shutdown: app.shutdown.clone(),
         end_after_events: app.faults.end_after_events(),

@@ -104,6 +104,7 @@
 mod admin;
 mod body;
 mod changelog;
+mod conversion;
 mod discovery;
 mod error;
 mod faults;

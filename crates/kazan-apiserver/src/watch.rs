@@ -42,6 +42,8 @@ pub(crate) struct WatchTask {
     pub timeout: Duration,
     pub bookmark_interval: Duration,
     pub table: bool,
+    /// `Some(version)`: every event's object as `PartialObjectMetadata` (conversion.rs).
+    pub partial: Option<&'static str>,
     pub control: broadcast::Receiver<WatchCommand>,
     pub shutdown: CancellationToken,
     pub end_after_events: Option<u64>,
@@ -364,6 +366,11 @@ impl WatchTask {
     }
 
     async fn write(&mut self, bytes: Bytes, lines: u64) -> Result<(), WriteEnd> {
+        // Hook: a metadata-only watch converts every line it writes (conversion.rs).
+        let bytes = match self.partial {
+            Some(version) => crate::conversion::partial_event_lines(&bytes, version),
+            None => bytes,
+        };
         let lagged = &self.lagged;
         let lagging = || lagged.load(Ordering::Acquire);
         self.writer.write(bytes, &lagging).await?;

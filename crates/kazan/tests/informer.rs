@@ -29,6 +29,8 @@ use kazan::{
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use serde_json::{Value, json};
 
+#[path = "informer/metadata_only.rs"]
+mod metadata_only;
 #[path = "informer/streaming_lists.rs"]
 mod streaming_lists;
 mod support;

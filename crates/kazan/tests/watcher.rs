@@ -16,6 +16,8 @@ type TestResult = Result<(), TestError>;
 
 #[path = "watcher/first_day.rs"]
 mod first_day;
+#[path = "watcher/metadata_only.rs"]
+mod metadata_only;
 #[path = "watcher/resume_after_stop.rs"]
 mod resume_after_stop;
 #[path = "watcher/streaming_lists.rs"]
