@@ -29,6 +29,8 @@ use kazan::{
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use serde_json::{Value, json};
 
+#[path = "informer/compact_store.rs"]
+mod compact_store;
 #[path = "informer/metadata_only.rs"]
 mod metadata_only;
 #[path = "informer/streaming_lists.rs"]

@@ -106,7 +106,7 @@ pub use events::{Event, EventKind};
 pub use factory::Informers;
 pub use index::IndexFn;
 pub use shared::{Overflow, SubscribeOptions, Subscription};
-pub use store::Store;
+pub use store::{Store, StoreStats};
 
 use crate::{
     Client, Object, Request,
@@ -118,7 +118,7 @@ use crate::{
 };
 use checkpoint::Identity;
 use shared::{Change, Hub};
-use store::{Listed, SyncState, key_of};
+use store::{Codec, Listed, SyncState, key_of};
 
 /// Why an informer could not start or ended.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +174,7 @@ pub struct InformerOptions {
     pub(crate) linger: Duration,
     pub(crate) atomic_relists: bool,
     pub(crate) transform: Option<AnyTransform>,
+    pub(crate) compact_store: bool,
 }
 
 /// A [`TransformFn`] of some object type, checked against the informer's at its start: the
@@ -211,6 +212,7 @@ impl Default for InformerOptions {
             linger: Duration::ZERO,
             atomic_relists: false,
             transform: None,
+            compact_store: false,
         }
     }
 }
@@ -248,6 +250,20 @@ impl InformerOptions {
             function: Arc::new(function),
             type_name: std::any::type_name::<K>(),
         });
+        self
+    }
+
+    /// Keeps each object in the store as compact JSON (no whitespace) in an allocation of its own,
+    /// decoded again on every read (default no: objects kept decoded, shared with subscribers).
+    /// A decoded Kubernetes object takes several times its JSON's size in memory; a compact store
+    /// takes about the JSON's size, at the cost of a decode per read (`get`, `list`, indexes,
+    /// `Modified`'s `old`). Each object's name, namespace and resourceVersion are kept beside its
+    /// bytes ([`Store::resource_version_of`] reads them without decoding), and
+    /// [`Store::stats`] tells the bytes held. The bytes are encoded from the object after the
+    /// [`transform`](Self::transform), never a slice of a network read buffer, so a cached object
+    /// never keeps a whole chunk of the watch stream alive.
+    pub fn compact_store(mut self, compact: bool) -> Self {
+        self.compact_store = compact;
         self
     }
 
@@ -401,7 +417,11 @@ where
             .as_ref()
             .map(AnyTransform::of::<K>)
             .transpose()?;
-        let store = Store::<K>::new();
+        let codec = options.compact_store.then_some(Codec::<K> {
+            encode: |object| serde_json::to_vec(object),
+            decode: |bytes| serde_json::from_slice(bytes),
+        });
+        let store = Store::<K>::new(codec);
         let name = options.watcher.name.clone().unwrap_or_else(|| request.path());
         let plan = options
             .checkpoint
@@ -654,10 +674,7 @@ where
         }
         let (rv, objects) = {
             let state = self.core.store.read();
-            (
-                state.resource_version.clone(),
-                state.iter().cloned().collect::<Vec<_>>(),
-            )
+            (state.resource_version.clone(), state.iter().collect::<Vec<_>>())
         };
         let Some(rv) = rv else { return Ok(()) };
         if self.saved_rv.as_deref() == Some(rv.as_str()) {
