@@ -56,6 +56,11 @@ pub struct GetArgs {
     #[arg(short = 'o', long, value_enum, value_name = "FORMAT", default_value_t)]
     output: OutputFormat,
 
+    /// Ask for the objects' metadata only (`PartialObjectMetadata`): less to send and hold; table
+    /// columns read from the spec or status are then empty.
+    #[arg(long)]
+    metadata_only: bool,
+
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -94,7 +99,8 @@ async fn get(args: GetArgs) -> Result<(), CliError> {
                         .into(),
                 ));
             }
-        };
+        }
+        .metadata_only(args.metadata_only);
         let mut object = cluster
             .client
             .run(&request)
@@ -109,7 +115,10 @@ async fn get(args: GetArgs) -> Result<(), CliError> {
         fill_types(&mut object, &resource.api);
         return emit(&render_object(args.output, &resource, &object, now)?);
     }
-    let mut request = scope.apply(Request::list_dynamic(&resource.api)).limit(500);
+    let mut request = scope
+        .apply(Request::list_dynamic(&resource.api))
+        .limit(500)
+        .metadata_only(args.metadata_only);
     if let Some(labels) = &args.selector {
         request = request.labels(labels);
     }

@@ -117,6 +117,11 @@ pub struct WatchArgs {
     #[arg(long, value_enum, value_name = "HOW", default_value_t)]
     initial_list: InitialListArg,
 
+    /// Watch the objects' metadata only (`PartialObjectMetadata`): less to send and hold; table
+    /// columns read from the spec or status are then empty.
+    #[arg(long)]
+    metadata_only: bool,
+
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -240,7 +245,9 @@ async fn watch(args: WatchArgs) -> Result<ExitCode, CliError> {
         Some(name) => format!("{} \"{name}\"", resource.api.plural),
         None => resource.api.plural.clone(),
     };
-    let mut request = scope.apply(Request::list_dynamic(&resource.api));
+    let mut request = scope
+        .apply(Request::list_dynamic(&resource.api))
+        .metadata_only(args.metadata_only);
     if let Some(labels) = &args.selector {
         request = request.labels(labels);
     }

@@ -691,3 +691,20 @@ async fn sigterm_stops_the_watch_cleanly_with_status_0() -> Result {
     assert_eq!(finished.stderr, "");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_only_watches_partial_object_metadata() -> Result {
+    let cluster = Cluster::start().await?;
+    cluster.configmap("a", json!({"k": "v"}))?;
+    let mut kazan = cluster.kazan(&["watch", "cm", "-n", "w", "-o", "json", "--metadata-only"])?;
+    let first: Value = serde_json::from_str(&kazan.line().await?)?;
+    assert_eq!(first["type"], "ADDED");
+    assert_eq!(first["object"]["kind"], "PartialObjectMetadata");
+    assert!(first["object"].get("data").is_none(), "{first}");
+    cluster.watching("configmaps", 1).await?;
+    cluster.configmap("b", json!({}))?;
+    let next: Value = serde_json::from_str(&kazan.line().await?)?;
+    assert_eq!(next["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(next["object"]["metadata"]["name"], "b");
+    Ok(())
+}

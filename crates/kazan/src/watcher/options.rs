@@ -287,7 +287,8 @@ impl<S> WatcherOptions<S> {
     /// (default no, as in Kazan). Only applies when the watcher lists (no resource version).
     /// Should the list's snapshot expire between pages (410 on a continue token), the watcher
     /// delivers `Gone`: the objects already delivered may since have been deleted, so clear them
-    /// and start again.
+    /// and start again. A streamed list ([`InitialList`]) cut before its end after it delivered
+    /// objects is `Gone` likewise (the supervised form and the informer list again by themselves).
     pub fn deliver_initial_list(mut self, deliver: bool) -> Self {
         self.deliver_initial_list = deliver;
         self
