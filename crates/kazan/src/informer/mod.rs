@@ -76,6 +76,12 @@
 //!   selector) for any number of consumers; the watch stops when the last handle or subscription
 //!   is dropped, after a linger (default 0 for a lone informer, 30 s in the factory).
 //!
+//! - **Big caches**: lists are streamed (watch-list, [`InformerOptions::initial_list`]) where the
+//!   server can, with no list response built in memory on either side; a
+//!   [`transform`](InformerOptions::transform) (e.g. [`strip_managed_fields`]) runs once per object
+//!   before anything holds it; [`PartialObjectMetadata`](crate::PartialObjectMetadata) caches
+//!   metadata alone; and [`InformerOptions::compact_store`] keeps objects as compact JSON.
+//!
 //! Followed: client-go `tools/cache/reflector.go` (list then watch, relist after Gone),
 //! `delta_fifo.go` (`Replace` and `DeletedFinalStateUnknown`), `shared_informer.go`
 //! (`AddEventHandler` on a running informer replays the store), and kube-runtime's

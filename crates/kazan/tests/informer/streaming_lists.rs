@@ -80,3 +80,36 @@ async fn an_informers_relist_after_gone_is_streamed_and_its_resumed_watches_ask_
     );
     Ok(())
 }
+
+/// Against a server without the WatchList feature (422 to `sendInitialEvents`), the first list
+/// falls back to pages, and so does the relist after a 410: the watcher remembers the refusal
+/// across its restarts and does not ask again.
+#[tokio::test]
+async fn an_informer_on_a_server_without_watch_list_lists_page_by_page_and_asks_only_once() -> TestResult {
+    let server = ApiServer::builder()
+        .namespaces(&["w"])
+        .reject_watch_list(true)
+        .start()
+        .await?;
+    populate(&server)?;
+    let informer = start(&server, options())?;
+    let store = informer.store();
+    tokio::time::timeout(WAIT, store.wait_synced()).await??;
+    converged(&store, &server).await?;
+    while_away(&server, |server| {
+        server.delete("v1", "ConfigMap", Some("w"), "item-1")?;
+        Ok(())
+    })
+    .await?;
+    converged(&store, &server).await?;
+    let journal = server.journal();
+    let refused: Vec<_> = journal
+        .iter()
+        .filter(|e| e.path == CM_PATH && is_watch_list(e))
+        .collect();
+    assert_eq!(refused.len(), 1, "asked once: {refused:?}");
+    assert_eq!(refused[0].status, 422);
+    let pages = journal.iter().filter(|e| e.path == CM_PATH && !e.watch).count();
+    assert!(pages >= 2, "the list and the relist were paginated");
+    Ok(())
+}
