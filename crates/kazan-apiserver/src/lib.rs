@@ -93,6 +93,7 @@
 
 mod app;
 mod body;
+mod conversion;
 mod discovery;
 mod error;
 mod handlers;

@@ -15,6 +15,8 @@ mod fidelity;
 mod list;
 #[path = "load.rs"]
 mod load;
+#[path = "metadata_only.rs"]
+mod metadata_only;
 #[path = "sharding.rs"]
 mod sharding;
 #[path = "watch.rs"]

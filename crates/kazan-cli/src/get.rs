@@ -111,6 +111,11 @@ pub struct GetArgs {
     #[arg(long)]
     output_watch_events: bool,
 
+    /// Ask for the objects' metadata only (`PartialObjectMetadata`): less to send and hold; table
+    /// columns read from the spec or status are then empty.
+    #[arg(long)]
+    metadata_only: bool,
+
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -246,7 +251,8 @@ async fn get(args: GetArgs) -> Result<(), CliError> {
             Scope::AllNamespaces => {
                 return Err(CliError::Usage(ACROSS_NAMESPACES.into()));
             }
-        };
+        }
+        .metadata_only(args.metadata_only);
         let what = format!(
             "getting {}",
             scope.describe(&format!("{} \"{name}\"", resource.api.plural))
@@ -465,7 +471,10 @@ async fn list(
     resource: &ResourceType,
 ) -> Result<Vec<DynamicObject>, CliError> {
     let scope = cluster.scope(&resource.api);
-    let mut request = scope.apply(Request::list_dynamic(&resource.api)).limit(500);
+    let mut request = scope
+        .apply(Request::list_dynamic(&resource.api))
+        .limit(500)
+        .metadata_only(args.metadata_only);
     if let Some(labels) = &args.selector {
         request = request.labels(labels);
     }

@@ -16,7 +16,7 @@ use kazan::{
     informer::{
         self, CheckpointStatus, Informer, InformerError, InformerOptions, Overflow, SubscribeOptions,
     },
-    watcher::{EventKind, EventType, WatcherHandle, WatcherOptions},
+    watcher::{EventKind, EventType, InitialList, WatcherHandle, WatcherOptions},
 };
 
 use crate::{
@@ -131,6 +131,17 @@ pub struct WatchArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "resource_version")]
     checkpoint: Option<PathBuf>,
 
+    /// How the objects that exist at the start (and at a relist) are fetched: `streaming` in one
+    /// watch (sendInitialEvents, Kubernetes 1.32+ by default), `paginated` in list pages, `auto`
+    /// streams and lists page by page when the server does not stream.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t)]
+    initial_list: InitialListArg,
+
+    /// Watch the objects' metadata only (`PartialObjectMetadata`): less to send and hold; table
+    /// columns read from the spec or status are then empty.
+    #[arg(long)]
+    metadata_only: bool,
+
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -159,7 +170,28 @@ impl WatchArgs {
             output_watch_events: true,
             relist: false,
             checkpoint: None,
+            initial_list: InitialListArg::default(),
+            metadata_only: false,
             cluster,
+        }
+    }
+}
+
+/// `--initial-list`: kazan's [`InitialList`].
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
+enum InitialListArg {
+    #[default]
+    Auto,
+    Streaming,
+    Paginated,
+}
+
+impl From<InitialListArg> for InitialList {
+    fn from(arg: InitialListArg) -> Self {
+        match arg {
+            InitialListArg::Auto => InitialList::Auto,
+            InitialListArg::Streaming => InitialList::Streaming,
+            InitialListArg::Paginated => InitialList::Paginated,
         }
     }
 }
@@ -245,6 +277,7 @@ struct Session {
     what: String,
     scope: Scope,
     watcher_name: String,
+    initial_list: InitialList,
     printer: WatchPrinter,
     known: Option<Known>,
     /// The one object watched, if a name was given.
@@ -282,7 +315,9 @@ async fn watch(mut args: WatchArgs) -> Result<ExitCode, CliError> {
         Some(name) => format!("{} \"{name}\"", resource.api.plural),
         None => resource.api.plural.clone(),
     };
-    let mut request = scope.apply(Request::list_dynamic(&resource.api));
+    let mut request = scope
+        .apply(Request::list_dynamic(&resource.api))
+        .metadata_only(args.metadata_only);
     if let Some(labels) = &args.selector {
         request = request.labels(labels);
     }
@@ -304,6 +339,7 @@ async fn watch(mut args: WatchArgs) -> Result<ExitCode, CliError> {
             .watcher_name
             .clone()
             .unwrap_or_else(|| resource.api.plural.clone()),
+        initial_list: args.initial_list.into(),
         resource,
         request,
         what: format!("watching {}", scope.describe(&subject)),
@@ -354,6 +390,7 @@ impl Session {
     ) -> Result<WatcherHandle<kazan::watcher::Event<DynamicObject>>, CliError> {
         let mut options = WatcherOptions::new()
             .name(self.watcher_name.clone())
+            .initial_list(self.initial_list)
             .log(Some(tracing::Level::INFO));
         options = match start {
             Start::From(rv) => options.resource_version(rv.clone()),
@@ -515,6 +552,7 @@ impl Session {
     async fn run_informer(&mut self, args: &WatchArgs, signals: &mut Signals) -> Result<ExitCode, CliError> {
         let watcher = WatcherOptions::new()
             .name(self.watcher_name.clone())
+            .initial_list(self.initial_list)
             .log(Some(tracing::Level::INFO));
         let mut options = InformerOptions::new().watcher(watcher);
         if let Some(path) = &args.checkpoint {

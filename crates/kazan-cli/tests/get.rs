@@ -333,6 +333,47 @@ async fn node_status_is_unknown_without_a_ready_condition() -> Result {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_only_gets_partial_object_metadata_for_a_list_and_an_object() -> Result {
+    let cluster = two_configmaps().await?;
+    let finished = cluster
+        .run(&["get", "cm", "-n", "w", "-o", "json", "--metadata-only"])
+        .await?;
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr);
+    let list: Value = serde_json::from_str(&finished.stdout)?;
+    let items = list["items"].as_array().ok_or("no items")?;
+    assert_eq!(items.len(), 2);
+    for item in items {
+        assert_eq!(item["kind"], "PartialObjectMetadata");
+        assert_eq!(item["apiVersion"], "meta.k8s.io/v1");
+        assert!(item.get("data").is_none(), "{item}");
+    }
+    let finished = cluster
+        .run(&["get", "cm", "a", "-n", "w", "-o", "json", "--metadata-only"])
+        .await?;
+    let object: Value = serde_json::from_str(&finished.stdout)?;
+    assert_eq!(object["kind"], "PartialObjectMetadata");
+    assert_eq!(object["metadata"]["name"], "a");
+    let accepts: Vec<Option<String>> = cluster
+        .server
+        .journal()
+        .iter()
+        .filter(|e| e.path.starts_with("/api/v1/namespaces/w/configmaps"))
+        .map(|e| e.accept.clone())
+        .collect();
+    assert_eq!(
+        accepts,
+        [
+            Some(
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+                    .to_string()
+            ),
+            Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json".to_string()),
+        ]
+    );
+    Ok(())
+}
+
 /// `get po,cm` as kubectl prints several types: one table per type that has objects, a blank line
 /// between, names as `pod/web-1`; `-o name` lists them all.
 #[tokio::test(flavor = "multi_thread")]

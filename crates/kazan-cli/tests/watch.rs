@@ -316,14 +316,58 @@ async fn relist_with_watch_only_still_knows_the_objects_of_the_start() -> Result
     Ok(())
 }
 
-/// The list requests (not watches) `kazan` made for the configmaps of `w`.
+/// The lists `kazan` made of the configmaps of `w`: list requests and streamed lists (watches
+/// with `sendInitialEvents=true`).
 fn configmap_lists(cluster: &Cluster) -> usize {
     cluster
         .server
         .journal()
         .iter()
-        .filter(|e| !e.watch && e.method == "GET" && e.path == "/api/v1/namespaces/w/configmaps")
+        .filter(|e| e.method == "GET" && e.path == "/api/v1/namespaces/w/configmaps")
+        .filter(|e| !e.watch || e.query.contains("sendInitialEvents=true"))
         .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn initial_list_chooses_a_streamed_or_a_paginated_first_list() -> Result {
+    let cluster = Cluster::start().await?;
+    cluster.configmap("a", json!({"k": "v"}))?;
+    let journal = |cluster: &Cluster| -> Vec<(bool, bool)> {
+        cluster
+            .server
+            .journal()
+            .iter()
+            .filter(|e| e.method == "GET" && e.path == "/api/v1/namespaces/w/configmaps")
+            .map(|e| (e.watch, e.query.contains("sendInitialEvents=true")))
+            .collect()
+    };
+    let mut streamed = cluster.kazan(&[
+        "watch",
+        "cm",
+        "-n",
+        "w",
+        "-o",
+        "name",
+        "--initial-list",
+        "streaming",
+    ])?;
+    assert_eq!(streamed.line().await?, "ADDED configmap/a");
+    // One watch that streamed the list (and goes on).
+    assert_eq!(journal(&cluster), [(true, true)]);
+    let mut paged = cluster.kazan(&[
+        "watch",
+        "cm",
+        "-n",
+        "w",
+        "-o",
+        "name",
+        "--initial-list",
+        "paginated",
+    ])?;
+    assert_eq!(paged.line().await?, "ADDED configmap/a");
+    cluster.watching("configmaps", 2).await?;
+    assert_eq!(journal(&cluster), [(true, true), (false, false), (true, false)]);
+    Ok(())
 }
 
 /// The `resourceVersion` of a checkpoint file's header.
@@ -500,9 +544,9 @@ async fn transient_errors_are_retried_and_logged_without_exiting() -> Result {
             "the server is restarting",
         ))
         .path_prefix("/api/v1/namespaces/w/configmaps")
-        .watch(false)
         .times(1),
     );
+    // The first request (the streamed list) gets the 503: retried, not a reason to page.
     let mut kazan = cluster.kazan(&["watch", "cm", "-n", "w", "-o", "name", "--log-level", "warn"])?;
     assert_eq!(kazan.line().await?, "ADDED configmap/a");
     kazan.terminate().await?;
@@ -798,5 +842,22 @@ async fn type_slash_name_watches_one_object() -> Result {
     cluster.patch_configmap("a", json!({"k": "v"}))?;
     cluster.patch_configmap("b", json!({"k": "v"}))?;
     assert_eq!(kazan.line().await?, "MODIFIED configmap/b");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_only_watches_partial_object_metadata() -> Result {
+    let cluster = Cluster::start().await?;
+    cluster.configmap("a", json!({"k": "v"}))?;
+    let mut kazan = cluster.kazan(&["watch", "cm", "-n", "w", "-o", "json", "--metadata-only"])?;
+    let first: Value = serde_json::from_str(&kazan.line().await?)?;
+    assert_eq!(first["type"], "ADDED");
+    assert_eq!(first["object"]["kind"], "PartialObjectMetadata");
+    assert!(first["object"].get("data").is_none(), "{first}");
+    cluster.watching("configmaps", 1).await?;
+    cluster.configmap("b", json!({}))?;
+    let next: Value = serde_json::from_str(&kazan.line().await?)?;
+    assert_eq!(next["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(next["object"]["metadata"]["name"], "b");
     Ok(())
 }

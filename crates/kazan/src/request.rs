@@ -22,7 +22,10 @@ use bytes::Bytes;
 use http::Method;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::resource::{ApiResource, DynamicObject, ObjectList};
+use crate::{
+    metadata,
+    resource::{ApiResource, DynamicObject, ObjectList},
+};
 
 /// The content type of a JSON merge patch (RFC 7386).
 pub const MERGE_PATCH: &str = "application/merge-patch+json";
@@ -136,6 +139,8 @@ pub struct Request<T> {
     pub(crate) params: Params,
     pub(crate) body: Option<Bytes>,
     pub(crate) content_type: Option<&'static str>,
+    /// Asks for `PartialObjectMetadata` (see [`crate::metadata`]).
+    pub(crate) metadata_only: bool,
     _out: PhantomData<fn() -> T>,
 }
 
@@ -150,6 +155,7 @@ impl<T> Clone for Request<T> {
             params: self.params.clone(),
             body: self.body.clone(),
             content_type: self.content_type,
+            metadata_only: self.metadata_only,
             _out: PhantomData,
         }
     }
@@ -180,18 +186,21 @@ impl Request<()> {
             params: Params::default(),
             body: None,
             content_type: None,
+            metadata_only: false,
             _out: PhantomData,
         }
     }
 
     /// Lists `K` objects (all namespaces until [`Request::namespace`] narrows it).
-    pub fn list<K: k8s_openapi::Resource + DeserializeOwned>() -> Request<ObjectList<K>> {
+    pub fn list<K: k8s_openapi::Resource + DeserializeOwned + 'static>() -> Request<ObjectList<K>> {
         Self::list_of(ApiResource::of::<K>())
     }
 
     /// Lists objects of a resource described at run time.
-    pub fn list_of<K: DeserializeOwned>(resource: impl Into<ApiResource>) -> Request<ObjectList<K>> {
-        Self::build(Verb::List, resource.into())
+    pub fn list_of<K: DeserializeOwned + 'static>(
+        resource: impl Into<ApiResource>,
+    ) -> Request<ObjectList<K>> {
+        Self::build::<ObjectList<K>>(Verb::List, resource.into()).metadata_only(metadata::is_partial::<K>())
     }
 
     /// Lists objects of a resource described at run time, as [`DynamicObject`]s.
@@ -201,23 +210,27 @@ impl Request<()> {
 
     /// Watches `K` objects. A watch request needs a starting `resourceVersion`
     /// ([`Request::resource_version`] or the watcher's option).
-    pub fn watch_list<K: k8s_openapi::Resource + DeserializeOwned>() -> Request<WatchEvents<K>> {
+    pub fn watch_list<K: k8s_openapi::Resource + DeserializeOwned + 'static>() -> Request<WatchEvents<K>> {
         Self::watch_list_of(ApiResource::of::<K>())
     }
 
     /// Watches objects of a resource described at run time.
-    pub fn watch_list_of<K: DeserializeOwned>(resource: impl Into<ApiResource>) -> Request<WatchEvents<K>> {
-        Self::build(Verb::Watch, resource.into())
+    pub fn watch_list_of<K: DeserializeOwned + 'static>(
+        resource: impl Into<ApiResource>,
+    ) -> Request<WatchEvents<K>> {
+        Self::build::<WatchEvents<K>>(Verb::Watch, resource.into()).metadata_only(metadata::is_partial::<K>())
     }
 
     /// Reads one object by name.
-    pub fn get<K: k8s_openapi::Resource + DeserializeOwned>(name: &str) -> Request<K> {
+    pub fn get<K: k8s_openapi::Resource + DeserializeOwned + 'static>(name: &str) -> Request<K> {
         Self::get_of(ApiResource::of::<K>(), name)
     }
 
     /// Reads one object of a resource described at run time.
-    pub fn get_of<K: DeserializeOwned>(resource: impl Into<ApiResource>, name: &str) -> Request<K> {
-        Self::build::<K>(Verb::Get, resource.into()).with_name(name)
+    pub fn get_of<K: DeserializeOwned + 'static>(resource: impl Into<ApiResource>, name: &str) -> Request<K> {
+        Self::build::<K>(Verb::Get, resource.into())
+            .with_name(name)
+            .metadata_only(metadata::is_partial::<K>())
     }
 
     /// Creates an object; its namespace is taken from `metadata.namespace` unless set on the request.
@@ -507,7 +520,26 @@ impl<T> Request<T> {
             params: self.params,
             body: self.body,
             content_type: self.content_type,
+            metadata_only: self.metadata_only,
             _out: PhantomData,
+        }
+    }
+
+    /// Whether to ask the server for the objects' metadata only (`PartialObjectMetadata`): set by
+    /// itself for requests of [`PartialObjectMetadata`](crate::PartialObjectMetadata); set it on a
+    /// request of another type that reads only metadata (a [`DynamicObject`] keeps it).
+    pub fn metadata_only(mut self, on: bool) -> Self {
+        self.metadata_only = on;
+        self
+    }
+
+    /// The `Accept` header this request sends: JSON, or the metadata-only forms (the list form
+    /// for a list, the object form for one object and for a watch's events).
+    pub fn accept(&self) -> &'static str {
+        match (self.metadata_only, self.verb) {
+            (false, _) => "application/json",
+            (true, Verb::List) => metadata::PARTIAL_OBJECT_METADATA_LIST,
+            (true, _) => metadata::PARTIAL_OBJECT_METADATA,
         }
     }
 

@@ -171,6 +171,12 @@ pub trait Object: Send + 'static {
     fn namespace(&self) -> Option<&str> {
         self.meta().namespace.as_deref()
     }
+
+    /// The metadata, to change (a transform stripping `managedFields`), or `None` for a type whose
+    /// metadata is not held decoded (`RawObject`).
+    fn meta_mut(&mut self) -> Option<&mut ObjectMeta> {
+        None
+    }
 }
 
 impl<K> Object for K
@@ -180,11 +186,19 @@ where
     fn meta(&self) -> &ObjectMeta {
         self.metadata()
     }
+
+    fn meta_mut(&mut self) -> Option<&mut ObjectMeta> {
+        Some(self.metadata_mut())
+    }
 }
 
 impl Object for DynamicObject {
     fn meta(&self) -> &ObjectMeta {
         &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> Option<&mut ObjectMeta> {
+        Some(&mut self.metadata)
     }
 }
 

@@ -19,7 +19,7 @@ use kazan::{
     Client, Config, Error, Request,
     auth::AuthError,
     config::{AuthConfig, ClientIdentity, ConfigError, ExecConfig, KubeconfigOptions},
-    watcher::{EndReason, Event, EventKind, EventType, WatchError, Watcher, WatcherOptions},
+    watcher::{EndReason, Event, EventKind, EventType, InitialList, WatchError, Watcher, WatcherOptions},
 };
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use rcgen::KeyPair;
@@ -432,7 +432,9 @@ async fn a_listed_object_without_a_name_is_skipped_and_the_rest_of_the_list_is_d
     let mut w = Watcher::start(
         Client::new(Config::new(server.url().parse()?))?,
         Request::list::<ConfigMap>().namespace("w"),
-        support::fast_watcher_options().deliver_initial_list(true),
+        support::fast_watcher_options()
+            .deliver_initial_list(true)
+            .initial_list(InitialList::Paginated),
     )?;
 
     let skipped = next(&mut w).await?;
@@ -562,7 +564,8 @@ async fn resource_versions_that_are_not_numbers_are_resumed_from_unchanged() -> 
         support::fast_watcher_options()
             .bookmarks(true)
             .deliver_bookmarks(true)
-            .deliver_initial_list(true),
+            .deliver_initial_list(true)
+            .initial_list(InitialList::Paginated),
     )?;
     let mut got = Vec::new();
     for _ in 0..7 {

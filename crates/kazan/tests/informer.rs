@@ -24,11 +24,19 @@ use kazan::{
         CheckpointError, CheckpointStatus, Event, EventKind, Informer, InformerOptions, Informers, Overflow,
         Store, SubscribeOptions, Subscription,
     },
-    watcher::EventType,
+    watcher::{EventType, InitialList},
 };
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use serde_json::{Value, json};
 
+#[path = "informer/compact_store.rs"]
+mod compact_store;
+#[path = "informer/metadata_only.rs"]
+mod metadata_only;
+#[path = "informer/streaming_lists.rs"]
+mod streaming_lists;
+#[path = "informer/transforms.rs"]
+mod transforms;
 use crate::support;
 use support::WAIT;
 
@@ -167,13 +175,26 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) -> TestResult {
     Err(format!("{what}: not within the bound").into())
 }
 
-/// The list requests (not watches) made to the `w` ConfigMaps.
+/// The lists made of the `w` ConfigMaps: first pages of paginated lists, and streamed lists
+/// (watches with `sendInitialEvents=true`).
 fn lists(server: &ApiServer) -> usize {
     server
         .journal()
         .iter()
-        .filter(|e| !e.watch && e.method == "GET" && e.path == CM_PATH)
+        .filter(|e| e.method == "GET" && e.path == CM_PATH)
+        .filter(|e| {
+            if e.watch {
+                is_watch_list(e)
+            } else {
+                query_param(&e.query, "continue").is_none()
+            }
+        })
         .count()
+}
+
+/// Whether a watch request is a streamed list.
+fn is_watch_list(e: &kazan_apiserver::JournalEntry) -> bool {
+    query_param(&e.query, "sendInitialEvents").as_deref() == Some("true")
 }
 
 fn query_param(query: &str, key: &str) -> Option<String> {
@@ -183,12 +204,13 @@ fn query_param(query: &str, key: &str) -> Option<String> {
     })
 }
 
-/// The `resourceVersion` each watch of the `w` ConfigMaps asked for, in order.
+/// The `resourceVersion` each watch of the `w` ConfigMaps asked for, in order (streamed lists
+/// left out: `lists` counts them).
 fn watch_versions(server: &ApiServer) -> Vec<String> {
     server
         .journal()
         .iter()
-        .filter(|e| e.watch && e.path == CM_PATH)
+        .filter(|e| e.watch && e.path == CM_PATH && !is_watch_list(e))
         .map(|e| query_param(&e.query, "resourceVersion").unwrap_or_default())
         .collect()
 }
@@ -294,7 +316,9 @@ async fn wait_synced_resolves_only_after_every_page_of_the_first_list() -> TestR
     let list_rv = server.resource_version().to_string();
     let informer = start(
         &server,
-        options().watcher(support::fast_watcher_options().page_size(3)),
+        options()
+            .watcher(support::fast_watcher_options().page_size(3))
+            .initial_list(InitialList::Paginated),
     )?;
     let store = informer.store();
     let mut slow = informer.subscribe_with(
@@ -1051,14 +1075,15 @@ async fn a_checkpoint_is_written_at_its_interval_while_the_informer_runs() -> Te
     Ok(())
 }
 
-/// A watch that fails for good (403 on the list) ends the informer: `wait_synced` says so, the
+/// A watch that fails for good (403 on the list, after a 403 to the streamed list it falls back
+/// from) ends the informer: `wait_synced` says so, the
 /// subscriptions end (even one made after the end), and `stop` reports the failure.
 #[tokio::test]
 async fn a_failed_watch_ends_the_informer_its_wait_synced_and_its_subscriptions() -> TestResult {
     let server = server().await?;
     server.faults().add_rule(
         FaultRule::new(FaultAction::status(403, "Forbidden", "configmaps is forbidden"))
-            .watch(false)
+            .times(2)
             .path_prefix(CM_PATH),
     );
     let informer = start(&server, options())?;

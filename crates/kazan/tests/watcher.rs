@@ -6,7 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 use k8s_openapi::api::{batch::v1::Job, core::v1::ConfigMap, core::v1::Namespace};
 use kazan::{
     ApiResource, Client, Config, DynamicObject, Request,
-    watcher::{EndReason, Event, EventKind, EventType, StopOutcome, WatchError, Watcher},
+    watcher::{EndReason, Event, EventKind, EventType, InitialList, StopOutcome, WatchError, Watcher},
 };
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use serde_json::{Value, json};
@@ -16,10 +16,14 @@ type TestResult = Result<(), TestError>;
 
 #[path = "watcher/first_day.rs"]
 mod first_day;
+#[path = "watcher/metadata_only.rs"]
+mod metadata_only;
 #[path = "watcher/resume_after_stop.rs"]
 mod resume_after_stop;
 #[path = "watcher/shards.rs"]
 mod shards;
+#[path = "watcher/streaming_lists.rs"]
+mod streaming_lists;
 use crate::support;
 use support::WAIT;
 
@@ -150,6 +154,7 @@ async fn the_initial_list_can_be_delivered_page_by_page() -> TestResult {
         Request::list::<ConfigMap>().namespace("w"),
         support::fast_watcher_options()
             .deliver_initial_list(true)
+            .initial_list(InitialList::Paginated)
             .page_size(3),
     )?;
     for i in 0..7 {
@@ -189,6 +194,7 @@ async fn a_list_snapshot_that_expires_after_pages_were_delivered_is_gone() -> Te
         Request::list::<ConfigMap>().namespace("w"),
         support::fast_watcher_options()
             .deliver_initial_list(true)
+            .initial_list(InitialList::Paginated)
             .page_size(2),
     )?;
     let mut first_page = Vec::new();

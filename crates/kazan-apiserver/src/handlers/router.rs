@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::query::ApiPath;
 use crate::registry::ResourceDef;
 use crate::status::Status;
-use crate::{discovery, table};
+use crate::{conversion, discovery, table};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::Value;
@@ -61,10 +61,39 @@ pub(super) async fn route(
         ))
         .into();
     }
+    // Accept negotiation (406) and the metadata-only conversions (conversion.rs).
+    let target = match conversion::negotiate(&ctx.accept, is_watch) {
+        Ok(target) => target,
+        Err(status) => return (*status).into(),
+    };
+    let reply = resource_reply(app, ctx, &def, &api_path, is_watch, body, target).await;
+    match reply {
+        Reply::Json(code, value, content_type) if code.is_success() => {
+            match conversion::convert(target, &value) {
+                Ok(Some(converted)) => Reply::Json(code, converted, JSON),
+                Ok(None) => Reply::Json(code, value, content_type),
+                Err(status) => (*status).into(),
+            }
+        }
+        other => other,
+    }
+}
+
+/// What a resource endpoint answers, before any conversion.
+async fn resource_reply(
+    app: &Arc<App>,
+    ctx: &Ctx,
+    def: &Arc<ResourceDef>,
+    api_path: &ApiPath,
+    is_watch: bool,
+    body: Bytes,
+    target: conversion::Target,
+) -> Reply {
+    let def = def.clone();
     let ns = api_path.namespace.as_deref();
     match (&api_path.name, &api_path.subresource) {
         (None, _) => match ctx.method {
-            Method::GET if is_watch => watch(app, ctx, &def, ns, None).await,
+            Method::GET if is_watch => watch(app, ctx, &def, ns, None, target).await,
             Method::GET => list(app, ctx, &def, ns).await,
             Method::POST if def.namespaced && ns.is_none() => {
                 Status::method_not_allowed("POST", &format!("{} across all namespaces", def.plural)).into()
@@ -102,7 +131,7 @@ pub(super) async fn route(
                 Some(_) => return Status::path_not_found().into(),
             };
             match ctx.method {
-                Method::GET if api_path.watch => watch(app, ctx, &def, ns, Some(name)).await,
+                Method::GET if api_path.watch => watch(app, ctx, &def, ns, Some(name), target).await,
                 Method::GET => match app.store.get(&def, ns, name) {
                     Ok(object) => object_reply(ctx, &def, StatusCode::OK, object),
                     Err(e) => e.into(),

@@ -45,7 +45,17 @@ pub(super) async fn watch(
     def: &Arc<ResourceDef>,
     ns: Option<&str>,
     pinned_name: Option<&str>,
+    target: crate::conversion::Target,
 ) -> Reply {
+    if let crate::conversion::Target::PartialList(_) = target {
+        // Each event's object is one object: `asPartialObjectMetadataList` refuses it.
+        return crate::conversion::convert(target, &serde_json::json!({}))
+            .err()
+            .map_or_else(
+                || Status::internal("conversion").into(),
+                |status| (*status).into(),
+            );
+    }
     let q = &ctx.query;
     let send_initial = q.optional_flag("sendInitialEvents");
     let rv_match = q.get("resourceVersionMatch").filter(|m| !m.is_empty());
@@ -175,6 +185,7 @@ pub(super) async fn watch(
         timeout,
         bookmark_interval: app.settings.bookmark_interval,
         table,
+        partial: crate::conversion::partial_watch(target),
         control: app.faults.state.control.subscribe(),
         shutdown: app.shutdown.clone(),
         end_after_events: app.faults.end_after_events(),
@@ -216,6 +227,8 @@ pub(crate) struct WatchTask {
     pub timeout: Duration,
     pub bookmark_interval: Duration,
     pub table: bool,
+    /// `Some(version)`: every event's object as `PartialObjectMetadata` (conversion.rs).
+    pub partial: Option<&'static str>,
     pub control: broadcast::Receiver<WatchCommand>,
     pub shutdown: CancellationToken,
     pub end_after_events: Option<u64>,
@@ -538,6 +551,11 @@ impl WatchTask {
     }
 
     async fn write(&mut self, bytes: Bytes, lines: u64) -> Result<(), WriteEnd> {
+        // A metadata-only watch converts every line it writes (conversion.rs).
+        let bytes = match self.partial {
+            Some(version) => crate::conversion::partial_event_lines(&bytes, version),
+            None => bytes,
+        };
         let lagged = &self.lagged;
         let lagging = || lagged.load(Ordering::Acquire);
         self.writer.write(bytes, &lagging).await?;

@@ -441,14 +441,22 @@ impl Client {
 
     fn prepare<T>(&self, req: &Request<T>, gzip: bool) -> Result<Prepared, Error> {
         let url = format!("{}{}", self.inner.base_url, req.path_and_query());
-        self.prepared(
+        let mut prepared = self.prepared(
             req.method(),
             url,
             req.content_type(),
             req.body().cloned().unwrap_or_default(),
             gzip,
             true,
-        )
+        )?;
+        // Metadata-only requests (`PartialObjectMetadata`) say so in `Accept`.
+        let accept = req.accept();
+        if accept != "application/json" {
+            prepared
+                .headers
+                .insert(header::ACCEPT, HeaderValue::from_static(accept));
+        }
+        Ok(prepared)
     }
 
     fn prepared(

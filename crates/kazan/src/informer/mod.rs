@@ -76,6 +76,12 @@
 //!   selector) for any number of consumers; the watch stops when the last handle or subscription
 //!   is dropped, after a linger (default 0 for a lone informer, 30 s in the factory).
 //!
+//! - **Big caches**: lists are streamed (watch-list, [`InformerOptions::initial_list`]) where the
+//!   server can, with no list response built in memory on either side; a
+//!   [`transform`](InformerOptions::transform) (e.g. [`strip_managed_fields`]) runs once per object
+//!   before anything holds it; [`PartialObjectMetadata`](crate::PartialObjectMetadata) caches
+//!   metadata alone; and [`InformerOptions::compact_store`] keeps objects as compact JSON.
+//!
 //! Followed: client-go `tools/cache/reflector.go` (list then watch, relist after Gone),
 //! `delta_fifo.go` (`Replace` and `DeletedFinalStateUnknown`), `shared_informer.go`
 //! (`AddEventHandler` on a running informer replays the store), and kube-runtime's
@@ -106,19 +112,19 @@ pub use events::{Event, EventKind};
 pub use factory::Informers;
 pub use index::IndexFn;
 pub use shared::{Overflow, SubscribeOptions, Subscription};
-pub use store::Store;
+pub use store::{Store, StoreStats};
 
 use crate::{
     Client, Object, Request,
     resource::ObjectList,
     watcher::{
-        Event as WatchEvent, EventKind as WatchKind, WatchError, Watcher, WatcherHandle, WatcherId,
-        WatcherOptions,
+        Event as WatchEvent, EventKind as WatchKind, InitialList, WatchError, Watcher, WatcherHandle,
+        WatcherId, WatcherOptions,
     },
 };
 use checkpoint::Identity;
 use shared::{Change, Hub};
-use store::{Listed, SyncState, key_of};
+use store::{Codec, Listed, SyncState, key_of};
 
 /// Why an informer could not start or ended.
 #[derive(Debug, thiserror::Error)]
@@ -130,12 +136,39 @@ pub enum InformerError {
     /// The watch ended on an error it cannot recover from (403, 404...).
     #[error("the informer's watch failed: {0}")]
     Watch(Arc<WatchError>),
+    /// [`InformerOptions::transform`] was given a transform of another object type.
+    #[error("the informer's transform takes {transform}, but the informer holds {informer}")]
+    TransformType {
+        /// The transform's object type.
+        transform: &'static str,
+        /// The informer's object type.
+        informer: &'static str,
+    },
     /// The informer was stopped (or its watch ended) before its store was synced.
     #[error("the informer ended before its store was synced")]
     Ended,
     /// The checkpoint could not be written when the informer stopped.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+}
+
+/// A transform of the informer's objects, as [`InformerOptions::transform`] takes it.
+pub type TransformFn<K> = Arc<dyn Fn(&mut K) + Send + Sync>;
+
+/// Removes `metadata.managedFields`, usually the largest part of an object and of no use to a
+/// controller: a ready-made [`InformerOptions::transform`] (client-go users write the same
+/// `TransformFunc`; kube-runtime's `reflector` docs suggest it for `.modify()`).
+///
+/// ```
+/// use k8s_openapi::api::core::v1::Pod;
+/// use kazan::informer::{InformerOptions, strip_managed_fields};
+///
+/// let options = InformerOptions::new().transform(strip_managed_fields::<Pod>);
+/// ```
+pub fn strip_managed_fields<K: Object>(object: &mut K) {
+    if let Some(meta) = object.meta_mut() {
+        meta.managed_fields = None;
+    }
 }
 
 /// How an informer runs.
@@ -146,6 +179,35 @@ pub struct InformerOptions {
     pub(crate) checkpoint: Option<(PathBuf, Duration)>,
     pub(crate) linger: Duration,
     pub(crate) atomic_relists: bool,
+    pub(crate) transform: Option<AnyTransform>,
+    pub(crate) compact_store: bool,
+}
+
+/// A [`TransformFn`] of some object type, checked against the informer's at its start: the
+/// options are not generic over the object type.
+#[derive(Clone)]
+pub(crate) struct AnyTransform {
+    function: Arc<dyn std::any::Any + Send + Sync>,
+    type_name: &'static str,
+}
+
+impl std::fmt::Debug for AnyTransform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "transform of {}", self.type_name)
+    }
+}
+
+impl AnyTransform {
+    /// The transform for objects of type `K`, or the typed error naming both types.
+    fn of<K: 'static>(&self) -> Result<TransformFn<K>, InformerError> {
+        self.function
+            .downcast_ref::<TransformFn<K>>()
+            .cloned()
+            .ok_or(InformerError::TransformType {
+                transform: self.type_name,
+                informer: std::any::type_name::<K>(),
+            })
+    }
 }
 
 impl Default for InformerOptions {
@@ -155,6 +217,8 @@ impl Default for InformerOptions {
             checkpoint: None,
             linger: Duration::ZERO,
             atomic_relists: false,
+            transform: None,
+            compact_store: false,
         }
     }
 }
@@ -170,6 +234,42 @@ impl InformerOptions {
     /// to the informer, so that the store's version follows them.
     pub fn watcher(mut self, options: WatcherOptions) -> Self {
         self.watcher = options;
+        self
+    }
+
+    /// How the informer's (re)lists are fetched (default [`InitialList::Auto`]: streamed
+    /// with `sendInitialEvents`, page by page when the server does not stream lists); the same
+    /// as setting it in [`watcher`](Self::watcher)'s options.
+    pub fn initial_list(mut self, how: InitialList) -> Self {
+        self.watcher = self.watcher.initial_list(how);
+        self
+    }
+
+    /// Applies `transform` to every object the watch brings (listed, added, modified or deleted),
+    /// once, before it is stored or handed to subscribers: what it removes is never held.
+    /// Objects loaded from a checkpoint are not transformed again (they were when first stored).
+    /// The transform's object type must be the informer's; otherwise the informer does not start
+    /// ([`InformerError::TransformType`]). See [`strip_managed_fields`].
+    pub fn transform<K: 'static>(mut self, transform: impl Fn(&mut K) + Send + Sync + 'static) -> Self {
+        let function: TransformFn<K> = Arc::new(transform);
+        self.transform = Some(AnyTransform {
+            function: Arc::new(function),
+            type_name: std::any::type_name::<K>(),
+        });
+        self
+    }
+
+    /// Keeps each object in the store as compact JSON (no whitespace) in an allocation of its own,
+    /// decoded again on every read (default no: objects kept decoded, shared with subscribers).
+    /// A decoded Kubernetes object takes several times its JSON's size in memory; a compact store
+    /// takes about the JSON's size, at the cost of a decode per read (`get`, `list`, indexes,
+    /// `Modified`'s `old`). Each object's name, namespace and resourceVersion are kept beside its
+    /// bytes ([`Store::resource_version_of`] reads them without decoding), and
+    /// [`Store::stats`] tells the bytes held. The bytes are encoded from the object after the
+    /// [`transform`](Self::transform), never a slice of a network read buffer, so a cached object
+    /// never keeps a whole chunk of the watch stream alive.
+    pub fn compact_store(mut self, compact: bool) -> Self {
+        self.compact_store = compact;
         self
     }
 
@@ -334,7 +434,16 @@ where
         registration: Option<factory::Registration>,
         first: Option<SubscribeOptions>,
     ) -> Result<(Self, Option<Subscription<K>>), InformerError> {
-        let store = Store::<K>::new();
+        let transform = options
+            .transform
+            .as_ref()
+            .map(AnyTransform::of::<K>)
+            .transpose()?;
+        let codec = options.compact_store.then_some(Codec::<K> {
+            encode: |object| serde_json::to_vec(object),
+            decode: |bytes| serde_json::from_slice(bytes),
+        });
+        let store = Store::<K>::new(codec);
         let name = options.watcher.name.clone().unwrap_or_else(|| request.path());
         let plan = options
             .checkpoint
@@ -407,6 +516,7 @@ where
             generation: 1,
             atomic: options.atomic_relists,
             buffered: None,
+            transform,
             plan,
             saved_rv: loaded_rv,
             name,
@@ -502,6 +612,7 @@ struct Task<K> {
     /// `atomic_relists`: a relist after Gone is buffered here and applied at its end.
     atomic: bool,
     buffered: Option<Vec<K>>,
+    transform: Option<TransformFn<K>>,
     plan: Option<CheckpointPlan>,
     /// The version of the last checkpoint written (or loaded): nothing to write while unchanged.
     saved_rv: Option<String>,
@@ -588,10 +699,7 @@ where
         }
         let (rv, objects) = {
             let state = self.core.store.read();
-            (
-                state.resource_version.clone(),
-                state.iter().cloned().collect::<Vec<_>>(),
-            )
+            (state.resource_version.clone(), state.iter().collect::<Vec<_>>())
         };
         let Some(rv) = rv else { return Ok(()) };
         if self.saved_rv.as_deref() == Some(rv.as_str()) {
@@ -618,7 +726,15 @@ where
     }
 
     /// Applies one watcher event; `Some` when the watch failed for good.
-    fn on_event(&mut self, event: WatchEvent<K>) -> Option<Arc<InformerError>> {
+    fn on_event(&mut self, mut event: WatchEvent<K>) -> Option<Arc<InformerError>> {
+        if let Some(transform) = &self.transform {
+            // Here, once per event, before anything holds the object.
+            if let WatchKind::Added(object) | WatchKind::Modified(object) | WatchKind::Deleted(object) =
+                &mut event.kind
+            {
+                transform(object);
+            }
+        }
         let core = &*self.core;
         let from = event.from;
         let rv = event.resource_version;

@@ -265,7 +265,7 @@ impl<K: Object> Hub<K> {
         };
         for ((namespace, name), before) in missed.before {
             let now = state.get(&namespace, &name);
-            let kind = match (before, now) {
+            let kind = match (before, now.as_ref()) {
                 (None, Some(now)) => EventKind::Added(now.clone()),
                 (Some(old), Some(now)) if old.resource_version() != now.resource_version() => {
                     EventKind::Modified {

@@ -28,8 +28,44 @@ pub(crate) fn key_of<K: Object>(object: &K) -> Key {
 
 /// One cached object and the relist generation that last saw it (mark-and-sweep).
 pub(crate) struct Entry<K> {
-    pub(crate) object: Arc<K>,
+    held: Held<K>,
     pub(crate) generation: u64,
+}
+
+/// How an entry holds its object.
+enum Held<K> {
+    /// Decoded and shared with subscribers.
+    Decoded(Arc<K>),
+    /// As compact JSON ([`InformerOptions::compact_store`](super::InformerOptions::compact_store)).
+    Compact(Compact),
+}
+
+/// An object kept as compact JSON in an allocation of its own, sized to it: it never keeps a
+/// network buffer alive. Its identity (the map key and `resource_version`) is readable without
+/// decoding.
+struct Compact {
+    resource_version: Option<Box<str>>,
+    bytes: Box<[u8]>,
+}
+
+/// How a compact store encodes and decodes its objects: function pointers made where `K` is known
+/// to be (de)serializable, so that the store's own bounds stay `K: Object`.
+pub(crate) struct Codec<K> {
+    pub(crate) encode: fn(&K) -> Result<Vec<u8>, serde_json::Error>,
+    pub(crate) decode: fn(&[u8]) -> Result<K, serde_json::Error>,
+}
+
+/// What a store holds, in numbers ([`Store::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Objects held.
+    pub objects: usize,
+    /// Whether objects are kept as compact JSON.
+    pub compact: bool,
+    /// Bytes of compact JSON held (0 for a store of decoded objects, whose size the allocator
+    /// alone knows).
+    pub compact_bytes: usize,
 }
 
 /// Where the store stands towards its first complete list.
@@ -52,6 +88,10 @@ pub(crate) struct StoreState<K> {
     /// Between a 410 Gone and the end of the relist that follows.
     pub(crate) relisting: bool,
     pub(crate) indexes: Indexes<K>,
+    /// `Some` for a compact store.
+    codec: Option<Codec<K>>,
+    /// Bytes of compact JSON held.
+    compact_bytes: usize,
 }
 
 /// What a listed object did to the store during a (re)list.
@@ -65,13 +105,15 @@ pub(crate) enum Listed<K> {
 }
 
 impl<K: Object> StoreState<K> {
-    fn new() -> Self {
+    fn new(codec: Option<Codec<K>>) -> Self {
         StoreState {
             objects: BTreeMap::new(),
             len: 0,
             resource_version: None,
             relisting: false,
             indexes: Indexes::default(),
+            codec,
+            compact_bytes: 0,
         }
     }
 
@@ -79,32 +121,91 @@ impl<K: Object> StoreState<K> {
         self.len
     }
 
-    pub(crate) fn get(&self, namespace: &str, name: &str) -> Option<&Arc<K>> {
-        self.objects
-            .get(namespace)
-            .and_then(|names| names.get(name))
-            .map(|e| &e.object)
+    /// The object held by `entry`, decoded if it is compact (`None`, logged, if it no longer
+    /// decodes: it was encoded from a decoded object, so only a bug gets here).
+    fn object(&self, entry: &Entry<K>) -> Option<Arc<K>> {
+        match (&entry.held, &self.codec) {
+            (Held::Decoded(object), _) => Some(object.clone()),
+            (Held::Compact(compact), Some(codec)) => match (codec.decode)(&compact.bytes) {
+                Ok(object) => Some(Arc::new(object)),
+                Err(error) => {
+                    tracing::error!("a compact store's object does not decode: {error}");
+                    None
+                }
+            },
+            (Held::Compact(_), None) => None,
+        }
     }
 
-    /// Every object, in namespace and name order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<K>> {
+    /// How to hold `object`: as it is, or as compact JSON (decoded if it does not encode).
+    fn hold(&mut self, object: Arc<K>) -> Held<K> {
+        let Some(codec) = &self.codec else {
+            return Held::Decoded(object);
+        };
+        match (codec.encode)(object.as_ref()) {
+            Ok(bytes) => {
+                self.compact_bytes += bytes.len();
+                Held::Compact(Compact {
+                    resource_version: object.resource_version().map(Box::from),
+                    bytes: bytes.into_boxed_slice(),
+                })
+            }
+            Err(error) => {
+                tracing::error!("an object does not encode for the compact store, kept decoded: {error}");
+                Held::Decoded(object)
+            }
+        }
+    }
+
+    /// Accounts for an entry leaving the store.
+    fn release(&mut self, entry: &Entry<K>) {
+        if let Held::Compact(compact) = &entry.held {
+            self.compact_bytes -= compact.bytes.len();
+        }
+    }
+
+    pub(crate) fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        let entry = self.objects.get(namespace).and_then(|names| names.get(name))?;
+        self.object(entry)
+    }
+
+    /// Every object, in namespace and name order (decoded one by one from a compact store).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Arc<K>> + '_ {
         self.objects
             .values()
-            .flat_map(|names| names.values().map(|e| &e.object))
+            .flat_map(|names| names.values().filter_map(|e| self.object(e)))
+    }
+
+    /// The resourceVersion of an object, read without decoding it.
+    pub(crate) fn version_of(&self, namespace: &str, name: &str) -> Option<Option<String>> {
+        let entry = self.objects.get(namespace).and_then(|names| names.get(name))?;
+        Some(entry_version(entry).map(str::to_string))
+    }
+
+    pub(crate) fn stats(&self) -> StoreStats {
+        StoreStats {
+            objects: self.len,
+            compact: self.codec.is_some(),
+            compact_bytes: self.compact_bytes,
+        }
     }
 
     /// Inserts or replaces an object, marked with `generation`; returns the one it replaced.
     pub(crate) fn upsert(&mut self, object: Arc<K>, generation: u64) -> Option<Arc<K>> {
         let (namespace, name) = key_of(object.as_ref());
+        let held = self.hold(object.clone());
         let names = self.objects.entry(namespace.clone()).or_default();
-        let entry = Entry {
-            object: object.clone(),
-            generation,
+        let replaced = names.insert(name.clone(), Entry { held, generation });
+        let old = match replaced {
+            Some(entry) => {
+                self.release(&entry);
+                self.object(&entry)
+            }
+            None => {
+                self.len += 1;
+                None
+            }
         };
-        let old = names.insert(name.clone(), entry).map(|e| e.object);
-        if old.is_none() {
-            self.len += 1;
-        }
         self.indexes
             .update(&(namespace, name), old.as_deref(), Some(object.as_ref()));
         old
@@ -120,7 +221,7 @@ impl<K: Object> StoreState<K> {
             .and_then(|names| names.get_mut(&name))
         {
             entry.generation = generation;
-            if entry.object.resource_version() == object.resource_version() {
+            if entry_version(entry) == object.resource_version() {
                 return Listed::Unchanged;
             }
         }
@@ -139,12 +240,14 @@ impl<K: Object> StoreState<K> {
             self.objects.remove(namespace);
         }
         self.len -= 1;
+        self.release(&entry);
+        let object = self.object(&entry)?;
         self.indexes.update(
             &(namespace.to_string(), name.to_string()),
-            Some(entry.object.as_ref()),
+            Some(object.as_ref()),
             None,
         );
-        Some(entry.object)
+        Some(object)
     }
 
     /// Removes every object a (re)list of `generation` did not contain; returns them.
@@ -169,8 +272,16 @@ impl<K: Object> StoreState<K> {
     fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
         self.objects
             .get(namespace)
-            .map(|names| names.values().map(|e| e.object.clone()).collect())
+            .map(|names| names.values().filter_map(|e| self.object(e)).collect())
             .unwrap_or_default()
+    }
+}
+
+/// An entry's resourceVersion, without decoding.
+fn entry_version<K: Object>(entry: &Entry<K>) -> Option<&str> {
+    match &entry.held {
+        Held::Decoded(object) => object.resource_version(),
+        Held::Compact(compact) => compact.resource_version.as_deref(),
     }
 }
 
@@ -204,10 +315,10 @@ impl<K> std::fmt::Debug for Store<K> {
 }
 
 impl<K: Object> Store<K> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(codec: Option<Codec<K>>) -> Self {
         Store {
             shared: Arc::new(Shared {
-                state: RwLock::new(StoreState::new()),
+                state: RwLock::new(StoreState::new(codec)),
                 synced: watch::Sender::new(SyncState::Pending),
             }),
         }
@@ -234,14 +345,28 @@ impl<K: Object> Store<K> {
     /// # }
     /// ```
     pub fn get<'a>(&self, namespace: impl Into<Option<&'a str>>, name: &str) -> Option<Arc<K>> {
-        self.read()
-            .get(namespace.into().unwrap_or_default(), name)
-            .cloned()
+        self.read().get(namespace.into().unwrap_or_default(), name)
     }
 
-    /// Every object, in namespace and name order: a snapshot of pointers.
+    /// Every object, in namespace and name order: a snapshot of pointers (of objects decoded
+    /// now, from a compact store).
     pub fn list(&self) -> Vec<Arc<K>> {
-        self.read().iter().cloned().collect()
+        self.read().iter().collect()
+    }
+
+    /// The resourceVersion of the object `name` in `namespace`, read without decoding it (from a
+    /// compact store too); `None` when the store does not hold it.
+    pub fn resource_version_of<'a>(
+        &self,
+        namespace: impl Into<Option<&'a str>>,
+        name: &str,
+    ) -> Option<Option<String>> {
+        self.read().version_of(namespace.into().unwrap_or_default(), name)
+    }
+
+    /// How many objects the store holds, and, for a compact store, how many bytes of JSON.
+    pub fn stats(&self) -> StoreStats {
+        self.read().stats()
     }
 
     /// The objects of one namespace (the built-in namespace index): a lookup, not a scan.
@@ -256,7 +381,7 @@ impl<K: Object> Store<K> {
         let keys = state.indexes.keys(index, value)?;
         Some(
             keys.iter()
-                .filter_map(|(namespace, name)| state.get(namespace, name).cloned())
+                .filter_map(|(namespace, name)| state.get(namespace, name))
                 .collect(),
         )
     }
@@ -315,12 +440,14 @@ impl<K: Object> Store<K> {
     /// Adds (or replaces) an index, built at once over the objects present.
     pub(crate) fn add_index(&self, name: &str, index: Arc<IndexFn<K>>) {
         let mut state = self.write();
-        let StoreState { objects, indexes, .. } = &mut *state;
-        let all = objects.iter().flat_map(|(namespace, names)| {
-            names
-                .iter()
-                .map(move |(name, e)| ((namespace.clone(), name.clone()), e.object.as_ref()))
-        });
-        indexes.insert(name, index, all);
+        let all: Vec<(Key, Arc<K>)> = state
+            .iter()
+            .map(|object| (key_of(object.as_ref()), object))
+            .collect();
+        state.indexes.insert(
+            name,
+            index,
+            all.iter().map(|(key, object)| (key.clone(), object.as_ref())),
+        );
     }
 }

@@ -20,6 +20,17 @@ pub enum WatchError {
         "a watch request needs a starting resourceVersion: pass `resource_version` in the options, or start from a list request"
     )]
     NoResourceVersion,
+    /// The request asks for one way of listing (`send_initial_events`) and the options for the
+    /// other ([`WatcherOptions::initial_list`](super::WatcherOptions::initial_list)).
+    #[error(
+        "the request says sendInitialEvents={requested} but the options ask for a {options:?} initial list; set one of them"
+    )]
+    InitialListConflict {
+        /// The request's `sendInitialEvents`.
+        requested: bool,
+        /// The options' choice.
+        options: super::InitialList,
+    },
     /// The initial list failed.
     #[error("listing {what} failed: {source}")]
     List {
@@ -174,7 +185,9 @@ impl WatchError {
             | WatchError::Open { source, .. }
             | WatchError::Stream { source, .. } => classify(source),
             WatchError::ServerError(status) => classify_status(status),
-            WatchError::NoResourceVersion | WatchError::ListWithoutVersion { .. } => Disposition::Terminal,
+            WatchError::NoResourceVersion
+            | WatchError::InitialListConflict { .. }
+            | WatchError::ListWithoutVersion { .. } => Disposition::Terminal,
             WatchError::Idle { .. }
             | WatchError::EndedAtOnce { .. }
             | WatchError::DecodeAhead { .. }

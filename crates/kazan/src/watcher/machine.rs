@@ -11,7 +11,14 @@
 //!   resume from the last version, at once after a clean end, after a backoff after an error;
 //! - what happens on each event line: [`Machine::on_item`].
 
-use std::{collections::VecDeque, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use serde::de::DeserializeOwned;
 use tokio::{task::JoinHandle, time::Instant};
@@ -24,7 +31,7 @@ use super::{
     event::{Event, EventKind, WatcherId},
     frame::{Frame, LineFramer},
     idle::IdleTimer,
-    options::WatcherOptions,
+    options::{InitialList, WatcherOptions},
     stats::StatsCell,
     step::{Resume, Step},
 };
@@ -32,7 +39,7 @@ use crate::{
     Client, Error, Object,
     client::BodyStream,
     raw::IdentityRead,
-    request::{Request, Verb, WatchEvents},
+    request::{Request, Verb, VersionMatch, WatchEvents},
     resource::ObjectList,
 };
 
@@ -62,10 +69,18 @@ pub(crate) struct Settings {
     /// The shard watched, if any: objects of other shards are not delivered.
     pub(crate) shard: Option<Arc<crate::shard::ShardSelector>>,
     watch_timeout: std::ops::Range<u32>,
+    initial_list: InitialList,
+    /// Set once the server showed it does not stream lists ([`InitialList::Auto`]); shared by
+    /// every stream of the watcher, so a relist after Gone lists page by page at once.
+    streaming_refused: Arc<AtomicBool>,
 }
 
 impl Settings {
-    pub(crate) fn from_options<S>(o: &WatcherOptions<S>, fixed_timeout: Option<u32>) -> Self {
+    pub(crate) fn from_options<S>(
+        o: &WatcherOptions<S>,
+        fixed_timeout: Option<u32>,
+        initial_list: InitialList,
+    ) -> Self {
         Settings {
             log: o.log,
             bookmarks: o.bookmarks,
@@ -79,7 +94,19 @@ impl Settings {
             identity_read: IdentityRead::Full,
             shard: o.shard.clone(),
             watch_timeout: o.watch_timeout.clone(),
+            initial_list,
+            streaming_refused: Arc::default(),
         }
+    }
+
+    /// Whether the initial list is streamed (only when it is delivered).
+    fn streams_initial_list(&self) -> bool {
+        self.deliver_initial_list
+            && match self.initial_list {
+                InitialList::Streaming => true,
+                InitialList::Auto => !self.streaming_refused.load(Ordering::Relaxed),
+                InitialList::Paginated => false,
+            }
     }
 
     fn timeout_seconds(&self) -> u32 {
@@ -162,6 +189,16 @@ enum State<K> {
     Done,
 }
 
+/// A streamed initial list in progress: the watch asks for initial events until the bookmark
+/// that ends them.
+struct InitialStream {
+    /// The version to stream from ("" for the most recent): the list request's own, if any.
+    from: String,
+    /// Objects delivered so far: once there are some, a stream cut before its end cannot be taken
+    /// back, and the consumer must start over (Gone), as after a page's 410.
+    delivered: u64,
+}
+
 /// The watcher itself; [`Machine::next_event`] drives it one event at a time.
 pub(crate) struct Machine<K> {
     client: Client,
@@ -179,6 +216,8 @@ pub(crate) struct Machine<K> {
     /// Watching from "0"/"": the synthetic ADDED burst carries unordered versions, so the resume
     /// version is not advanced until the burst is over (as client-go does).
     in_initial_burst: bool,
+    /// `Some` while the initial list is being streamed.
+    initial: Option<InitialStream>,
     malformed: Option<(Option<String>, u32)>,
     backoff: Backoff,
     framer: LineFramer,
@@ -212,6 +251,7 @@ where
             rv: start_rv,
             last_delivered: None,
             in_initial_burst,
+            initial: None,
             malformed: None,
             backoff: Backoff::new(backoff),
             framer,
@@ -235,6 +275,13 @@ where
                 State::Done => return None,
                 State::Start => {
                     if self.rv.is_some() {
+                        State::Connecting
+                    } else if self.settings.streams_initial_list() {
+                        self.initial = Some(InitialStream {
+                            from: self.request.params().resource_version.clone().unwrap_or_default(),
+                            delivered: 0,
+                        });
+                        self.in_initial_burst = true;
                         State::Connecting
                     } else {
                         State::Listing {
@@ -401,6 +448,14 @@ where
         p.send_initial_events = None;
         p.resource_version = self.rv.clone();
         p.allow_watch_bookmarks = self.settings.bookmarks;
+        // Initial events are asked for only until their end: a watch that resumes after it
+        // never asks again (kube-rs PR #1882 fixed duplicate lists every few minutes from that).
+        if let Some(initial) = &self.initial {
+            p.send_initial_events = Some(true);
+            p.resource_version_match = Some(VersionMatch::NotOlderThan);
+            p.resource_version = Some(initial.from.clone());
+            p.allow_watch_bookmarks = true;
+        }
         p.timeout_seconds = Some(self.settings.timeout_seconds());
         req
     }
@@ -437,6 +492,14 @@ where
                     what: self.what.clone(),
                     source: Box::new(e),
                 };
+                if self.initial.is_some() {
+                    if let Some(next) = self.on_initial_stream_refused(&error) {
+                        return next;
+                    }
+                    if let Some(next) = self.on_initial_stream_cut(&error) {
+                        return next;
+                    }
+                }
                 self.on_error(error, State::Connecting)
             }
         }
@@ -565,6 +628,11 @@ where
                     ));
                     return None;
                 }
+                if event != ObjectEvent::Added && self.initial.is_some() {
+                    // Only a server that ignored `sendInitialEvents` sends this before the end
+                    // bookmark: a plain watch from "", whose ADDED burst was the list.
+                    self.end_initial_stream(None, "an event other than ADDED");
+                }
                 if self.in_initial_burst && event != ObjectEvent::Added {
                     self.in_initial_burst = false;
                 }
@@ -580,6 +648,9 @@ where
                         }
                         return None;
                     }
+                }
+                if let Some(initial) = &mut self.initial {
+                    initial.delivered += 1;
                 }
                 let resume = self.resume_at(rv.as_ref());
                 if let Resume::At(rv) = &resume {
@@ -599,10 +670,23 @@ where
                 initial_events_end,
             } => {
                 s.events += 1;
+                let rv = resource_version.filter(|v| !v.is_empty());
+                if self.initial.is_some() {
+                    if initial_events_end {
+                        self.log(format_args!("initial events delivered"));
+                        self.end_initial_stream(rv, "");
+                    } else {
+                        self.end_initial_stream(
+                            rv,
+                            "a bookmark without the k8s.io/initial-events-end annotation",
+                        );
+                    }
+                    return None;
+                }
                 if initial_events_end {
                     self.log(format_args!("initial events delivered"));
                 }
-                if let Some(rv) = resource_version.filter(|v| !v.is_empty()) {
+                if let Some(rv) = rv {
                     self.in_initial_burst = false;
                     self.stats.bookmarked();
                     self.rv = Some(rv.clone());
@@ -614,7 +698,18 @@ where
                 }
                 None
             }
-            Decoded::Error(status) => Some(self.on_error(WatchError::ServerError(status), State::Connecting)),
+            Decoded::Error(status) => {
+                let error = WatchError::ServerError(status);
+                if self.initial.is_some() {
+                    if let Some(next) = self.on_initial_stream_refused(&error) {
+                        return Some(next);
+                    }
+                    if let Some(next) = self.on_initial_stream_cut(&error) {
+                        return Some(next);
+                    }
+                }
+                Some(self.on_error(error, State::Connecting))
+            }
             Decoded::UnknownType { type_name } => {
                 let error = WatchError::UnknownEventType(type_name);
                 self.problem(format_args!("{error}"));
@@ -678,6 +773,11 @@ where
                 self.framer.pending()
             ));
         }
+        if self.initial.is_some() {
+            if let Some(next) = self.on_initial_stream_end(&end) {
+                return next;
+            }
+        }
         match end {
             StreamEnd::Eof => {
                 let lasted = Instant::now().saturating_duration_since(s.opened_at);
@@ -731,6 +831,131 @@ where
             }
         }
         self.stats.shard_mode(mode);
+    }
+
+    /// The end of a streamed initial list: the consumer gets `Synced` at the end's version, as at
+    /// the end of a paginated list, and the watch goes on from there without asking for initial
+    /// events again. `why`, when not empty, is the sign that the server ignored
+    /// `sendInitialEvents` and sent a plain watch from "" (whose first non-ADDED event ends its
+    /// burst, as client-go's reflector reads it): Auto lists page by page from then on.
+    fn end_initial_stream(&mut self, rv: Option<String>, why: &str) {
+        self.initial = None;
+        self.in_initial_burst = false;
+        if !why.is_empty() {
+            self.refuse_streaming(format_args!(
+                "the server sent {why} before the end of the initial events"
+            ));
+        }
+        match rv {
+            Some(rv) => {
+                self.stats.bookmarked();
+                self.rv = Some(rv.clone());
+                self.push(Some(rv.clone()), EventKind::Synced, Resume::At(rv));
+            }
+            None => self.push(None, EventKind::Synced, Resume::Keep),
+        }
+    }
+
+    /// Auto: the server does not stream lists; page by page for the rest of the watcher's life.
+    fn refuse_streaming(&self, why: std::fmt::Arguments<'_>) {
+        if self.settings.initial_list == InitialList::Auto {
+            self.settings.streaming_refused.store(true, Ordering::Relaxed);
+            self.log(format_args!(
+                "{why}: listing {} page by page from now on",
+                self.what
+            ));
+        }
+    }
+
+    /// An error answer to the watch-list request, or an ERROR event in it before its end, that
+    /// says the server does not stream lists (client-go's reflector falls back to a list on
+    /// every error it would not retry; a 410 or a 5xx is retried here instead): with Auto, list
+    /// page by page. `None` when it is not such an answer.
+    fn on_initial_stream_refused(&mut self, error: &WatchError) -> Option<State<K>> {
+        if self.settings.initial_list != InitialList::Auto {
+            return None;
+        }
+        let code = match error {
+            WatchError::ServerError(status) => status.code,
+            other => other.api_error().map(|a| i32::from(a.code)),
+        }?;
+        if !(400..500).contains(&code) || matches!(code, 408 | 410 | 429) {
+            return None;
+        }
+        self.refuse_streaming(format_args!("the server refused to stream the list ({error})"));
+        let delivered = self.initial.as_ref().map_or(0, |i| i.delivered);
+        self.initial = None;
+        self.in_initial_burst = false;
+        if delivered > 0 {
+            return Some(self.on_gone(format!(
+                "the initial event stream of {} failed after {delivered} objects ({error}); start over",
+                self.what
+            )));
+        }
+        Some(State::Listing {
+            token: None,
+            rv: None,
+        })
+    }
+
+    /// A streamed initial list broken before its end by a retryable error or a 410: with objects
+    /// delivered, the consumer must start over (Gone), as when a paginated list's snapshot
+    /// expires between pages; with none, a 410 streams again from the most recent version (as
+    /// client-go's reflector does) and other errors are retried as usual. `None` to retry.
+    fn on_initial_stream_cut(&mut self, error: &WatchError) -> Option<State<K>> {
+        let initial = self.initial.as_mut()?;
+        if initial.delivered > 0 {
+            let delivered = initial.delivered;
+            self.initial = None;
+            return Some(self.on_gone(format!(
+                "the initial event stream of {} was cut after {delivered} objects ({error}); start over",
+                self.what
+            )));
+        }
+        if error.disposition() == Disposition::Gone {
+            initial.from.clear();
+            return Some(self.retry_now(error));
+        }
+        None
+    }
+
+    /// The initial event stream ended before the bookmark that ends its initial events. A clean
+    /// end is taken as a server that does not stream lists (Auto lists page by page; client-go's
+    /// reflector would stream again and again); the objects delivered meanwhile cannot be taken
+    /// back, so the consumer starts over (Gone). `None` to handle it as any watch's end.
+    fn on_initial_stream_end(&mut self, end: &StreamEnd) -> Option<State<K>> {
+        let delivered = self.initial.as_ref()?.delivered;
+        let clean = matches!(end, StreamEnd::Eof);
+        if clean {
+            self.refuse_streaming(format_args!(
+                "the watch-list request ended without the bookmark that ends its initial events"
+            ));
+        }
+        let refused = self.settings.initial_list == InitialList::Auto && clean;
+        if delivered > 0 {
+            self.initial = None;
+            return Some(self.on_gone(format!(
+                "the initial event stream of {} ended after {delivered} objects, before the bookmark that ends them; start over",
+                self.what
+            )));
+        }
+        if refused {
+            self.initial = None;
+            self.in_initial_burst = false;
+            return Some(State::Listing {
+                token: None,
+                rv: None,
+            });
+        }
+        None
+    }
+
+    /// A retry at once, without a backoff (a 410 before anything was delivered).
+    fn retry_now(&self, error: &WatchError) -> State<K> {
+        self.log(format_args!(
+            "{error}; streaming the list again from the most recent version"
+        ));
+        State::Connecting
     }
 
     /// What happens on any error: what [`WatchError::disposition`] says. A retry goes on with

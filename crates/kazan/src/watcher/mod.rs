@@ -25,6 +25,14 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A watcher that delivers its initial list ([`WatcherOptions::deliver_initial_list`], the
+//! supervised form, the informer) streams it by default ([`InitialList::Auto`]): one watch with
+//! `sendInitialEvents=true`, whose objects come as `Added` and whose bookmark annotated
+//! `k8s.io/initial-events-end` becomes `Synced`, exactly as at the end of a paginated list; the
+//! watch then goes on and never asks for initial events again. When the server shows it does not
+//! stream lists (an error answer, an ERROR event, a watch that ends without that bookmark), the
+//! watcher lists page by page from then on (`InitialList` says how each case is detected).
+//!
 //! Three forms share one state machine: the spawned form above ([`Watcher::start`], events in a
 //! bounded channel, a handle to stop it), the [`Stream`](futures_util::Stream) form
 //! ([`Watcher::stream`]) and the supervised form ([`Watcher::supervise`], which relists after Gone).
@@ -54,7 +62,7 @@ use serde::de::DeserializeOwned;
 pub use backoff::BackoffConfig;
 pub use error::WatchError;
 pub use event::{Event, EventKind, EventType, WatcherId};
-pub use options::{OwnChannel, SendMapped, SendTarget, WatcherOptions};
+pub use options::{InitialList, OwnChannel, SendMapped, SendTarget, WatcherOptions};
 pub use spawn::{EndReason, StopOutcome, WatcherHandle};
 #[doc(hidden)]
 pub use start::Start;

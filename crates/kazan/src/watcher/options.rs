@@ -85,6 +85,31 @@ where
     }
 }
 
+/// How a watcher gets its initial list of objects (when it has no resource version to start from
+/// and delivers the list: [`WatcherOptions::deliver_initial_list`], the supervised form, the
+/// informer).
+///
+/// A streaming list (watch-list, KEP-3157) is one watch with `sendInitialEvents=true`: the server
+/// sends every object as `ADDED`, then a BOOKMARK annotated `k8s.io/initial-events-end` at the
+/// list's version, then the changes after it, from its watch cache and without building a list
+/// in memory on either side. A paginated list is one list request per page, then a watch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InitialList {
+    /// Stream, and fall back to a paginated list for the watcher's life as soon as the server
+    /// shows it does not stream lists: an error answer to the watch-list request (the 422 of a
+    /// server without the WatchList feature, any 4xx), an ERROR event before the end of the
+    /// initial events, or a watch that ends without the annotated bookmark. A server that
+    /// ignores `sendInitialEvents` and sends a plain watch from "" is followed too: its burst
+    /// of `ADDED` events ends at its first other event, as client-go's reflector reads it.
+    #[default]
+    Auto,
+    /// Always stream; errors are handled as any watch's (a 422 ends the watcher).
+    Streaming,
+    /// Always list page by page ([`WatcherOptions::page_size`]).
+    Paginated,
+}
+
 /// How a watcher runs. Start from [`WatcherOptions::new`] and set what you need.
 ///
 /// ```
@@ -116,6 +141,7 @@ pub struct WatcherOptions<S = OwnChannel> {
     pub(crate) decode_concurrency: usize,
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) shard: Option<std::sync::Arc<crate::shard::ShardSelector>>,
+    pub(crate) initial_list: InitialList,
 }
 
 impl Default for WatcherOptions<OwnChannel> {
@@ -137,6 +163,7 @@ impl Default for WatcherOptions<OwnChannel> {
             decode_concurrency: 1,
             request_timeout: None,
             shard: None,
+            initial_list: InitialList::default(),
         }
     }
 }
@@ -223,6 +250,7 @@ impl<S> WatcherOptions<S> {
             decode_concurrency: self.decode_concurrency,
             request_timeout: self.request_timeout,
             shard: self.shard,
+            initial_list: self.initial_list,
         }
     }
 
@@ -262,9 +290,23 @@ impl<S> WatcherOptions<S> {
     /// (default no, as in Kazan). Only applies when the watcher lists (no resource version).
     /// Should the list's snapshot expire between pages (410 on a continue token), the watcher
     /// delivers `Gone`: the objects already delivered may since have been deleted, so clear them
-    /// and start again.
+    /// and start again. A streamed list ([`InitialList`]) cut before its end after it delivered
+    /// objects is `Gone` likewise (the supervised form and the informer list again by themselves).
     pub fn deliver_initial_list(mut self, deliver: bool) -> Self {
         self.deliver_initial_list = deliver;
+        self
+    }
+
+    /// How the initial list is fetched (default [`InitialList::Auto`]: streamed, paginated when
+    /// the server does not stream lists). A request carrying `send_initial_events(true)` asks for
+    /// [`InitialList::Streaming`], `send_initial_events(false)` for [`InitialList::Paginated`];
+    /// against the other explicit choice here, the watcher does not start
+    /// ([`WatchError::InitialListConflict`](super::WatchError::InitialListConflict)).
+    ///
+    /// Streaming applies when the list is delivered; a watcher that does not deliver it reads one
+    /// page to learn where to start.
+    pub fn initial_list(mut self, how: InitialList) -> Self {
+        self.initial_list = how;
         self
     }
 

@@ -14,7 +14,7 @@ use super::{
     error::WatchError,
     event::{Event, WatcherId},
     machine::{Machine, Settings},
-    options::WatcherOptions,
+    options::{InitialList, WatcherOptions},
     spawn::{self, WatcherHandle},
     stats::StatsCell,
     step::Step,
@@ -70,6 +70,22 @@ where
     ) -> Result<Self, WatchError> {
         let (mut request, is_watch) = request.into_parts();
         let request_rv = request.params_mut().resource_version.take();
+        // The request's `sendInitialEvents` chooses how to list: honoured, or refused when the
+        // options chose the other way, never dropped.
+        let initial_list = match (
+            request.params_mut().send_initial_events.take(),
+            options.initial_list,
+        ) {
+            (None, chosen) => chosen,
+            (Some(true), InitialList::Auto | InitialList::Streaming) => InitialList::Streaming,
+            (Some(false), InitialList::Auto | InitialList::Paginated) => InitialList::Paginated,
+            (Some(requested), chosen) => {
+                return Err(WatchError::InitialListConflict {
+                    requested,
+                    options: chosen,
+                });
+            }
+        };
         let fixed_timeout = request.params().timeout_seconds;
         let start_rv = match (&options.resource_version, is_watch) {
             (Some(rv), _) => Some(rv.clone()),
@@ -94,7 +110,7 @@ where
             client,
             request,
             start_rv,
-            settings: Settings::from_options(options, fixed_timeout),
+            settings: Settings::from_options(options, fixed_timeout, initial_list),
             backoff: options.backoff,
             span,
         })
