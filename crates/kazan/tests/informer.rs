@@ -220,7 +220,11 @@ fn watch_versions(server: &ApiServer) -> Vec<String> {
 /// 410 and relist.
 async fn while_away(server: &ApiServer, changes: impl FnOnce(&ApiServer) -> TestResult) -> TestResult {
     server.faults().add_rule(
-        FaultRule::new(FaultAction::status(503, "ServiceUnavailable", "away for a while")).watch(true),
+        // Every watch is refused until the history is compacted (not just the first: a watcher
+        // that came back before the compaction would see the changes one by one, no relist).
+        FaultRule::new(FaultAction::status(503, "ServiceUnavailable", "away for a while"))
+            .watch(true)
+            .times(u32::MAX),
     );
     server.faults().end_watches(None);
     // A refused watch proves the previous one has ended: nothing after this reaches it.

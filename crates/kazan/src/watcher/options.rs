@@ -367,7 +367,9 @@ impl<S> WatcherOptions<S> {
     /// receives (one FNV-1a hash per object), so a consumer sees the same objects; objects of
     /// other shards move the resume version but are not delivered. [`WatcherStats::shard_mode`](super::WatcherStats::shard_mode)
     /// says who filtered, and `shard_filtered` how many objects the watcher dropped itself.
-    /// Objects never change shards: `uid` and `namespace` are immutable.
+    /// Objects never change shards: `uid` and `namespace` are immutable. With
+    /// [`InitialList::Auto`](super::InitialList::Auto) a sharded watcher lists page by page, since
+    /// only a list's `shardInfo` tells whether the server filtered.
     pub fn shard(mut self, selector: crate::shard::ShardSelector) -> Self {
         self.shard = Some(std::sync::Arc::new(selector));
         self

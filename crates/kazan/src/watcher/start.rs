@@ -86,6 +86,12 @@ where
                 });
             }
         };
+        // A sharded watcher learns whether the server filters from a list's `shardInfo`, which a
+        // streamed list does not carry: Auto lists page by page for it.
+        let initial_list = match (initial_list, &options.shard) {
+            (InitialList::Auto, Some(_)) => InitialList::Paginated,
+            (chosen, _) => chosen,
+        };
         let fixed_timeout = request.params().timeout_seconds;
         let start_rv = match (&options.resource_version, is_watch) {
             (Some(rv), _) => Some(rv.clone()),
