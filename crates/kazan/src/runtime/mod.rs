@@ -63,6 +63,7 @@
 //!   JSON patch `test` on the finalizers list, this one tests `metadata.resourceVersion` on every
 //!   write. `kube::runtime::events::Recorder` → [`events::Recorder`].
 
+pub mod controller;
 pub mod events;
 pub mod finalizer;
 pub mod key;
@@ -72,6 +73,7 @@ pub mod rate_limit;
 pub mod reconciler;
 pub mod wait;
 
+pub use controller::{Controller, ControllerError, Predicate};
 pub use key::ObjectKey;
 pub use queue::{Lease, Priority, QueueOptions, QueueStats, ShutdownReport, WorkQueue};
 pub use rate_limit::{ExponentialBackoff, MaxOf, RateLimiter, TokenBucket, default_rate_limiter};

@@ -198,6 +198,31 @@ where
         P: Fn(Arc<K>, &E, Arc<Ctx>) -> Action + Send + Sync + 'static,
         E: Send + 'static,
     {
+        let deadline = self.shutdown_deadline;
+        self.run_until(triggers, reconcile, error_policy, async move {
+            shutdown.await;
+            deadline
+        })
+        .await
+    }
+
+    /// As [`run`](Self::run), but the shutdown future tells how long in-flight reconciles may
+    /// still take: `Duration::ZERO` cancels them at once (a controller that lost its leadership
+    /// must stop acting now, not after a grace period).
+    pub async fn run_until<E, T, R, RFut, P>(
+        self,
+        triggers: T,
+        reconcile: R,
+        error_policy: P,
+        shutdown: impl Future<Output = Duration>,
+    ) -> RunReport
+    where
+        T: Stream<Item = (ObjectKey, Priority)> + Send + 'static,
+        R: Fn(Arc<K>, Arc<Ctx>) -> RFut + Send + Sync + 'static,
+        RFut: Future<Output = Result<Action, E>> + Send + 'static,
+        P: Fn(Arc<K>, &E, Arc<Ctx>) -> Action + Send + Sync + 'static,
+        E: Send + 'static,
+    {
         let reconcile = Arc::new(reconcile);
         let error_policy = Arc::new(error_policy);
         let feeder = {
@@ -214,9 +239,13 @@ where
         let mut running: Vec<(ObjectKey, AbortHandle)> = Vec::new();
         let mut tally = Tally::default();
         let mut shutdown = pin!(shutdown);
+        let mut deadline = self.shutdown_deadline;
         loop {
             tokio::select! {
-                _ = &mut shutdown => break,
+                d = &mut shutdown => {
+                    deadline = d;
+                    break;
+                }
                 lease = self.queue.next() => match lease {
                     Some(lease) => {
                         let key = lease.key().clone();
@@ -239,7 +268,7 @@ where
         feeder.abort();
         // Stop handing out keys; count what finishes while the queue waits for the leases.
         let report = {
-            let mut wait = pin!(self.queue.shutdown(self.shutdown_deadline));
+            let mut wait = pin!(self.queue.shutdown(deadline));
             loop {
                 tokio::select! {
                     report = &mut wait => break report,
