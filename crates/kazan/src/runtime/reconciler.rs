@@ -7,10 +7,9 @@
 //! during its reconcile is reconciled once more afterwards, however many triggers came; at most
 //! `workers` reconciles at once; graceful shutdown that reports what was cut.
 //!
-//! # How the `Controller` will sit on the informer
-//! The informer (being built in `kazan::informer`) provides a store and a stream of changes. A
-//! `Controller<K>` will be a thin layer over [`Runner`]:
-//! - the primary informer's store implements [`ObjectSource<K>`] (`store.get(key)`);
+//! # How the [`Controller`](super::Controller) sits on the informer
+//! A `Controller<K>` is a thin layer over [`Runner`]:
+//! - the primary informer's store is the [`ObjectSource<K>`] (`store.get(key)`);
 //! - its changes map to triggers: objects from the initial list and from relists as
 //!   `(key, Priority::Low)`, live adds, updates and deletes as `(key, Priority::Normal)`;
 //! - `owns::<C>()` adds an informer on `C` whose changes map each child to the keys of its
@@ -18,8 +17,9 @@
 //!   update, so a re-parented child triggers both owners);
 //! - `watches::<O>(mapper)` adds an informer on `O` and triggers the keys `mapper(&obj)` returns;
 //! - the triggers of all sources are merged into the one stream `run` takes, and `run` starts
-//!   taking keys only once every informer has synced (the stream can be held back until then);
-//! - predicates compare the store's old and new object before a trigger is sent (no hash cache).
+//!   only once every informer has synced;
+//! - predicates compare the store's old and new object before a trigger is sent (no hash cache);
+//! - a lost leadership ends the run with [`Runner::run_until`] and a zero deadline.
 
 use std::{
     future::Future, marker::PhantomData, panic::AssertUnwindSafe, pin::pin, sync::Arc, time::Duration,
