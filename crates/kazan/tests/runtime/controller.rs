@@ -694,3 +694,79 @@ async fn losing_the_lease_cancels_in_flight_reconciles_before_another_candidate_
     second.stop().await;
     Ok(())
 }
+
+/// The watcher series of the metrics: scraped as Prometheus text (parsed with a Prometheus text
+/// parser), counting what the watcher handed over, and gone once the watcher's metrics handle is
+/// dropped (kubernetes/kubernetes#73587 leaked such series).
+#[tokio::test]
+async fn watcher_metrics_scrape_as_prometheus_text_and_disappear_with_their_watcher() -> TestResult {
+    use kazan::{
+        runtime::metrics::RuntimeMetrics,
+        watcher::{EventKind, Watcher, WatcherOptions},
+    };
+    use prometheus_client::registry::Registry;
+
+    fn scrape(registry: &Registry) -> Result<prometheus_parse::Scrape, TestError> {
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, registry)?;
+        Ok(prometheus_parse::Scrape::parse(
+            text.lines().map(|l| Ok(l.to_string())),
+        )?)
+    }
+    fn events(scrape: &prometheus_parse::Scrape) -> Option<f64> {
+        scrape
+            .samples
+            .iter()
+            .find_map(|s| match (&s.value, s.metric.as_str(), s.labels.get("watcher")) {
+                (prometheus_parse::Value::Counter(v), "kazan_watcher_events_total", Some("cms")) => Some(*v),
+                _ => None,
+            })
+    }
+
+    let server = server().await?;
+    let client = client(&server)?;
+    for name in ["a", "b", "c"] {
+        create_cm(&client, name).await?;
+    }
+    let mut registry = Registry::default();
+    let metrics = RuntimeMetrics::new(&mut registry);
+    let watcher_metrics = metrics.watcher("cms");
+    let mut handle = Watcher::start(
+        client.clone(),
+        Request::list::<ConfigMap>().namespace(NS),
+        WatcherOptions::new().deliver_initial_list(true),
+    )?;
+    let mut objects = 0;
+    let until = Instant::now() + WAIT;
+    while objects < 4 && Instant::now() < until {
+        let Ok(Some(event)) = tokio::time::timeout_at(until, handle.recv()).await else {
+            break;
+        };
+        if matches!(event.kind, EventKind::Added(_) | EventKind::Modified(_)) {
+            objects += 1;
+            watcher_metrics.update(&handle.stats());
+        }
+        if matches!(event.kind, EventKind::Synced) {
+            create_cm(&client, "d").await?;
+        }
+    }
+    assert_eq!(objects, 4);
+    let scraped = scrape(&registry)?;
+    assert_eq!(events(&scraped), Some(4.0));
+    assert!(
+        scraped
+            .samples
+            .iter()
+            .any(|s| s.metric == "kazan_watcher_seconds_since_last_event"
+                && s.labels.get("watcher") == Some("cms")),
+        "no seconds-since-last-event gauge"
+    );
+    handle.stop().await;
+    drop(watcher_metrics);
+    let scraped = scrape(&registry)?;
+    assert!(
+        scraped.samples.iter().all(|s| s.labels.get("watcher").is_none()),
+        "a dropped watcher's series stayed"
+    );
+    Ok(())
+}
