@@ -149,7 +149,7 @@ impl RuntimeMetrics {
 
 impl RuntimeMetrics {
     /// The metrics of one watcher (or informer) named `name`: feed them its
-    /// [`WatcherStats`](crate::watcher::WatcherStats) with [`WatcherMetrics::update`]; its series
+    /// [`WatcherStats`] with [`WatcherMetrics::update`]; its series
     /// appear at the first update and go when the handle is dropped.
     pub fn watcher(&self, name: &str) -> WatcherMetrics {
         WatcherMetrics {
