@@ -7,5 +7,7 @@ mod support;
 mod demo;
 #[path = "get.rs"]
 mod get;
+#[path = "metrics.rs"]
+mod metrics;
 #[path = "watch.rs"]
 mod watch;
