@@ -14,6 +14,10 @@
 //!   reconcile only if the predicate says so on `Modified { old, new }`; no hash cache, no TTL;
 //! - **graceful shutdown** ([`Controller::graceful_shutdown_on`]): stop taking keys, let
 //!   in-flight reconciles finish up to the deadline, report what was cut;
+//! - **a source that fails for good stops the controller**: when an informer ends after it
+//!   synced (403, 404...), the controller shuts down gracefully and returns
+//!   [`ControllerError::SourceEnded`] instead of reconciling from a store that no longer follows
+//!   the server;
 //! - **leader election** ([`Controller::leader_elected`]): reconciles run only while the
 //!   leadership channel says `Leading`; when it changes, in-flight reconciles are cancelled at
 //!   once (the elector changes it at its fence, before the renew deadline runs out, so nothing
@@ -77,6 +81,19 @@ pub enum ControllerError {
         /// Why.
         #[source]
         source: Arc<InformerError>,
+    },
+    /// An informer ended after it had synced (its watch failed for good: 403 after a permission
+    /// was revoked, 404 after its CRD was deleted...): the controller stopped (gracefully) rather
+    /// than go on with a store that no longer follows the server.
+    #[error("the informer on {resource} ended; the controller stopped")]
+    SourceEnded {
+        /// The resource's path.
+        resource: String,
+        /// Why.
+        #[source]
+        source: Arc<InformerError>,
+        /// What the last term did.
+        report: RunReport,
     },
     /// The leader election could not start.
     #[error("the leader election could not start")]
@@ -157,6 +174,8 @@ trait Source: Send + Sync {
     fn resource(&self) -> String;
     fn triggers(&self, stop: CancellationToken) -> Triggers;
     fn wait_synced(&self) -> BoxFuture<'static, Result<(), Arc<InformerError>>>;
+    /// Completes when the informer has ended (its watch failed for good, or it was stopped).
+    fn ended(&self) -> BoxFuture<'static, Arc<InformerError>>;
 }
 
 struct InformerSource<C: Object + Send + Sync + 'static> {
@@ -194,6 +213,17 @@ where
     fn wait_synced(&self) -> BoxFuture<'static, Result<(), Arc<InformerError>>> {
         let store = self.informer.store();
         async move { store.wait_synced().await }.boxed()
+    }
+
+    fn ended(&self) -> BoxFuture<'static, Arc<InformerError>> {
+        let informer = self.informer.clone();
+        async move {
+            match informer.wait().await {
+                Err(error) => error,
+                Ok(()) => Arc::new(InformerError::Ended),
+            }
+        }
+        .boxed()
     }
 }
 
@@ -564,16 +594,35 @@ where
             let controller_metrics = metrics.controller(name, runner.queue());
             runner = runner.metrics(controller_metrics);
         }
-        let was_lost = Arc::new(Mutex::new(false));
+        /// Why the term ended.
+        enum End {
+            Shutdown,
+            Lost,
+            SourceEnded(String, Arc<InformerError>),
+        }
+        let why: Arc<Mutex<Option<End>>> = Arc::default();
+        let failed = select_all(sources.iter().map(|source| {
+            let resource = source.resource();
+            source.ended().map(move |error| End::SourceEnded(resource, error))
+        }));
         let ended = {
-            let was_lost = was_lost.clone();
+            let why = why.clone();
             let graceful = self.shutdown_deadline;
             async move {
-                let which = select_all([shutdown.map(|()| false).boxed(), lost.map(|()| true).boxed()])
-                    .await
-                    .0;
-                *was_lost.lock().unwrap_or_else(|e| e.into_inner()) = which;
-                if which { Duration::ZERO } else { graceful }
+                let end = select_all([
+                    shutdown.map(|()| End::Shutdown).boxed(),
+                    lost.map(|()| End::Lost).boxed(),
+                    failed.map(|(end, _, _)| end).boxed(),
+                ])
+                .await
+                .0;
+                let deadline = if matches!(end, End::Lost) {
+                    Duration::ZERO
+                } else {
+                    graceful
+                };
+                *why.lock().unwrap_or_else(|e| e.into_inner()) = Some(end);
+                deadline
             }
         };
         let reconcile = reconcile.clone();
@@ -586,8 +635,19 @@ where
                 ended,
             )
             .await;
-        let lost = *was_lost.lock().unwrap_or_else(|e| e.into_inner());
-        Ok((report, lost))
+        let end = why.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match end {
+            Some(End::SourceEnded(resource, source)) => {
+                tracing::warn!(%resource, cut = ?report.cut, "an informer ended: the controller stops");
+                Err(ControllerError::SourceEnded {
+                    resource,
+                    source,
+                    report,
+                })
+            }
+            Some(End::Lost) => Ok((report, true)),
+            Some(End::Shutdown) | None => Ok((report, false)),
+        }
     }
 }
 

@@ -770,3 +770,100 @@ async fn watcher_metrics_scrape_as_prometheus_text_and_disappear_with_their_watc
     );
     Ok(())
 }
+
+/// An informer whose watch fails for good after it synced (here 403 on every request for the owned
+/// resource once its watch is cut) stops the controller with the resource named, instead of
+/// leaving it to reconcile from a store that no longer follows the server.
+#[tokio::test]
+async fn a_source_that_fails_for_good_after_syncing_stops_the_controller() -> TestResult {
+    let server = server().await?;
+    let client = client(&server)?;
+    create_cm(&client, "a").await?;
+    let controller = Controller::new(client.clone(), Request::list::<ConfigMap>().namespace(NS))?
+        .owns(Request::list::<Secret>().namespace(NS))?;
+    let log = Arc::new(Log::default());
+    let run = spawn_logging(controller, log.clone());
+    log.wait_until("initial reconcile", |n| n.len() == 1).await?;
+    server.faults().add_rule(
+        FaultRule::new(FaultAction::status(
+            403,
+            "Forbidden",
+            "access to secrets was revoked",
+        ))
+        .path_prefix(&format!("/api/v1/namespaces/{NS}/secrets"))
+        .times(1000),
+    );
+    server.faults().cut_watches(Some("secrets"));
+    match tokio::time::timeout(WAIT, run).await?? {
+        Err(ControllerError::SourceEnded { resource, .. }) => {
+            assert!(resource.contains("secrets"), "{resource}")
+        }
+        other => return Err(format!("expected SourceEnded for secrets, got {other:?}").into()),
+    }
+    Ok(())
+}
+
+/// A controller with metrics: its reconciles and queue appear under `controller="<name>"` while
+/// it runs, and its series are gone once it has stopped.
+#[tokio::test]
+async fn a_controllers_metrics_count_its_reconciles_and_go_when_it_stops() -> TestResult {
+    use kazan::runtime::metrics::RuntimeMetrics;
+    use prometheus_client::registry::Registry;
+
+    fn scrape(registry: &Registry) -> Result<prometheus_parse::Scrape, TestError> {
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, registry)?;
+        Ok(prometheus_parse::Scrape::parse(
+            text.lines().map(|l| Ok(l.to_string())),
+        )?)
+    }
+    fn reconciles(scrape: &prometheus_parse::Scrape) -> Option<f64> {
+        scrape.samples.iter().find_map(
+            |s| match (&s.value, s.metric.as_str(), s.labels.get("controller")) {
+                (prometheus_parse::Value::Counter(v), "kazan_reconciles_total", Some("cms")) => Some(*v),
+                _ => None,
+            },
+        )
+    }
+
+    let server = server().await?;
+    let client = client(&server)?;
+    create_cm(&client, "a").await?;
+    create_cm(&client, "b").await?;
+    let mut registry = Registry::default();
+    let metrics = RuntimeMetrics::new(&mut registry);
+    let stop = Arc::new(Notify::new());
+    let controller = Controller::new(client.clone(), Request::list::<ConfigMap>().namespace(NS))?
+        .metrics(metrics, "cms")
+        .graceful_shutdown_on({
+            let stop = stop.clone();
+            async move { stop.notified().await }
+        });
+    let log = Arc::new(Log::default());
+    let run = spawn_logging(controller, log.clone());
+    log.wait_until("both reconciled", |n| n.len() == 2).await?;
+    let until = Instant::now() + WAIT;
+    while reconciles(&scrape(&registry)?) != Some(2.0) && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let scraped = scrape(&registry)?;
+    assert_eq!(reconciles(&scraped), Some(2.0));
+    assert!(
+        scraped
+            .samples
+            .iter()
+            .any(|s| s.metric == "kazan_queue_depth" && s.labels.get("controller") == Some("cms")),
+        "no queue series while running"
+    );
+    stop.notify_one();
+    tokio::time::timeout(WAIT, run).await???;
+    let scraped = scrape(&registry)?;
+    assert!(
+        scraped
+            .samples
+            .iter()
+            .all(|s| s.labels.get("controller").is_none()),
+        "a stopped controller's series stayed"
+    );
+    Ok(())
+}
