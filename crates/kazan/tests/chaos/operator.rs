@@ -1,6 +1,6 @@
 //! The example operator's controller (examples/operator/greeting.rs, the very same reconcile)
 //! against the embedded API server under churn and faults: watches cut and expired, the history
-//! compacted (410 Gone and relists), 500s and 429s on the operator's writes. After the churn and
+//! compacted (410 Gone and relists), stalled, 500s and 429s on the operator's writes. After the churn and
 //! the faults stop: every Greeting is converged (ConfigMap, finalizer, Ready at its generation)
 //! and its last reconcile saw its latest resourceVersion; no key was ever reconciled twice at
 //! once; once every Greeting is deleted, none stays behind with a finalizer and no ConfigMap is
@@ -99,10 +99,10 @@ fn greeting_of(name: &str, who: &str) -> Greeting {
 
 /// Creates, changes, tampers with and deletes Greetings at random until `stop`; errors (faults)
 /// are ignored. Returns how many writes succeeded.
-async fn churn(client: Client, stop: CancellationToken) -> usize {
+async fn churn(client: Client, stop: CancellationToken, mut rng: fastrand::Rng) -> usize {
     let mut done = 0;
     while !stop.is_cancelled() {
-        let name = format!("g-{}", fastrand::usize(..NAMES));
+        let name = format!("g-{}", rng.usize(..NAMES));
         let exists = client
             .run(&Request::get::<Greeting>(&name).namespace(NS))
             .await
@@ -113,9 +113,9 @@ async fn churn(client: Client, stop: CancellationToken) -> usize {
                 Err(e) => Err(e.into()),
             }
         } else {
-            match fastrand::u8(..10) {
+            match rng.u8(..10) {
                 0..=5 => {
-                    let patch = json!({"spec": {"name": format!("n{}", fastrand::u16(..))}});
+                    let patch = json!({"spec": {"name": format!("n{}", rng.u16(..))}});
                     client
                         .run(&Request::merge_patch::<Greeting>(&name, &patch).namespace(NS))
                         .await
@@ -140,19 +140,23 @@ async fn churn(client: Client, stop: CancellationToken) -> usize {
         if outcome.is_ok() {
             done += 1;
         }
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(10..60))).await;
+        tokio::time::sleep(Duration::from_millis(rng.u64(10..60))).await;
     }
     done
 }
 
 /// Injects a random fault every 150–450 ms until `stop`; returns how many of each kind.
-async fn faults(server: &ApiServer, stop: CancellationToken) -> HashMap<&'static str, usize> {
+async fn faults(
+    server: &ApiServer,
+    stop: CancellationToken,
+    mut rng: fastrand::Rng,
+) -> HashMap<&'static str, usize> {
     let faults = server.faults();
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
     let writes = ["POST", "PUT", "PATCH", "DELETE"];
     while !stop.is_cancelled() {
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(150..450))).await;
-        let kind = match fastrand::u8(..6) {
+        tokio::time::sleep(Duration::from_millis(rng.u64(150..450))).await;
+        let kind = match rng.u8(..7) {
             0 => {
                 faults.cut_watches(None);
                 "cut"
@@ -166,8 +170,12 @@ async fn faults(server: &ApiServer, stop: CancellationToken) -> HashMap<&'static
                 faults.expire_watches(None);
                 "expire (410 in stream)"
             }
+            6 => {
+                faults.stall_watches(None, Duration::from_millis(rng.u64(200..1500)));
+                "stall"
+            }
             3 => {
-                let method = writes[fastrand::usize(..writes.len())];
+                let method = writes[rng.usize(..writes.len())];
                 faults.add_rule(
                     FaultRule::new(FaultAction::status(500, "InternalError", "chaos"))
                         .method(method)
@@ -177,7 +185,7 @@ async fn faults(server: &ApiServer, stop: CancellationToken) -> HashMap<&'static
                 "500 on writes"
             }
             4 => {
-                let method = writes[fastrand::usize(..writes.len())];
+                let method = writes[rng.usize(..writes.len())];
                 faults.add_rule(
                     FaultRule::new(FaultAction::status(429, "TooManyRequests", "chaos").retry_after(1))
                         .method(method)
@@ -321,12 +329,26 @@ async fn the_example_operator_converges_under_faults_never_reconciles_a_key_twic
         tracked.clone(),
     ));
 
+    // `KAZAN_CHAOS_SEED=<seed>` replays the churn and the fault schedule (as in tests/chaos.rs).
+    let seed = std::env::var("KAZAN_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("operator chaos seed: {seed}");
     let stop = CancellationToken::new();
-    let churner = tokio::spawn(churn(client.clone(), stop.clone()));
+    let churner = tokio::spawn(churn(
+        client.clone(),
+        stop.clone(),
+        fastrand::Rng::with_seed(seed),
+    ));
     let injected = {
         let stop = stop.clone();
         let deadline = tokio::time::sleep(CHURN);
-        let injector = faults(&server, stop.clone());
+        let injector = faults(
+            &server,
+            stop.clone(),
+            fastrand::Rng::with_seed(seed.wrapping_add(1)),
+        );
         tokio::pin!(injector);
         tokio::select! {
             () = deadline => {
