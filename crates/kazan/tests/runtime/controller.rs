@@ -867,3 +867,57 @@ async fn a_controllers_metrics_count_its_reconciles_and_go_when_it_stops() -> Te
     );
     Ok(())
 }
+
+/// client-go `workqueue` dirty set (util/workqueue/queue.go), through the whole controller: five
+/// changes while the key's reconcile runs give exactly one more reconcile, after it, and that one
+/// reads the latest version from the store.
+#[tokio::test]
+async fn changes_during_a_reconcile_give_one_more_reconcile_at_the_latest_version() -> TestResult {
+    let server = server().await?;
+    let client = client(&server)?;
+    create_cm(&client, "a").await?;
+    let controller = Controller::new(client.clone(), Request::list::<ConfigMap>().namespace(NS))?
+        .queue_options(|| QueueOptions::default().workers(4));
+    let store = controller.store();
+    let log = Arc::new(Log::default());
+    let gate = Arc::new(Gate::default());
+    gate.arm("a");
+    let run = spawn_gated(controller, log.clone(), gate.clone());
+    log.wait_until("the first reconcile", |n| n.len() == 1).await?;
+    let mut latest = String::new();
+    for i in 0..5 {
+        let cm = patch_cm(&client, "a", json!({"data": {"v": format!("x{i}")}})).await?;
+        latest = cm.metadata.resource_version.unwrap_or_default();
+    }
+    let until = Instant::now() + WAIT;
+    while store
+        .get(NS, "a")
+        .and_then(|cm| cm.metadata.resource_version.clone())
+        .as_deref()
+        != Some(latest.as_str())
+        && Instant::now() < until
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        log.names().len(),
+        1,
+        "a second reconcile of a key started during the first"
+    );
+    gate.release();
+    log.wait_until("one more reconcile", |n| n.len() == 2).await?;
+    tokio::time::sleep(QUIET).await;
+    let starts = log.starts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(
+        starts.len(),
+        2,
+        "five changes gave more than one more reconcile: {starts:?}"
+    );
+    assert_eq!(
+        starts[1].1, latest,
+        "the reconcile after the changes did not read the latest version"
+    );
+    run.abort();
+    Ok(())
+}
