@@ -457,7 +457,8 @@ where
 
     /// Reconciles only while `leadership` (from [`Election::leadership`]) is `Leading`. When it
     /// changes, in-flight reconciles are cancelled at once; when leadership comes back, every key
-    /// of the stores is reconciled again (at low priority).
+    /// of the stores is reconciled again (at low priority). The informers keep running while
+    /// following, so a new leader starts from warm stores (no list).
     pub fn leader_elected(mut self, leadership: watch::Receiver<Leadership>) -> Self {
         self.leader = Some(Leader {
             leadership,
