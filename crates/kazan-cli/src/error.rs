@@ -8,6 +8,14 @@ use kazan::watcher::WatchError;
 /// An error that ends a command with a non-zero status.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// `--metrics-addr` could not be listened on.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The kubeconfig (or in-cluster configuration) could not be loaded; the message names the
     /// file and context.
     #[error("{0}")]

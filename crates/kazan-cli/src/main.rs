@@ -9,6 +9,7 @@ mod demo;
 mod error;
 mod get;
 mod logging;
+mod metrics;
 mod output;
 mod reach;
 mod resolve;

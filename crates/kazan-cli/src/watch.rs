@@ -64,6 +64,9 @@ Examples:
   # Go on where the last run stopped: only what changed since is printed
   kazan watch pods -A --checkpoint pods.checkpoint
 
+  # The watcher's metrics for Prometheus at http://127.0.0.1:9464/metrics
+  kazan watch pods -A --metrics-addr 127.0.0.1:9464
+
 A DELETED? event (\"finalStateUnknown\": true in -o json) is an object a relist no longer
 found: its deletion was not seen, the object shown is its last known state.
 
@@ -142,6 +145,11 @@ pub struct WatchArgs {
     #[arg(long)]
     metadata_only: bool,
 
+    /// Serve the watcher's metrics (events, resumes, retries, bookmarks, lines read, seconds since
+    /// the last event) in the Prometheus text format at http://ADDR/metrics, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -172,6 +180,7 @@ impl WatchArgs {
             checkpoint: None,
             initial_list: InitialListArg::default(),
             metadata_only: false,
+            metrics_addr: None,
             cluster,
         }
     }
@@ -282,6 +291,8 @@ struct Session {
     known: Option<Known>,
     /// The one object watched, if a name was given.
     name: Option<String>,
+    /// `--metrics-addr`: fed after every event.
+    metrics: Option<kazan::runtime::metrics::WatcherMetrics>,
 }
 
 async fn watch(mut args: WatchArgs) -> Result<ExitCode, CliError> {
@@ -331,14 +342,20 @@ async fn watch(mut args: WatchArgs) -> Result<ExitCode, CliError> {
     if !fields.is_empty() {
         request = request.fields(&fields.join(","));
     }
+    let watcher_name = args
+        .watcher_name
+        .clone()
+        .unwrap_or_else(|| resource.api.plural.clone());
+    let metrics = match args.metrics_addr {
+        Some(addr) => Some(crate::metrics::serve(addr, &watcher_name).await?),
+        None => None,
+    };
     let mut session = Session {
         client: cluster.client.clone(),
+        metrics,
         printer: WatchPrinter::new(args.output, resource.clone(), scope.shows_namespaces())
             .with_timestamps(args.timestamps),
-        watcher_name: args
-            .watcher_name
-            .clone()
-            .unwrap_or_else(|| resource.api.plural.clone()),
+        watcher_name,
         initial_list: args.initial_list.into(),
         resource,
         request,
@@ -452,6 +469,9 @@ impl Session {
                     handle.end_reason()
                 )));
             };
+            if let Some(metrics) = &self.metrics {
+                metrics.update(&handle.stats());
+            }
             let event_type = event.event_type();
             match event.kind {
                 EventKind::Added(mut object)
@@ -583,6 +603,7 @@ impl Session {
         }
         // Until the first Synced: the first list, or the checkpoint's objects.
         let mut first_batch: Option<Vec<DynamicObject>> = Some(Vec::new());
+        let mut informer_events = 0u64;
         loop {
             let event = tokio::select! {
                 biased;
@@ -602,6 +623,16 @@ impl Session {
                     }
                 });
             };
+            if let Some(metrics) = &self.metrics
+                && event.object().is_some()
+            {
+                // The informer does not expose its watcher's counters: count what it hands over.
+                informer_events += 1;
+                metrics.update(&kazan::watcher::WatcherStats {
+                    events: informer_events,
+                    ..Default::default()
+                });
+            }
             let unseen = event.is_final_state_unknown();
             let event_type = event.event_type();
             let object = match event.kind {

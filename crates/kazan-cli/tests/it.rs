@@ -7,6 +7,8 @@ mod support;
 mod demo;
 #[path = "get.rs"]
 mod get;
+#[path = "metrics.rs"]
+mod metrics;
 #[path = "serve.rs"]
 mod serve;
 #[path = "watch.rs"]

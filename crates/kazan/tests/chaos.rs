@@ -18,6 +18,7 @@ mod chaos {
     pub mod churn;
     pub mod consumer;
     pub mod informers;
+    pub mod operator;
     pub mod schedule;
     pub mod settings;
     pub mod verify;

@@ -11,6 +11,8 @@ type TestResult = Result<(), TestError>;
 
 #[path = "runtime/batteries.rs"]
 mod batteries;
+#[path = "runtime/controller.rs"]
+mod controller;
 #[path = "runtime/runner.rs"]
 mod runner;
 

@@ -14,9 +14,18 @@
 //!   `kazan_reconcile_duration_seconds` (histogram, 1 ms to about 65 s): recorded by the
 //!   [`Runner`](super::Runner), removed when the [`ControllerMetrics`] is dropped — so a stopped
 //!   controller leaves no stale series behind (client-go leaked them: kubernetes/kubernetes#73587).
+//!
+//! Series labelled `watcher`, from the [`WatcherStats`] a [`WatcherMetrics`] is fed:
+//! `kazan_watcher_events_total`, `kazan_watcher_resumes_total`, `kazan_watcher_retries_total`,
+//! `kazan_watcher_bookmarks_total`, `kazan_watcher_lines_read_total` (counters) and
+//! `kazan_watcher_seconds_since_last_event` (gauge); removed when the handle is dropped.
 
 use std::{
-    sync::{Arc, Mutex},
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -34,6 +43,7 @@ use prometheus_client::{
 };
 
 use super::queue::{QueueStats, WeakQueue, WorkQueue};
+use crate::watcher::WatcherStats;
 
 /// The label of every series: which controller (queue) it is about.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,6 +61,24 @@ struct Inner {
     errors: Family<ControllerLabel, Counter>,
     duration: Family<ControllerLabel, Histogram, fn() -> Histogram>,
     queues: Mutex<Vec<(ControllerLabel, QueueHandle)>>,
+    /// The last stats reported by each live [`WatcherMetrics`], by its id.
+    watchers: Mutex<BTreeMap<u64, WatcherSlot>>,
+    next_watcher: AtomicU64,
+}
+
+/// The label of the watcher series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WatcherLabel {
+    watcher: String,
+}
+
+/// What a watcher last reported.
+#[derive(Debug)]
+struct WatcherSlot {
+    label: WatcherLabel,
+    stats: WatcherStats,
+    /// When `stats.events` last grew.
+    last_event: Option<std::time::Instant>,
 }
 
 /// A queue as the collector holds it: weakly, so that the metrics do not keep it alive.
@@ -78,6 +106,8 @@ impl RuntimeMetrics {
             errors: Family::default(),
             duration: Family::new_with_constructor(new_histogram),
             queues: Mutex::new(Vec::new()),
+            watchers: Mutex::new(BTreeMap::new()),
+            next_watcher: AtomicU64::new(0),
         });
         registry.register(
             "kazan_reconciles",
@@ -95,6 +125,7 @@ impl RuntimeMetrics {
             inner.duration.clone(),
         );
         registry.register_collector(Box::new(QueueCollector { inner: inner.clone() }));
+        registry.register_collector(Box::new(WatcherCollector { inner: inner.clone() }));
         RuntimeMetrics { inner }
     }
 
@@ -113,6 +144,133 @@ impl RuntimeMetrics {
             inner: self.inner.clone(),
             label,
         }
+    }
+}
+
+impl RuntimeMetrics {
+    /// The metrics of one watcher (or informer) named `name`: feed them its
+    /// [`WatcherStats`] with [`WatcherMetrics::update`]; its series
+    /// appear at the first update and go when the handle is dropped.
+    pub fn watcher(&self, name: &str) -> WatcherMetrics {
+        WatcherMetrics {
+            inner: self.inner.clone(),
+            id: self.inner.next_watcher.fetch_add(1, Ordering::Relaxed),
+            label: WatcherLabel {
+                watcher: name.to_string(),
+            },
+        }
+    }
+}
+
+/// The metrics of one watcher: `kazan_watcher_events_total`, `_resumes_total`, `_retries_total`,
+/// `_bookmarks_total`, `_lines_read_total` and `kazan_watcher_seconds_since_last_event`,
+/// labelled `watcher`. Dropping it removes its series.
+#[derive(Debug)]
+pub struct WatcherMetrics {
+    inner: Arc<Inner>,
+    id: u64,
+    label: WatcherLabel,
+}
+
+impl WatcherMetrics {
+    /// Records the watcher's counters now (call it after each event, or on a timer).
+    pub fn update(&self, stats: &WatcherStats) {
+        let mut watchers = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = watchers.entry(self.id).or_insert_with(|| WatcherSlot {
+            label: self.label.clone(),
+            stats: WatcherStats::default(),
+            last_event: None,
+        });
+        if stats.events > slot.stats.events {
+            slot.last_event = Some(std::time::Instant::now());
+        }
+        slot.stats = stats.clone();
+    }
+}
+
+impl Drop for WatcherMetrics {
+    fn drop(&mut self) {
+        self.inner
+            .watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+/// A watcher counter: name, help, and how to read it from the stats.
+type WatcherCounterSpec = (&'static str, &'static str, fn(&WatcherStats) -> u64);
+
+/// Reads the watchers' last reported counters at each scrape.
+#[derive(Debug)]
+struct WatcherCollector {
+    inner: Arc<Inner>,
+}
+
+impl Collector for WatcherCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let now = std::time::Instant::now();
+        let snapshot: Vec<(WatcherLabel, WatcherStats, Option<f64>)> = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .map(|s| {
+                let since = s
+                    .last_event
+                    .map(|t| now.saturating_duration_since(t).as_secs_f64());
+                (s.label.clone(), s.stats.clone(), since)
+            })
+            .collect();
+        if snapshot.is_empty() {
+            return Ok(());
+        }
+        let counters: [WatcherCounterSpec; 5] = [
+            (
+                "kazan_watcher_events",
+                "Object events handed to the consumer",
+                |s| s.events,
+            ),
+            (
+                "kazan_watcher_resumes",
+                "Watches re-opened after the server ended one cleanly",
+                |s| s.resumes,
+            ),
+            (
+                "kazan_watcher_retries",
+                "Attempts repeated after an error, after a backoff",
+                |s| s.retries,
+            ),
+            ("kazan_watcher_bookmarks", "Bookmarks received", |s| s.bookmarks),
+            (
+                "kazan_watcher_lines_read",
+                "Event lines read off the socket",
+                |s| s.lines_read,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (label, stats, _) in &snapshot {
+                ConstCounter::new(value(stats)).encode(metric.encode_family(label)?)?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor(
+            "kazan_watcher_seconds_since_last_event",
+            "Seconds since the watcher last handed over an object event",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (label, _, since) in &snapshot {
+            if let Some(since) = since {
+                ConstGauge::new(*since).encode(metric.encode_family(label)?)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -7,10 +7,9 @@
 //! during its reconcile is reconciled once more afterwards, however many triggers came; at most
 //! `workers` reconciles at once; graceful shutdown that reports what was cut.
 //!
-//! # How the `Controller` will sit on the informer
-//! The informer (being built in `kazan::informer`) provides a store and a stream of changes. A
-//! `Controller<K>` will be a thin layer over [`Runner`]:
-//! - the primary informer's store implements [`ObjectSource<K>`] (`store.get(key)`);
+//! # How the [`Controller`](super::Controller) sits on the informer
+//! A `Controller<K>` is a thin layer over [`Runner`]:
+//! - the primary informer's store is the [`ObjectSource<K>`] (`store.get(key)`);
 //! - its changes map to triggers: objects from the initial list and from relists as
 //!   `(key, Priority::Low)`, live adds, updates and deletes as `(key, Priority::Normal)`;
 //! - `owns::<C>()` adds an informer on `C` whose changes map each child to the keys of its
@@ -18,8 +17,9 @@
 //!   update, so a re-parented child triggers both owners);
 //! - `watches::<O>(mapper)` adds an informer on `O` and triggers the keys `mapper(&obj)` returns;
 //! - the triggers of all sources are merged into the one stream `run` takes, and `run` starts
-//!   taking keys only once every informer has synced (the stream can be held back until then);
-//! - predicates compare the store's old and new object before a trigger is sent (no hash cache).
+//!   only once every informer has synced;
+//! - predicates compare the store's old and new object before a trigger is sent (no hash cache);
+//! - a lost leadership ends the run with [`Runner::run_until`] and a zero deadline.
 
 use std::{
     future::Future, marker::PhantomData, panic::AssertUnwindSafe, pin::pin, sync::Arc, time::Duration,
@@ -198,6 +198,31 @@ where
         P: Fn(Arc<K>, &E, Arc<Ctx>) -> Action + Send + Sync + 'static,
         E: Send + 'static,
     {
+        let deadline = self.shutdown_deadline;
+        self.run_until(triggers, reconcile, error_policy, async move {
+            shutdown.await;
+            deadline
+        })
+        .await
+    }
+
+    /// As [`run`](Self::run), but the shutdown future tells how long in-flight reconciles may
+    /// still take: `Duration::ZERO` cancels them at once (a controller that lost its leadership
+    /// must stop acting now, not after a grace period).
+    pub async fn run_until<E, T, R, RFut, P>(
+        self,
+        triggers: T,
+        reconcile: R,
+        error_policy: P,
+        shutdown: impl Future<Output = Duration>,
+    ) -> RunReport
+    where
+        T: Stream<Item = (ObjectKey, Priority)> + Send + 'static,
+        R: Fn(Arc<K>, Arc<Ctx>) -> RFut + Send + Sync + 'static,
+        RFut: Future<Output = Result<Action, E>> + Send + 'static,
+        P: Fn(Arc<K>, &E, Arc<Ctx>) -> Action + Send + Sync + 'static,
+        E: Send + 'static,
+    {
         let reconcile = Arc::new(reconcile);
         let error_policy = Arc::new(error_policy);
         let feeder = {
@@ -214,9 +239,13 @@ where
         let mut running: Vec<(ObjectKey, AbortHandle)> = Vec::new();
         let mut tally = Tally::default();
         let mut shutdown = pin!(shutdown);
+        let mut deadline = self.shutdown_deadline;
         loop {
             tokio::select! {
-                _ = &mut shutdown => break,
+                d = &mut shutdown => {
+                    deadline = d;
+                    break;
+                }
                 lease = self.queue.next() => match lease {
                     Some(lease) => {
                         let key = lease.key().clone();
@@ -239,7 +268,7 @@ where
         feeder.abort();
         // Stop handing out keys; count what finishes while the queue waits for the leases.
         let report = {
-            let mut wait = pin!(self.queue.shutdown(self.shutdown_deadline));
+            let mut wait = pin!(self.queue.shutdown(deadline));
             loop {
                 tokio::select! {
                     report = &mut wait => break report,
