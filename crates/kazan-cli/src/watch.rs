@@ -150,6 +150,13 @@ pub struct WatchArgs {
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
 
+    /// Watch one shard I/N of the objects (KEP-5866): those whose metadata.uid hashes (FNV-1a 64)
+    /// into [I·2⁶⁴/N, (I+1)·2⁶⁴/N). N watches 0/N..N-1/N together see every object once. The
+    /// selector is sent to the server (Kubernetes 1.36+ with ShardedListAndWatch filters); an
+    /// older server sends everything and kazan filters itself.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<kazan::shard::FixedShard>,
+
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -181,6 +188,7 @@ impl WatchArgs {
             initial_list: InitialListArg::default(),
             metadata_only: false,
             metrics_addr: None,
+            shard: None,
             cluster,
         }
     }
@@ -287,6 +295,8 @@ struct Session {
     scope: Scope,
     watcher_name: String,
     initial_list: InitialList,
+    /// `--shard`: the shard watched, if any.
+    shard: Option<kazan::shard::ShardSelector>,
     printer: WatchPrinter,
     known: Option<Known>,
     /// The one object watched, if a name was given.
@@ -357,6 +367,14 @@ async fn watch(mut args: WatchArgs) -> Result<ExitCode, CliError> {
             .with_timestamps(args.timestamps),
         watcher_name,
         initial_list: args.initial_list.into(),
+        shard: match args.shard {
+            Some(shard) => Some(
+                shard
+                    .selector(kazan::shard::ShardKey::Uid)
+                    .map_err(|e| CliError::Usage(e.to_string()))?,
+            ),
+            None => None,
+        },
         resource,
         request,
         what: format!("watching {}", scope.describe(&subject)),
@@ -409,6 +427,9 @@ impl Session {
             .name(self.watcher_name.clone())
             .initial_list(self.initial_list)
             .log(Some(tracing::Level::INFO));
+        if let Some(shard) = &self.shard {
+            options = options.shard(shard.clone());
+        }
         options = match start {
             Start::From(rv) => options.resource_version(rv.clone()),
             Start::List { .. } => options.deliver_initial_list(self.delivers_first_list(start)),
@@ -570,10 +591,13 @@ impl Session {
     /// they come; the first list (or the checkpoint's snapshot) is printed as one batch, unless
     /// `--watch-only` or the run resumes from a checkpoint.
     async fn run_informer(&mut self, args: &WatchArgs, signals: &mut Signals) -> Result<ExitCode, CliError> {
-        let watcher = WatcherOptions::new()
+        let mut watcher = WatcherOptions::new()
             .name(self.watcher_name.clone())
             .initial_list(self.initial_list)
             .log(Some(tracing::Level::INFO));
+        if let Some(shard) = &self.shard {
+            watcher = watcher.shard(shard.clone());
+        }
         let mut options = InformerOptions::new().watcher(watcher);
         if let Some(path) = &args.checkpoint {
             options = options.checkpoint(path, CHECKPOINT_INTERVAL);

@@ -861,3 +861,41 @@ async fn metadata_only_watches_partial_object_metadata() -> Result {
     assert_eq!(next["object"]["metadata"]["name"], "b");
     Ok(())
 }
+
+/// `--shard I/N` (KEP-5866): two watches, 0/2 and 1/2, print every ConfigMap once between them,
+/// each the ones whose uid hashes into its half (the embedded server filters, as a server with
+/// ShardedListAndWatch: k8s.io/apiserver pkg/storage/selection_predicate.go).
+#[tokio::test(flavor = "multi_thread")]
+async fn two_shards_print_every_object_once_between_them() -> Result {
+    let cluster = Cluster::start().await?;
+    let mut names = std::collections::BTreeSet::new();
+    for i in 0..12 {
+        let name = format!("c{i:02}");
+        cluster.configmap(&name, json!({}))?;
+        names.insert(format!("ADDED configmap/{name}"));
+    }
+    // Both watch at once; each prints its list before its watch opens.
+    let mut shards = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        shards.push(cluster.kazan(&["watch", "cm", "-n", "w", "-o", "name", "--shard", shard])?);
+    }
+    cluster.watching("configmaps", 2).await?;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut total = 0;
+    for mut kazan in shards {
+        kazan.terminate().await?;
+        let finished = kazan.finish().await?;
+        assert_eq!(finished.code, Some(0), "{}", finished.stderr);
+        assert!(!finished.stdout.is_empty(), "a shard printed nothing");
+        for line in finished.stdout.lines() {
+            total += 1;
+            assert!(seen.insert(line.to_string()), "{line} printed by both shards");
+        }
+    }
+    assert_eq!(seen, names);
+    assert_eq!(total, names.len());
+    let refused = cluster.run(&["watch", "cm", "-n", "w", "--shard", "2/2"]).await?;
+    assert_ne!(refused.code, Some(0));
+    assert!(refused.stderr.contains("is not a shard"), "{}", refused.stderr);
+    Ok(())
+}
