@@ -39,7 +39,7 @@
 //! - CustomResourceDefinitions register their kinds when created.
 //! - Optional bearer-token auth and TLS with a generated CA ([`ApiServerBuilder::tls`]).
 //! - Fault injection ([`Faults`]) and, when turned on with [`ApiServerBuilder::admin`], the admin
-//!   API under `/_kazan/` (see the `admin` module docs: `GET /_kazan/` lists the endpoints).
+//!   API under `/_kazan/` (the table under "Fault injection" below; `GET /_kazan/` lists the endpoints).
 //! - On request, a log of every write in commit order ([`ApiServerBuilder::record_changes`],
 //!   [`ApiServer::changes`]): the truth to check a watcher's events against.
 //!
