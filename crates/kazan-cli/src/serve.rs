@@ -27,7 +27,9 @@ pub struct ServeArgs {
     addr: SocketAddr,
 
     /// Serve HTTPS with a CA and server certificate generated at start; the kubeconfig carries
-    /// the CA, so clients verify the server for real.
+    /// the CA, so clients verify the server for real. Without --token a random token is generated
+    /// and written into the kubeconfig (kubectl asks for a username when an HTTPS server's user
+    /// has no credential).
     #[arg(long)]
     tls: bool,
 
@@ -182,6 +184,16 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     may_write_kubeconfig(&kubeconfig, args.force)?;
     if args.token.is_some() && !args.tls {
         eprintln!("kazan serve: --token implies --tls (kubectl sends credentials to HTTPS servers only)");
+    }
+    let mut args = args;
+    if args.tls && args.token.is_none() {
+        // Every client works unchanged only if the kubeconfig's user has a credential: kubectl
+        // prompts for a username against an HTTPS server otherwise. Not printed: it is in the
+        // kubeconfig, readable by its owner only.
+        args.token = Some(uuid::Uuid::new_v4().simple().to_string());
+        eprintln!(
+            "kazan serve: --tls without --token: a token was generated and written into the kubeconfig"
+        );
     }
     let server = builder(&args).start().await?;
     let loaded = load_objects(&server, manifests)?;

@@ -27,6 +27,37 @@ async fn kazan(kubeconfig: &Path, args: &[&str]) -> Result<support::Finished> {
     Kazan::spawn(command)?.finish().await
 }
 
+/// `--tls` alone (issue 19, row 16): the kubeconfig's user still has a credential, a token
+/// generated at start that the server requires, so kubectl does not prompt for a username.
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_without_a_token_writes_a_generated_token_into_the_kubeconfig() -> Result {
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kazan.kubeconfig");
+    let mut server = serve(&kubeconfig, &["--tls"])?;
+    let url = server.line().await?;
+    assert!(url.starts_with("url: https://127.0.0.1:"), "{url}");
+    server.line().await?;
+    let written = std::fs::read_to_string(&kubeconfig)?;
+    let token = written
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .map(|t| t.trim_matches('"').to_string())
+        .ok_or("no token in the kubeconfig")?;
+    assert_eq!(token.len(), 32, "{written}");
+    let got = kazan(&kubeconfig, &["get", "ns", "-o", "name"]).await?;
+    assert_eq!(got.code, Some(0), "{}", got.stderr);
+    // The server requires it: without it, 401.
+    let stripped = dir.path().join("stripped.kubeconfig");
+    std::fs::write(&stripped, written.replace(&token, "wrong"))?;
+    let refused = kazan(&stripped, &["get", "ns", "-o", "name"]).await?;
+    assert_ne!(refused.code, Some(0));
+    assert!(refused.stderr.contains("401"), "{}", refused.stderr);
+    server.terminate().await?;
+    let finished = server.finish().await?;
+    assert!(!finished.stderr.contains(&token), "the token is not printed");
+    Ok(())
+}
+
 /// A kubeconfig of another cluster, as a user may have at that path.
 const FOREIGN: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster: {server: https://10.0.0.1:6443}\ncontexts: []\nusers:\n- name: admin\n  user: {token: keep-me}\n";
 

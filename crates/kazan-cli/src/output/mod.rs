@@ -114,6 +114,17 @@ fn yaml(value: &impl Serialize) -> Result<String, CliError> {
     Ok(text)
 }
 
+/// The object as kubectl prints it in JSON and YAML: without `metadata.managedFields` (kubectl's
+/// `--show-managed-fields` defaults to false; `kubectl/pkg/cmd/get/get.go`).
+fn without_managed_fields(object: &DynamicObject) -> std::borrow::Cow<'_, DynamicObject> {
+    if object.metadata.managed_fields.is_none() {
+        return std::borrow::Cow::Borrowed(object);
+    }
+    let mut shown = object.clone();
+    shown.metadata.managed_fields = None;
+    std::borrow::Cow::Owned(shown)
+}
+
 fn object_name(resource: &ResourceType, object: &DynamicObject) -> String {
     format!(
         "{}/{}",
@@ -247,9 +258,10 @@ impl WatchPrinter {
         object: &DynamicObject,
         now: Timestamp,
     ) -> Result<String, CliError> {
+        let shown = without_managed_fields(object);
         let document = EventDocument {
             event_type: event_type.as_str(),
-            object: Some(object),
+            object: Some(&shown),
             message: None,
             final_state_unknown,
             time: self.time(now),
@@ -327,9 +339,13 @@ pub fn render_list(
 ) -> Result<String, CliError> {
     match format {
         OutputFormat::Json | OutputFormat::Yaml => {
+            let shown: Vec<DynamicObject> = objects
+                .iter()
+                .map(|o| without_managed_fields(o).into_owned())
+                .collect();
             let list = ListDocument {
                 api_version: "v1",
-                items: objects,
+                items: &shown,
                 kind: "List",
                 metadata: ListMetadata { resource_version: "" },
             };
@@ -432,8 +448,8 @@ pub fn render_object(
     now: Timestamp,
 ) -> Result<String, CliError> {
     match format {
-        OutputFormat::Json => json_pretty(object),
-        OutputFormat::Yaml => yaml(object),
+        OutputFormat::Json => json_pretty(&*without_managed_fields(object)),
+        OutputFormat::Yaml => yaml(&*without_managed_fields(object)),
         _ => render_list(format, resource, false, std::slice::from_ref(object), now),
     }
 }
