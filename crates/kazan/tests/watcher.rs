@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 type TestError = Box<dyn std::error::Error + Send + Sync>;
 type TestResult = Result<(), TestError>;
 
+#[path = "watcher/counters.rs"]
+mod counters;
 #[path = "watcher/first_day.rs"]
 mod first_day;
 #[path = "watcher/metadata_only.rs"]

@@ -17,8 +17,11 @@
 //!
 //! Series labelled `watcher`, from the [`WatcherStats`] a [`WatcherMetrics`] is fed:
 //! `kazan_watcher_events_total`, `kazan_watcher_resumes_total`, `kazan_watcher_retries_total`,
-//! `kazan_watcher_bookmarks_total`, `kazan_watcher_lines_read_total` (counters) and
-//! `kazan_watcher_seconds_since_last_event` (gauge); removed when the handle is dropped.
+//! `kazan_watcher_bookmarks_total`, `kazan_watcher_lines_read_total`,
+//! `kazan_watcher_bytes_read_total`, `kazan_watcher_gones_total`,
+//! `kazan_watcher_retries_by_cause_total` (labelled `cause` too: unreachable, server_error,
+//! throttled, stream, idle, malformed) (counters) and `kazan_watcher_seconds_since_last_event`
+//! (gauge); removed when the handle is dropped.
 
 use std::{
     collections::BTreeMap,
@@ -70,6 +73,13 @@ struct Inner {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WatcherLabel {
     watcher: String,
+}
+
+/// The labels of the retries-by-cause series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabel {
+    watcher: String,
+    cause: &'static str,
 }
 
 /// What a watcher last reported.
@@ -230,7 +240,7 @@ impl Collector for WatcherCollector {
         if snapshot.is_empty() {
             return Ok(());
         }
-        let counters: [WatcherCounterSpec; 5] = [
+        let counters: [WatcherCounterSpec; 7] = [
             (
                 "kazan_watcher_events",
                 "Object events handed to the consumer",
@@ -252,11 +262,32 @@ impl Collector for WatcherCollector {
                 "Event lines read off the socket",
                 |s| s.lines_read,
             ),
+            (
+                "kazan_watcher_bytes_read",
+                "Bytes of watch responses read off the socket",
+                |s| s.bytes_read,
+            ),
+            ("kazan_watcher_gones", "410 Gone answers met", |s| s.gones),
         ];
         for (name, help, value) in counters {
             let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             for (label, stats, _) in &snapshot {
                 ConstCounter::new(value(stats)).encode(metric.encode_family(label)?)?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor(
+            "kazan_watcher_retries_by_cause",
+            "Attempts repeated after an error, by what caused them",
+            None,
+            MetricType::Counter,
+        )?;
+        for (label, stats, _) in &snapshot {
+            for (cause, count) in stats.retries_by_cause.by_name() {
+                let label = CauseLabel {
+                    watcher: label.watcher.clone(),
+                    cause,
+                };
+                ConstCounter::new(count).encode(metric.encode_family(&label)?)?;
             }
         }
         let mut metric = encoder.encode_descriptor(

@@ -557,6 +557,7 @@ where
                     Some(Err(e)) => s.ended = Some(StreamEnd::Error(e)),
                     Some(Ok(bytes)) => {
                         s.idle.read();
+                        self.stats.read_bytes(bytes.len());
                         let mut frames = VecDeque::new();
                         self.framer.push(bytes, &mut frames);
                         if !frames.is_empty() {
@@ -971,6 +972,7 @@ where
     /// A 410, from wherever: the consumer gets `Gone` with the server's message, and the watcher
     /// ends (the supervised form then relists).
     fn on_gone(&mut self, message: String) -> State<K> {
+        self.stats.gone();
         self.problem(format_args!(
             "410 Gone from {}: {message}; the watcher ends",
             self.what
@@ -988,7 +990,7 @@ where
     fn retry(&mut self, error: WatchError, retry_after: Option<Duration>, then: State<K>) -> State<K> {
         let now = Instant::now();
         let delay = self.backoff.next_delay(now, retry_after);
-        self.stats.retried();
+        self.stats.retried(retry_cause(&error));
         self.problem(format_args!(
             "{error}; retrying in {delay:?} (attempt {})",
             self.backoff.attempts()
@@ -1007,5 +1009,30 @@ async fn front_batch<K>(
     match batches.front_mut() {
         Some(Batch::Decoding(handle)) => handle.await,
         _ => std::future::pending().await,
+    }
+}
+
+/// Which [`RetryCauses`](super::stats::RetryCauses) counter a retried error counts in (its index
+/// in `RetryCauses::by_name`).
+fn retry_cause(error: &WatchError) -> usize {
+    const UNREACHABLE: usize = 0;
+    const SERVER_ERROR: usize = 1;
+    const THROTTLED: usize = 2;
+    const STREAM: usize = 3;
+    const IDLE: usize = 4;
+    const MALFORMED: usize = 5;
+    if let Some(api) = error.api_error() {
+        return match api.code {
+            408 | 429 => THROTTLED,
+            _ => SERVER_ERROR,
+        };
+    }
+    match error {
+        WatchError::ServerError(status) if matches!(status.code, Some(408 | 429)) => THROTTLED,
+        WatchError::ServerError(_) => SERVER_ERROR,
+        WatchError::Idle { .. } => IDLE,
+        WatchError::MalformedLine { .. } | WatchError::LineTooLong { .. } => MALFORMED,
+        WatchError::Stream { .. } | WatchError::EndedAtOnce { .. } | WatchError::DecodeAhead { .. } => STREAM,
+        _ => UNREACHABLE,
     }
 }

@@ -67,7 +67,7 @@ pub use spawn::{EndReason, StopOutcome, WatcherHandle};
 #[doc(hidden)]
 pub use start::Start;
 pub use start::WatchRequest;
-pub use stats::WatcherStats;
+pub use stats::{RetryCauses, WatcherStats};
 pub use stream::WatchStream;
 
 use crate::{Client, Object, request::Request, resource::ObjectList};

@@ -6,6 +6,38 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
+/// Retries by what caused them, so that a dashboard can tell a flapping network from a server
+/// that throttles or fails.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetryCauses {
+    /// No connection, TLS failures, request deadlines: the server could not be reached.
+    pub unreachable: u64,
+    /// 5xx answers and ERROR events the server sent.
+    pub server_error: u64,
+    /// 429 Too Many Requests (and 408).
+    pub throttled: u64,
+    /// A watch whose connection broke while reading, or that the server ended at once.
+    pub stream: u64,
+    /// Nothing received for the idle deadline.
+    pub idle: u64,
+    /// A line that was not a watch event (a damaged stream), resumed before it.
+    pub malformed: u64,
+}
+
+impl RetryCauses {
+    /// Each cause's name (the metrics' `cause` label) and count.
+    pub fn by_name(&self) -> [(&'static str, u64); 6] {
+        [
+            ("unreachable", self.unreachable),
+            ("server_error", self.server_error),
+            ("throttled", self.throttled),
+            ("stream", self.stream),
+            ("idle", self.idle),
+            ("malformed", self.malformed),
+        ]
+    }
+}
+
 /// A snapshot of a watcher's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WatcherStats {
@@ -13,6 +45,12 @@ pub struct WatcherStats {
     pub resumes: u64,
     /// Attempts repeated after an error (connection lost, 5xx, 429, stall...), after a backoff.
     pub retries: u64,
+    /// The same retries by cause.
+    pub retries_by_cause: RetryCauses,
+    /// 410 Gone answers met (each ends the watch; the supervised form relists).
+    pub gones: u64,
+    /// Bytes of watch responses read off the socket.
+    pub bytes_read: u64,
     /// Object events (`Added`, `Modified`, `Deleted`) handed to the consumer: put in its channel,
     /// or yielded by the stream. Objects of a delivered initial list count too. An event the
     /// watcher held when it was stopped was not handed over and does not count.
@@ -39,6 +77,9 @@ pub struct WatcherStats {
 pub(crate) struct StatsCell {
     resumes: AtomicU64,
     retries: AtomicU64,
+    retry_causes: [AtomicU64; 6],
+    gones: AtomicU64,
+    bytes_read: AtomicU64,
     events: AtomicU64,
     bookmarks: AtomicU64,
     lines_read: AtomicU64,
@@ -52,8 +93,20 @@ impl StatsCell {
         self.resumes.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn retried(&self) {
+    /// Counts a retry; `cause` indexes [`RetryCauses::by_name`].
+    pub(crate) fn retried(&self, cause: usize) {
         self.retries.fetch_add(1, Ordering::Relaxed);
+        if let Some(counter) = self.retry_causes.get(cause) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn gone(&self) {
+        self.gones.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn read_bytes(&self, n: usize) {
+        self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn delivered(&self) {
@@ -94,6 +147,19 @@ impl StatsCell {
         WatcherStats {
             resumes: self.resumes.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
+            retries_by_cause: {
+                let cause = |i: usize| self.retry_causes[i].load(Ordering::Relaxed);
+                RetryCauses {
+                    unreachable: cause(0),
+                    server_error: cause(1),
+                    throttled: cause(2),
+                    stream: cause(3),
+                    idle: cause(4),
+                    malformed: cause(5),
+                }
+            },
+            gones: self.gones.load(Ordering::Relaxed),
+            bytes_read: self.bytes_read.load(Ordering::Relaxed),
             events: self.events.load(Ordering::Relaxed),
             bookmarks: self.bookmarks.load(Ordering::Relaxed),
             lines_read: self.lines_read.load(Ordering::Relaxed),

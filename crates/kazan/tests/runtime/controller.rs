@@ -762,6 +762,34 @@ async fn watcher_metrics_scrape_as_prometheus_text_and_disappear_with_their_watc
     assert_eq!(objects, 4);
     let scraped = scrape(&registry)?;
     assert_eq!(events(&scraped), Some(4.0));
+    for metric in ["kazan_watcher_bytes_read_total", "kazan_watcher_gones_total"] {
+        assert!(
+            scraped
+                .samples
+                .iter()
+                .any(|s| s.metric == metric && s.labels.get("watcher") == Some("cms")),
+            "no {metric}"
+        );
+    }
+    let causes: Vec<&str> = scraped
+        .samples
+        .iter()
+        .filter(|s| {
+            s.metric == "kazan_watcher_retries_by_cause_total" && s.labels.get("watcher") == Some("cms")
+        })
+        .filter_map(|s| s.labels.get("cause"))
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            "unreachable",
+            "server_error",
+            "throttled",
+            "stream",
+            "idle",
+            "malformed"
+        ]
+    );
     assert!(
         scraped
             .samples
