@@ -11,6 +11,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::reply::{Ctx, JSON, Reply};
+use super::writes::json_body;
 use crate::app::App;
 use crate::patch::{self, PatchKind};
 use crate::registry::ResourceDef;
@@ -153,14 +154,9 @@ pub(super) fn scale(
     let current_scale = scale_of(&current, &paths);
     let wanted = match ctx.method {
         Method::GET => return Reply::Json(StatusCode::OK, current_scale, JSON),
-        Method::PUT => match serde_json::from_slice::<Value>(body) {
+        Method::PUT => match json_body(body, "a Scale") {
             Ok(v) => v,
-            Err(e) => {
-                return Status::bad_request(format!(
-                    "the body of the request could not be decoded as a Scale: {e}"
-                ))
-                .into();
-            }
+            Err(status) => return (*status).into(),
         },
         Method::PATCH => {
             let Some(kind) = ctx.content_type.as_deref().and_then(PatchKind::from_content_type) else {
@@ -232,14 +228,9 @@ pub(super) fn evict(
     name: &str,
     body: &[u8],
 ) -> Reply {
-    let eviction: Value = match serde_json::from_slice(body) {
+    let eviction = match json_body(body, "an Eviction") {
         Ok(v) => v,
-        Err(e) => {
-            return Status::bad_request(format!(
-                "the body of the request could not be decoded as an Eviction: {e}"
-            ))
-            .into();
-        }
+        Err(status) => return (*status).into(),
     };
     if let Some(n) = eviction.pointer("/metadata/name").and_then(Value::as_str)
         && n != name
@@ -279,14 +270,9 @@ pub(super) fn bind(
     name: &str,
     body: &[u8],
 ) -> Reply {
-    let binding: Value = match serde_json::from_slice(body) {
+    let binding = match json_body(body, "a Binding") {
         Ok(v) => v,
-        Err(e) => {
-            return Status::bad_request(format!(
-                "the body of the request could not be decoded as a Binding: {e}"
-            ))
-            .into();
-        }
+        Err(status) => return (*status).into(),
     };
     let Some(node) = binding
         .pointer("/target/name")

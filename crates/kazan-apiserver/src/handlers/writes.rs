@@ -13,6 +13,16 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+/// Decodes a JSON request body that must be `what` (a kind's name with its article, as the real
+/// server's message has it), or the 400 it answers otherwise.
+pub(super) fn json_body(body: &[u8], what: &str) -> Result<Value, Box<Status>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(Status::bad_request(format!(
+            "the body of the request could not be decoded as {what}: {e}"
+        )))
+    })
+}
+
 /// Decodes a create/replace body: JSON (also when no content type is sent), YAML, or protobuf.
 pub(super) fn decode_object(ctx: &Ctx, def: &ResourceDef, body: &[u8]) -> Result<Value, Box<Status>> {
     let media = ctx
@@ -199,14 +209,9 @@ pub(super) fn delete(
     let options: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        match serde_json::from_slice(body) {
+        match json_body(body, "DeleteOptions") {
             Ok(v) => v,
-            Err(e) => {
-                return Status::bad_request(format!(
-                    "the body of the request could not be decoded as DeleteOptions: {e}"
-                ))
-                .into();
-            }
+            Err(status) => return (*status).into(),
         }
     };
     if let Some(policy) = options.get("propagationPolicy").and_then(Value::as_str)
