@@ -15,6 +15,7 @@
 //! (`scripts/soak`). The counts are written to stderr and to `target/chaos-report.txt`.
 
 mod chaos {
+    pub mod backoff_curve;
     pub mod churn;
     pub mod consumer;
     pub mod informers;

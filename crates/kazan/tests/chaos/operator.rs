@@ -4,7 +4,8 @@
 //! the faults stop: every Greeting is converged (ConfigMap, finalizer, Ready at its generation)
 //! and its last reconcile saw its latest resourceVersion; no key was ever reconciled twice at
 //! once; once every Greeting is deleted, none stays behind with a finalizer and no ConfigMap is
-//! left.
+//! left. Meanwhile a few stubborn Greetings fail on a plan, and their retries are checked against
+//! the configured backoff curve (see `backoff_curve.rs`).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -20,6 +21,8 @@ use kazan::{
     Client, Config, Object, Request,
     runtime::{Action, Controller, ExponentialBackoff, QueueOptions},
 };
+
+use super::backoff_curve::{self, Attempt, Counted, CurveReport, Plan, Recording};
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use serde_json::json;
 use tokio::time::Instant;
@@ -35,6 +38,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const NS: &str = "operator-chaos";
 const NAMES: usize = 12;
+/// Greetings that fail on a plan, for the backoff check.
+const STUBBORN: usize = 3;
 const CHURN: Duration = Duration::from_secs(8);
 /// Bound for convergence after the churn.
 const SETTLE: Duration = Duration::from_secs(90);
@@ -48,6 +53,8 @@ struct Tracked {
     errors: AtomicUsize,
     /// The resourceVersion each key's last reconcile was handed.
     last_seen: Mutex<HashMap<String, String>>,
+    /// The attempts of the stubborn keys while they follow their plan.
+    stubborn: Mutex<HashMap<String, Vec<Attempt>>>,
 }
 
 /// Leaves the in-flight set when the reconcile ends or is dropped.
@@ -81,6 +88,87 @@ impl Tracked {
         );
         InFlight(self.clone(), name)
     }
+
+    /// A stubborn Greeting's attempt while its plan lasts (`None` once the plan is over).
+    fn stubborn_attempt(&self, greeting: &Greeting) -> Option<Result<Action, BoxError>> {
+        let start = Instant::now();
+        let name = greeting.name().to_string();
+        let mut stubborn = self.stubborn.lock().unwrap_or_else(|e| e.into_inner());
+        let attempts = stubborn.entry(name.clone()).or_default();
+        let n = attempts.len();
+        let (outcome, touch): (Result<Action, BoxError>, _) = match backoff_curve::plan(n) {
+            Plan::Real => return None,
+            Plan::Fail { touch } => (Err(format!("{name}: planned failure {n}").into()), touch),
+            Plan::SucceedThenTouch => (Ok(Action::await_change()), true),
+        };
+        attempts.push(Attempt {
+            start,
+            end: Instant::now(),
+            resource_version: greeting.resource_version().unwrap_or_default().to_string(),
+            failed: outcome.is_err(),
+        });
+        if touch {
+            let must = outcome.is_ok();
+            tokio::spawn(touch_greeting(self.operator.client.clone(), name, n, must));
+        }
+        Some(outcome)
+    }
+}
+
+/// Changes a Greeting's annotation 20 ms from now, waking its key before a backoff of that or
+/// more ends. One try unless `must` (the change that starts a stubborn key's second round).
+async fn touch_greeting(client: Client, name: String, attempt: usize, must: bool) {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let patch = json!({"metadata": {"annotations": {"kazan.dev/touched-after": attempt.to_string()}}});
+    for _ in 0..if must { 100 } else { 1 } {
+        let touch = Request::merge_patch::<Greeting>(&name, &patch).namespace(NS);
+        if client.run(&touch).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Creates the stubborn Greetings two seconds apart (retrying through injected faults).
+async fn create_stubborn(client: Client) -> Result<(), String> {
+    for i in 0..STUBBORN {
+        let name = format!("{}{i}", backoff_curve::PREFIX);
+        let create = Request::create(&greeting_of(&name, "stubborn"))
+            .map_err(|e| e.to_string())?
+            .namespace(NS);
+        let mut tries = 0;
+        while let Err(e) = client.run(&create).await {
+            tries += 1;
+            if tries == 100 {
+                return Err(format!("could not create {name}: {e}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Ok(())
+}
+
+/// Checks every stubborn key's retries against the backoff curve.
+fn check_backoff_curve(tracked: &Tracked, counted: &Counted) -> Result<CurveReport, BoxError> {
+    let stubborn = tracked.stubborn.lock().unwrap_or_else(|e| e.into_inner());
+    let counted = counted.lock().unwrap_or_else(|e| e.into_inner());
+    let mut total = CurveReport::default();
+    for i in 0..STUBBORN {
+        let name = format!("{}{i}", backoff_curve::PREFIX);
+        let attempts = stubborn.get(&name).map_or(&[][..], Vec::as_slice);
+        if backoff_curve::plan(attempts.len()) != Plan::Real {
+            return Err(format!("{name} ran {} attempts of its plan", attempts.len()).into());
+        }
+        let counts = counted.get(&name).map_or(&[][..], Vec::as_slice);
+        let report = backoff_curve::check(attempts, counts, ExponentialBackoff::default())
+            .map_err(|e| format!("{name}: {e}"))?;
+        eprintln!("{name}: {report:?}");
+        total.waited += report.waited;
+        total.early += report.early;
+        total.either += report.either;
+    }
+    Ok(total)
 }
 
 fn greeting_of(name: &str, who: &str) -> Greeting {
@@ -304,23 +392,34 @@ async fn the_example_operator_converges_under_faults_never_reconciles_a_key_twic
         reconciles: AtomicUsize::new(0),
         errors: AtomicUsize::new(0),
         last_seen: Mutex::default(),
+        stubborn: Mutex::default(),
     });
+    let counted = Counted::default();
     let shutdown = CancellationToken::new();
     let controller = Controller::new(client.clone(), Request::list::<Greeting>().namespace(NS))?
         .owns(Request::list::<ConfigMap>().namespace(NS))?
         // Backoff only (5 ms doubling): the token bucket would pace retries after a burst of
         // injected errors far beyond this test's bounds.
-        .queue_options(|| {
-            QueueOptions::default()
-                .workers(4)
-                .rate_limiter(ExponentialBackoff::default())
+        .queue_options({
+            let counted = counted.clone();
+            move || {
+                QueueOptions::default().workers(4).rate_limiter(Recording {
+                    backoff: ExponentialBackoff::default(),
+                    counted: counted.clone(),
+                })
+            }
         })
         .shutdown_deadline(Duration::from_secs(10))
         .graceful_shutdown_on(shutdown.clone().cancelled_owned());
     let operator = tokio::spawn(controller.run(
         |g: Arc<Greeting>, t: Arc<Tracked>| async move {
             let _in_flight = t.enter(&g);
-            greeting::reconcile(g, t.operator.clone()).await
+            if let Some(outcome) = t.stubborn_attempt(&g) {
+                return outcome;
+            }
+            greeting::reconcile(g, t.operator.clone())
+                .await
+                .map_err(BoxError::from)
         },
         |_g, _e, t: Arc<Tracked>| {
             t.errors.fetch_add(1, Ordering::SeqCst);
@@ -335,6 +434,8 @@ async fn the_example_operator_converges_under_faults_never_reconciles_a_key_twic
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| fastrand::u64(..));
     eprintln!("operator chaos seed: {seed}");
+    // Two seconds apart, so that one stall or one burst of faults cannot spoil every plan.
+    let stubborn = tokio::spawn(create_stubborn(client.clone()));
     let stop = CancellationToken::new();
     let churner = tokio::spawn(churn(
         client.clone(),
@@ -359,10 +460,17 @@ async fn the_example_operator_converges_under_faults_never_reconciles_a_key_twic
         }
     };
     let writes = churner.await?;
+    stubborn.await??;
     server.faults().clear_rules();
     eprintln!("churn: {writes} writes; faults: {injected:?}");
 
     wait_settled(&client, &tracked, "after the churn").await?;
+    let curve = check_backoff_curve(&tracked, &counted)?;
+    eprintln!("backoff curve: {curve:?}");
+    assert!(
+        curve.early > 0,
+        "no stubborn retry was certainly woken early: nothing showed that early failures keep the count"
+    );
 
     for g in list_greetings(&client).await? {
         client
