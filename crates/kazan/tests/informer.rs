@@ -33,6 +33,8 @@ use serde_json::{Value, json};
 mod compact_store;
 #[path = "informer/metadata_only.rs"]
 mod metadata_only;
+#[path = "informer/metrics.rs"]
+mod metrics;
 #[path = "informer/streaming_lists.rs"]
 mod streaming_lists;
 #[path = "informer/transforms.rs"]

@@ -92,7 +92,7 @@ mod events;
 mod factory;
 mod index;
 mod shared;
-mod store;
+pub(crate) mod store;
 
 use std::{
     path::PathBuf,
@@ -822,6 +822,10 @@ where
                             })
                         })
                         .collect();
+                    if state.relisting {
+                        state.relists += 1;
+                    }
+                    state.synthesized_deletes += swept.len() as u64;
                     if !swept.is_empty() {
                         tracing::info!(
                             informer = %self.name,

@@ -55,6 +55,9 @@ pub(crate) struct Codec<K> {
     pub(crate) decode: fn(&[u8]) -> Result<K, serde_json::Error>,
 }
 
+/// Reads a store's numbers while the store lives; `None` once it is gone.
+pub(crate) type StatsReader = Box<dyn Fn() -> Option<StoreStats> + Send + Sync>;
+
 /// What a store holds, in numbers ([`Store::stats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -66,6 +69,10 @@ pub struct StoreStats {
     /// Bytes of compact JSON held (0 for a store of decoded objects, whose size the allocator
     /// alone knows).
     pub compact_bytes: usize,
+    /// Relists completed after a 410 Gone (or a list started over).
+    pub relists: u64,
+    /// Objects a relist did not contain, reported as `Deleted { final_state_unknown: true }`.
+    pub synthesized_deletes: u64,
 }
 
 /// Where the store stands towards its first complete list.
@@ -92,6 +99,10 @@ pub(crate) struct StoreState<K> {
     codec: Option<Codec<K>>,
     /// Bytes of compact JSON held.
     compact_bytes: usize,
+    /// Relists completed (for [`StoreStats`]).
+    pub(crate) relists: u64,
+    /// Objects relists reported deleted (for [`StoreStats`]).
+    pub(crate) synthesized_deletes: u64,
 }
 
 /// What a listed object did to the store during a (re)list.
@@ -114,6 +125,8 @@ impl<K: Object> StoreState<K> {
             indexes: Indexes::default(),
             codec,
             compact_bytes: 0,
+            relists: 0,
+            synthesized_deletes: 0,
         }
     }
 
@@ -187,6 +200,8 @@ impl<K: Object> StoreState<K> {
             objects: self.len,
             compact: self.codec.is_some(),
             compact_bytes: self.compact_bytes,
+            relists: self.relists,
+            synthesized_deletes: self.synthesized_deletes,
         }
     }
 
@@ -330,6 +345,19 @@ impl<K: Object> Store<K> {
 
     pub(crate) fn write(&self) -> RwLockWriteGuard<'_, StoreState<K>> {
         self.shared.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A reader of the store's numbers that does not keep the store alive (for metrics).
+    pub(crate) fn stats_reader(&self) -> StatsReader
+    where
+        K: Send + Sync + 'static,
+    {
+        let shared = Arc::downgrade(&self.shared);
+        Box::new(move || {
+            shared
+                .upgrade()
+                .map(|shared| shared.state.read().unwrap_or_else(|e| e.into_inner()).stats())
+        })
     }
 
     pub(crate) fn set_sync_state(&self, state: SyncState) {

@@ -449,7 +449,8 @@ where
         self
     }
 
-    /// Records queue and reconcile metrics under the label `controller = name`.
+    /// Records queue and reconcile metrics under the label `controller = name`, and the primary
+    /// informer's under `informer = name`.
     pub fn metrics(mut self, metrics: RuntimeMetrics, name: &str) -> Self {
         self.metrics = Some((metrics, name.to_string()));
         self
@@ -515,6 +516,11 @@ where
             .unwrap_or_else(|| std::future::pending().boxed().shared());
         let mut total = RunReport::default();
         let mut leader = self.leader.take();
+        // The primary informer's series, under the controller's name, for the whole run.
+        let _informer_metrics = self
+            .metrics
+            .as_ref()
+            .map(|(metrics, name)| metrics.informer(name, &self.primary.store()));
         loop {
             // Wait for leadership (or the end).
             if let Some(leader) = &mut leader {

@@ -22,6 +22,14 @@
 //! `kazan_watcher_retries_by_cause_total` (labelled `cause` too: unreachable, server_error,
 //! throttled, stream, idle, malformed) (counters) and `kazan_watcher_seconds_since_last_event`
 //! (gauge); removed when the handle is dropped.
+//!
+//! Series labelled `informer`, read from the informer's [`Store`] at each scrape
+//! ([`RuntimeMetrics::informer`]; a [`Controller`](super::Controller) with metrics registers its
+//! primary informer under its own name): `kazan_informer_objects` (gauge),
+//! `kazan_informer_store_bytes` (gauge, compact stores only: a store of decoded objects has no
+//! size short of asking the allocator), `kazan_informer_relists_total` and
+//! `kazan_informer_synthesized_deletes_total` (counters: objects a relist did not contain,
+//! reported deleted); removed when the handle or the store is dropped.
 
 use std::{
     collections::BTreeMap,
@@ -46,7 +54,11 @@ use prometheus_client::{
 };
 
 use super::queue::{QueueStats, WeakQueue, WorkQueue};
-use crate::watcher::WatcherStats;
+use crate::{
+    Object,
+    informer::{Store, StoreStats, store::StatsReader},
+    watcher::WatcherStats,
+};
 
 /// The label of every series: which controller (queue) it is about.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,7 +70,6 @@ fn new_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
-#[derive(Debug)]
 struct Inner {
     reconciles: Family<ControllerLabel, Counter>,
     errors: Family<ControllerLabel, Counter>,
@@ -67,6 +78,31 @@ struct Inner {
     /// The last stats reported by each live [`WatcherMetrics`], by its id.
     watchers: Mutex<BTreeMap<u64, WatcherSlot>>,
     next_watcher: AtomicU64,
+    /// The stores of the live [`InformerMetrics`], by their id.
+    informers: Mutex<BTreeMap<u64, (InformerLabel, StatsReader)>>,
+}
+
+/// The label of the informer series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InformerLabel {
+    informer: String,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let informers = self
+            .informers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f.debug_struct("Inner")
+            .field("queues", &self.queues)
+            .field("watchers", &self.watchers)
+            .field(
+                "informers",
+                &informers.values().map(|(l, _)| l).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// The label of the watcher series.
@@ -118,6 +154,7 @@ impl RuntimeMetrics {
             queues: Mutex::new(Vec::new()),
             watchers: Mutex::new(BTreeMap::new()),
             next_watcher: AtomicU64::new(0),
+            informers: Mutex::new(BTreeMap::new()),
         });
         registry.register(
             "kazan_reconciles",
@@ -136,6 +173,7 @@ impl RuntimeMetrics {
         );
         registry.register_collector(Box::new(QueueCollector { inner: inner.clone() }));
         registry.register_collector(Box::new(WatcherCollector { inner: inner.clone() }));
+        registry.register_collector(Box::new(InformerCollector { inner: inner.clone() }));
         RuntimeMetrics { inner }
     }
 
@@ -401,6 +439,128 @@ impl Collector for QueueCollector {
         )?;
         for (label, s) in &stats {
             ConstCounter::new(s.retries).encode(metric.encode_family(label)?)?;
+        }
+        Ok(())
+    }
+}
+
+impl RuntimeMetrics {
+    /// The metrics of the informer whose store is `store`, named `name`: read from the store at
+    /// each scrape, without keeping it alive. Its series go when the handle or the store is
+    /// dropped.
+    pub fn informer<K: Object + Send + Sync + 'static>(
+        &self,
+        name: &str,
+        store: &Store<K>,
+    ) -> InformerMetrics {
+        let id = self.inner.next_watcher.fetch_add(1, Ordering::Relaxed);
+        let label = InformerLabel {
+            informer: name.to_string(),
+        };
+        self.inner
+            .informers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, (label, store.stats_reader()));
+        InformerMetrics {
+            inner: self.inner.clone(),
+            id,
+        }
+    }
+}
+
+/// The metrics of one informer (`kazan_informer_*`, labelled `informer`). Dropping it removes its
+/// series.
+#[derive(Debug)]
+pub struct InformerMetrics {
+    inner: Arc<Inner>,
+    id: u64,
+}
+
+impl Drop for InformerMetrics {
+    fn drop(&mut self) {
+        self.inner
+            .informers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+/// An informer series: name, help, type, and how to read it from the store's numbers (`None`:
+/// no sample for this store).
+type InformerSpec = (
+    &'static str,
+    &'static str,
+    MetricType,
+    fn(&StoreStats) -> Option<u64>,
+);
+
+/// Reads the live informers' stores at each scrape.
+#[derive(Debug)]
+struct InformerCollector {
+    inner: Arc<Inner>,
+}
+
+impl Collector for InformerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats: Vec<(InformerLabel, StoreStats)> = {
+            let mut informers = self
+                .inner
+                .informers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // A dropped store leaves for good: its series disappear.
+            let mut read = Vec::new();
+            informers.retain(|_, (label, reader)| match reader() {
+                Some(stats) => {
+                    read.push((label.clone(), stats));
+                    true
+                }
+                None => false,
+            });
+            read
+        };
+        if stats.is_empty() {
+            return Ok(());
+        }
+        let specs: [InformerSpec; 4] = [
+            (
+                "kazan_informer_objects",
+                "Objects in the informer's store",
+                MetricType::Gauge,
+                |s| Some(s.objects as u64),
+            ),
+            (
+                "kazan_informer_store_bytes",
+                "Bytes of compact JSON the informer's store holds (compact stores only)",
+                MetricType::Gauge,
+                |s| s.compact.then_some(s.compact_bytes as u64),
+            ),
+            (
+                "kazan_informer_relists",
+                "Relists after 410 Gone",
+                MetricType::Counter,
+                |s| Some(s.relists),
+            ),
+            (
+                "kazan_informer_synthesized_deletes",
+                "Objects a relist did not contain, reported deleted with their final state unknown",
+                MetricType::Counter,
+                |s| Some(s.synthesized_deletes),
+            ),
+        ];
+        for (name, help, kind, value) in specs {
+            let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+            for (label, s) in &stats {
+                let Some(v) = value(s) else { continue };
+                if kind == MetricType::Counter {
+                    ConstCounter::new(v).encode(metric.encode_family(label)?)?;
+                } else {
+                    ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX))
+                        .encode(metric.encode_family(label)?)?;
+                }
+            }
         }
         Ok(())
     }

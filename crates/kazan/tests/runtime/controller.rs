@@ -840,8 +840,9 @@ async fn a_source_that_fails_for_good_after_syncing_stops_the_controller() -> Te
     Ok(())
 }
 
-/// A controller with metrics: its reconciles and queue appear under `controller="<name>"` while
-/// it runs, and its series are gone once it has stopped.
+/// A controller with metrics: its reconciles and queue appear under `controller="<name>"` and its
+/// primary informer under `informer="<name>"` while it runs, and its series are gone once it has
+/// stopped.
 #[tokio::test]
 async fn a_controllers_metrics_count_its_reconciles_and_go_when_it_stops() -> TestResult {
     use kazan::runtime::metrics::RuntimeMetrics;
@@ -892,6 +893,15 @@ async fn a_controllers_metrics_count_its_reconciles_and_go_when_it_stops() -> Te
             .any(|s| s.metric == "kazan_queue_depth" && s.labels.get("controller") == Some("cms")),
         "no queue series while running"
     );
+    assert!(
+        scraped
+            .samples
+            .iter()
+            .any(|s| s.metric == "kazan_informer_objects"
+                && s.labels.get("informer") == Some("cms")
+                && matches!(s.value, prometheus_parse::Value::Gauge(v) if v == 2.0)),
+        "no informer series with the primary's two objects while running"
+    );
     stop.notify_one();
     tokio::time::timeout(WAIT, run).await???;
     let scraped = scrape(&registry)?;
@@ -899,7 +909,7 @@ async fn a_controllers_metrics_count_its_reconciles_and_go_when_it_stops() -> Te
         scraped
             .samples
             .iter()
-            .all(|s| s.labels.get("controller").is_none()),
+            .all(|s| s.labels.get("controller").is_none() && s.labels.get("informer").is_none()),
         "a stopped controller's series stayed"
     );
     Ok(())
