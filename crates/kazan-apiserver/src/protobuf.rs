@@ -2,18 +2,17 @@
 //! send `application/vnd.kubernetes.protobuf` and do not fall back to JSON. They are decoded into
 //! JSON for the built-in kinds; answers are always JSON.
 //!
-//! A body is the magic `k8s\0` followed by a `runtime.Unknown` envelope (decoded with the `k8s-pb`
-//! message type) whose `typeMeta` names the kind and whose `raw` holds the object's own protobuf.
-//! `k8s-pb` has the message types but no JSON mapping, so the object is decoded by a small
-//! table-driven decoder (`wire`) over tables generated from `k8s-pb` and `k8s-openapi`
-//! (`schema`, written by `generate_schema.py`): field numbers from the former, JSON names from the
-//! latter.
+//! A body is the magic `k8s\0` followed by a `runtime.Unknown` envelope whose `typeMeta` names the
+//! kind and whose `raw` holds the object's own protobuf. Both are decoded by a small table-driven
+//! decoder (`wire`) over tables generated from the `k8s-pb` crate's prost messages and
+//! `k8s-openapi` (`schema`, written by `scripts/generate-protobuf-schema.py`): field numbers from
+//! the former, JSON names from the latter. Neither crate is built with kazan: the generator reads
+//! their sources, and the tests compare with bodies prost encoded (`scripts/protobuf-reference`).
 
 mod fields;
 mod schema;
 mod wire;
 
-use prost::Message as _;
 use serde_json::{Map, Value};
 
 use crate::registry::ResourceDef;
@@ -54,20 +53,17 @@ pub(crate) fn decode_body(def: &ResourceDef, body: &[u8]) -> Result<serde_json::
     let envelope = body
         .strip_prefix(MAGIC.as_slice())
         .ok_or_else(|| ProtobufError::Malformed("it does not start with the k8s\\0 magic".into()))?;
-    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown::decode(envelope)
-        .map_err(|e| ProtobufError::Malformed(format!("runtime.Unknown envelope: {e}")))?;
-    if let Some(encoding) = unknown.content_encoding.as_deref().filter(|e| !e.is_empty()) {
+    let unknown = wire::decode_unknown(envelope)?;
+    if !unknown.content_encoding.is_empty() {
         return Err(ProtobufError::Malformed(format!(
-            "content encoding {encoding:?} is not supported"
+            "content encoding {:?} is not supported",
+            unknown.content_encoding
         )));
     }
-    let type_meta = unknown.type_meta.unwrap_or_default();
-    let body_api_version = type_meta
-        .api_version
+    let body_api_version = Some(unknown.api_version)
         .filter(|v| !v.is_empty())
         .unwrap_or(api_version.clone());
-    let body_kind = type_meta
-        .kind
+    let body_kind = Some(unknown.kind)
         .filter(|k| !k.is_empty())
         .unwrap_or(def.kind.clone());
     if body_api_version != api_version || body_kind != def.kind {
@@ -76,7 +72,7 @@ pub(crate) fn decode_body(def: &ResourceDef, body: &[u8]) -> Result<serde_json::
             found: format!("{body_api_version} {body_kind}"),
         });
     }
-    let fields = wire::decode(message, unknown.raw.as_deref().unwrap_or_default())?;
+    let fields = wire::decode(message, unknown.raw)?;
     let mut object = Map::new();
     object.insert("apiVersion".into(), Value::String(body_api_version));
     object.insert("kind".into(), Value::String(body_kind));

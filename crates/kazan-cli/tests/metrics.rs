@@ -1,8 +1,6 @@
 //! `kazan watch --metrics-addr`: the watcher's metrics served at `/metrics` in the Prometheus text
 //! format, parsed with a Prometheus text parser.
 
-use std::time::Duration;
-
 use crate::support;
 
 use serde_json::json;
@@ -25,7 +23,7 @@ async fn get(port: u16, path: &str) -> Result<(String, String)> {
         .write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .await?;
     let mut reply = String::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut reply)).await??;
+    tokio::time::timeout(support::DEADLINE, stream.read_to_string(&mut reply)).await??;
     let (head, body) = reply.split_once("\r\n\r\n").ok_or("no end of the reply's head")?;
     Ok((
         head.lines().next().unwrap_or_default().to_string(),
@@ -34,7 +32,7 @@ async fn get(port: u16, path: &str) -> Result<(String, String)> {
 }
 
 fn events_total(body: &str) -> Result<Option<f64>> {
-    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))?;
+    let scrape = support::parse_metrics(body)?;
     Ok(scrape
         .samples
         .iter()

@@ -2,7 +2,7 @@
 //! `refresh` after a 401. Bearer tokens, basic auth, rotating token files and exec plugins
 //! (small shell scripts written at test time).
 
-use std::{error::Error, path::Path, sync::Arc, time::Duration};
+use std::{error::Error, sync::Arc};
 
 use http::HeaderValue;
 use kazan::{
@@ -23,18 +23,8 @@ type TestResult = Result<(), Box<dyn Error>>;
 const V1: &str = "client.authentication.k8s.io/v1";
 const V1BETA1: &str = "client.authentication.k8s.io/v1beta1";
 
-/// Every wait in these tests is bounded by this.
-const DEADLINE: Duration = Duration::from_secs(30);
-
-fn pki_text(name: &str) -> Result<String, Box<dyn Error>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/pki")
-        .join(name);
-    Ok(std::fs::read_to_string(path)?)
-}
-
 async fn header_text(auth: &Authenticator) -> Result<String, Box<dyn Error>> {
-    let header = tokio::time::timeout(DEADLINE, auth.header())
+    let header = tokio::time::timeout(support::WAIT, auth.header())
         .await??
         .ok_or("expected an Authorization header")?;
     assert!(
@@ -194,7 +184,7 @@ async fn exec_plugin_from_a_kubeconfig_gets_its_args_env_and_cluster_info() -> T
     logs();
     let dir = tempfile::tempdir()?;
     write_plugin(&dir.path().join("bin"), "get-token", COUNTING_PLUGIN)?;
-    let ca = pki_text("ca.crt")?;
+    let ca = support::pki::text("ca.crt")?;
     let kubeconfig = dir.path().join("config");
     std::fs::write(
         &kubeconfig,
@@ -316,7 +306,7 @@ async fn concurrent_callers_share_one_plugin_run() -> TestResult {
             tokio::spawn(async move { auth.header().await })
         })
         .collect();
-    let results = tokio::time::timeout(DEADLINE, futures_util::future::join_all(tasks)).await?;
+    let results = tokio::time::timeout(support::WAIT, futures_util::future::join_all(tasks)).await?;
     for result in results {
         let header = result??.ok_or("expected a header")?;
         assert_eq!(header.to_str()?, "Bearer exec-token-1");
@@ -489,8 +479,8 @@ fn plugins_demanding_an_interactive_terminal_are_refused() {
 async fn client_certificate_from_a_plugin_is_exposed_for_the_transport() -> TestResult {
     logs();
     let plugin = Plugin::new(CANNED_PLUGIN)?;
-    let cert = pki_text("client-pkcs8.crt")?;
-    let key = pki_text("client-pkcs8.key")?;
+    let cert = support::pki::text("client-pkcs8.crt")?;
+    let key = support::pki::text("client-pkcs8.key")?;
     plugin.set_output(
         &serde_json::json!({
             "apiVersion": V1,
@@ -600,7 +590,8 @@ async fn token_server() -> Result<kazan_apiserver::ApiServer, Box<dyn Error>> {
 async fn list_namespaces(config: Config) -> Result<Result<usize, Option<u16>>, Box<dyn Error>> {
     use k8s_openapi::api::core::v1::Namespace;
     let client = kazan::Client::new(config)?;
-    let result = tokio::time::timeout(DEADLINE, client.run(&kazan::Request::list::<Namespace>())).await?;
+    let result =
+        tokio::time::timeout(support::WAIT, client.run(&kazan::Request::list::<Namespace>())).await?;
     Ok(result.map(|list| list.items.len()).map_err(|e| e.status_code()))
 }
 
@@ -632,11 +623,11 @@ async fn rotated_token_file_reaches_the_server() -> TestResult {
     let client = kazan::Client::new(config)?;
     let list = kazan::Request::list::<k8s_openapi::api::core::v1::Namespace>();
 
-    let refused = tokio::time::timeout(DEADLINE, client.run(&list)).await?;
+    let refused = tokio::time::timeout(support::WAIT, client.run(&list)).await?;
     assert_eq!(refused.err().and_then(|e| e.status_code()), Some(401));
 
     std::fs::write(&token_path, format!("{SERVER_TOKEN}\n"))?;
-    let namespaces = tokio::time::timeout(DEADLINE, client.run(&list)).await??;
+    let namespaces = tokio::time::timeout(support::WAIT, client.run(&list)).await??;
     assert_eq!(namespaces.items.len(), 4);
     server.shutdown().await;
     Ok(())

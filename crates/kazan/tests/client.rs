@@ -374,10 +374,10 @@ async fn list_with_identity(
 async fn a_client_certificate_with_an_rsa_pkcs1_key_reaches_the_server() -> TestResult {
     let ca = TestCa::new("ca")?;
     let server = mtls_server(&ca).await?;
-    let key = KeyPair::from_pem(include_str!("support/keys/rsa-pkcs8.pem"))?;
+    let key = KeyPair::from_pem(support::pki::RSA_PKCS8)?;
     let cert = ca.client_cert(&key, "rsa-user")?;
 
-    list_with_identity(&server, &ca, cert, include_str!("support/keys/rsa-pkcs1.pem")).await?;
+    list_with_identity(&server, &ca, cert, support::pki::RSA_PKCS1).await?;
 
     assert_eq!(server.journal()[0].client_cn.as_deref(), Some("rsa-user"));
     Ok(())
@@ -387,10 +387,10 @@ async fn a_client_certificate_with_an_rsa_pkcs1_key_reaches_the_server() -> Test
 async fn a_client_certificate_with_an_ec_sec1_key_reaches_the_server() -> TestResult {
     let ca = TestCa::new("ca")?;
     let server = mtls_server(&ca).await?;
-    let key = KeyPair::from_pem(include_str!("support/keys/ec-pkcs8.pem"))?;
+    let key = KeyPair::from_pem(support::pki::EC_PKCS8)?;
     let cert = ca.client_cert(&key, "ec-user")?;
 
-    list_with_identity(&server, &ca, cert, include_str!("support/keys/ec-sec1.pem")).await?;
+    list_with_identity(&server, &ca, cert, support::pki::EC_SEC1).await?;
 
     assert_eq!(server.journal()[0].client_cn.as_deref(), Some("ec-user"));
     Ok(())

@@ -17,19 +17,9 @@ use secrecy::ExposeSecret;
 use support::impersonation::{as_jane, jane_headers};
 
 use crate::support;
-use support::b64;
+use support::{b64, pki};
 
 type TestResult = Result<(), Box<dyn Error>>;
-
-fn pki(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/pki")
-        .join(name)
-}
-
-fn pki_text(name: &str) -> Result<String, Box<dyn Error>> {
-    Ok(std::fs::read_to_string(pki(name))?)
-}
 
 /// Writes `content` to `dir/name`, creating folders, and returns the path.
 fn write(dir: &Path, name: &str, content: &str) -> Result<PathBuf, Box<dyn Error>> {
@@ -118,8 +108,8 @@ users:
   user:
     token: token-of-second-user
 ",
-        pki("client-ec.crt").display(),
-        pki("client-ec.key").display()
+        pki::path("client-ec.crt").display(),
+        pki::path("client-ec.key").display()
     )
 }
 
@@ -474,10 +464,10 @@ fn unknown_fields_and_empty_entries_are_accepted() -> TestResult {
 #[test]
 fn relative_paths_resolve_against_the_folder_of_the_defining_file() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let ca = pki_text("ca.crt")?;
+    let ca = pki::text("ca.crt")?;
     write(dir.path(), "one/certs/ca.crt", &ca)?;
-    write(dir.path(), "two/id/client.crt", &pki_text("client-ec.crt")?)?;
-    write(dir.path(), "two/id/client.key", &pki_text("client-ec.key")?)?;
+    write(dir.path(), "two/id/client.crt", &pki::text("client-ec.crt")?)?;
+    write(dir.path(), "two/id/client.key", &pki::text("client-ec.key")?)?;
     let one = write(
         dir.path(),
         "one/config",
@@ -500,10 +490,10 @@ fn relative_paths_resolve_against_the_folder_of_the_defining_file() -> TestResul
     let config = Config::from_kubeconfig_in(&KubeconfigOptions::default(), &env)?;
     assert_eq!(config.root_certs_pem.as_deref(), Some(ca.as_bytes()));
     let identity = config.client_identity.ok_or("expected a client identity")?;
-    assert_eq!(identity.cert_pem, pki_text("client-ec.crt")?.as_bytes());
+    assert_eq!(identity.cert_pem, pki::text("client-ec.crt")?.as_bytes());
     assert_eq!(
         identity.key_pem.expose_secret(),
-        pki_text("client-ec.key")?.as_bytes()
+        pki::text("client-ec.key")?.as_bytes()
     );
 
     let with_user =
@@ -528,7 +518,7 @@ fn relative_paths_resolve_against_the_folder_of_the_defining_file() -> TestResul
 #[test]
 fn certificate_authority_data_keeps_every_certificate_of_the_bundle() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let bundle = format!("{}{}", pki_text("ca.crt")?, pki_text("client-rsa.crt")?);
+    let bundle = format!("{}{}", pki::text("ca.crt")?, pki::text("client-rsa.crt")?);
     // Line-wrapped base64, as some tools write it.
     let encoded = b64(bundle.as_bytes());
     let wrapped: Vec<String> = encoded
@@ -623,7 +613,7 @@ fn insecure_flag_with_a_certificate_authority_is_refused_as_kubectl_does() -> Te
             "current-context: m\ncontexts:\n- name: m\n  context: {{cluster: c}}\n\
              clusters:\n- name: c\n  cluster:\n    server: https://x\n    insecure-skip-tls-verify: true\n    \
              certificate-authority-data: {}\n",
-            b64(pki_text("ca.crt")?.as_bytes())
+            b64(pki::text("ca.crt")?.as_bytes())
         ),
     )?;
     let err = load(&path).err().ok_or("expected an error")?;
@@ -642,7 +632,7 @@ fn bad_base64_in_a_data_field_names_the_field() -> TestResult {
             "https://x",
             &format!(
                 "client-certificate-data: {}\nclient-key-data: not*base64",
-                b64(pki_text("client-ec.crt")?.as_bytes())
+                b64(pki::text("client-ec.crt")?.as_bytes())
             ),
         ),
     )?;
@@ -671,8 +661,8 @@ fn bad_base64_in_a_data_field_names_the_field() -> TestResult {
 fn client_certificates_and_keys_of_every_format_load_from_files_and_data() -> TestResult {
     let dir = tempfile::tempdir()?;
     for kind in ["rsa", "ec", "pkcs8"] {
-        let cert = pki_text(&format!("client-{kind}.crt"))?;
-        let key = pki_text(&format!("client-{kind}.key"))?;
+        let cert = pki::text(&format!("client-{kind}.crt"))?;
+        let key = pki::text(&format!("client-{kind}.key"))?;
         let from_files = write(
             dir.path(),
             &format!("{kind}-files"),
@@ -680,8 +670,8 @@ fn client_certificates_and_keys_of_every_format_load_from_files_and_data() -> Te
                 "https://x",
                 &format!(
                     "client-certificate: {}\nclient-key: {}",
-                    pki(&format!("client-{kind}.crt")).display(),
-                    pki(&format!("client-{kind}.key")).display()
+                    pki::path(&format!("client-{kind}.crt")).display(),
+                    pki::path(&format!("client-{kind}.key")).display()
                 ),
             ),
         )?;
@@ -719,8 +709,8 @@ fn client_key_without_a_private_key_block_names_the_file() -> TestResult {
             "https://x",
             &format!(
                 "client-certificate: {}\nclient-key: {}",
-                pki("client-ec.crt").display(),
-                pki("client-ec.crt").display()
+                pki::path("client-ec.crt").display(),
+                pki::path("client-ec.crt").display()
             ),
         ),
     )?;
@@ -744,7 +734,7 @@ fn client_certificate_without_key_is_an_error() -> TestResult {
         "config",
         &simple_kubeconfig(
             "https://x",
-            &format!("client-certificate: {}", pki("client-ec.crt").display()),
+            &format!("client-certificate: {}", pki::path("client-ec.crt").display()),
         ),
     )?;
     let err = load(&path).err().ok_or("expected an error")?;
@@ -807,7 +797,7 @@ fn exec_entry_is_read_with_cluster_info_when_asked() -> TestResult {
              users:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      \
              command: /usr/bin/get-token\n      args: [--cluster, prod]\n      env:\n      - {{name: REGION, value: eu}}\n      \
              installHint: install get-token\n      provideClusterInfo: true\n      interactiveMode: Never\n",
-            b64(pki_text("ca.crt")?.as_bytes())
+            b64(pki::text("ca.crt")?.as_bytes())
         ),
     )?;
     let exec = match load(&path)?.auth {
@@ -826,7 +816,7 @@ fn exec_entry_is_read_with_cluster_info_when_asked() -> TestResult {
     assert_eq!(cluster.tls_server_name.as_deref(), Some("api.internal"));
     assert_eq!(
         cluster.certificate_authority_data.as_deref(),
-        Some(pki_text("ca.crt")?.as_bytes())
+        Some(pki::text("ca.crt")?.as_bytes())
     );
     assert_eq!(cluster.config.as_deref(), Some(r#"{"audience":"kazan"}"#));
     Ok(())
@@ -940,7 +930,7 @@ fn impersonating_groups_uid_or_extra_without_a_user_is_refused_by_the_client_nam
 fn service_account(dir: &Path, namespace: Option<&str>) -> Result<PathBuf, Box<dyn Error>> {
     let sa = dir.join("serviceaccount");
     write(&sa, "token", "sa-token\n")?;
-    write(&sa, "ca.crt", &pki_text("ca.crt")?)?;
+    write(&sa, "ca.crt", &pki::text("ca.crt")?)?;
     if let Some(ns) = namespace {
         write(&sa, "namespace", ns)?;
     }
@@ -963,7 +953,7 @@ async fn incluster_reads_the_service_environment_and_account_folder() -> TestRes
     assert_eq!(config.default_namespace, "team-a");
     assert_eq!(
         config.root_certs_pem.as_deref(),
-        Some(pki_text("ca.crt")?.as_bytes())
+        Some(pki::text("ca.crt")?.as_bytes())
     );
     assert!(!config.insecure_skip_tls_verify);
     match &config.auth {
@@ -1106,7 +1096,7 @@ fn assert_no_secret(what: &str, text: &str) {
 #[tokio::test]
 async fn secrets_never_appear_in_debug_display_or_errors() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let key_with_secret = format!("{}# {SECRET}\n", pki_text("client-ec.key")?);
+    let key_with_secret = format!("{}# {SECRET}\n", pki::text("client-ec.key")?);
     let cases = [
         ("token", format!("token: {SECRET}")),
         ("basic", format!("username: admin\npassword: {SECRET}")),
@@ -1114,7 +1104,7 @@ async fn secrets_never_appear_in_debug_display_or_errors() -> TestResult {
             "client key data",
             format!(
                 "client-certificate-data: {}\nclient-key-data: {}",
-                b64(pki_text("client-ec.crt")?.as_bytes()),
+                b64(pki::text("client-ec.crt")?.as_bytes()),
                 b64(key_with_secret.as_bytes())
             ),
         ),
@@ -1152,12 +1142,12 @@ async fn secrets_never_appear_in_debug_display_or_errors() -> TestResult {
         format!("password: {SECRET}\nusername: [x"),
         format!(
             "client-certificate-data: {}\nclient-key-data: {}",
-            b64(pki_text("client-ec.crt")?.as_bytes()),
+            b64(pki::text("client-ec.crt")?.as_bytes()),
             b64(SECRET.as_bytes())
         ),
         format!(
             "client-certificate-data: {}\nclient-key-data: {SECRET}*",
-            b64(pki_text("client-ec.crt")?.as_bytes())
+            b64(pki::text("client-ec.crt")?.as_bytes())
         ),
         format!("token: {SECRET}\nusername: admin"),
         format!("token: {SECRET}\nauth-provider: {{name: oidc, config: {{id-token: {SECRET}}}}}"),

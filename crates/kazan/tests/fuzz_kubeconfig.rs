@@ -14,20 +14,13 @@ use kazan::{
     Config,
     config::{AuthConfig, ConfigEnv, KubeconfigOptions},
 };
+use kazan_test_support::fuzz_config;
 use proptest::{prelude::*, test_runner::TestCaseError};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 /// Every secret in a generated kubeconfig starts with this; nothing else contains it.
 const MARK: &str = "s3cr3t";
-
-fn config(default_cases: u32) -> ProptestConfig {
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = default_cases;
-    }
-    config
-}
 
 fn secret() -> impl Strategy<Value = String> {
     "[A-Za-z0-9+/=._-]{0,12}".prop_map(|s| format!("{MARK}{s}"))
@@ -285,7 +278,7 @@ fn render(value: &Value, as_yaml: bool) -> String {
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(fuzz_config(128))]
 
     /// Generated kubeconfigs, damaged or not, chosen context/cluster/user or not: a `Config` or
     /// a typed error, and never a secret in either.

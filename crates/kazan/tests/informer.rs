@@ -40,10 +40,9 @@ mod streaming_lists;
 #[path = "informer/transforms.rs"]
 mod transforms;
 use crate::support;
-use support::WAIT;
+use support::{WAIT, query_param};
 
-type TestError = Box<dyn std::error::Error + Send + Sync>;
-type TestResult = Result<(), TestError>;
+use crate::support::{TestError, TestResult};
 
 /// The pause between two looks at something a test waits for.
 const POLL: Duration = Duration::from_millis(10);
@@ -197,13 +196,6 @@ fn lists(server: &ApiServer) -> usize {
 /// Whether a watch request is a streamed list.
 fn is_watch_list(e: &kazan_apiserver::JournalEntry) -> bool {
     query_param(&e.query, "sendInitialEvents").as_deref() == Some("true")
-}
-
-fn query_param(query: &str, key: &str) -> Option<String> {
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == key).then(|| v.to_string())
-    })
 }
 
 /// The `resourceVersion` each watch of the `w` ConfigMaps asked for, in order (streamed lists

@@ -9,7 +9,7 @@
 //! candidate leads, bumps a shared fencing counter and records who bumped it; the tests check
 //! that the record never interleaves two holders.
 
-use crate::support::{WAIT, bounded};
+use crate::support::{TestError, TestResult, WAIT, bounded};
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
@@ -30,9 +30,6 @@ use kazan::{
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use serde_json::{Value, json};
 use tokio::{sync::watch, task::JoinHandle, time::Instant};
-
-type TestError = Box<dyn std::error::Error + Send + Sync>;
-type TestResult = Result<(), TestError>;
 
 const NAME: &str = "leader";
 const LEASE_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/default/leases/leader";

@@ -6,8 +6,7 @@ use std::time::Duration;
 use kazan::runtime::{ExponentialBackoff, MaxOf, ObjectKey, Priority, QueueOptions, TokenBucket, WorkQueue};
 use tokio::time::Instant;
 
-type TestError = Box<dyn std::error::Error + Send + Sync>;
-type TestResult = Result<(), TestError>;
+use crate::support::{TestError, TestResult};
 
 #[path = "runtime/batteries.rs"]
 mod batteries;

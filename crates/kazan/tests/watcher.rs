@@ -11,8 +11,7 @@ use kazan::{
 use kazan_apiserver::{ApiServer, FaultAction, FaultRule};
 use serde_json::{Value, json};
 
-type TestError = Box<dyn std::error::Error + Send + Sync>;
-type TestResult = Result<(), TestError>;
+use crate::support::{TestError, TestResult};
 
 #[path = "watcher/counters.rs"]
 mod counters;
@@ -27,7 +26,7 @@ mod shards;
 #[path = "watcher/streaming_lists.rs"]
 mod streaming_lists;
 use crate::support;
-use support::WAIT;
+use support::{WAIT, query_param};
 
 async fn server() -> Result<ApiServer, Box<dyn std::error::Error + Send + Sync>> {
     Ok(ApiServer::builder().namespaces(&["w", "other"]).start().await?)
@@ -83,13 +82,6 @@ fn watch_versions(server: &ApiServer, path: &str) -> Vec<String> {
         .filter(|e| e.watch && e.path == path)
         .map(|e| query_param(&e.query, "resourceVersion").unwrap_or_default())
         .collect()
-}
-
-fn query_param(query: &str, key: &str) -> Option<String> {
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == key).then(|| v.to_string())
-    })
 }
 
 const CM_PATH: &str = "/api/v1/namespaces/w/configmaps";

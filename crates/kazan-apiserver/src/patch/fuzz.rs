@@ -11,18 +11,11 @@
 
 use std::path::PathBuf;
 
+use kazan_test_support::fuzz_config;
 use proptest::{prelude::*, test_runner::TestCaseError};
 use serde_json::{Map, Value, json};
 
 use super::{PatchError, PatchKind, apply, parse_body};
-
-fn config(default_cases: u32) -> ProptestConfig {
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = default_cases;
-    }
-    config
-}
 
 const KINDS: [PatchKind; 4] = [
     PatchKind::Merge,
@@ -143,7 +136,7 @@ fn check_any_patch(target: &Value, body: &[u8]) {
 }
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(fuzz_config(512))]
 
     /// Any body, any document: a result or a typed error.
     #[test]

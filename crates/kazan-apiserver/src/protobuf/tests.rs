@@ -1,13 +1,9 @@
 //! The decoder against real kubectl 1.37 bodies: each `testdata/<name>.pb` is what
 //! `kubectl create <generator>` POSTed, and `<name>.json` is what the same command printed with
-//! `--dry-run=client -o json`. Decoding the first must give the second.
+//! `--dry-run=client -o json`. Decoding the first must give the second. The `reference-*.pb`
+//! bodies hold what kubectl's generators never send; prost encoded them from the `k8s-pb` messages
+//! (`scripts/protobuf-reference`, which also holds the objects as Rust code).
 
-use k8s_pb::api::core::v1 as core;
-use k8s_pb::apimachinery::pkg::api::resource::Quantity;
-use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
-use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
-use k8s_pb::apimachinery::pkg::util::intstr::IntOrString;
-use prost::Message as _;
 use serde_json::{Value, json};
 
 use super::*;
@@ -63,19 +59,59 @@ fixture!(kubectl_create_service_clusterip, "v1", "Service", "service");
 fixture!(kubectl_create_job, "batch/v1", "Job", "job");
 fixture!(kubectl_create_cronjob, "batch/v1", "CronJob", "cronjob");
 
+/// `k8s\0` + `runtime.Unknown`, encoded by hand as kubectl and prost encode it (every field
+/// written, empty strings included): `typeMeta` (1), `raw` (2), `contentEncoding` (3),
+/// `contentType` (4).
 fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
-    let unknown = Unknown {
-        type_meta: Some(TypeMeta {
-            api_version: Some(api_version.into()),
-            kind: Some(kind.into()),
-        }),
-        raw: Some(raw),
-        content_encoding: Some(String::new()),
-        content_type: Some(String::new()),
-    };
+    fn bytes_field(out: &mut Vec<u8>, number: u8, value: &[u8]) {
+        out.push(number << 3 | 2);
+        let mut len = value.len();
+        while len >= 0x80 {
+            out.push((len as u8 & 0x7f) | 0x80);
+            len >>= 7;
+        }
+        out.push(len as u8);
+        out.extend_from_slice(value);
+    }
+    let mut type_meta = Vec::new();
+    bytes_field(&mut type_meta, 1, api_version.as_bytes());
+    bytes_field(&mut type_meta, 2, kind.as_bytes());
     let mut body = b"k8s\0".to_vec();
-    body.extend(unknown.encode_to_vec());
+    bytes_field(&mut body, 1, &type_meta);
+    bytes_field(&mut body, 2, &raw);
+    bytes_field(&mut body, 3, b"");
+    bytes_field(&mut body, 4, b"");
     body
+}
+
+#[test]
+fn the_envelope_is_read_as_kubectl_writes_it() -> TestResult {
+    let body = include_bytes!("testdata/deployment.pb");
+    let unknown = wire::decode_unknown(body.strip_prefix(b"k8s\0").ok_or("no magic")?)?;
+    assert_eq!(
+        (unknown.api_version.as_str(), unknown.kind.as_str()),
+        ("apps/v1", "Deployment")
+    );
+    assert_eq!(unknown.content_encoding, "");
+    // Written again around the same object, it is kubectl's body byte for byte.
+    assert_eq!(envelope("apps/v1", "Deployment", unknown.raw.to_vec()), body);
+    Ok(())
+}
+
+#[test]
+fn a_compressed_envelope_is_refused() -> TestResult {
+    let mut body = envelope("v1", "Namespace", Vec::new());
+    // contentEncoding (field 3) "gzip" instead of "".
+    let at = body.len() - 4;
+    body.splice(at..at + 2, [0x1a, 4, b'g', b'z', b'i', b'p']);
+    let error = decode_body(&def("v1", "Namespace")?, &body)
+        .err()
+        .ok_or("decoded a gzip body")?;
+    assert_eq!(
+        error.to_string(),
+        "malformed protobuf body: content encoding \"gzip\" is not supported"
+    );
+    Ok(())
 }
 
 /// A pod using what the generators never send: embedded structs (volume sources, probe
@@ -83,90 +119,8 @@ fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
 /// numbers, maps of bytes.
 #[test]
 fn pod_with_embedded_structs_quantities_and_times() -> TestResult {
-    let pod = core::Pod {
-        metadata: Some(meta::ObjectMeta {
-            name: Some("p".into()),
-            namespace: Some("ns".into()),
-            creation_timestamp: Some(meta::Time {
-                seconds: Some(1_767_225_600),
-                nanos: Some(0),
-            }),
-            labels: [("app".to_string(), "web".to_string())].into(),
-            ..Default::default()
-        }),
-        spec: Some(core::PodSpec {
-            termination_grace_period_seconds: Some(0),
-            priority: Some(-5),
-            host_network: Some(false),
-            volumes: vec![core::Volume {
-                name: Some("config".into()),
-                volume_source: Some(core::VolumeSource {
-                    config_map: Some(core::ConfigMapVolumeSource {
-                        local_object_reference: Some(core::LocalObjectReference {
-                            name: Some("cm".into()),
-                        }),
-                        default_mode: Some(420),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-            }],
-            containers: vec![core::Container {
-                name: Some("app".into()),
-                image: Some("nginx".into()),
-                args: vec!["-g".into(), String::new()],
-                resources: Some(core::ResourceRequirements {
-                    limits: [(
-                        "cpu".to_string(),
-                        Quantity {
-                            string: Some("500m".into()),
-                        },
-                    )]
-                    .into(),
-                    ..Default::default()
-                }),
-                readiness_probe: Some(core::Probe {
-                    handler: Some(core::ProbeHandler {
-                        http_get: Some(core::HttpGetAction {
-                            path: Some("/healthz".into()),
-                            port: Some(IntOrString {
-                                r#type: Some(1),
-                                int_val: Some(0),
-                                str_val: Some("http".into()),
-                            }),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                    period_seconds: Some(10),
-                    ..Default::default()
-                }),
-                env: vec![core::EnvVar {
-                    name: Some("PASSWORD".into()),
-                    value_from: Some(core::EnvVarSource {
-                        secret_key_ref: Some(core::SecretKeySelector {
-                            local_object_reference: Some(core::LocalObjectReference {
-                                name: Some("s".into()),
-                            }),
-                            key: Some("pw".into()),
-                            optional: Some(false),
-                        }),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }],
-                security_context: Some(core::SecurityContext {
-                    run_as_user: Some(0),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-        status: None,
-    };
-    let body = envelope("v1", "Pod", pod.encode_to_vec());
-    let decoded = decode_body(&def("v1", "Pod")?, &body)?;
+    let body = include_bytes!("testdata/reference-pod.pb");
+    let decoded = decode_body(&def("v1", "Pod")?, body)?;
     assert_eq!(
         decoded,
         json!({
@@ -197,18 +151,9 @@ fn pod_with_embedded_structs_quantities_and_times() -> TestResult {
 
 #[test]
 fn secret_bytes_are_base64_and_binary_data_kept() -> TestResult {
-    let secret = core::Secret {
-        metadata: Some(meta::ObjectMeta {
-            name: Some("s".into()),
-            ..Default::default()
-        }),
-        data: [("key".to_string(), vec![0u8, 159, 146, 150])].into(),
-        r#type: Some("Opaque".into()),
-        ..Default::default()
-    };
     let decoded = decode_body(
         &def("v1", "Secret")?,
-        &envelope("v1", "Secret", secret.encode_to_vec()),
+        include_bytes!("testdata/reference-secret.pb"),
     )?;
     assert_eq!(decoded["data"], json!({"key": "AJ+Slg=="}));
     assert_eq!(decoded["type"], "Opaque");
@@ -217,17 +162,11 @@ fn secret_bytes_are_base64_and_binary_data_kept() -> TestResult {
 
 #[test]
 fn unknown_fields_are_skipped_like_a_real_server() -> TestResult {
-    let mut raw = core::ConfigMap {
-        metadata: Some(meta::ObjectMeta {
-            name: Some("c".into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-    .encode_to_vec();
-    // Field 99, a string: something a newer kubectl might send.
-    raw.extend([0x9a, 0x06, 0x03, b'n', b'e', b'w']);
-    let decoded = decode_body(&def("v1", "ConfigMap")?, &envelope("v1", "ConfigMap", raw))?;
+    // A config map followed by field 99, a string: something a newer kubectl might send.
+    let decoded = decode_body(
+        &def("v1", "ConfigMap")?,
+        include_bytes!("testdata/reference-configmap-newer-field.pb"),
+    )?;
     assert_eq!(
         decoded,
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})

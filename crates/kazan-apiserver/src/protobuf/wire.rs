@@ -201,6 +201,52 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// `runtime.Unknown`, the envelope of every Kubernetes protobuf body (apimachinery's
+/// `pkg/runtime/generated.proto`): `typeMeta` (1, itself `apiVersion` 1 and `kind` 2), `raw` (2,
+/// the object's own protobuf), `contentEncoding` (3) and `contentType` (4). Empty strings when
+/// absent, as Go's zero values.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Unknown<'a> {
+    /// `typeMeta.apiVersion`.
+    pub api_version: String,
+    /// `typeMeta.kind`.
+    pub kind: String,
+    /// The object, encoded.
+    pub raw: &'a [u8],
+    /// How `raw` is compressed; empty for none (the only form kubectl sends).
+    pub content_encoding: String,
+}
+
+/// Decodes the `runtime.Unknown` envelope (what follows the `k8s\0` magic).
+pub(crate) fn decode_unknown(bytes: &[u8]) -> Result<Unknown<'_>, ProtobufError> {
+    fn text(wire: WireValue<'_>, field: &str) -> Result<String, ProtobufError> {
+        let context = || format!("runtime.Unknown {field}");
+        utf8(expect_bytes(wire, &context)?, &context)
+    }
+    let mut reader = Reader::new(bytes, "runtime.Unknown");
+    let mut unknown = Unknown::default();
+    while let Some((number, wire)) = reader.next_field()? {
+        match number {
+            1 => {
+                let type_meta = expect_bytes(wire, &|| "runtime.Unknown typeMeta".to_string())?;
+                let mut reader = Reader::new(type_meta, "runtime.TypeMeta");
+                while let Some((number, wire)) = reader.next_field()? {
+                    match number {
+                        1 => unknown.api_version = text(wire, "apiVersion")?,
+                        2 => unknown.kind = text(wire, "kind")?,
+                        _ => {}
+                    }
+                }
+            }
+            2 => unknown.raw = expect_bytes(wire, &|| "runtime.Unknown raw".to_string())?,
+            3 => unknown.content_encoding = text(wire, "contentEncoding")?,
+            // contentType (4) says protobuf again; fields newer than this server are skipped.
+            _ => {}
+        }
+    }
+    Ok(unknown)
+}
+
 /// Decodes `bytes` as `message` into a JSON object.
 pub(crate) fn decode(message: &'static Message, bytes: &[u8]) -> Result<Map<String, Value>, ProtobufError> {
     let mut object = Map::new();

@@ -8,18 +8,11 @@
 
 use std::{collections::BTreeMap, path::PathBuf};
 
+use kazan_test_support::fuzz_config;
 use proptest::{prelude::*, test_runner::TestCaseError};
 use serde_json::{Value, json};
 
 use super::{FieldSelector, LabelSelector, supported_fields};
-
-fn config(default_cases: u32) -> ProptestConfig {
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = default_cases;
-    }
-    config
-}
 
 /// A label requirement, for writing and for the plain evaluation.
 #[derive(Debug, Clone)]
@@ -179,7 +172,7 @@ fn field_string(value: &Value) -> String {
 }
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(fuzz_config(512))]
 
     /// Any text: a selector or an error, and matching never panics.
     #[test]

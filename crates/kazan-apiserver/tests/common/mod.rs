@@ -1,7 +1,6 @@
 //! A byte-level HTTP/1.1 client for the protocol tests: it sends exactly what a test says, and
-//! exposes the status, headers, chunked framing and every watch line as received.
-
-#![allow(dead_code)]
+//! exposes the status, headers, chunked framing and every watch line as received. What every
+//! crate's tests share (the wait bound, `TestResult`) comes from `kazan-test-support`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,10 +9,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-/// Every wait in the tests is bounded by this.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub use kazan_test_support::{TestResult, WAIT};
 
 /// A complete answer.
 #[derive(Debug)]

@@ -1,7 +1,6 @@
 //! Runs the built `kazan` binary against an embedded API server started in the test process, and
 //! reads its output line by line with a deadline. Every child is killed when its handle drops.
-
-#![allow(dead_code)]
+//! What every crate's tests share comes from `kazan-test-support`.
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
@@ -14,8 +13,9 @@ use tokio::{
 
 pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// How long any single wait may take before the test fails.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+/// How long any single wait may take before the test fails (the bound all crates' tests share).
+pub use kazan_test_support::WAIT as DEADLINE;
+pub use kazan_test_support::parse_metrics;
 
 /// An embedded server with a kubeconfig on disk and a namespace `w`.
 pub struct Cluster {

@@ -17,7 +17,7 @@ use rustls::{InconsistentKeys, sign::CertifiedKey};
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
-use super::{AuthError, PluginCertificate, bearer};
+use super::{AuthError, PluginCertificate, header::bearer};
 use crate::{
     config::{ClientIdentity, ExecConfig},
     error::ClientSetupError,

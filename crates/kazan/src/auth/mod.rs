@@ -11,17 +11,21 @@
 
 mod client_cert;
 mod exec;
+mod header;
 mod token_file;
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use http::HeaderValue;
 use secrecy::ExposeSecret;
 
 use crate::config::{AuthConfig, ClientIdentity};
 
-use self::{exec::ExecAuth, token_file::TokenFile};
+use self::{
+    exec::ExecAuth,
+    header::{basic, bearer},
+    token_file::TokenFile,
+};
 pub(crate) use client_cert::PluginCertificate;
 
 /// Why credentials could not be obtained.
@@ -242,23 +246,4 @@ impl Authenticator {
             _ => None,
         }
     }
-}
-
-/// `Bearer <token>`, marked sensitive.
-fn bearer(token: &str, what: &str) -> Result<HeaderValue, AuthError> {
-    sensitive(format!("Bearer {}", token.trim()), what)
-}
-
-/// `Basic base64(user:password)`, marked sensitive.
-fn basic(username: &str, password: &str) -> Result<HeaderValue, AuthError> {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-    sensitive(format!("Basic {encoded}"), "basic auth credentials")
-}
-
-fn sensitive(value: String, what: &str) -> Result<HeaderValue, AuthError> {
-    let mut value = HeaderValue::try_from(value).map_err(|_| AuthError::InvalidHeader {
-        what: what.to_string(),
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
 }

@@ -11,7 +11,7 @@ use std::{
 use http::HeaderValue;
 use tokio::sync::Mutex;
 
-use super::{AuthError, bearer};
+use super::{AuthError, header::bearer};
 
 /// Re-read at least this often, whatever the metadata says (as client-go does).
 const MAX_AGE: Duration = Duration::from_secs(60);

@@ -12,19 +12,12 @@ use std::{io::Write as _, path::PathBuf, time::Duration};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, header};
+use kazan_test_support::fuzz_config;
 use proptest::{prelude::*, test_runner::TestCaseError};
 use serde_json::{Value, json};
 
 use super::response::{MAX_ERROR_BODY, MAX_KEPT_ERROR_BODY, api_error, decode_error_body};
 use crate::Error;
-
-fn config(default_cases: u32) -> ProptestConfig {
-    let mut config = ProptestConfig::default();
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = default_cases;
-    }
-    config
-}
 
 const URL: &str = "https://127.0.0.1:6443/api/v1/namespaces/default/pods/web-0";
 
@@ -258,7 +251,7 @@ fn on_the_wire(body: &[u8], headers: &Headers, how: Gzip) -> Result<(Vec<u8>, bo
 }
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(fuzz_config(512))]
 
     /// Any answer: typed error, never a panic, one bounded line.
     #[test]

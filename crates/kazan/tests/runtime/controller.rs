@@ -24,8 +24,7 @@ use tokio::{
 use super::{TestError, TestResult};
 
 const NS: &str = "ctl";
-/// Bound of every wait in these tests (real time).
-const WAIT: Duration = Duration::from_secs(20);
+use crate::support::{WAIT, scrape};
 /// How long a test watches for a reconcile that must not happen.
 const QUIET: Duration = Duration::from_millis(800);
 
@@ -715,13 +714,6 @@ async fn watcher_metrics_scrape_as_prometheus_text_and_disappear_with_their_watc
     };
     use prometheus_client::registry::Registry;
 
-    fn scrape(registry: &Registry) -> Result<prometheus_parse::Scrape, TestError> {
-        let mut text = String::new();
-        prometheus_client::encoding::prometheus_text::encode(&mut text, registry)?;
-        Ok(prometheus_parse::Scrape::parse(
-            text.lines().map(|l| Ok(l.to_string())),
-        )?)
-    }
     fn events(scrape: &prometheus_parse::Scrape) -> Option<f64> {
         scrape
             .samples
@@ -848,13 +840,6 @@ async fn a_controllers_metrics_count_its_reconciles_and_go_when_it_stops() -> Te
     use kazan::runtime::metrics::RuntimeMetrics;
     use prometheus_client::registry::Registry;
 
-    fn scrape(registry: &Registry) -> Result<prometheus_parse::Scrape, TestError> {
-        let mut text = String::new();
-        prometheus_client::encoding::prometheus_text::encode(&mut text, registry)?;
-        Ok(prometheus_parse::Scrape::parse(
-            text.lines().map(|l| Ok(l.to_string())),
-        )?)
-    }
     fn reconciles(scrape: &prometheus_parse::Scrape) -> Option<f64> {
         scrape.samples.iter().find_map(
             |s| match (&s.value, s.metric.as_str(), s.labels.get("controller")) {

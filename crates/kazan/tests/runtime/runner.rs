@@ -21,6 +21,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use super::{TestResult, WAIT, key};
+use crate::support::scrape;
 
 /// The stand-in object: its version tells which state a reconcile saw.
 #[derive(Debug)]
@@ -418,13 +419,6 @@ async fn metrics_scrape_as_prometheus_text_and_a_stopped_controllers_series_disa
     use kazan::runtime::{ExponentialBackoff, metrics::RuntimeMetrics};
     use prometheus_client::registry::Registry;
 
-    fn scrape(registry: &Registry) -> Result<prometheus_parse::Scrape, super::TestError> {
-        let mut text = String::new();
-        prometheus_client::encoding::prometheus_text::encode(&mut text, registry)?;
-        Ok(prometheus_parse::Scrape::parse(
-            text.lines().map(|l| Ok(l.to_string())),
-        )?)
-    }
     fn value(scrape: &prometheus_parse::Scrape, metric: &str) -> Option<prometheus_parse::Value> {
         scrape
             .samples

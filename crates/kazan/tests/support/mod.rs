@@ -2,8 +2,10 @@
 //! cannot do: require client certificates, present certificates of a chosen CA and name, offer
 //! or withhold HTTP/2, never answer, or hold a TCP connection without a TLS handshake.
 //!
-//! Everything binds `127.0.0.1:0` and stops when the test's runtime ends.
-#![allow(dead_code)] // each test binary uses part of it
+//! Everything binds `127.0.0.1:0` and stops when the test's runtime ends. What every crate's
+//! tests share (the wait bound, `bounded`, `b64`, the PKI) comes from `kazan-test-support` and is
+//! re-exported here under the names the tests use.
+#![allow(dead_code)] // two test binaries (`it`, `secrets`) each use a different part of it
 
 pub mod impersonation;
 pub mod logs;
@@ -44,10 +46,7 @@ use tokio::{
 };
 use tokio_rustls::TlsAcceptor;
 
-/// Any error a test may meet.
-pub type TestError = Box<dyn std::error::Error + Send + Sync>;
-/// What a test returns.
-pub type TestResult = Result<(), TestError>;
+pub use kazan_test_support::{TestError, TestResult, WAIT, b64, bounded, parse_metrics, pki, query_param};
 
 /// A request as the server saw it.
 #[derive(Clone, Debug)]
@@ -71,11 +70,7 @@ pub struct Seen {
 impl Seen {
     /// A query parameter's (still percent-encoded) value.
     pub fn param(&self, key: &str) -> Option<String> {
-        let query = self.path.split_once('?')?.1;
-        query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (k == key).then(|| v.to_string())
-        })
+        query_param(self.path.split_once('?')?.1, key)
     }
 
     /// A header as text.
@@ -471,8 +466,7 @@ pub async fn assert_the_request_deadlines_fire(
 ) -> Result<(), TestError> {
     use k8s_openapi::api::core::v1::Pod;
     use kazan::{Error, Request};
-    let bound = std::time::Duration::from_secs(20);
-    let err = tokio::time::timeout(bound, client.run(&Request::list::<Pod>()))
+    let err = tokio::time::timeout(WAIT, client.run(&Request::list::<Pod>()))
         .await
         .map_err(|_| "the list did not end within its bound")?
         .err()
@@ -488,7 +482,7 @@ pub async fn assert_the_request_deadlines_fire(
     assert!(err.is_retryable());
 
     let err = tokio::time::timeout(
-        bound,
+        WAIT,
         client.stream(&Request::watch_list::<Pod>().resource_version("1")),
     )
     .await
@@ -518,32 +512,14 @@ pub async fn assert_tls_refused(
 ) -> Result<kazan::Error, TestError> {
     use k8s_openapi::api::core::v1::Pod;
     use kazan::{Error, Request};
-    let err = tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        client.run(&Request::list::<Pod>()),
-    )
-    .await
-    .map_err(|_| "the list did not end within its bound")?
-    .err()
-    .ok_or(accepted)?;
+    let err = tokio::time::timeout(WAIT, client.run(&Request::list::<Pod>()))
+        .await
+        .map_err(|_| "the list did not end within its bound")?
+        .err()
+        .ok_or(accepted)?;
     assert!(matches!(err, Error::Tls { .. }), "{err:?}");
     assert!(err.to_string().contains(fragment), "{err}");
     Ok(err)
-}
-
-/// Generous bound for anything a test waits on (never an assertion on speed: a test that needs
-/// it has hung).
-pub const WAIT: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// `fut`, or an error if it has not finished within [`WAIT`].
-pub async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> Result<T, TestError> {
-    Ok(tokio::time::timeout(WAIT, fut).await?)
-}
-
-/// Standard base64, as kubeconfig `-data` fields and Secrets hold it.
-pub fn b64(data: impl AsRef<[u8]>) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 /// Watcher options for tests: quick retries, quiet logs.
@@ -555,4 +531,13 @@ pub fn fast_watcher_options() -> kazan::watcher::WatcherOptions {
             reset_after: std::time::Duration::from_secs(60),
         })
         .log(None)
+}
+
+/// The metrics of `registry` as a Prometheus server scrapes and parses them.
+pub fn scrape(
+    registry: &prometheus_client::registry::Registry,
+) -> Result<prometheus_parse::Scrape, TestError> {
+    let mut text = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut text, registry)?;
+    Ok(parse_metrics(&text)?)
 }
