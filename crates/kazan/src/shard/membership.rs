@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::{sync::watch, task::JoinHandle, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -91,6 +91,7 @@ impl ShardMembership {
             config,
             election,
             slots: BTreeMap::new(),
+            seen: BTreeMap::new(),
             tx,
         };
         let task = tokio::spawn(run.run(member.start(), cancel.clone()));
@@ -135,6 +136,10 @@ struct Replica {
     election: ElectionConfig,
     /// The slots contended for or held, each with its election.
     slots: BTreeMap<u64, Election>,
+    /// Each slot's Lease as last read, and when that content was first seen: a slot's elector
+    /// starts its clock from there, so a dead holder's slot is taken a lease duration after its
+    /// last renewal was seen, not a lease duration after the contention starts.
+    seen: BTreeMap<u64, (Lease, Instant)>,
     tx: watch::Sender<BTreeSet<u64>>,
 }
 
@@ -144,6 +149,8 @@ struct Look {
     live: u64,
     /// Slots whose Lease is missing, released or expired: the first to contend for.
     free: BTreeSet<u64>,
+    /// The slots' Leases read.
+    slot_leases: Vec<(u64, Lease)>,
 }
 
 impl Replica {
@@ -152,6 +159,7 @@ impl Replica {
         loop {
             self.publish();
             if let Some(look) = self.publishing(self.look()).await {
+                self.remember(&look.slot_leases);
                 let shed = self.rebalance(&look);
                 self.publish();
                 self.publishing(stop_all(shed)).await;
@@ -239,6 +247,7 @@ impl Replica {
         let member_prefix = format!("{}-member-", self.config.lease_prefix);
         let mut live = BTreeSet::from([self.config.identity.clone()]);
         let mut taken = BTreeSet::new();
+        let mut slot_leases = Vec::new();
         for lease in &list.items {
             let Some(name) = lease.metadata.name.as_deref() else {
                 continue;
@@ -258,13 +267,29 @@ impl Replica {
                 if alive {
                     taken.insert(slot);
                 }
+                slot_leases.push((slot, lease.clone()));
             }
         }
         let free = (0..self.config.slots).filter(|s| !taken.contains(s)).collect();
         Some(Look {
             live: live.len() as u64,
             free,
+            slot_leases,
         })
+    }
+
+    /// Notes when each slot's Lease was first seen as it is now.
+    fn remember(&mut self, leases: &[(u64, Lease)]) {
+        let now = Instant::now();
+        for (slot, lease) in leases {
+            let unchanged = self
+                .seen
+                .get(slot)
+                .is_some_and(|(seen, _)| seen.spec == lease.spec);
+            if !unchanged {
+                self.seen.insert(*slot, (lease.clone(), now));
+            }
+        }
     }
 
     /// Contends for slots up to this replica's share, and sheds those beyond it: returns the
@@ -335,7 +360,10 @@ impl Replica {
             );
             // The configuration was checked at start; a failure here would be a bug, and
             // contending for one slot fewer is the safe answer.
-            if let Ok(elector) = LeaderElector::new(&self.client, lock, self.election.clone()) {
+            if let Ok(mut elector) = LeaderElector::new(&self.client, lock, self.election.clone()) {
+                if let Some((lease, at)) = self.seen.get(&slot) {
+                    elector = elector.seen(lease, *at);
+                }
                 self.slots.insert(slot, elector.start());
             }
         }
