@@ -29,6 +29,7 @@
 //!         ShardedEvent::Lost { slot } => println!("slot {slot} is not mine any more: forget its objects"),
 //!         ShardedEvent::Event { slot, event } => println!("{slot}: {:?}", event.event_type()),
 //!         ShardedEvent::Failed { slot, error } => println!("{slot}: cannot watch: {error}"),
+//!         _ => {}
 //!     }
 //! }
 //! # Ok(()) }
