@@ -8,6 +8,7 @@ mod cluster;
 mod demo;
 mod error;
 mod get;
+mod lease;
 mod logging;
 mod metrics;
 mod output;
@@ -36,6 +37,8 @@ enum Command {
     Get(get::GetArgs),
     /// See the watcher at work against an embedded API server: no cluster needed.
     Demo(demo::DemoArgs),
+    /// Show who holds which Lease (leader elections, sharded watches' slots).
+    Lease(lease::LeaseArgs),
     /// Print the client's version and the server's (as `kubectl version`).
     Version(version::VersionArgs),
     /// Print a shell completion script: `source <(kazan completion bash)`.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
             Command::Get(args) => get::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Version(args) => version::run(args).await,
+            Command::Lease(args) => lease::run(args).await,
             // Handled before the runtime starts.
             Command::Completion { .. } => ExitCode::SUCCESS,
         }

@@ -19,6 +19,9 @@ use kazan::{
     watcher::{EventKind, EventType, InitialList, WatcherHandle, WatcherOptions},
 };
 
+#[path = "shards.rs"]
+mod shards;
+
 use crate::{
     cluster::{Cluster, ClusterArgs, Scope},
     error::CliError,
@@ -66,6 +69,10 @@ Examples:
 
   # The watcher's metrics for Prometheus at http://127.0.0.1:9464/metrics
   kazan watch pods -A --metrics-addr 127.0.0.1:9464
+
+  # Run this on 3 machines: each prints only the pods of the slots it holds (of 6), and takes
+  # over a stopped or dead one's (see `kazan lease --prefix pod-watchers`)
+  kazan watch pods -A --shards 6 --shard-lease pod-watchers --lease-namespace default
 
 A DELETED? event (\"finalStateUnknown\": true in -o json) is an object a relist no longer
 found: its deletion was not seen, the object shown is its last known state.
@@ -158,6 +165,9 @@ pub struct WatchArgs {
     shard: Option<kazan::shard::FixedShard>,
 
     #[command(flatten)]
+    shards: shards::ShardsArgs,
+
+    #[command(flatten)]
     cluster: ClusterArgs,
 }
 
@@ -189,6 +199,7 @@ impl WatchArgs {
             metadata_only: false,
             metrics_addr: None,
             shard: None,
+            shards: shards::ShardsArgs::default(),
             cluster,
         }
     }
@@ -387,6 +398,9 @@ async fn watch(mut args: WatchArgs) -> Result<ExitCode, CliError> {
 
 impl Session {
     async fn run(&mut self, args: &WatchArgs, signals: &mut Signals) -> Result<ExitCode, CliError> {
+        if args.shards.on() {
+            return self.run_sharded(args, signals).await;
+        }
         if (args.relist || args.checkpoint.is_some()) && args.resource_version.is_none() {
             return self.run_informer(args, signals).await;
         }

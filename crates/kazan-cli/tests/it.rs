@@ -11,5 +11,7 @@ mod get;
 mod metrics;
 #[path = "serve.rs"]
 mod serve;
+#[path = "shards.rs"]
+mod shards;
 #[path = "watch.rs"]
 mod watch;

@@ -22,6 +22,7 @@ mod chaos {
     pub mod operator;
     pub mod schedule;
     pub mod settings;
+    pub mod shards;
     pub mod verify;
 }
 

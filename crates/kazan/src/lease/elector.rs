@@ -72,6 +72,8 @@ pub struct LeaderElector {
     client: Client,
     lock: LeaseLock,
     config: ElectionConfig,
+    /// A record this process already saw, and when (see [`LeaderElector::seen`]).
+    seen: Option<(Record, Instant)>,
 }
 
 impl LeaderElector {
@@ -94,7 +96,22 @@ impl LeaderElector {
             return Err(ElectionConfigError::EmptyLease { which: "namespace" }.into());
         }
         let client = Client::new(client.config().clone()).map_err(ElectionError::Client)?;
-        Ok(LeaderElector { client, lock, config })
+        Ok(LeaderElector {
+            client,
+            lock,
+            config,
+            seen: None,
+        })
+    }
+
+    /// Starts the elector's clock from an earlier look of this process at the Lease: `lease` as
+    /// read at `at`. client-go's `observedRecord` and `observedTime`, set by another part of the
+    /// same process (a shard membership lists every slot's Lease each round): if the Lease still
+    /// holds that very record, it has gone unchanged since `at` on this process's clock, and
+    /// expires `leaseDurationSeconds` after `at` rather than after the elector's first read.
+    pub(crate) fn seen(mut self, lease: &Lease, at: Instant) -> Self {
+        self.seen = Some((Record::from_spec(lease.spec.as_ref()), at));
+        self
     }
 
     /// Starts contending on the current Tokio runtime (it panics outside one, as `tokio::spawn`
@@ -107,9 +124,9 @@ impl LeaderElector {
             client: self.client,
             lock: self.lock,
             config: self.config,
-            observed: Record::default(),
-            observed_raw: None,
-            observed_at: None,
+            observed: self.seen.as_ref().map(|(r, _)| r.clone()).unwrap_or_default(),
+            observed_raw: self.seen.as_ref().map(|(r, _)| r.clone()),
+            observed_at: self.seen.as_ref().map(|(_, at)| *at),
             lease: None,
             reported: None,
             tx,

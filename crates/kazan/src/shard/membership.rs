@@ -17,15 +17,17 @@
 //! shed slots to it; and rebalancing moves only the slots beyond each replica's share.
 //!
 //! [`ShardMembership::owned`] is the set of slots this replica may act on now; a slot leaves it
-//! at the fence, before anyone else can hold it. Watch slot `i` with
+//! at the fence, before anyone else can hold it (also while the membership's own requests are in
+//! flight). Watch slot `i` with
 //! [`ShardSelector::fixed`](super::ShardSelector::fixed)`(key, i, slots)` (a new owner lists it,
-//! so nothing changed meanwhile is lost), and stop when it leaves the set.
+//! so nothing changed meanwhile is lost), and stop when it leaves the set:
+//! [`ShardedWatcher`](super::ShardedWatcher) does exactly that.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures_util::{StreamExt, stream::FuturesUnordered};
+use futures_util::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use k8s_openapi::{api::coordination::v1::Lease, jiff::Timestamp};
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::{sync::watch, task::JoinHandle, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -89,6 +91,7 @@ impl ShardMembership {
             config,
             election,
             slots: BTreeMap::new(),
+            seen: BTreeMap::new(),
             tx,
         };
         let task = tokio::spawn(run.run(member.start(), cancel.clone()));
@@ -133,6 +136,10 @@ struct Replica {
     election: ElectionConfig,
     /// The slots contended for or held, each with its election.
     slots: BTreeMap<u64, Election>,
+    /// Each slot's Lease as last read, and when that content was first seen: a slot's elector
+    /// starts its clock from there, so a dead holder's slot is taken a lease duration after its
+    /// last renewal was seen, not a lease duration after the contention starts.
+    seen: BTreeMap<u64, (Lease, Instant)>,
     tx: watch::Sender<BTreeSet<u64>>,
 }
 
@@ -142,6 +149,8 @@ struct Look {
     live: u64,
     /// Slots whose Lease is missing, released or expired: the first to contend for.
     free: BTreeSet<u64>,
+    /// The slots' Leases read.
+    slot_leases: Vec<(u64, Lease)>,
 }
 
 impl Replica {
@@ -149,23 +158,17 @@ impl Replica {
         let period = self.election.retry_period;
         loop {
             self.publish();
-            if let Some(look) = self.look().await {
-                self.rebalance(&look).await;
+            if let Some(look) = self.publishing(self.look()).await {
+                self.remember(&look.slot_leases);
+                let shed = self.rebalance(&look);
                 self.publish();
+                self.publishing(stop_all(shed)).await;
             }
             // Until the next look, or at once when a slot's leadership changes (a fence).
-            let changes: FuturesUnordered<_> = self
-                .slots
-                .values()
-                .map(|e| {
-                    let mut rx = e.leadership();
-                    async move { rx.changed().await }
-                })
-                .collect();
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = tokio::time::sleep(period) => {}
-                _ = first(changes) => {}
+                () = first(self.changes()) => {}
             }
         }
         // Leaving: the slots leave `owned` before their Leases are released.
@@ -174,6 +177,45 @@ impl Replica {
             election.stop().await;
         }
         member.stop().await;
+    }
+
+    /// Resolves when the leadership of any slot contended for changes (a win, or a fence).
+    /// At once when a slot's leadership already differs from what was published (a change
+    /// between the publication and this call is not missed).
+    fn changes(&self) -> FuturesUnordered<BoxFuture<'static, ()>> {
+        let published = self.tx.borrow().clone();
+        self.slots
+            .iter()
+            .map(|(slot, e)| {
+                let mut rx = e.leadership();
+                // Marks the value read as seen: `changed` then waits for a later one (a clone
+                // starts with the original's notion of seen, which is never updated).
+                let stale = rx.borrow_and_update().is_leading() != published.contains(slot);
+                let change: BoxFuture<'static, ()> = Box::pin(async move {
+                    if stale {
+                        return;
+                    }
+                    if rx.changed().await.is_err() {
+                        // The election ended: nothing more will change.
+                        std::future::pending::<()>().await;
+                    }
+                });
+                change
+            })
+            .collect()
+    }
+
+    /// Runs `work` (a look at the Leases, releases) while publishing every leadership change at
+    /// once: a slot leaves `owned` at its fence even while a request is in flight here.
+    async fn publishing<F: Future>(&self, work: F) -> F::Output {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut work => return out,
+                () = first(self.changes()) => self.publish(),
+            }
+        }
     }
 
     /// Publishes the slots held now.
@@ -205,6 +247,7 @@ impl Replica {
         let member_prefix = format!("{}-member-", self.config.lease_prefix);
         let mut live = BTreeSet::from([self.config.identity.clone()]);
         let mut taken = BTreeSet::new();
+        let mut slot_leases = Vec::new();
         for lease in &list.items {
             let Some(name) = lease.metadata.name.as_deref() else {
                 continue;
@@ -224,17 +267,35 @@ impl Replica {
                 if alive {
                     taken.insert(slot);
                 }
+                slot_leases.push((slot, lease.clone()));
             }
         }
         let free = (0..self.config.slots).filter(|s| !taken.contains(s)).collect();
         Some(Look {
             live: live.len() as u64,
             free,
+            slot_leases,
         })
     }
 
-    /// Contends for slots up to this replica's share, and sheds those beyond it.
-    async fn rebalance(&mut self, look: &Look) {
+    /// Notes when each slot's Lease was first seen as it is now.
+    fn remember(&mut self, leases: &[(u64, Lease)]) {
+        let now = Instant::now();
+        for (slot, lease) in leases {
+            let unchanged = self
+                .seen
+                .get(slot)
+                .is_some_and(|(seen, _)| seen.spec == lease.spec);
+            if !unchanged {
+                self.seen.insert(*slot, (lease.clone(), now));
+            }
+        }
+    }
+
+    /// Contends for slots up to this replica's share, and sheds those beyond it: returns the
+    /// elections of the slots shed or given up, already out of `owned`, to be stopped (released).
+    fn rebalance(&mut self, look: &Look) -> Vec<Election> {
+        let mut shed = Vec::new();
         let share = self.config.slots.div_ceil(look.live.max(1));
         let held: Vec<u64> = self
             .slots
@@ -249,11 +310,11 @@ impl Replica {
             let drop: Vec<u64> = self.slots.keys().copied().filter(|s| !keep.contains(s)).collect();
             for slot in drop {
                 if let Some(election) = self.slots.remove(&slot) {
-                    self.publish();
-                    election.stop().await;
+                    shed.push(election);
                 }
             }
-            return;
+            self.publish();
+            return shed;
         }
         // Too few. A contender for a slot some live replica holds waits for nothing while free
         // slots are there: it moves to a free one.
@@ -267,14 +328,14 @@ impl Replica {
                 .collect();
             for slot in stuck {
                 if let Some(election) = self.slots.remove(&slot) {
-                    election.stop().await;
+                    shed.push(election);
                 }
             }
         }
         let missing = share as usize - held.len();
         let contending = self.slots.len() - held.len();
         if contending >= missing {
-            return;
+            return shed;
         }
         // Free slots first, each replica starting at a place of its own in the ring (so that
         // replicas starting together do not all contend for the same ones), then any slot.
@@ -299,11 +360,21 @@ impl Replica {
             );
             // The configuration was checked at start; a failure here would be a bug, and
             // contending for one slot fewer is the safe answer.
-            if let Ok(elector) = LeaderElector::new(&self.client, lock, self.election.clone()) {
+            if let Ok(mut elector) = LeaderElector::new(&self.client, lock, self.election.clone()) {
+                if let Some((lease, at)) = self.seen.get(&slot) {
+                    elector = elector.seen(lease, *at);
+                }
                 self.slots.insert(slot, elector.start());
             }
         }
+        shed
     }
+}
+
+/// Stops elections (each releases its Lease if it holds it), all at once.
+async fn stop_all(elections: Vec<Election>) {
+    let stops: FuturesUnordered<_> = elections.into_iter().map(Election::stop).collect();
+    stops.collect::<Vec<()>>().await;
 }
 
 /// Resolves when the first of `changes` does; never when there are none.

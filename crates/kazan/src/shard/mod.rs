@@ -50,6 +50,7 @@
 
 pub mod membership;
 mod parse;
+pub mod watch;
 
 use std::{fmt, str::FromStr};
 
@@ -57,6 +58,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta};
 
 pub use membership::{MembershipConfig, MembershipError, ShardMembership};
 pub use parse::ShardSelectorError;
+pub use watch::{ShardedEvent, ShardedWatcher};
 
 /// One past the largest hash: the exclusive end of the hash space, 2⁶⁴.
 pub const HASH_SPACE_END: u128 = 1 << 64;

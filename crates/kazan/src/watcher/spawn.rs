@@ -183,6 +183,14 @@ impl<M> fmt::Debug for WatcherHandle<M> {
     }
 }
 
+impl<M> WatcherHandle<M> {
+    /// Tells the watcher to stop without waiting for it (a sharded watcher drops a lost slot's
+    /// watcher this way, from a synchronous path).
+    pub(crate) fn cancel(&self) {
+        self.control.cancel.cancel();
+    }
+}
+
 impl<M: Send + 'static> WatcherHandle<M> {
     pub(crate) fn new(control: Control, inbox: Inbox<M>, capacity: usize) -> Self {
         WatcherHandle {
