@@ -1,14 +1,29 @@
 """kubectl 1.37's write commands against `kazan serve` (issue 19): what kubectl prints for
-server-side apply with a conflict and with `--force-conflicts`, `scale`, `explain`, `auth can-i`,
+server-side apply with a conflict and with `--force-conflicts`, `scale`, `explain` (OpenAPI v3
+and v2), `create -f` of a `kind: List` (validated by kubectl against `/openapi/v2`), `auth can-i`,
 `delete --cascade=foreground|orphan` with the garbage collector, and `wait --for=delete` on a Pod
 deleted with a grace period.
 
-Each test uses its own namespace, so the tests of this module share one server.
+Every test runs twice: against `kazan serve` and against `kazan serve --tls` (whose kubeconfig
+carries a generated token). Each test uses its own namespace, so the tests of one server share it.
 """
 
 import json
 
-from conftest import wait_until
+import pytest
+
+from conftest import start_server, stop_server, wait_until
+
+
+@pytest.fixture(scope="module", params=["http", "tls"])
+def server(request, tmp_path_factory):
+    """One server per transport; `kubectl` (conftest) follows it."""
+    workdir = tmp_path_factory.mktemp(f"kazan-serve-{request.param}")
+    server = start_server(workdir, *(["--tls"] if request.param == "tls" else []))
+    assert server.url.startswith("https://" if request.param == "tls" else "http://"), server.url
+    yield server
+    stop_server(server)
+    assert server.process.returncode == 0, server.stderr_path.read_text()
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -79,6 +94,53 @@ def test_explain_shows_the_fields_of_a_built_in_kind(kubectl):
     explained = kubectl.run("explain", "pod.spec.nodeName")
     lines = [line.strip() for line in explained.stdout.splitlines() if line.strip()]
     assert lines[:3] == ["KIND:       Pod", "VERSION:    v1", "FIELD: nodeName <string>"]
+
+
+def test_explain_reads_openapi_v2_as_well(kubectl):
+    explained = kubectl.run("explain", "--output", "plaintext-openapiv2", "deployment.spec.replicas")
+    lines = [line.strip() for line in explained.stdout.splitlines() if line.strip()]
+    assert lines[:3] == ["KIND:     Deployment", "VERSION:  apps/v1", "FIELD:    replicas <integer>"]
+
+
+def item_list(namespace: str, configmap_extra: dict = None, replicas=1, container_extra: dict = None) -> str:
+    """A `kind: List` of a ConfigMap and a Deployment, as JSON (kubectl reads JSON manifests too)."""
+    container = {"name": "nginx", "image": "nginx:1.27", **(container_extra or {})}
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": namespace},
+         "data": {"mode": "fast"}, **(configmap_extra or {})},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace},
+         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                  "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [container]}}}},
+    ]})
+
+
+def test_create_of_a_list_is_validated_by_kubectl_against_openapi_v2(kubectl):
+    # kubectl validates a List's items itself (a List has no endpoint to validate it), against
+    # the definitions of /openapi/v2 read as protobuf: its own messages, with the model names.
+    kubectl.run("create", "namespace", "conf-list")
+    bad = kubectl.run("create", "-f", "-", check=False,
+                      stdin=item_list("conf-list", {"bogus": 1}, "two", {"imagePolicy": "Always"}))
+    assert bad.returncode == 1
+    assert bad.stderr == (
+        'error: error validating "STDIN": error validating data: ['
+        'ValidationError(ConfigMap): unknown field "bogus" in io.k8s.api.core.v1.ConfigMap, '
+        'ValidationError(Deployment.spec.replicas): invalid type for io.k8s.api.apps.v1.DeploymentSpec.replicas: '
+        'got "string", expected "integer", '
+        'ValidationError(Deployment.spec.template.spec.containers[0]): unknown field "imagePolicy" in '
+        'io.k8s.api.core.v1.Container]; if you choose to ignore these errors, turn validation off with '
+        '--validate=false\n'), bad.stderr
+    assert kubectl.run("get", "configmaps,deployments", "-n", "conf-list", "-o", "name").stdout == ""
+
+    created = kubectl.run("create", "-f", "-", stdin=item_list("conf-list"))
+    assert created.stdout.splitlines() == ["configmap/settings created", "deployment.apps/web created"]
+
+    # `--validate=warn`: kubectl leaves the List to the server, which drops the unknown field
+    # with a warning.
+    kubectl.run("create", "namespace", "conf-list-warn")
+    warned = kubectl.run("create", "--validate=warn", "-f", "-",
+                         stdin=item_list("conf-list-warn", {"bogus": 1}))
+    assert warned.stdout.splitlines() == ["configmap/settings created", "deployment.apps/web created"]
+    assert 'Warning: unknown field "bogus"' in warned.stderr, warned.stderr
 
 
 def test_auth_can_i_answers_yes(kubectl):

@@ -17,6 +17,8 @@ mod list;
 mod load;
 #[path = "metadata_only.rs"]
 mod metadata_only;
+#[path = "openapi.rs"]
+mod openapi;
 #[path = "sharding.rs"]
 mod sharding;
 #[path = "watch.rs"]

@@ -110,7 +110,10 @@ pub(super) fn into_response(reply: Reply, split: &[u64], delay: Option<Duration>
     };
     let mut response = Response::new(body);
     *response.status_mut() = code;
-    if let Ok(v) = HeaderValue::from_str(&content_type) {
+    // An empty content type (a 406 without a body) sends no header.
+    if !content_type.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&content_type)
+    {
         response.headers_mut().insert(header::CONTENT_TYPE, v);
     }
     if let Some(seconds) = retry_after {
