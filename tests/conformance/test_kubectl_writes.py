@@ -143,6 +143,66 @@ def test_create_of_a_list_is_validated_by_kubectl_against_openapi_v2(kubectl):
     assert 'Warning: unknown field "bogus"' in warned.stderr, warned.stderr
 
 
+GIZMO_CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gizmos.example.org}
+spec:
+  group: example.org
+  scope: Namespaced
+  names: {plural: gizmos, singular: gizmo, kind: Gizmo}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+"""
+
+GIZMO = """\
+apiVersion: example.org/v1
+kind: Gizmo
+metadata: {name: g, namespace: conf-fv}
+spec: {size: 2, colour: red}
+"""
+
+
+def test_unknown_fields_are_warned_about_or_refused_as_on_a_cluster(kubectl):
+    kubectl.run("create", "namespace", "conf-fv")
+    kubectl.run("create", "configmap", "fv", "-n", "conf-fv", "--from-literal=a=1")
+    # kubectl patch sends no fieldValidation: the server's default, Warn.
+    patched = kubectl.run("patch", "configmap", "fv", "-n", "conf-fv", "--type=merge", "-p", '{"bogus": 1}')
+    assert patched.stdout.strip() == "configmap/fv patched (no change)"
+    assert patched.stderr == 'Warning: unknown field "bogus"\n', patched.stderr
+
+    # A server-side apply cannot type a field the kind does not declare.
+    applied = kubectl.run("apply", "--server-side", "-f", "-", check=False,
+                          stdin="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fv2, namespace: conf-fv}\nbogus: 1\n")
+    assert applied.returncode == 1
+    assert applied.stderr == (
+        "Error from server: failed to create typed patch object (conf-fv/fv2; /v1, Kind=ConfigMap): "
+        ".bogus: field not declared in schema\n"), applied.stderr
+
+    # A custom resource's unknown fields are those its CRD's schema prunes; kubectl create
+    # asks for Strict.
+    kubectl.run("apply", "-f", "-", stdin=GIZMO_CRD)
+    refused = kubectl.run("create", "-f", "-", stdin=GIZMO, check=False)
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        'Error from server (BadRequest): error when creating "STDIN": Gizmo in version "v1" cannot be '
+        'handled as a Gizmo: strict decoding error: unknown field "spec.colour"\n'), refused.stderr
+    warned = kubectl.run("create", "--validate=warn", "-f", "-", stdin=GIZMO)
+    assert warned.stdout.strip() == "gizmo.example.org/g created"
+    assert warned.stderr == 'Warning: unknown field "spec.colour"\n', warned.stderr
+    assert kubectl.json("get", "gizmo", "g", "-n", "conf-fv")["spec"] == {"size": 2}
+
+
 def test_auth_can_i_answers_yes(kubectl):
     assert kubectl.run("auth", "can-i", "create", "pods").stdout.strip() == "yes"
 

@@ -11,6 +11,8 @@ mod changelog;
 mod faults;
 #[path = "fidelity.rs"]
 mod fidelity;
+#[path = "field_validation.rs"]
+mod field_validation;
 #[path = "list.rs"]
 mod list;
 #[path = "load.rs"]
