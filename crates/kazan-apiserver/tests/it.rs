@@ -7,6 +7,8 @@ mod common;
 mod access;
 #[path = "changelog.rs"]
 mod changelog;
+#[path = "compression.rs"]
+mod compression;
 #[path = "faults.rs"]
 mod faults;
 #[path = "fidelity.rs"]
