@@ -1,6 +1,8 @@
 """kubectl 1.37's write commands against `kazan serve` (issue 19): what kubectl prints for
 server-side apply with a conflict and with `--force-conflicts`, `scale`, `explain` (OpenAPI v3
-and v2), `create -f` of a `kind: List` (validated by kubectl against `/openapi/v2`), `auth can-i`,
+and v2), `create -f` of a `kind: List` (validated by kubectl against `/openapi/v2`), `apply` with
+each `--validate` mode, unknown fields in patches, server-side applies and custom resources,
+`auth can-i`,
 `delete --cascade=foreground|orphan` with the garbage collector, and `wait --for=delete` on a Pod
 deleted with a grace period.
 
@@ -141,6 +143,31 @@ def test_create_of_a_list_is_validated_by_kubectl_against_openapi_v2(kubectl):
                          stdin=item_list("conf-list-warn", {"bogus": 1}))
     assert warned.stdout.splitlines() == ["configmap/settings created", "deployment.apps/web created"]
     assert 'Warning: unknown field "bogus"' in warned.stderr, warned.stderr
+
+
+def test_apply_validate_modes_behave_as_on_a_cluster(kubectl):
+    kubectl.run("create", "namespace", "conf-validate")
+    manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: conf-validate}}\nbogus: 1\n"
+    for mode in ("strict", "true"):
+        refused = kubectl.run("apply", f"--validate={mode}", "-f", "-", stdin=manifest.format(name=f"mode-{mode}"), check=False)
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            'Error from server (BadRequest): error when creating "STDIN": ConfigMap in version "v1" cannot be '
+            'handled as a ConfigMap: strict decoding error: unknown field "bogus"\n'), refused.stderr
+    warned = kubectl.run("apply", "--validate=warn", "-f", "-", stdin=manifest.format(name="mode-warn"))
+    assert warned.stdout.strip() == "configmap/mode-warn created"
+    assert warned.stderr == 'Warning: unknown field "bogus"\n', warned.stderr
+    ignored = kubectl.run("apply", "--validate=ignore", "-f", "-", stdin=manifest.format(name="mode-ignore"))
+    assert (ignored.stdout.strip(), ignored.stderr) == ("configmap/mode-ignore created", "")
+    # A List is validated by kubectl itself, against /openapi/v2.
+    listed = kubectl.run("apply", "-f", "-", check=False, stdin=(
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n"
+        "  metadata: {name: listed, namespace: conf-validate}\n  bogus: 1\n"))
+    assert listed.returncode == 1
+    assert listed.stderr == (
+        'error: error validating "STDIN": error validating data: ValidationError(ConfigMap): unknown field '
+        '"bogus" in io.k8s.api.core.v1.ConfigMap; if you choose to ignore these errors, turn validation off '
+        'with --validate=false\n'), listed.stderr
 
 
 GIZMO_CRD = """\
