@@ -2,9 +2,8 @@
 server-side apply with a conflict and with `--force-conflicts`, `scale`, `explain` (OpenAPI v3
 and v2), `create -f` of a `kind: List` (validated by kubectl against `/openapi/v2`), `apply` with
 each `--validate` mode, unknown fields in patches, server-side applies and custom resources,
-`auth can-i`,
-`delete --cascade=foreground|orphan` with the garbage collector, and `wait --for=delete` on a Pod
-deleted with a grace period.
+`auth can-i`, `delete --cascade=foreground|orphan` with the garbage collector, and
+`wait --for=delete` on a Pod deleted with a grace period.
 
 Every test runs twice: against `kazan serve` and against `kazan serve --tls` (whose kubeconfig
 carries a generated token). Each test uses its own namespace, so the tests of one server share it.
