@@ -1,5 +1,6 @@
 //! Discovery and OpenAPI: `/version`, `/api`, `/apis`, `/api/v1`, `/apis/{group}[/{version}]` in the
-//! aggregated and the legacy form, and the minimal OpenAPI v3 documents `kubectl apply` needs.
+//! aggregated and the legacy form, the OpenAPI v3 documents `kubectl apply` and `explain` read, and
+//! the OpenAPI v2 document kubectl validates `kind: List` manifests against.
 //! Everything is generated from the [`Registry`].
 //!
 //! kubectl asks `/api` and `/apis` for the aggregated form (`APIGroupDiscoveryList`) and only
@@ -7,7 +8,9 @@
 //! client's `DynamicClient` reads the legacy form (`APIVersions`, `APIGroupList`, then one
 //! `APIResourceList` per group-version). Both are served.
 
+mod gnostic;
 mod openapi;
+mod openapi_v2;
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -74,7 +77,8 @@ impl DiscoveryResponse {
 }
 
 /// Answers `path` if it is a discovery or OpenAPI path (`/version`, `/api`, `/api/v1`, `/apis`,
-/// `/apis/{g}`, `/apis/{g}/{v}`, `/openapi/v2`, `/openapi/v3`, `/openapi/v3/...`), else `None`.
+/// `/apis/{g}`, `/apis/{g}/{v}`, `/openapi/v3`, `/openapi/v3/...`), else `None`; `/openapi/v2`
+/// is [`openapi_v2`].
 /// `accept` is the request's `Accept` header (aggregated discovery when it asks for it).
 pub(crate) fn respond(registry: &Registry, path: &str, accept: &str) -> Option<DiscoveryResponse> {
     // Be lenient with what the router hands over: a query string or a trailing slash changes
@@ -105,7 +109,6 @@ pub(crate) fn respond(registry: &Registry, path: &str, accept: &str) -> Option<D
             Some(g) => DiscoveryResponse::ok(resource_list(&g)),
             None => DiscoveryResponse::not_found(),
         }),
-        ["openapi", "v2"] => Some(DiscoveryResponse::not_found()),
         ["openapi", "v3"] => Some(DiscoveryResponse::ok(openapi::index(&groups()))),
         ["openapi", "v3", rest @ ..] => Some(match openapi::document(&groups(), rest) {
             Some(doc) => DiscoveryResponse::ok(doc),
@@ -113,6 +116,103 @@ pub(crate) fn respond(registry: &Registry, path: &str, accept: &str) -> Option<D
         }),
         _ => None,
     }
+}
+
+/// The media type of `/openapi/v2` as gnostic's protobuf, as the real server labels it (it also
+/// accepts the older `...spec.v2@v1.0+protobuf` that client-go asks for).
+pub(crate) const OPENAPI_V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// An answer to `/openapi/v2`: a document (JSON or protobuf) or a 406 without a body.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct OpenApiV2Response {
+    /// 200, or 406 when `Accept` names neither JSON nor the protobuf form.
+    pub status: u16,
+    /// `Content-Type` of the answer; empty for the 406.
+    pub content_type: &'static str,
+    /// The document's bytes.
+    pub body: Vec<u8>,
+    /// `ETag`: a hash of the JSON document, the same for both forms (as kube-openapi's handler).
+    pub etag: Option<String>,
+}
+
+/// Answers `/openapi/v2` (kube-openapi `pkg/handler/handler.go`): the first `Accept` clause, by
+/// quality, that matches `application/json` or either protobuf subtype picks the form; an empty
+/// `Accept` is `*/*` (JSON); nothing matching is a 406. `None` for any other path.
+pub(crate) fn openapi_v2(registry: &Registry, path: &str, accept: &str) -> Option<OpenApiV2Response> {
+    let path = path.split('?').next().unwrap_or(path);
+    if path.trim_end_matches('/') != "/openapi/v2" {
+        return None;
+    }
+    let doc = openapi_v2::document(&GroupVersions::from_registry(registry));
+    let json = serde_json::to_vec(&doc).unwrap_or_default();
+    let etag = Some(format!("\"{}\"", openapi::content_hash(&doc)));
+    Some(match openapi_v2_form(accept) {
+        Some(OpenApiV2Form::Json) => OpenApiV2Response {
+            status: 200,
+            content_type: JSON_MEDIA_TYPE,
+            body: json,
+            etag,
+        },
+        Some(OpenApiV2Form::Protobuf) => OpenApiV2Response {
+            status: 200,
+            content_type: OPENAPI_V2_PROTOBUF,
+            body: openapi_v2::protobuf(&doc),
+            etag,
+        },
+        None => OpenApiV2Response {
+            status: 406,
+            content_type: "",
+            body: Vec::new(),
+            etag: None,
+        },
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum OpenApiV2Form {
+    Json,
+    Protobuf,
+}
+
+/// The form `accept` asks for, in goautoneg's order: by quality, then the more specific range.
+fn openapi_v2_form(accept: &str) -> Option<OpenApiV2Form> {
+    let accept = if accept.trim().is_empty() { "*/*" } else { accept };
+    let mut clauses: Vec<(f64, u8, &str, &str)> = Vec::new();
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let Some((kind, sub)) = parts.next().and_then(|m| m.split_once('/')) else {
+            continue;
+        };
+        let quality = parts
+            .find_map(|p| p.strip_prefix("q="))
+            .and_then(|q| q.parse::<f64>().ok())
+            .unwrap_or(1.0);
+        let specificity = match (kind, sub) {
+            ("*", _) => 0,
+            (_, "*") => 1,
+            _ => 2,
+        };
+        clauses.push((quality, specificity, kind, sub));
+    }
+    clauses.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)));
+    let served = [
+        ("json", OpenApiV2Form::Json),
+        (
+            "com.github.proto-openapi.spec.v2@v1.0+protobuf",
+            OpenApiV2Form::Protobuf,
+        ),
+        (
+            "com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            OpenApiV2Form::Protobuf,
+        ),
+    ];
+    clauses.iter().find_map(|(_, _, kind, sub)| {
+        served.iter().find_map(|(served_sub, form)| {
+            let kind_matches = *kind == "*" || kind.eq_ignore_ascii_case("application");
+            let sub_matches = *sub == "*" || sub.eq_ignore_ascii_case(served_sub);
+            (kind_matches && sub_matches).then_some(*form)
+        })
+    })
 }
 
 /// Which aggregated discovery media type `accept` asks for, if any, honouring the client's order.

@@ -234,6 +234,7 @@ const EVERY_KIND_OF_PATH: &[&str] = &[
     "/apis",
     "/api/v1",
     "/apis/apps/v1",
+    "/openapi/v2",
     "/openapi/v3",
     "/openapi/v3/api/v1",
     "/version",

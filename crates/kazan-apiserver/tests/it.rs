@@ -7,16 +7,22 @@ mod common;
 mod access;
 #[path = "changelog.rs"]
 mod changelog;
+#[path = "compression.rs"]
+mod compression;
 #[path = "faults.rs"]
 mod faults;
 #[path = "fidelity.rs"]
 mod fidelity;
+#[path = "field_validation.rs"]
+mod field_validation;
 #[path = "list.rs"]
 mod list;
 #[path = "load.rs"]
 mod load;
 #[path = "metadata_only.rs"]
 mod metadata_only;
+#[path = "openapi.rs"]
+mod openapi;
 #[path = "sharding.rs"]
 mod sharding;
 #[path = "watch.rs"]

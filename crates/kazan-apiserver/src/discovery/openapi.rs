@@ -39,7 +39,7 @@ pub(super) fn document(groups: &GroupVersions, rest: &[&str]) -> Option<Value> {
     Some(group_version_document(&group))
 }
 
-fn content_hash(doc: &Value) -> String {
+pub(super) fn content_hash(doc: &Value) -> String {
     let mut hasher = DefaultHasher::new();
     doc.to_string().hash(&mut hasher);
     format!("{:016X}", hasher.finish())

@@ -196,7 +196,6 @@ fn unknown_groups_and_versions_are_404_status() -> Result<(), String> {
         "/apis/nope.example.com",
         "/apis/apps/v9",
         "/apis/nope/v1",
-        "/openapi/v2",
         "/openapi/v3/apis/nope/v1",
     ] {
         let answer = get(&registry, path, "application/json")?;
@@ -335,4 +334,35 @@ fn versions_sort_by_kubernetes_priority() {
         ]
     );
     assert_eq!(compare_versions("v1", "v1"), Ordering::Equal);
+}
+
+/// kube-openapi `pkg/handler/handler.go` negotiates with goautoneg: clauses by quality, then the
+/// more specific range first; either protobuf subtype; `*/*` or nothing is JSON.
+#[test]
+fn openapi_v2_form_follows_the_accept_clauses_by_quality() -> Result<(), String> {
+    let registry = Registry::with_builtins();
+    let form = |accept: &str| -> Result<(u16, &'static str), String> {
+        let answer = openapi_v2(&registry, "/openapi/v2?timeout=32s", accept).ok_or("not answered")?;
+        Ok((answer.status, answer.content_type))
+    };
+    let protobuf = (200, OPENAPI_V2_PROTOBUF);
+    let json = (200, JSON_MEDIA_TYPE);
+    assert_eq!(
+        form("application/com.github.proto-openapi.spec.v2@v1.0+protobuf")?,
+        protobuf
+    );
+    assert_eq!(
+        form("application/com.github.proto-openapi.spec.v2.v1.0+protobuf")?,
+        protobuf
+    );
+    assert_eq!(
+        form("application/json;q=0.5, application/com.github.proto-openapi.spec.v2@v1.0+protobuf")?,
+        protobuf
+    );
+    assert_eq!(form("*/*, application/json;q=0.9")?, json);
+    assert_eq!(form("application/*")?, json);
+    assert_eq!(form("")?, json);
+    assert_eq!(form("text/html, application/xml")?, (406, ""));
+    assert_eq!(openapi_v2(&registry, "/openapi/v3", ""), None);
+    Ok(())
 }

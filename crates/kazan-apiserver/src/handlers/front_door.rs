@@ -1,6 +1,7 @@
 //! The front door: authentication, the admin API, the journal entry and the fault rules a request
 //! meets before it is routed.
 
+use super::compression::{GZIP_THRESHOLD_BYTES, OPENAPI_V2_GZIP_THRESHOLD_BYTES, accepts_gzip};
 use super::reply::{Ctx, JSON, Reply, into_response, json_response, stream_response};
 use super::router::route;
 use crate::app::App;
@@ -63,11 +64,16 @@ where
         .is_none_or(|token| authorized(&parts.headers, token));
     if app.settings.admin && (path.starts_with("/_kazan/") || path == "/_kazan") {
         if !allowed {
-            return Ok(into_response(Reply::Error(Status::unauthorized()), &[], None));
+            return Ok(into_response(
+                Reply::Error(Status::unauthorized()),
+                &[],
+                None,
+                None,
+            ));
         }
         let body = match read_body(body, app.settings.max_body_bytes).await {
             Ok(b) => b,
-            Err(status) => return Ok(into_response(Reply::Error(status), &[], None)),
+            Err(status) => return Ok(into_response(Reply::Error(status), &[], None, None)),
         };
         let (code, value) = admin::handle(&app, &parts.method, &path, &Query::parse(&raw_query), &body);
         return Ok(json_response(code, &value, JSON));
@@ -116,6 +122,13 @@ where
     } else {
         None
     };
+    // Answers a fault makes up are sent as the fault says, never compressed.
+    let gzip_above =
+        (accepts_gzip(&parts.headers) && allowed && fault.is_none()).then_some(if path == "/openapi/v2" {
+            OPENAPI_V2_GZIP_THRESHOLD_BYTES
+        } else {
+            GZIP_THRESHOLD_BYTES
+        });
     let reply = match fault {
         _ if !allowed => Reply::Error(Status::unauthorized()),
         Some(FaultAction::Drop) => {
@@ -162,7 +175,7 @@ where
     live.status.store(status, std::sync::atomic::Ordering::Relaxed);
     let response = match reply {
         Reply::Stream(body, content_type) => stream_response(body, content_type),
-        other => into_response(other, &ctx.split, ctx.delay),
+        other => into_response(other, &ctx.split, ctx.delay, gzip_above),
     };
     Ok(response)
 }

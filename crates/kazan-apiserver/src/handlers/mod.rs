@@ -2,6 +2,8 @@
 //! get, create, replace, patch, delete, deletecollection, `/status`), every error as a
 //! `metav1.Status`.
 
+mod compression;
+mod field_validation;
 mod front_door;
 mod list;
 mod reply;

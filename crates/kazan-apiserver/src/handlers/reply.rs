@@ -81,8 +81,14 @@ pub(super) fn stream_response(body: ResponseBody, content_type: &str) -> Respons
     response
 }
 
-/// Turns a reply into a response; `split`/`delay` faults stream the body in pieces.
-pub(super) fn into_response(reply: Reply, split: &[u64], delay: Option<Duration>) -> Response<ResponseBody> {
+/// Turns a reply into a response; `split`/`delay` faults stream the body in pieces; `gzip_above`
+/// gzips a body longer than that many bytes (the client accepts gzip).
+pub(super) fn into_response(
+    reply: Reply,
+    split: &[u64],
+    delay: Option<Duration>,
+    gzip_above: Option<usize>,
+) -> Response<ResponseBody> {
     let (code, content_type, bytes, retry_after, extra) = match reply {
         Reply::Json(code, value, content_type) => (
             code,
@@ -103,6 +109,9 @@ pub(super) fn into_response(reply: Reply, split: &[u64], delay: Option<Duration>
         }
         Reply::Stream(body, content_type) => return stream_response(body, content_type),
     };
+    let gzipped = gzip_above.and_then(|threshold| super::compression::gzip_above(&bytes, threshold));
+    let compressed = gzipped.is_some();
+    let bytes = gzipped.unwrap_or(bytes);
     let body = if split.is_empty() && delay.is_none() {
         ResponseBody::full(bytes)
     } else {
@@ -110,7 +119,10 @@ pub(super) fn into_response(reply: Reply, split: &[u64], delay: Option<Duration>
     };
     let mut response = Response::new(body);
     *response.status_mut() = code;
-    if let Ok(v) = HeaderValue::from_str(&content_type) {
+    // An empty content type (a 406 without a body) sends no header.
+    if !content_type.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&content_type)
+    {
         response.headers_mut().insert(header::CONTENT_TYPE, v);
     }
     if let Some(seconds) = retry_after {
@@ -126,6 +138,14 @@ pub(super) fn into_response(reply: Reply, split: &[u64], delay: Option<Duration>
         ) {
             response.headers_mut().insert(name, value);
         }
+    }
+    if compressed {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
     response
 }

@@ -31,6 +31,19 @@ pub(super) async fn route(
             answer.content_type,
         );
     }
+    if ctx.method == Method::GET
+        && let Some(answer) = discovery::openapi_v2(app.store.registry(), &ctx.path, &ctx.accept)
+    {
+        let mut headers = vec![("Vary".to_string(), "Accept".to_string())];
+        headers.extend(answer.etag.map(|etag| ("ETag".to_string(), etag)));
+        return Reply::Raw(
+            StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK),
+            answer.content_type.to_string(),
+            Bytes::from(answer.body),
+            None,
+            headers,
+        );
+    }
     if ctx.method == Method::GET && matches!(ctx.path.as_str(), "/healthz" | "/livez" | "/readyz") {
         return Reply::Raw(
             StatusCode::OK,

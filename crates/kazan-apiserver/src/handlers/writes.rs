@@ -1,5 +1,6 @@
 //! The writes: create, replace, patch, delete, deletecollection (and their `/status` forms).
 
+use super::field_validation;
 use super::list::build_filter;
 use super::reply::{Ctx, JSON, Reply};
 use crate::app::App;
@@ -57,7 +58,7 @@ pub(super) fn create(app: &Arc<App>, ctx: &Ctx, def: &ResourceDef, ns: Option<&s
         Ok(o) => o,
         Err(s) => return s.into(),
     };
-    let warnings = match validate_fields(ctx, def, &mut object) {
+    let warnings = match field_validation::check_body(ctx, def, &mut object) {
         Ok(w) => w,
         Err(status) => return status.into(),
     };
@@ -103,7 +104,7 @@ pub(super) fn replace(
         Ok(o) => o,
         Err(s) => return s.into(),
     };
-    let warnings = match validate_fields(ctx, def, &mut object) {
+    let warnings = match field_validation::check_body(ctx, def, &mut object) {
         Ok(w) => w,
         Err(status) => return status.into(),
     };
@@ -171,6 +172,21 @@ pub(super) fn patch_object(
         Ok(p) => p,
         Err(e) => return Status::bad_request(e.to_string()).into(),
     };
+    // The fields of what the patch makes (patch.go decodes it into the kind's type before
+    // anything else); a missing object is left to the store's 404 (or an apply's create).
+    let mut warnings = Vec::new();
+    if kind == PatchKind::Apply {
+        if let Err(status) = field_validation::check_applied(def, &patch_doc) {
+            return status.into();
+        }
+    } else if let Ok(current) = app.store.get(def, ns, name)
+        && let Ok(patched) = patch::apply(kind, &current, &patch_doc)
+    {
+        match field_validation::check_patched(ctx, def, kind, &patch_doc, &patched) {
+            Ok(found) => warnings = found,
+            Err(status) => return status.into(),
+        }
+    }
     match app.store.patch(
         def,
         ns,
@@ -185,14 +201,17 @@ pub(super) fn patch_object(
             ..WriteOptions::default()
         },
     ) {
-        Ok((object, created)) => Reply::Json(
-            if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            },
-            object,
-            JSON,
+        Ok((object, created)) => with_warnings(
+            Reply::Json(
+                if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                },
+                object,
+                JSON,
+            ),
+            &warnings,
         ),
         Err(e) => e.into(),
     }
@@ -323,33 +342,6 @@ fn manager_of(ctx: &Ctx) -> String {
             .chars()
             .take(128)
             .collect(),
-    }
-}
-
-/// `fieldValidation` (apiserver/pkg/endpoints/handlers/create.go and update.go): a built-in
-/// kind's body is read as its Go type would read it. Unknown fields are dropped, with a `Warning`
-/// each (`Warn`, the default), silently (`Ignore`), or refused (`Strict`, 400); a value of the
-/// wrong type is a 400 whatever the directive.
-fn validate_fields(ctx: &Ctx, def: &ResourceDef, object: &mut Value) -> Result<Vec<String>, Box<Status>> {
-    let cannot = |why: &str| -> Box<Status> {
-        Box::new(Status::bad_request(format!(
-            "{kind} in version \"{version}\" cannot be handled as a {kind}: {why}",
-            kind = def.kind,
-            version = def.version
-        )))
-    };
-    let unknown = match crate::protobuf::check_fields(def, object) {
-        None => return Ok(Vec::new()),
-        Some(Err(type_error)) => return Err(cannot(&type_error)),
-        Some(Ok(unknown)) => unknown,
-    };
-    let messages: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-    match ctx.query.non_empty("fieldValidation") {
-        Some("Ignore") => Ok(Vec::new()),
-        Some("Strict") if !messages.is_empty() => {
-            Err(cannot(&format!("strict decoding error: {}", messages.join(", "))))
-        }
-        _ => Ok(messages),
     }
 }
 

@@ -25,5 +25,6 @@ pub(crate) use fanout::{Event, EventType, StartRequest, WatchStart, event_line};
 pub(crate) use history::VersionError;
 pub(crate) use objects::{DeleteOptions, DeleteOutcome, WriteOptions};
 pub(crate) use rules::{object_key, set_path, with_type};
+pub(crate) use schema::unknown_fields as custom_resource_unknown_fields;
 pub(crate) use state::{Store, StoreConfig};
 pub(crate) use strategy::is_builtin;

@@ -11,6 +11,20 @@ use crate::status::FieldCause;
 
 /// Prunes, defaults and validates a custom resource; the causes of a 422 when it is invalid.
 pub(super) fn apply_schema(schema: &Value, object: &mut Value) -> Vec<FieldCause> {
+    prune_default_validate(schema, object, &mut Vec::new())
+}
+
+/// The fields pruning would remove from `object`, as paths (`spec.foo`, `spec.items[0].bar`),
+/// sorted: what `PruneWithOptions` with `TrackUnknownFieldPaths` (`pkg/apiserver/schema/pruning`)
+/// reports, and the handlers turn into `unknown field` warnings or a `Strict` refusal.
+pub(crate) fn unknown_fields(schema: &Value, object: &Value) -> Vec<String> {
+    let mut pruned = Vec::new();
+    prune_default_validate(schema, &mut object.clone(), &mut pruned);
+    pruned.sort();
+    pruned
+}
+
+fn prune_default_validate(schema: &Value, object: &mut Value, pruned: &mut Vec<String>) -> Vec<FieldCause> {
     let mut causes = Vec::new();
     let Some(map) = object.as_object_mut() else {
         return causes;
@@ -25,11 +39,12 @@ pub(super) fn apply_schema(schema: &Value, object: &mut Value) -> Vec<FieldCause
         match properties.and_then(|p| p.get(&key)) {
             Some(child_schema) => {
                 if let Some(child) = map.get_mut(&key) {
-                    walk(child_schema, child, &key, &mut causes);
+                    walk(child_schema, child, &key, &mut causes, pruned);
                 }
             }
             None if !preserve => {
                 map.remove(&key);
+                pruned.push(key);
             }
             None => {}
         }
@@ -96,7 +111,13 @@ fn type_ok(expected: &str, value: &Value) -> bool {
     }
 }
 
-fn walk(schema: &Value, value: &mut Value, path: &str, causes: &mut Vec<FieldCause>) {
+fn walk(
+    schema: &Value,
+    value: &mut Value,
+    path: &str,
+    causes: &mut Vec<FieldCause>,
+    pruned: &mut Vec<String>,
+) {
     if value.is_null() {
         if schema.get("nullable").and_then(Value::as_bool) != Some(true)
             && let Some(expected) = schema.get("type").and_then(Value::as_str)
@@ -235,7 +256,7 @@ fn walk(schema: &Value, value: &mut Value, path: &str, causes: &mut Vec<FieldCau
             }
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter_mut().enumerate() {
-                    walk(item_schema, item, &format!("{path}[{i}]"), causes);
+                    walk(item_schema, item, &format!("{path}[{i}]"), causes, pruned);
                 }
             }
         }
@@ -248,11 +269,12 @@ fn walk(schema: &Value, value: &mut Value, path: &str, causes: &mut Vec<FieldCau
                 match child_schema {
                     Some(child_schema) => {
                         if let Some(child) = map.get_mut(&key) {
-                            walk(child_schema, child, &join(path, &key), causes);
+                            walk(child_schema, child, &join(path, &key), causes, pruned);
                         }
                     }
                     None if !preserves(schema) && properties.is_some_or_typed(schema) => {
                         map.remove(&key);
+                        pruned.push(join(path, &key));
                     }
                     None => {}
                 }
