@@ -26,6 +26,8 @@ mod resume_after_stop;
 mod shards;
 #[path = "watcher/streaming_lists.rs"]
 mod streaming_lists;
+#[path = "watcher/tables.rs"]
+mod tables;
 use crate::support;
 use support::WAIT;
 

@@ -14,10 +14,10 @@ use jiff::Timestamp;
 use kazan::DynamicObject;
 use serde_json::Value;
 
-use super::{columns::human_duration, table::Layout};
+use super::{columns, table::Layout};
 
 /// What kubectl sends for `get`: a Table, else the plain form.
-pub const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+pub use kazan::table::TABLE_ACCEPT;
 
 /// One column of a Table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,26 +233,17 @@ pub fn fallback(objects: &[DynamicObject], now: Timestamp) -> Table {
     };
     let rows = objects
         .iter()
-        .map(|o| {
-            let age = match &o.metadata.creation_timestamp {
-                Some(created) => human_duration(now.as_second().saturating_sub(created.0.as_second())),
-                None => "<unknown>".to_string(),
-            };
-            Row {
-                cells: vec![
-                    Value::String(o.metadata.name.clone().unwrap_or_default()),
-                    Value::String(age),
-                ],
-                namespace: o.metadata.namespace.clone().unwrap_or_default(),
-                name: o.metadata.name.clone().unwrap_or_default(),
-                labels: o
-                    .metadata
-                    .labels
-                    .clone()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
-            }
+        .map(|o| Row {
+            cells: columns::fallback_cells(&o.metadata, now),
+            namespace: o.metadata.namespace.clone().unwrap_or_default(),
+            name: o.metadata.name.clone().unwrap_or_default(),
+            labels: o
+                .metadata
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
         })
         .collect();
     Table {
