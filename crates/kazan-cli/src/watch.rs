@@ -654,7 +654,9 @@ impl<K: Watched> Session<K> {
                 serde_json::from_value(answer["columnDefinitions"].clone())
                     .unwrap_or_else(|_| fallback_columns())
             }
+            // Not a Table, or (for a server that knows no plain fallback) 406 Not Acceptable.
             Ok(_) => fallback_columns(),
+            Err(e) if e.status_code() == Some(406) => fallback_columns(),
             Err(e) => {
                 tracing::warn!(
                     "{}: asking the server for its table columns failed: {e}",

@@ -13,3 +13,5 @@ mod metrics;
 mod serve;
 #[path = "watch.rs"]
 mod watch;
+#[path = "watch_tables.rs"]
+mod watch_tables;

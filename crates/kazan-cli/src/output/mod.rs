@@ -630,25 +630,72 @@ mod tests {
         "2026-01-01T00:00:05Z".parse()
     }
 
+    /// A one-row Table as the server sends it in a watch event (`columns`: `null` after the
+    /// first event).
+    fn row(name: &str, data: i64, columns: serde_json::Value) -> Result<TableRow, serde_json::Error> {
+        serde_json::from_value(json!({
+            "kind": "Table", "apiVersion": "meta.k8s.io/v1", "columnDefinitions": columns,
+            "rows": [{"cells": [name, data, "5s"],
+                      "object": {"metadata": {"name": name, "namespace": "w", "resourceVersion": "7"}}}]
+        }))
+    }
+
+    fn cm_columns() -> serde_json::Value {
+        json!([{"name": "Name", "type": "string", "priority": 0},
+               {"name": "Data", "type": "integer", "priority": 0},
+               {"name": "Age", "type": "string", "priority": 0}])
+    }
+
     #[test]
     fn watch_tables_fix_their_widths_on_the_first_batch() -> Result<(), Box<dyn std::error::Error>> {
         let mut printer = WatchPrinter::new(OutputFormat::Table, configmaps(), false);
-        let first = printer.first_batch(&[cm("a", json!({"k": "v"}))?], now()?)?;
+        let first = printer.first_batch(&[row("a", 1, cm_columns())?], now()?)?;
         assert_eq!(
             first,
             "EVENT      NAME                   DATA   AGE\n\
              ADDED      a                      1      5s\n"
         );
-        let line = printer.event(
-            EventType::Modified,
-            &cm("a", json!({"k": "v", "l": "w"}))?,
-            now()?,
-        )?;
+        // Later events carry no columns: those of before apply.
+        let line = printer.event(EventType::Modified, &row("a", 2, json!(null))?, now()?)?;
         assert_eq!(line, "MODIFIED   a                      2      5s\n");
+        // The same columns again (a new watch's first event): no second header.
+        let line = printer.event(EventType::Modified, &row("a", 3, cm_columns())?, now()?)?;
+        assert_eq!(line, "MODIFIED   a                      3      5s\n");
         assert_eq!(
             printer.gone("too old resource version: 3 (9)")?,
             "GONE       too old resource version: 3 (9)\n"
         );
+        Ok(())
+    }
+
+    /// cli-runtime's table printer: a header again when a Table brings other columns; rows of a
+    /// server without Tables (plain objects) print as NAME and AGE.
+    #[test]
+    fn other_columns_print_a_new_header_and_plain_objects_name_and_age()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut printer = WatchPrinter::new(OutputFormat::Table, configmaps(), false);
+        printer.first_batch(&[row("a", 1, cm_columns())?], now()?)?;
+        let other = json!([{"name": "Name", "type": "string", "priority": 0},
+                           {"name": "Size", "type": "integer", "priority": 0}]);
+        let line = printer.event(EventType::Added, &row("b", 4, other)?, now()?)?;
+        assert_eq!(
+            line,
+            "EVENT      NAME                   SIZE\n\
+             ADDED      b                      4\n"
+        );
+        let mut printer = WatchPrinter::new(OutputFormat::Table, configmaps(), true);
+        let plain: TableRow = serde_json::from_value(json!({"kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "w", "creationTimestamp": "2026-01-01T00:00:00Z"}}))?;
+        assert!(!printer.needs_columns(std::slice::from_ref(&plain)));
+        assert_eq!(
+            printer.first_batch(&[plain], now()?)?,
+            "EVENT      NAMESPACE      NAME                   AGE\n\
+             ADDED      w              a                      5s\n"
+        );
+        let printer = WatchPrinter::new(OutputFormat::Table, configmaps(), false);
+        assert!(printer.needs_columns::<TableRow>(&[]));
+        assert!(printer.needs_columns(&[row("a", 1, json!(null))?]));
+        assert!(!printer.needs_columns(&[row("a", 1, cm_columns())?]));
         Ok(())
     }
 
@@ -685,9 +732,10 @@ mod tests {
             serde_json::from_str(&printer.event(EventType::Deleted, &cm("a", json!({}))?, now()?)?)?;
         assert!(seen.get("finalStateUnknown").is_none());
         let mut printer = WatchPrinter::new(OutputFormat::Table, configmaps(), false);
-        printer.first_batch(&[], now()?)?;
+        printer.set_columns(serde_json::from_value(cm_columns())?);
+        printer.first_batch::<TableRow>(&[], now()?)?;
         assert_eq!(
-            printer.unseen_delete(&cm("a", json!({}))?, now()?)?,
+            printer.unseen_delete(&row("a", 0, json!(null))?, now()?)?,
             "DELETED?   a                      0      5s\n"
         );
         let mut printer = WatchPrinter::new(OutputFormat::Name, configmaps(), false);
@@ -721,7 +769,7 @@ mod tests {
         let objects = [cm("a", json!({"k": "v"}))?, cm("bb", json!({}))?];
         assert_eq!(
             render_list(OutputFormat::Table, &configmaps(), true, &objects, now()?)?,
-            "NAMESPACE   NAME   DATA   AGE\nw           a      1      5s\nw           bb     0      5s\n"
+            "NAMESPACE   NAME   AGE\nw           a      5s\nw           bb     5s\n"
         );
         assert_eq!(
             render_list(OutputFormat::Name, &configmaps(), false, &objects, now()?)?,
