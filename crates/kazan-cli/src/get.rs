@@ -111,8 +111,9 @@ pub struct GetArgs {
     #[arg(long)]
     output_watch_events: bool,
 
-    /// Ask for the objects' metadata only (`PartialObjectMetadata`): less to send and hold; table
-    /// columns read from the spec or status are then empty.
+    /// Ask for the objects' metadata only (`PartialObjectMetadata`) with -o json, yaml or name: less
+    /// to send and hold. (The table output reads the server's Table rows, which hold only the
+    /// cells and the metadata anyway.)
     #[arg(long)]
     metadata_only: bool,
 

@@ -140,8 +140,9 @@ pub struct WatchArgs {
     #[arg(long, value_enum, value_name = "HOW", default_value_t)]
     initial_list: InitialListArg,
 
-    /// Watch the objects' metadata only (`PartialObjectMetadata`): less to send and hold; table
-    /// columns read from the spec or status are then empty.
+    /// Watch the objects' metadata only (`PartialObjectMetadata`) with -o json, yaml or name: less
+    /// to send and hold. (The table output reads the server's Table rows, which hold only the
+    /// cells and the metadata anyway.)
     #[arg(long)]
     metadata_only: bool,
 
