@@ -214,3 +214,27 @@ async fn a_server_without_tables_gets_name_and_age() -> Result {
     assert!(!lines[2].contains("<age>") || lines[2].ends_with("<age>"));
     Ok(())
 }
+
+/// A checkpoint of Table rows (the table output) is not one of whole objects: a later run with
+/// `-o json` and the same file says so and lists afresh, rather than printing Tables as objects.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkpoint_of_table_rows_does_not_serve_a_watch_of_whole_objects() -> Result {
+    let cluster = Cluster::start().await?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("cm.checkpoint");
+    let file_arg = file.to_string_lossy().to_string();
+    cluster.configmap("a", json!({}))?;
+    let mut table = cluster.kazan(&["watch", "cm", "-n", "w", "--checkpoint", &file_arg])?;
+    assert_eq!(table.lines(2).await?.len(), 2);
+    table.terminate().await?;
+    let finished = table.finish().await?;
+    assert_eq!(finished.code, Some(0), "{}", finished.stderr);
+    assert!(file.exists());
+    let mut json = cluster.kazan(&["watch", "cm", "-n", "w", "-o", "json", "--checkpoint", &file_arg])?;
+    let first: serde_json::Value = serde_json::from_str(&json.line().await?)?;
+    assert_eq!(first["object"]["kind"], "ConfigMap");
+    assert_eq!(first["object"]["metadata"]["name"], "a");
+    let warning = json.stderr_line("listing afresh").await?;
+    assert!(warning.contains("as Table"), "{warning}");
+    Ok(())
+}
