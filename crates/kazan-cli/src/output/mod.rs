@@ -286,16 +286,7 @@ impl WatchPrinter {
 
     /// The server's columns (or NAME and AGE) as a Table of `rows`.
     fn table(&self, rows: Vec<server_table::Row>) -> server_table::Table {
-        let columns = self
-            .columns
-            .clone()
-            .unwrap_or_else(columns::fallback_columns)
-            .into_iter()
-            .map(|c| server_table::Column {
-                name: c.name,
-                priority: c.priority,
-            })
-            .collect();
+        let columns = self.columns.clone().unwrap_or_else(columns::fallback_columns);
         server_table::Table { columns, rows }
     }
 

@@ -11,22 +11,13 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use kazan::DynamicObject;
+use kazan::{DynamicObject, table::TableColumn};
 use serde_json::Value;
 
 use super::{columns, table::Layout};
 
 /// What kubectl sends for `get`: a Table, else the plain form.
 pub use kazan::table::TABLE_ACCEPT;
-
-/// One column of a Table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Column {
-    /// As the server names it (`Ready`, `Nominated Node`).
-    pub name: String,
-    /// 0: always shown; above: only with `-o wide`.
-    pub priority: i64,
-}
 
 /// One row: its cells, and the metadata of its object.
 #[derive(Debug, Clone)]
@@ -45,7 +36,7 @@ pub struct Row {
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     /// The columns.
-    pub columns: Vec<Column>,
+    pub columns: Vec<TableColumn>,
     /// The rows.
     pub rows: Vec<Row>,
 }
@@ -61,13 +52,14 @@ impl Table {
             .get("columnDefinitions")?
             .as_array()?
             .iter()
-            .map(|c| Column {
+            .map(|c| TableColumn {
                 name: c
                     .get("name")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string(),
                 priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
+                ..TableColumn::default()
             })
             .collect();
         let rows = answer
@@ -227,10 +219,6 @@ fn labels_text(labels: &BTreeMap<String, String>) -> String {
 /// For a server that does not serve Tables: NAME and AGE of each object, as kubectl's default
 /// printer shows them.
 pub fn fallback(objects: &[DynamicObject], now: Timestamp) -> Table {
-    let column = |name: &str| Column {
-        name: name.to_string(),
-        priority: 0,
-    };
     let rows = objects
         .iter()
         .map(|o| Row {
@@ -247,7 +235,7 @@ pub fn fallback(objects: &[DynamicObject], now: Timestamp) -> Table {
         })
         .collect();
     Table {
-        columns: vec![column("Name"), column("Age")],
+        columns: columns::fallback_columns(),
         rows,
     }
 }
