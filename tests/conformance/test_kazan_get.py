@@ -293,8 +293,8 @@ def cells(line: str) -> list:
     ids=lambda args: " ".join(args),
 )
 def test_kazan_watch_shows_the_cells_of_kubectl_get_w(server, loaded, args, tmp_path):
-    """`kazan watch` computes its columns itself (a watch streams objects): its first batch has
-    the header and cells of `kubectl get -w --output-watch-events`."""
+    """`kazan watch` prints the server's Tables, as kubectl does: its first batch has the header
+    and cells of `kubectl get -w --output-watch-events` (changes: test_kazan_watch.py)."""
     rows = len(loaded.run("get", *args).stdout.splitlines())
     outputs = {}
     processes = {

@@ -545,3 +545,67 @@ async fn events_older_than_the_history_age_are_evicted() -> TestResult {
     );
     Ok(())
 }
+
+/// kubectl's `get -w` asks for Tables on the watch too: every event's object is a
+/// `meta.k8s.io/v1` Table of one row whose object is `PartialObjectMetadata`; the column
+/// definitions come with the first event only, `null` after, bookmarks included (apiserver
+/// `pkg/endpoints/handlers/response.go`: `watchEmbeddedEncoder.doEncode` sets `NoHeaders` after
+/// the first object, `asTable` turns every object, a bookmark's too, into a Table).
+#[tokio::test]
+async fn a_table_watch_sends_one_row_tables_with_the_columns_on_the_first_event_only() -> TestResult {
+    let server = ApiServer::start().await?;
+    server.create(configmap("default", "a", json!({"k": "1"})))?;
+    server.create(configmap("default", "b", json!({})))?;
+    let mut watch = WatchStream::open_with(
+        server.addr(),
+        "/api/v1/namespaces/default/configmaps?watch=true&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan",
+        &[("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")],
+    )
+    .await?;
+    assert_eq!(watch.status, 200);
+    let (t, first) = watch.event().await?;
+    assert_eq!(t, "ADDED");
+    assert_eq!(first["kind"], "Table");
+    assert_eq!(first["apiVersion"], "meta.k8s.io/v1");
+    let names: Vec<&str> = first["columnDefinitions"]
+        .as_array()
+        .ok_or("the first event carries the column definitions")?
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Name", "Data", "Age"]);
+    assert_eq!(first["rows"].as_array().map(Vec::len), Some(1));
+    assert_eq!(first["rows"][0]["cells"][0], "a");
+    assert_eq!(first["rows"][0]["cells"][1], 1);
+    assert_eq!(first["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(first["rows"][0]["object"]["metadata"]["name"], "a");
+    assert_eq!(
+        first["metadata"]["resourceVersion"],
+        first["rows"][0]["object"]["metadata"]["resourceVersion"]
+    );
+    let (_, second) = watch.event().await?;
+    assert_eq!(second["rows"][0]["cells"][0], "b");
+    assert!(second["columnDefinitions"].is_null(), "{second}");
+    // The end of the initial events is a Table as well, its marker in the row's object.
+    let (t, bookmark) = watch.event().await?;
+    assert_eq!(t, "BOOKMARK");
+    assert_eq!(bookmark["kind"], "Table");
+    assert!(bookmark["columnDefinitions"].is_null());
+    assert_eq!(
+        bookmark["rows"][0]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    assert!(server.wait_for_watches("configmaps", 1, WAIT).await);
+    server.merge_patch(
+        "v1",
+        "ConfigMap",
+        Some("default"),
+        "b",
+        json!({"data": {"x": "y"}}),
+    )?;
+    let (t, modified) = watch.change().await?;
+    assert_eq!(t, "MODIFIED");
+    assert_eq!(modified["rows"][0]["cells"][1], 1);
+    assert!(modified["columnDefinitions"].is_null());
+    Ok(())
+}

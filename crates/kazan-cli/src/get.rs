@@ -111,8 +111,9 @@ pub struct GetArgs {
     #[arg(long)]
     output_watch_events: bool,
 
-    /// Ask for the objects' metadata only (`PartialObjectMetadata`): less to send and hold; table
-    /// columns read from the spec or status are then empty.
+    /// Ask for the objects' metadata only (`PartialObjectMetadata`) with -o json, yaml or name: less
+    /// to send and hold. (The table output reads the server's Table rows, which hold only the
+    /// cells and the metadata anyway.)
     #[arg(long)]
     metadata_only: bool,
 
@@ -436,20 +437,23 @@ async fn server_table(cluster: &Cluster, path: &str, what: &str) -> Result<Optio
 
 /// GET `path` asking for a Table; the answer as JSON (`None` if it is not JSON).
 async fn fetch(cluster: &Cluster, path: &str, what: &str) -> Result<Option<Value>, CliError> {
-    let failed = |source| CliError::Request {
-        what: what.to_string(),
-        source: Box::new(source),
-    };
+    fetch_table(&cluster.client, path)
+        .await
+        .map_err(|source| CliError::Request {
+            what: what.to_string(),
+            source: Box::new(source),
+        })
+}
+
+/// GET `path` asking for a Table, as kubectl asks; the answer as JSON (`None` if it is not JSON:
+/// a Table, or the plain form of a server without Tables).
+pub async fn fetch_table(client: &kazan::Client, path: &str) -> Result<Option<Value>, kazan::Error> {
     let request = http::Request::get(path)
         .header(http::header::ACCEPT, server_table::TABLE_ACCEPT)
         .body(Bytes::new())
-        .map_err(|e| CliError::Unexpected(format!("{what}: {e}")))?;
-    let response = cluster.client.send_raw(request).await.map_err(failed)?;
-    let body = response
-        .into_body()
-        .read_all(MAX_TABLE_BYTES)
-        .await
-        .map_err(failed)?;
+        .map_err(|e| kazan::Error::InvalidRequest(format!("GET {path}: {e}")))?;
+    let response = client.send_raw(request).await?;
+    let body = response.into_body().read_all(MAX_TABLE_BYTES).await?;
     Ok(serde_json::from_slice(&body).ok())
 }
 

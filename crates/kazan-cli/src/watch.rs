@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, path::PathBuf, process::ExitCode, time::Duratio
 
 use jiff::Timestamp;
 use kazan::{
-    Client, DynamicObject, ObjectList, Request,
+    Client, DynamicObject, Object, ObjectList, Request,
     informer::{
         self, CheckpointStatus, Informer, InformerError, InformerOptions, Overflow, SubscribeOptions,
     },
@@ -26,7 +26,7 @@ use crate::{
     cluster::{Cluster, ClusterArgs, Scope},
     error::CliError,
     logging,
-    output::{OutputFormat, WatchPrinter, fill_types},
+    output::{OutputFormat, WatchPrinter, Watched, columns::fallback_columns},
     reach::Reachability,
     resolve::{ResourceType, resolve},
     terminal::{Signals, emit, stdout_closed},
@@ -147,8 +147,9 @@ pub struct WatchArgs {
     #[arg(long, value_enum, value_name = "HOW", default_value_t)]
     initial_list: InitialListArg,
 
-    /// Watch the objects' metadata only (`PartialObjectMetadata`): less to send and hold; table
-    /// columns read from the spec or status are then empty.
+    /// Watch the objects' metadata only (`PartialObjectMetadata`) with -o json, yaml or name: less
+    /// to send and hold. (The table output reads the server's Table rows, which hold only the
+    /// cells and the metadata anyway.)
     #[arg(long)]
     metadata_only: bool,
 
@@ -238,20 +239,27 @@ pub async fn run(args: WatchArgs) -> ExitCode {
 }
 
 /// What the consumer knows, keyed by namespace and name (`--relist` compares it with a new list).
-#[derive(Default)]
-struct Known {
-    objects: BTreeMap<(String, String), DynamicObject>,
+struct Known<K> {
+    objects: BTreeMap<(String, String), K>,
 }
 
-fn key(object: &DynamicObject) -> (String, String) {
+impl<K> Default for Known<K> {
+    fn default() -> Self {
+        Known {
+            objects: BTreeMap::new(),
+        }
+    }
+}
+
+fn key(object: &impl Object) -> (String, String) {
     (
-        object.metadata.namespace.clone().unwrap_or_default(),
-        object.metadata.name.clone().unwrap_or_default(),
+        object.namespace().unwrap_or_default().to_string(),
+        object.name().to_string(),
     )
 }
 
-impl Known {
-    fn apply(&mut self, event_type: EventType, object: &DynamicObject) {
+impl<K: Object + Clone> Known<K> {
+    fn apply(&mut self, event_type: EventType, object: &K) {
         match event_type {
             EventType::Deleted => {
                 self.objects.remove(&key(object));
@@ -265,8 +273,8 @@ impl Known {
     /// What changed between what is known and `fresh`: vanished objects as DELETED (with their
     /// last known state), then new ones as ADDED and changed ones as MODIFIED, in list order.
     /// Afterwards, `fresh` is what is known.
-    fn replace(&mut self, fresh: Vec<DynamicObject>) -> Vec<(EventType, DynamicObject)> {
-        let mut fresh_map: BTreeMap<(String, String), DynamicObject> = BTreeMap::new();
+    fn replace(&mut self, fresh: Vec<K>) -> Vec<(EventType, K)> {
+        let mut fresh_map: BTreeMap<(String, String), K> = BTreeMap::new();
         let mut changes = Vec::new();
         let mut order = Vec::new();
         for object in fresh {
@@ -285,7 +293,7 @@ impl Known {
             };
             match self.objects.get(&k) {
                 None => changes.push((EventType::Added, object.clone())),
-                Some(old) if old.metadata.resource_version != object.metadata.resource_version => {
+                Some(old) if old.resource_version() != object.resource_version() => {
                     changes.push((EventType::Modified, object.clone()));
                 }
                 Some(_) => {}
@@ -296,11 +304,13 @@ impl Known {
     }
 }
 
-/// One `kazan watch`, from its arguments to its end.
-struct Session {
+/// One `kazan watch`, from its arguments to its end: of whole objects (`K` = [`DynamicObject`],
+/// for `-o json|yaml|name`) or of the rows of the server's Tables (`K` =
+/// [`TableRow`](kazan::table::TableRow), for the table output).
+struct Session<K> {
     client: Client,
     resource: ResourceType,
-    request: Request<ObjectList<DynamicObject>>,
+    request: Request<ObjectList<K>>,
     /// `watching configmaps in namespace "w"`, for messages.
     what: String,
     scope: Scope,
@@ -309,7 +319,7 @@ struct Session {
     /// `--shard`: the shard watched, if any.
     shard: Option<kazan::shard::ShardSelector>,
     printer: WatchPrinter,
-    known: Option<Known>,
+    known: Option<Known<K>>,
     /// The one object watched, if a name was given.
     name: Option<String>,
     /// `--metrics-addr`: fed after every event.
@@ -347,22 +357,6 @@ async fn watch(mut args: WatchArgs) -> Result<ExitCode, CliError> {
         Some(name) => format!("{} \"{name}\"", resource.api.plural),
         None => resource.api.plural.clone(),
     };
-    let mut request = scope
-        .apply(Request::list_dynamic(&resource.api))
-        .metadata_only(args.metadata_only);
-    if let Some(labels) = &args.selector {
-        request = request.labels(labels);
-    }
-    let fields = [
-        args.name.as_ref().map(|n| format!("metadata.name={n}")),
-        args.field_selector.clone(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>();
-    if !fields.is_empty() {
-        request = request.fields(&fields.join(","));
-    }
     let watcher_name = args
         .watcher_name
         .clone()
@@ -371,7 +365,7 @@ async fn watch(mut args: WatchArgs) -> Result<ExitCode, CliError> {
         Some(addr) => Some(crate::metrics::serve(addr, &watcher_name).await?),
         None => None,
     };
-    let mut session = Session {
+    let setup = Setup {
         client: cluster.client.clone(),
         metrics,
         printer: WatchPrinter::new(args.output, resource.clone(), scope.shows_namespaces())
@@ -386,17 +380,77 @@ async fn watch(mut args: WatchArgs) -> Result<ExitCode, CliError> {
             ),
             None => None,
         },
-        resource,
-        request,
         what: format!("watching {}", scope.describe(&subject)),
+        resource,
         scope,
-        known: args.relist.then(Known::default),
-        name: args.name.clone(),
     };
-    session.run(&args, &mut signals).await
+    // The table output prints the server's columns, as kubectl does: a watch of Table rows.
+    match args.output.is_table() {
+        true => {
+            setup
+                .session::<kazan::table::TableRow>(&args)
+                .run(&args, &mut signals)
+                .await
+        }
+        false => {
+            setup
+                .session::<DynamicObject>(&args)
+                .run(&args, &mut signals)
+                .await
+        }
+    }
 }
 
-impl Session {
+/// What a [`Session`] is made of, whatever it watches.
+struct Setup {
+    client: Client,
+    resource: ResourceType,
+    what: String,
+    scope: Scope,
+    watcher_name: String,
+    initial_list: InitialList,
+    shard: Option<kazan::shard::ShardSelector>,
+    printer: WatchPrinter,
+    metrics: Option<kazan::runtime::metrics::WatcherMetrics>,
+}
+
+impl Setup {
+    fn session<K: Watched>(self, args: &WatchArgs) -> Session<K> {
+        let mut request = self
+            .scope
+            .apply(Request::list_of::<K>(&self.resource.api))
+            .metadata_only(args.metadata_only);
+        if let Some(labels) = &args.selector {
+            request = request.labels(labels);
+        }
+        let fields = [
+            args.name.as_ref().map(|n| format!("metadata.name={n}")),
+            args.field_selector.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>();
+        if !fields.is_empty() {
+            request = request.fields(&fields.join(","));
+        }
+        Session {
+            client: self.client,
+            resource: self.resource,
+            request,
+            what: self.what,
+            scope: self.scope,
+            watcher_name: self.watcher_name,
+            initial_list: self.initial_list,
+            shard: self.shard,
+            printer: self.printer,
+            known: args.relist.then(Known::default),
+            name: args.name.clone(),
+            metrics: self.metrics,
+        }
+    }
+}
+
+impl<K: Watched> Session<K> {
     async fn run(&mut self, args: &WatchArgs, signals: &mut Signals) -> Result<ExitCode, CliError> {
         if args.shards.on() {
             return self.run_sharded(args, signals).await;
@@ -406,6 +460,7 @@ impl Session {
         }
         let print_first_batch = args.resource_version.is_none() && !args.watch_only;
         if !print_first_batch {
+            self.ensure_columns(&[]).await;
             emit(&self.printer.start(Timestamp::now())?)?;
         }
         let mut start = match &args.resource_version {
@@ -433,10 +488,7 @@ impl Session {
         }
     }
 
-    fn start_watcher(
-        &self,
-        start: &Start,
-    ) -> Result<WatcherHandle<kazan::watcher::Event<DynamicObject>>, CliError> {
+    fn start_watcher(&self, start: &Start) -> Result<WatcherHandle<kazan::watcher::Event<K>>, CliError> {
         let mut options = WatcherOptions::new()
             .name(self.watcher_name.clone())
             .initial_list(self.initial_list)
@@ -468,14 +520,14 @@ impl Session {
     /// Prints the events of one watcher until it ends (Gone), a signal stops it, or it fails.
     async fn consume(
         &mut self,
-        mut handle: WatcherHandle<kazan::watcher::Event<DynamicObject>>,
+        mut handle: WatcherHandle<kazan::watcher::Event<K>>,
         start: &Start,
         signals: &mut Signals,
     ) -> Result<Ended, CliError> {
         // The objects of the first list, when it is delivered: held until the list is complete
         // (so that a table can fit them), then printed or only remembered.
         let print_first_batch = matches!(start, Start::List { print: true });
-        let mut first_batch: Option<Vec<DynamicObject>> = (self.delivers_first_list(start)).then(Vec::new);
+        let mut first_batch: Option<Vec<K>> = (self.delivers_first_list(start)).then(Vec::new);
         let mut reach = Reachability::new(&self.client);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -512,7 +564,7 @@ impl Session {
                 EventKind::Added(mut object)
                 | EventKind::Modified(mut object)
                 | EventKind::Deleted(mut object) => {
-                    fill_types(&mut object, &self.resource.api);
+                    object.prepare(&self.resource.api);
                     if let Some(batch) = first_batch.as_mut() {
                         batch.push(object);
                         continue;
@@ -520,6 +572,7 @@ impl Session {
                     if let Some(known) = self.known.as_mut() {
                         known.apply(event_type, &object);
                     }
+                    self.ensure_columns(std::slice::from_ref(&object)).await;
                     emit(&self.printer.event(event_type, &object, Timestamp::now())?)?;
                 }
                 EventKind::Synced => {
@@ -533,6 +586,7 @@ impl Session {
                         );
                     }
                     if print_first_batch {
+                        self.ensure_columns(&batch).await;
                         emit(&self.printer.first_batch(&batch, Timestamp::now())?)?;
                     }
                     if let Some(known) = self.known.as_mut() {
@@ -584,7 +638,7 @@ impl Session {
             })?;
         let mut items = list.items;
         for object in &mut items {
-            fill_types(object, &self.resource.api);
+            object.prepare(&self.resource.api);
         }
         let changes = self.known.get_or_insert_with(Known::default).replace(items);
         tracing::info!(
@@ -593,13 +647,44 @@ impl Session {
             changes.len()
         );
         for (event_type, object) in changes {
+            self.ensure_columns(std::slice::from_ref(&object)).await;
             emit(&self.printer.event(event_type, &object, Timestamp::now())?)?;
         }
         Ok(rv)
     }
+
+    /// Gives a table its columns when none are known and `items` bring none: the server sends
+    /// its column definitions with the first list page and the first event of each watch, and a
+    /// watch that starts with no object (or whose first event was a bookmark) has none to print
+    /// under. They are asked for once, as a Table of at most one object; NAME and AGE if the
+    /// server has no Table for the resource (or cannot be asked now: the next item asks again).
+    async fn ensure_columns(&mut self, items: &[K]) {
+        if !self.printer.needs_columns(items) {
+            return;
+        }
+        let request = self.request.clone().limit(1).param("includeObject", "None");
+        let path = request.path_and_query();
+        let columns = match crate::get::fetch_table(&self.client, &path).await {
+            Ok(Some(answer)) if answer.get("kind").and_then(serde_json::Value::as_str) == Some("Table") => {
+                serde_json::from_value(answer["columnDefinitions"].clone())
+                    .unwrap_or_else(|_| fallback_columns())
+            }
+            // Not a Table, or (for a server that knows no plain fallback) 406 Not Acceptable.
+            Ok(_) => fallback_columns(),
+            Err(e) if e.status_code() == Some(406) => fallback_columns(),
+            Err(e) => {
+                tracing::warn!(
+                    "{}: asking the server for its table columns failed: {e}",
+                    self.what
+                );
+                return;
+            }
+        };
+        self.printer.set_columns(columns);
+    }
 }
 
-impl Session {
+impl<K: Watched> Session<K> {
     /// `--relist` (or `--checkpoint`) without a starting version: an informer keeps the store,
     /// relists in place after Gone and reports what vanished meanwhile. Its events are printed as
     /// they come; the first list (or the checkpoint's snapshot) is printed as one batch, unless
@@ -637,10 +722,11 @@ impl Session {
         };
         let print_first_batch = !args.watch_only && !resumed;
         if !print_first_batch {
+            self.ensure_columns(&[]).await;
             emit(&self.printer.start(Timestamp::now())?)?;
         }
         // Until the first Synced: the first list, or the checkpoint's objects.
-        let mut first_batch: Option<Vec<DynamicObject>> = Some(Vec::new());
+        let mut first_batch: Option<Vec<K>> = Some(Vec::new());
         let mut informer_events = 0u64;
         loop {
             let event = tokio::select! {
@@ -681,6 +767,7 @@ impl Session {
                     if let Some(batch) = first_batch.take()
                         && print_first_batch
                     {
+                        self.ensure_columns(&batch).await;
                         emit(&self.printer.first_batch(&batch, Timestamp::now())?)?;
                     }
                     continue;
@@ -689,12 +776,13 @@ impl Session {
             if first_batch.is_some() && !print_first_batch {
                 continue;
             }
-            let mut object = DynamicObject::clone(&object);
-            fill_types(&mut object, &self.resource.api);
+            let mut object = K::clone(&object);
+            object.prepare(&self.resource.api);
             if let Some(batch) = first_batch.as_mut() {
                 batch.push(object);
                 continue;
             }
+            self.ensure_columns(std::slice::from_ref(&object)).await;
             let line = match unseen {
                 true => self.printer.unseen_delete(&object, Timestamp::now())?,
                 false => self.printer.event(event_type, &object, Timestamp::now())?,

@@ -15,3 +15,5 @@ mod serve;
 mod shards;
 #[path = "watch.rs"]
 mod watch;
+#[path = "watch_tables.rs"]
+mod watch_tables;

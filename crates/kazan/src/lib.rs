@@ -25,6 +25,7 @@ pub mod request;
 pub mod resource;
 pub mod runtime;
 pub mod shard;
+pub mod table;
 mod tls;
 pub mod watcher;
 

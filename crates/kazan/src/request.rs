@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::{
     metadata,
     resource::{ApiResource, DynamicObject, ObjectList},
+    table,
 };
 
 /// The content type of a JSON merge patch (RFC 7386).
@@ -141,6 +142,8 @@ pub struct Request<T> {
     pub(crate) content_type: Option<&'static str>,
     /// Asks for `PartialObjectMetadata` (see [`crate::metadata`]).
     pub(crate) metadata_only: bool,
+    /// Asks for Tables (see [`crate::table`]).
+    pub(crate) table: bool,
     _out: PhantomData<fn() -> T>,
 }
 
@@ -156,6 +159,7 @@ impl<T> Clone for Request<T> {
             body: self.body.clone(),
             content_type: self.content_type,
             metadata_only: self.metadata_only,
+            table: self.table,
             _out: PhantomData,
         }
     }
@@ -187,6 +191,7 @@ impl Request<()> {
             body: None,
             content_type: None,
             metadata_only: false,
+            table: false,
             _out: PhantomData,
         }
     }
@@ -200,7 +205,7 @@ impl Request<()> {
     pub fn list_of<K: DeserializeOwned + 'static>(
         resource: impl Into<ApiResource>,
     ) -> Request<ObjectList<K>> {
-        Self::build::<ObjectList<K>>(Verb::List, resource.into()).metadata_only(metadata::is_partial::<K>())
+        Self::build::<ObjectList<K>>(Verb::List, resource.into()).typed_for::<K>()
     }
 
     /// Lists objects of a resource described at run time, as [`DynamicObject`]s.
@@ -218,7 +223,7 @@ impl Request<()> {
     pub fn watch_list_of<K: DeserializeOwned + 'static>(
         resource: impl Into<ApiResource>,
     ) -> Request<WatchEvents<K>> {
-        Self::build::<WatchEvents<K>>(Verb::Watch, resource.into()).metadata_only(metadata::is_partial::<K>())
+        Self::build::<WatchEvents<K>>(Verb::Watch, resource.into()).typed_for::<K>()
     }
 
     /// Reads one object by name.
@@ -230,7 +235,7 @@ impl Request<()> {
     pub fn get_of<K: DeserializeOwned + 'static>(resource: impl Into<ApiResource>, name: &str) -> Request<K> {
         Self::build::<K>(Verb::Get, resource.into())
             .with_name(name)
-            .metadata_only(metadata::is_partial::<K>())
+            .typed_for::<K>()
     }
 
     /// Creates an object; its namespace is taken from `metadata.namespace` unless set on the request.
@@ -521,8 +526,18 @@ impl<T> Request<T> {
             body: self.body,
             content_type: self.content_type,
             metadata_only: self.metadata_only,
+            table: self.table,
             _out: PhantomData,
         }
+    }
+
+    /// Asks for what the object type `K` is: metadata only for
+    /// [`PartialObjectMetadata`](crate::PartialObjectMetadata), Tables for
+    /// [`TableRow`](crate::table::TableRow).
+    fn typed_for<K: 'static>(mut self) -> Self {
+        self.metadata_only = metadata::is_partial::<K>();
+        self.table = table::is_table::<K>();
+        self
     }
 
     /// Whether to ask the server for the objects' metadata only (`PartialObjectMetadata`): set by
@@ -533,9 +548,13 @@ impl<T> Request<T> {
         self
     }
 
-    /// The `Accept` header this request sends: JSON, or the metadata-only forms (the list form
-    /// for a list, the object form for one object and for a watch's events).
+    /// The `Accept` header this request sends: JSON, Tables (for [`TableRow`](crate::table::TableRow)
+    /// requests, the same for a list, one object and a watch, as kubectl's), or the metadata-only
+    /// forms (the list form for a list, the object form for one object and for a watch's events).
     pub fn accept(&self) -> &'static str {
+        if self.table {
+            return table::TABLE_ACCEPT;
+        }
         match (self.metadata_only, self.verb) {
             (false, _) => "application/json",
             (true, Verb::List) => metadata::PARTIAL_OBJECT_METADATA_LIST,

@@ -90,15 +90,48 @@ impl ApiResource {
 /// A list as the API server returns it: list metadata and items.
 ///
 /// The server may omit `kind` and `apiVersion` on items of built-in lists, so neither is required.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(bound(deserialize = "K: Deserialize<'de>", serialize = "K: Serialize"))]
+/// A `Table` answer (asked for by [`TableRow`](crate::table::TableRow) requests) reads as a list
+/// too: each row an item, as the one-row Table a watch event carries.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(bound(serialize = "K: Serialize"))]
 pub struct ObjectList<K> {
     /// `resourceVersion` (the version to watch from) and `continue` (more pages follow).
-    #[serde(default)]
     pub metadata: ListMeta,
     /// The objects of this page.
-    #[serde(default = "Vec::new", deserialize_with = "null_as_empty")]
     pub items: Vec<K>,
+}
+
+impl<'de, K: Deserialize<'de>> Deserialize<'de> for ObjectList<K> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(bound(deserialize = "K: Deserialize<'de>"))]
+        struct Wire<K> {
+            #[serde(default)]
+            kind: Option<String>,
+            #[serde(default)]
+            metadata: ListMeta,
+            #[serde(default = "Vec::new", deserialize_with = "null_as_empty")]
+            items: Vec<K>,
+            /// A Table's.
+            #[serde(default)]
+            rows: Option<Vec<serde_json::Value>>,
+            /// A Table's.
+            #[serde(default, rename = "columnDefinitions")]
+            column_definitions: Option<serde_json::Value>,
+        }
+        let wire = Wire::<K>::deserialize(d)?;
+        let mut items = wire.items;
+        if wire.kind.as_deref() == Some("Table") {
+            for table in crate::table::rows_as_tables(wire.column_definitions, wire.rows.unwrap_or_default())
+            {
+                items.push(K::deserialize(table).map_err(serde::de::Error::custom)?);
+            }
+        }
+        Ok(ObjectList {
+            metadata: wire.metadata,
+            items,
+        })
+    }
 }
 
 fn null_as_empty<'de, D, K>(d: D) -> Result<Vec<K>, D::Error>

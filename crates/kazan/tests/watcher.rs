@@ -25,6 +25,8 @@ mod resume_after_stop;
 mod shards;
 #[path = "watcher/streaming_lists.rs"]
 mod streaming_lists;
+#[path = "watcher/tables.rs"]
+mod tables;
 use crate::support;
 use support::{WAIT, query_param};
 

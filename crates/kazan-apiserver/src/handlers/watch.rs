@@ -185,6 +185,7 @@ pub(super) async fn watch(
         timeout,
         bookmark_interval: app.settings.bookmark_interval,
         table,
+        table_columns_sent: std::cell::Cell::new(false),
         partial: crate::conversion::partial_watch(target),
         control: app.faults.state.control.subscribe(),
         shutdown: app.shutdown.clone(),
@@ -227,6 +228,9 @@ pub(crate) struct WatchTask {
     pub timeout: Duration,
     pub bookmark_interval: Duration,
     pub table: bool,
+    /// A Table watch sends the column definitions on its first event only, `null` after: set
+    /// once they went out.
+    pub table_columns_sent: std::cell::Cell<bool>,
     /// `Some(version)`: every event's object as `PartialObjectMetadata` (conversion.rs).
     pub partial: Option<&'static str>,
     pub control: broadcast::Receiver<WatchCommand>,
@@ -296,7 +300,7 @@ impl WatchTask {
                     }
                 }
                 if self.initial_end_bookmark {
-                    batch.push(bookmark_line(&self.def, snapshot_rv, true));
+                    batch.push(self.bookmark(snapshot_rv, true));
                 }
                 self.flush(&mut batch).await?;
             }
@@ -456,7 +460,7 @@ impl WatchTask {
         }
         let rv = published.max(last_rv);
         if rv > start_rv || forced {
-            batch.push(bookmark_line(&self.def, rv, false));
+            batch.push(self.bookmark(rv, false));
         }
         self.flush(&mut batch).await?;
         Ok(None)
@@ -518,12 +522,43 @@ impl WatchTask {
         }
         let typed = with_type(&self.def, object);
         if self.table {
-            let table = table::to_table(&self.def, &[&typed], None);
-            if !table.is_null() {
+            if let Some(table) = self.as_table(&typed) {
                 return event_line(kind, &table);
             }
         }
         event_line(kind, &typed)
+    }
+
+    /// One event's object as the Table of one row that the real server sends: the column
+    /// definitions with the first event of the watch (bookmarks included), `null` afterwards
+    /// (apiserver `pkg/endpoints/handlers/response.go`, `watchEmbeddedEncoder.doEncode`, which
+    /// sets `NoHeaders` after the first object; kubectl's table printer reuses the columns it
+    /// has). `None` for a resource without a Table.
+    fn as_table(&self, object: &Value) -> Option<Value> {
+        let mut table = table::to_table(&self.def, &[object], None);
+        if table.is_null() {
+            return None;
+        }
+        if self.table_columns_sent.replace(true) {
+            table["columnDefinitions"] = Value::Null;
+        }
+        Some(table)
+    }
+
+    /// A BOOKMARK line; in a Table watch, a Table as every other event's object (asTable keeps the
+    /// `k8s.io/initial-events-end` annotation in the row's object).
+    fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
+        let line = bookmark_line(&self.def, rv, initial_events_end);
+        if !self.table {
+            return line;
+        }
+        let object = serde_json::from_slice::<Value>(&line)
+            .ok()
+            .and_then(|mut event| event.get_mut("object").map(Value::take));
+        match object.and_then(|object| self.as_table(&object)) {
+            Some(table) => event_line("BOOKMARK", &table),
+            None => line,
+        }
     }
 
     async fn send(&mut self, line: Bytes) -> Result<(), WriteEnd> {

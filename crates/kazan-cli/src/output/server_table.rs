@@ -11,22 +11,13 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use kazan::DynamicObject;
+use kazan::{DynamicObject, table::TableColumn};
 use serde_json::Value;
 
-use super::{columns::human_duration, table::Layout};
+use super::{columns, table::Layout};
 
 /// What kubectl sends for `get`: a Table, else the plain form.
-pub const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
-
-/// One column of a Table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Column {
-    /// As the server names it (`Ready`, `Nominated Node`).
-    pub name: String,
-    /// 0: always shown; above: only with `-o wide`.
-    pub priority: i64,
-}
+pub use kazan::table::TABLE_ACCEPT;
 
 /// One row: its cells, and the metadata of its object.
 #[derive(Debug, Clone)]
@@ -45,7 +36,7 @@ pub struct Row {
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     /// The columns.
-    pub columns: Vec<Column>,
+    pub columns: Vec<TableColumn>,
     /// The rows.
     pub rows: Vec<Row>,
 }
@@ -61,13 +52,14 @@ impl Table {
             .get("columnDefinitions")?
             .as_array()?
             .iter()
-            .map(|c| Column {
+            .map(|c| TableColumn {
                 name: c
                     .get("name")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string(),
                 priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
+                ..TableColumn::default()
             })
             .collect();
         let rows = answer
@@ -227,36 +219,23 @@ fn labels_text(labels: &BTreeMap<String, String>) -> String {
 /// For a server that does not serve Tables: NAME and AGE of each object, as kubectl's default
 /// printer shows them.
 pub fn fallback(objects: &[DynamicObject], now: Timestamp) -> Table {
-    let column = |name: &str| Column {
-        name: name.to_string(),
-        priority: 0,
-    };
     let rows = objects
         .iter()
-        .map(|o| {
-            let age = match &o.metadata.creation_timestamp {
-                Some(created) => human_duration(now.as_second().saturating_sub(created.0.as_second())),
-                None => "<unknown>".to_string(),
-            };
-            Row {
-                cells: vec![
-                    Value::String(o.metadata.name.clone().unwrap_or_default()),
-                    Value::String(age),
-                ],
-                namespace: o.metadata.namespace.clone().unwrap_or_default(),
-                name: o.metadata.name.clone().unwrap_or_default(),
-                labels: o
-                    .metadata
-                    .labels
-                    .clone()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
-            }
+        .map(|o| Row {
+            cells: columns::fallback_cells(&o.metadata, now),
+            namespace: o.metadata.namespace.clone().unwrap_or_default(),
+            name: o.metadata.name.clone().unwrap_or_default(),
+            labels: o
+                .metadata
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
         })
         .collect();
     Table {
-        columns: vec![column("Name"), column("Age")],
+        columns: columns::fallback_columns(),
         rows,
     }
 }

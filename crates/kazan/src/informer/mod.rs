@@ -453,7 +453,11 @@ where
                 interval: *interval,
                 identity: Identity {
                     server: client.config().cluster_url.to_string(),
-                    resource: request.path(),
+                    // Table rows are not the objects: a checkpoint of one does not serve the other.
+                    resource: match crate::table::is_table::<K>() {
+                        true => format!("{} as Table", request.path()),
+                        false => request.path(),
+                    },
                     label_selector: request.params().label_selector.clone(),
                     field_selector: request.params().field_selector.clone(),
                 },

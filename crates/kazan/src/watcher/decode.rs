@@ -128,6 +128,22 @@ fn classify_failure<K>(line: &[u8], error: serde_json::Error) -> Decoded<K> {
 #[derive(Deserialize, Default)]
 struct MetaOnly {
     metadata: Option<MetaFields>,
+    /// A Table's (a watch of [`TableRow`](crate::table::TableRow)s): the real server sends a
+    /// bookmark as a Table too, its row's object the bookmark's metadata, end marker included
+    /// (apiserver `response.go`, `asTable`).
+    #[serde(default)]
+    rows: Option<Vec<MetaRow>>,
+}
+
+#[derive(Deserialize, Default)]
+struct MetaRow {
+    #[serde(default)]
+    object: Option<MetaOnlyObject>,
+}
+
+#[derive(Deserialize, Default)]
+struct MetaOnlyObject {
+    metadata: Option<MetaFields>,
 }
 
 #[derive(Deserialize, Default)]
@@ -186,14 +202,24 @@ impl<'de, K: DeserializeOwned> DeserializeSeed<'de> for PayloadSeed<'_, K> {
                 object: Box::new(K::deserialize(d)?),
             },
             TypeTag::Bookmark => {
-                let meta = MetaOnly::deserialize(d)?.metadata.unwrap_or_default();
-                Decoded::Bookmark {
-                    initial_events_end: meta
-                        .annotations
+                let only = MetaOnly::deserialize(d)?;
+                let row_meta = only
+                    .rows
+                    .and_then(|rows| rows.into_iter().next())
+                    .and_then(|row| row.object)
+                    .and_then(|object| object.metadata);
+                let meta = only.metadata.unwrap_or_default();
+                let ends = |meta: &MetaFields| {
+                    meta.annotations
                         .as_ref()
                         .and_then(|a| a.get(INITIAL_EVENTS_END))
-                        .is_some_and(|v| v == "true"),
-                    resource_version: meta.resource_version,
+                        .is_some_and(|v| v == "true")
+                };
+                Decoded::Bookmark {
+                    initial_events_end: ends(&meta) || row_meta.as_ref().is_some_and(ends),
+                    resource_version: meta
+                        .resource_version
+                        .or_else(|| row_meta.and_then(|m| m.resource_version)),
                 }
             }
             TypeTag::Error => Decoded::Error(Box::new(Status::deserialize(d)?)),
@@ -326,6 +352,23 @@ mod tests {
                 initial_events_end,
             } => {
                 assert_eq!(resource_version.as_deref(), Some("99"));
+                assert!(initial_events_end);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// A Table watch's bookmark is a Table: the version in its metadata, the end marker in its
+    /// row's object (apiserver `pkg/endpoints/handlers/response.go`, `asTable`).
+    #[test]
+    fn a_table_bookmark_keeps_its_version_and_end_marker() {
+        let line = br#"{"type":"BOOKMARK","object":{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":"41"},"columnDefinitions":null,"rows":[{"cells":["","<unknown>"],"object":{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":{"resourceVersion":"41","annotations":{"k8s.io/initial-events-end":"true"}}}}]}}"#;
+        match decode_line::<crate::table::TableRow>(&Bytes::copy_from_slice(line)) {
+            Decoded::Bookmark {
+                resource_version,
+                initial_events_end,
+            } => {
+                assert_eq!(resource_version.as_deref(), Some("41"));
                 assert!(initial_events_end);
             }
             other => panic!("unexpected {other:?}"),

@@ -272,13 +272,21 @@ where
         map: impl Fn(Event<K>) -> M + Send + 'static,
     ) -> WatcherHandle<M> {
         let capacity = self.capacity;
-        let control = if self.prepared.settings.decode_concurrency > 1 {
+        let control = if self.decodes_in_the_task() {
             self.spawn_task(tx, map, Arc::default())
         } else {
             self.into_raw()
                 .spawn_task(tx, move |event| map(deferred::finish::<K>(event)), Arc::default())
         };
         WatcherHandle::new(control, spawn::Inbox::Elsewhere, capacity)
+    }
+
+    /// Whether the task decodes each object whole, instead of reading its identity ahead and
+    /// leaving the rest to the receiver: with `decode_concurrency` above 1, as the option says,
+    /// and for [`TableRow`](crate::table::TableRow)s, whose identity is inside their row
+    /// (`rows[0].object.metadata`), where the brief read of a raw object does not look.
+    fn decodes_in_the_task(&self) -> bool {
+        self.prepared.settings.decode_concurrency > 1 || crate::table::is_table::<K>()
     }
 
     /// The same watcher over undecoded objects.
@@ -295,7 +303,7 @@ where
     /// says, and queued decoded.
     pub(super) fn spawn_with_own_channel(self) -> WatcherHandle<Event<K>> {
         let capacity = self.capacity;
-        if self.prepared.settings.decode_concurrency > 1 {
+        if self.decodes_in_the_task() {
             let (tx, rx) = tokio::sync::mpsc::channel::<Event<K>>(capacity);
             let control = self.spawn_task(tx, |event| event, Arc::default());
             let inbox = deferred::DecodedAhead { rx };
