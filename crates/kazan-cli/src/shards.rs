@@ -13,7 +13,6 @@ use std::{process::ExitCode, time::Duration};
 
 use jiff::Timestamp;
 use kazan::{
-    DynamicObject,
     lease::ElectionConfig,
     shard::{MembershipConfig, ShardKey, ShardedEvent, ShardedWatcher},
     watcher::{EventKind, WatcherOptions},
@@ -23,7 +22,7 @@ use super::{Session, TICK, WatchArgs};
 use crate::{
     cluster::{Cluster, parse_duration},
     error::CliError,
-    output::fill_types,
+    output::Watched,
     terminal::{Signals, emit, stdout_closed},
 };
 
@@ -102,7 +101,7 @@ fn default_identity() -> String {
     format!("{host}_{}", uuid::Uuid::new_v4())
 }
 
-impl Session {
+impl<K: Watched> Session<K> {
     /// Runs the membership and prints the events of the slots held, until a signal (which
     /// releases the slots) or an error.
     pub(super) async fn run_sharded(
@@ -202,7 +201,7 @@ impl Session {
                             if args.watch_only && listing.contains(&slot) {
                                 continue;
                             }
-                            self.print(event_type, object)?;
+                            self.print(event_type, object).await?;
                         }
                         EventKind::Synced => {
                             listing.remove(&slot);
@@ -230,12 +229,9 @@ impl Session {
         }
     }
 
-    fn print(
-        &mut self,
-        event_type: kazan::watcher::EventType,
-        mut object: DynamicObject,
-    ) -> Result<(), CliError> {
-        fill_types(&mut object, &self.resource.api);
+    async fn print(&mut self, event_type: kazan::watcher::EventType, mut object: K) -> Result<(), CliError> {
+        object.prepare(&self.resource.api);
+        self.ensure_columns(std::slice::from_ref(&object)).await;
         emit(&self.printer.event(event_type, &object, Timestamp::now())?)
     }
 }
