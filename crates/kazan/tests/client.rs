@@ -935,7 +935,9 @@ async fn every_request_says_who_it_is_and_asks_for_json() -> TestResult {
 
 #[tokio::test]
 async fn gzip_is_asked_for_non_streaming_requests_and_decoded() -> TestResult {
-    // Support server: the embedded one does not compress.
+    // Support server: it records each request's Accept-Encoding, which the embedded server's
+    // journal does not (the embedded server's own gzip, over 128 KiB as the real one, is tested in
+    // kazan-apiserver's tests/compression.rs).
     let server = TestServer::start(None, |seen: Seen| async move {
         let list = json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "5"},
             "items": [{"metadata": {"name": "p", "namespace": "a"}}]});
