@@ -39,7 +39,7 @@ pub struct ShardsArgs {
         value_name = "N",
         requires = "shard_lease",
         value_parser = clap::value_parser!(u64).range(1..=4096),
-        conflicts_with_all = ["shard", "relist", "checkpoint", "resource_version"]
+        conflicts_with_all = ["shard", "relist", "checkpoint", "resource_version", "metrics_addr"]
     )]
     pub shards: Option<u64>,
 
