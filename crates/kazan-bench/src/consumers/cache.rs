@@ -391,3 +391,65 @@ fn print_line(line: &CacheLine) -> Result<(), ConsumeError> {
     writeln!(stdout, "{text}").map_err(ConsumeError::Report)?;
     stdout.flush().map_err(ConsumeError::Report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_of_the_protocol_survives_the_trip_through_json() -> Result<(), serde_json::Error> {
+        let lines = [
+            CacheLine::Synced(Synced {
+                seconds: 1.5,
+                cpu_seconds: 0.5,
+                peak_rss_bytes: 10 << 20,
+                objects: 3,
+            }),
+            CacheLine::Ready(Ready {
+                rss_bytes: 9 << 20,
+                store_bytes: Some(1234),
+                objects: 3,
+                peak_reset: true,
+            }),
+            CacheLine::Done(Done {
+                relist_seconds: 2.0,
+                relist_cpu_seconds: 1.0,
+                relist_peak_rss_bytes: 11 << 20,
+                rss_bytes: 9 << 20,
+                objects: 3,
+                store_bytes: None,
+                errors: 1,
+            }),
+        ];
+        for line in lines {
+            let text = serde_json::to_string(&line)?;
+            assert!(!text.contains('\n'), "one line: {text}");
+            assert_eq!(serde_json::from_str::<CacheLine>(&text)?, line);
+        }
+        let last: Final = serde_json::from_str(r#"{"resource_version":42}"#)?;
+        assert_eq!(last.resource_version, 42);
+        Ok(())
+    }
+
+    #[test]
+    fn every_kazan_consumer_is_measured_against_a_kube_runtime_reflector() {
+        let kube = [
+            Consumer::KubeReflector,
+            Consumer::KubeReflectorModify,
+            Consumer::KubeReflectorMetadata,
+        ];
+        for (consumer, reference) in CONSUMERS {
+            assert!(
+                kube.contains(&reference),
+                "{} against {}",
+                consumer.name(),
+                reference.name()
+            );
+            let position = |c: Consumer| CONSUMERS.iter().position(|(x, _)| *x == c);
+            assert!(
+                position(reference) <= position(consumer),
+                "the reference runs first in a round"
+            );
+        }
+    }
+}

@@ -399,3 +399,61 @@ fn unexpected(name: &str, wanted: &str) -> BenchError {
         problem: format!("printed another line where {wanted} was due"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(sync_s: f64, steady: u64, peak: u64) -> Round {
+        Round {
+            synced: Synced {
+                seconds: sync_s,
+                cpu_seconds: sync_s / 2.0,
+                peak_rss_bytes: steady,
+                objects: 10,
+            },
+            ready: Ready {
+                rss_bytes: steady,
+                store_bytes: None,
+                objects: 10,
+                peak_reset: true,
+            },
+            done: Done {
+                relist_seconds: 1.0,
+                relist_cpu_seconds: 0.5,
+                relist_peak_rss_bytes: peak,
+                rss_bytes: steady,
+                objects: 10,
+                store_bytes: None,
+                errors: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_row_holds_medians_and_the_relist_peak_over_the_consumers_own_steady_memory() {
+        let runs = [round(1.0, 100, 200), round(3.0, 100, 180), round(2.0, 300, 330)];
+        let row = row(
+            Consumer::KubeReflector,
+            Consumer::KubeReflector,
+            10,
+            &runs,
+            Vec::new(),
+        );
+        assert_eq!(row.rounds, 3);
+        assert_eq!(row.sync_seconds, Some(2.0));
+        assert_eq!(row.steady_rss_bytes, Some(100));
+        assert_eq!(row.relist_peak_rss_bytes, Some(200));
+        // 2.0, 1.8 and 1.1: the median of each round's own ratio.
+        assert_eq!(row.relist_peak_over_steady, Some(1.8));
+        assert_eq!(row.reference.as_deref(), Some("kube-reflector"));
+        assert_eq!(row.objects, Some(10));
+    }
+
+    #[test]
+    fn pods_are_spread_over_the_namespaces_with_distinct_names() {
+        assert_eq!(namespace(7), "cache-007");
+        assert_eq!(pod_name(99_999), "pod-099999");
+        assert_ne!(pod_name(1), pod_name(101));
+    }
+}
