@@ -27,6 +27,9 @@ pub fn run(consumer: Consumer, job: &Job) -> Result<(), ConsumeError> {
         runtime.shutdown_background();
         return result;
     }
+    if job.scenario == ScenarioName::Cache {
+        return runtime.block_on(consumers::cache::run(consumer, job));
+    }
     let report = runtime.block_on(async {
         let mut sink = Sink::new(job);
         consumers::consume(consumer, job, &mut sink).await?;

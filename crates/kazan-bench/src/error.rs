@@ -67,6 +67,14 @@ pub enum BenchError {
     /// The async runtime could not be built.
     #[error("cannot build the tokio runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    /// A consumer process broke the cache scenario's line protocol.
+    #[error("the {consumer} consumer: {problem}")]
+    Protocol {
+        /// The consumer's name.
+        consumer: String,
+        /// What went wrong.
+        problem: String,
+    },
     /// The embedded API server failed to start or to take a write.
     #[error("embedded API server: {0}")]
     ApiServer(String),
@@ -137,6 +145,15 @@ pub enum ConsumeError {
         /// Events expected.
         expected: u64,
     },
+    /// kazan's informer could not be started (cache scenario).
+    #[error("kazan informer: {0}")]
+    KazanInformer(#[source] Box<kazan::informer::InformerError>),
+    /// A cache consumer's watch ended, or it did not get where the scenario needs it in time.
+    #[error("the cache ended or stalled {0}")]
+    CacheEnded(&'static str),
+    /// The consumer takes part in the cache scenario only.
+    #[error("the {0} consumer runs in the cache scenario only")]
+    CacheOnly(&'static str),
     /// The consumer runs in another program, not inside this binary.
     #[error("the {0} consumer does not run inside this binary")]
     External(&'static str),

@@ -23,11 +23,14 @@ pub enum ScenarioName {
     /// 2,000 concurrent watches on the embedded API server under writes as fast as it accepts them
     /// for 60 s: lag and memory over time (issue 7). Runs only when named.
     Load,
+    /// N pods listed into each consumer's cache, then one forced relist under writes: time to
+    /// sync, CPU, steady and relist memory (issue 18). Runs only when named.
+    Cache,
 }
 
 impl ScenarioName {
     /// The scenarios a run without `--scenario` runs, in order (`load`, a reliability run rather
-    /// than a comparison, runs only when named).
+    /// than a comparison, and `cache`, which holds gigabytes, run only when named).
     pub const ALL: [ScenarioName; 4] = [
         ScenarioName::Throughput,
         ScenarioName::ManyWatches,
@@ -43,6 +46,7 @@ impl ScenarioName {
             ScenarioName::Resume => "resume",
             ScenarioName::SlowConsumer => "slow-consumer",
             ScenarioName::Load => "load",
+            ScenarioName::Cache => "cache",
         }
     }
 }

@@ -62,6 +62,34 @@ pub struct ResultRow {
     pub rss_growth_percent: Option<f64>,
     /// Why rounds failed, or why the consumer did not run.
     pub failures: Vec<String>,
+    /// Cache: the consumer this row's ratios are taken against (its kube-runtime peer).
+    pub reference: Option<String>,
+    /// Cache: seconds from the first request to the synced store.
+    pub sync_seconds: Option<f64>,
+    /// Cache: `sync_seconds` over the reference's (lower is better).
+    pub sync_seconds_ratio: Option<f64>,
+    /// Cache: CPU seconds until the synced store.
+    pub sync_cpu_seconds: Option<f64>,
+    /// Cache: `sync_cpu_seconds` over the reference's (lower is better).
+    pub sync_cpu_ratio: Option<f64>,
+    /// Cache: resident memory once settled after the sync.
+    pub steady_rss_bytes: Option<u64>,
+    /// Cache: `steady_rss_bytes` over the reference's (lower is better).
+    pub steady_rss_ratio: Option<f64>,
+    /// Cache: `steady_rss_bytes` over kube-runtime's plain reflector's, whatever the reference.
+    pub steady_rss_vs_plain: Option<f64>,
+    /// Cache: peak resident memory from the settled state through the relist and the writes.
+    pub relist_peak_rss_bytes: Option<u64>,
+    /// Cache: `relist_peak_rss_bytes` over this consumer's own `steady_rss_bytes`.
+    pub relist_peak_over_steady: Option<f64>,
+    /// Cache: the bytes the store counts itself (kazan's compact store).
+    pub store_bytes: Option<u64>,
+    /// Cache: seconds from the settled state to the end of the relist.
+    pub relist_seconds: Option<f64>,
+    /// Cache: CPU seconds over the relist.
+    pub relist_cpu_seconds: Option<f64>,
+    /// Cache: objects in the store at the end, at worst over the rounds.
+    pub objects: Option<u64>,
 }
 
 impl ResultRow {
@@ -183,6 +211,30 @@ pub enum Column {
     RssAt4N,
     /// Growth from N to 4N.
     RssGrowth,
+    /// Cache: the row's reference consumer.
+    Reference,
+    /// Cache: seconds to the synced store.
+    SyncSeconds,
+    /// Cache: over the reference's.
+    SyncSecondsRatio,
+    /// Cache: CPU seconds to the synced store.
+    SyncCpu,
+    /// Cache: over the reference's.
+    SyncCpuRatio,
+    /// Cache: steady RSS after the sync.
+    SteadyRss,
+    /// Cache: over the reference's.
+    SteadyRssRatio,
+    /// Cache: steady RSS over kube-runtime's plain reflector's.
+    SteadyRssVsPlain,
+    /// Cache: peak RSS through the relist.
+    RelistPeakRss,
+    /// Cache: over the consumer's own steady RSS.
+    RelistPeakOverSteady,
+    /// Cache: bytes the store counts.
+    StoreBytes,
+    /// Cache: seconds of the relist.
+    RelistSeconds,
 }
 
 impl Column {
@@ -209,6 +261,18 @@ impl Column {
             Column::RssAtN => "peak RSS at N".to_owned(),
             Column::RssAt4N => "peak RSS at 4N".to_owned(),
             Column::RssGrowth => "growth N→4N".to_owned(),
+            Column::Reference => "against".to_owned(),
+            Column::SyncSeconds => "time to sync s".to_owned(),
+            Column::SyncSecondsRatio => "time ÷ against".to_owned(),
+            Column::SyncCpu => "CPU to sync s".to_owned(),
+            Column::SyncCpuRatio => "CPU ÷ against".to_owned(),
+            Column::SteadyRss => "steady RSS".to_owned(),
+            Column::SteadyRssRatio => "steady RSS ÷ against".to_owned(),
+            Column::SteadyRssVsPlain => "steady RSS ÷ kube-reflector".to_owned(),
+            Column::RelistPeakRss => "peak RSS in relist".to_owned(),
+            Column::RelistPeakOverSteady => "relist peak ÷ own steady".to_owned(),
+            Column::StoreBytes => "store bytes".to_owned(),
+            Column::RelistSeconds => "relist s".to_owned(),
         }
     }
 
@@ -238,6 +302,18 @@ impl Column {
             Column::RssAtN => or_dash(row.peak_rss_at_n_bytes.map(mib)),
             Column::RssAt4N => or_dash(row.peak_rss_at_4n_bytes.map(mib)),
             Column::RssGrowth => or_dash(row.rss_growth_percent.map(|v| format!("{v:+.1} %"))),
+            Column::Reference => or_dash(row.reference.clone()),
+            Column::SyncSeconds => or_dash(row.sync_seconds.map(|v| format!("{v:.2}"))),
+            Column::SyncSecondsRatio => or_dash(row.sync_seconds_ratio.map(times)),
+            Column::SyncCpu => or_dash(row.sync_cpu_seconds.map(|v| format!("{v:.2}"))),
+            Column::SyncCpuRatio => or_dash(row.sync_cpu_ratio.map(times)),
+            Column::SteadyRss => or_dash(row.steady_rss_bytes.map(mib)),
+            Column::SteadyRssRatio => or_dash(row.steady_rss_ratio.map(times)),
+            Column::SteadyRssVsPlain => or_dash(row.steady_rss_vs_plain.map(times)),
+            Column::RelistPeakRss => or_dash(row.relist_peak_rss_bytes.map(mib)),
+            Column::RelistPeakOverSteady => or_dash(row.relist_peak_over_steady.map(times)),
+            Column::StoreBytes => or_dash(row.store_bytes.map(mib)),
+            Column::RelistSeconds => or_dash(row.relist_seconds.map(|v| format!("{v:.2}"))),
         }
     }
 }

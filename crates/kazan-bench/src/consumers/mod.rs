@@ -3,6 +3,7 @@
 //! embedded script. Adding a Rust consumer is a variant, one match arm in [`consume`], and one
 //! module with its `consume(job, sink)` function.
 
+pub mod cache;
 mod decode_bound;
 mod kazan_watcher;
 mod kube_runtime;
@@ -41,6 +42,22 @@ pub enum Consumer {
     DecodeBound,
     /// The official Python client's `watch.Watch`.
     Python,
+    /// Cache: kube-runtime's `reflector` over `watcher` with a `Store<Pod>`, default config.
+    KubeReflector,
+    /// Cache: the same with `.modify()` clearing `managedFields` before the store.
+    KubeReflectorModify,
+    /// Cache: the same over `Api<PartialObjectMeta<Pod>>` (metadata-only requests).
+    KubeReflectorMetadata,
+    /// Cache: kazan's informer, typed `Pod`, initial list and relist page by page.
+    KazanInformerPaginated,
+    /// Cache: kazan's informer, typed `Pod`, lists streamed (watch-list).
+    KazanInformerStreaming,
+    /// Cache: kazan's informer, typed `Pod`, `strip_managed_fields` as its transform.
+    KazanInformerTransform,
+    /// Cache: kazan's informer with a compact store (objects kept as compact JSON).
+    KazanCompact,
+    /// Cache: kazan's informer of `PartialObjectMetadata`.
+    KazanMetadata,
 }
 
 impl Consumer {
@@ -57,6 +74,14 @@ impl Consumer {
             Consumer::KazanRaw => "kazan-raw",
             Consumer::DecodeBound => "decode-bound",
             Consumer::Python => "python",
+            Consumer::KubeReflector => "kube-reflector",
+            Consumer::KubeReflectorModify => "kube-reflector-modify",
+            Consumer::KubeReflectorMetadata => "kube-reflector-metadata",
+            Consumer::KazanInformerPaginated => "kazan-informer-paginated",
+            Consumer::KazanInformerStreaming => "kazan-informer-streaming",
+            Consumer::KazanInformerTransform => "kazan-informer-transform",
+            Consumer::KazanCompact => "kazan-compact",
+            Consumer::KazanMetadata => "kazan-metadata",
         }
     }
 
@@ -78,6 +103,7 @@ impl Consumer {
                 Consumer::KazanStream,
             ],
             ScenarioName::Load => vec![Consumer::KazanChannel],
+            ScenarioName::Cache => cache::CONSUMERS.iter().map(|(consumer, _)| *consumer).collect(),
             ScenarioName::Resume | ScenarioName::SlowConsumer => vec![
                 Consumer::KubeRuntime,
                 Consumer::KazanChannel,
@@ -160,5 +186,7 @@ pub async fn consume(consumer: Consumer, job: &Job, sink: &mut Sink) -> Result<(
         Consumer::KazanRaw => kazan_watcher::consume_raw(job, sink).await,
         Consumer::DecodeBound => decode_bound::consume(job, sink).await,
         Consumer::Python => Err(ConsumeError::External(consumer.name())),
+        // The cache scenario's consumers speak its line protocol (see `cache::run`).
+        _ => Err(ConsumeError::CacheOnly(consumer.name())),
     }
 }

@@ -1,6 +1,7 @@
 //! The scenarios: each prepares its server, gives every consumer its job, runs the rounds and
 //! returns its table.
 
+mod cache;
 mod embedded;
 mod many_watches;
 mod resume;
@@ -49,6 +50,7 @@ pub async fn run(scenario: ScenarioName, context: &Context) -> Result<ScenarioRe
         ScenarioName::SlowConsumer => slow_consumer::run(context).await,
         ScenarioName::ManyWatches => many_watches::run(context).await,
         ScenarioName::Load => crate::load::scenario::run(&context.runner, &context.pod, context.load).await,
+        ScenarioName::Cache => cache::run(context).await,
     }
 }
 
