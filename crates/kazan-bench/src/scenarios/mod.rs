@@ -5,20 +5,15 @@ mod cache;
 mod embedded;
 mod many_watches;
 mod resume;
+mod servers;
 mod slow_consumer;
 mod throughput;
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::path::PathBuf;
 
 use crate::{
-    consumers::Consumer,
-    error::BenchError,
-    events::EventSet,
-    job::{Job, ScenarioName},
-    load::scenario::LoadSettings,
-    replay::ReplayServer,
-    report::ScenarioReport,
-    runner::{Entry, Runner},
+    error::BenchError, job::ScenarioName, load::scenario::LoadSettings, report::ScenarioReport,
+    runner::Runner,
 };
 
 /// What every scenario needs from the command line.
@@ -51,53 +46,5 @@ pub async fn run(scenario: ScenarioName, context: &Context) -> Result<ScenarioRe
         ScenarioName::ManyWatches => many_watches::run(context).await,
         ScenarioName::Load => crate::load::scenario::run(&context.runner, &context.pod, context.load).await,
         ScenarioName::Cache => cache::run(context).await,
-    }
-}
-
-/// Replay servers for one scenario, one per distinct event count (a smaller count is a prefix of
-/// the same events, so the memory is shared).
-struct Servers {
-    events: EventSet,
-    by_count: BTreeMap<u64, ReplayServer>,
-}
-
-impl Servers {
-    fn new(events: EventSet) -> Self {
-        Servers {
-            events,
-            by_count: BTreeMap::new(),
-        }
-    }
-
-    /// An entry for `consumer` expecting `count` events, with a server streaming exactly those
-    /// (none for the decode bound, which builds its own bytes).
-    async fn entry(
-        &mut self,
-        consumer: Consumer,
-        mut job: Job,
-        context: &Context,
-    ) -> Result<Entry, BenchError> {
-        job.pod = context.pod_path.clone();
-        if consumer == Consumer::DecodeBound {
-            return Ok(Entry {
-                consumer,
-                job,
-                connections: None,
-            });
-        }
-        let count = job.events;
-        let server = match self.by_count.entry(count) {
-            std::collections::btree_map::Entry::Occupied(server) => server.into_mut(),
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                let events = self.events.prefix(count);
-                slot.insert(ReplayServer::start(events).await?)
-            }
-        };
-        job.server = Some(server.url());
-        Ok(Entry {
-            consumer,
-            job,
-            connections: Some(server.connection_counter()),
-        })
     }
 }

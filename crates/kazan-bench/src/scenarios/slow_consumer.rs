@@ -2,7 +2,7 @@
 //! events; its peak memory after N and after 4N must stay within 10 % of each other, or the
 //! watcher is buffering what the consumer has not taken yet.
 
-use super::{Context, Servers};
+use super::{Context, servers::Servers};
 use crate::{
     consumers::Consumer,
     error::BenchError,

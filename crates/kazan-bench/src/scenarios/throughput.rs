@@ -2,7 +2,7 @@
 //! counts them to N, checks the order and the last resourceVersion, and reports events/s over the
 //! stream, CPU seconds and peak memory.
 
-use super::{Context, Servers};
+use super::{Context, servers::Servers};
 use crate::{
     consumers::Consumer,
     error::BenchError,
