@@ -71,13 +71,22 @@ impl RawObject {
     }
 
     /// Decodes the object into a type: a `k8s_openapi` kind, a [`DynamicObject`](crate::DynamicObject),
-    /// or any `Deserialize` type.
+    /// or any `Deserialize` type; with the default [`Decoder`](crate::Decoder).
     pub fn decode<K: DeserializeOwned>(&self) -> Result<K, serde_json::Error> {
+        self.decode_with(crate::Decoder::default())
+    }
+
+    /// [`decode`](Self::decode) with a chosen parser. The result is the same whichever it is; a
+    /// line the parser refuses is decoded by `serde_json`, whose error is returned.
+    pub fn decode_with<K: DeserializeOwned>(&self, decoder: crate::Decoder) -> Result<K, serde_json::Error> {
         match &self.source {
-            Source::Json(json) => serde_json::from_str(json.get()),
-            Source::EventLine(line) => match std::str::from_utf8(line) {
-                Ok(text) => serde_json::from_str::<ObjectOf<K>>(text).map(|e| e.object),
-                Err(_) => serde_json::from_slice::<ObjectOf<K>>(line).map(|e| e.object),
+            Source::Json(json) => decoder.from_slice(json.get().as_bytes()),
+            Source::EventLine(line) => match decoder.fast::<ObjectOf<K>>(line) {
+                Some(event) => Ok(event.object),
+                None => match std::str::from_utf8(line) {
+                    Ok(text) => serde_json::from_str::<ObjectOf<K>>(text).map(|e| e.object),
+                    Err(_) => serde_json::from_slice::<ObjectOf<K>>(line).map(|e| e.object),
+                },
             },
         }
     }
