@@ -176,11 +176,13 @@ mod guard {
     /// The length from which a run of number characters is left to serde_json.
     const LONG_NUMBER: usize = 16;
 
-    /// Whether `json` holds a run of [`LONG_NUMBER`] or more number characters (digits, `.`, `e`,
-    /// `E`, `+`, `-`): a number with that many digits, or text that looks like one. simd-json 0.15
-    /// misreads floats of 19 digits or more (`185.00000000000000000` as 0.53), and integers that long
-    /// overflow differently; resourceVersions, ports and dates are far shorter. Every run that long
-    /// covers an index `k * LONG_NUMBER - 1`, so only those bytes are looked at, and around them.
+    /// Whether `json` holds a number of [`LONG_NUMBER`] characters or more: a run of number
+    /// characters (digits, `.`, `e`, `E`, `+`, `-`) that long, right after `:`, `,`, `[` or a space
+    /// (where a number starts; a run inside a string, as in `containerd://0000...`, mostly is not,
+    /// and one that is only costs a slower parse). simd-json 0.15 misreads floats of 19 digits or
+    /// more (`185.00000000000000000` as 0.53), and integers that long overflow differently;
+    /// resourceVersions, ports and dates are far shorter. Every run that long covers an index
+    /// `k * LONG_NUMBER - 1`, so only those bytes are looked at, and around them.
     fn has_long_number(json: &[u8]) -> bool {
         let numeric = |b: &u8| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-');
         (LONG_NUMBER - 1..json.len()).step_by(LONG_NUMBER).any(|at| {
@@ -198,7 +200,11 @@ mod guard {
                     .iter()
                     .take_while(|b| numeric(b))
                     .count();
-                before + 1 + after >= LONG_NUMBER
+                let starts_a_number = match (at - before).checked_sub(1) {
+                    Some(prev) => matches!(json.get(prev), Some(b':' | b',' | b'[' | b' ')),
+                    None => true,
+                };
+                before + 1 + after >= LONG_NUMBER && starts_a_number
             }
         })
     }
@@ -311,12 +317,27 @@ mod tests {
         assert!(!shallow_and_clean(br#"{"a":185.00000000000000000}"#));
         assert!(!shallow_and_clean(br#"[1,12345678901234567]"#));
         assert!(shallow_and_clean(br#"[1,123456789012345]"#));
+        assert!(!shallow_and_clean(br#"{"a": 12345678901234567}"#));
+        // Digits inside a string, as in a container id, are no number.
+        let id = format!(r#"{{"containerID":"containerd://{}"}}"#, "0".repeat(64));
+        assert!(shallow_and_clean(id.as_bytes()));
         assert!(!shallow_and_clean(br#"{"a":-0.0}"#));
         assert!(shallow_and_clean(
             br#"{"a":"web-0","t":"2024-01-05","b":-1.5,"c":-10}"#
         ));
         assert!(!shallow_and_clean(br#"{"a":"x\uDBFF\uDC00"}"#));
         assert!(shallow_and_clean(br#"{"a":"\u00e9\u2028\uE000\u0026"}"#));
+    }
+
+    /// The guards let an API server's pod through (compact JSON, as it writes it): the faster
+    /// parser is used, not only serde_json.
+    #[cfg(any(feature = "simd-json", feature = "sonic-rs"))]
+    #[test]
+    fn an_api_servers_pod_is_left_to_the_faster_parser() -> Result<(), serde_json::Error> {
+        let pod: serde_json::Value = serde_json::from_str(include_str!("../tests/corpus/pod.json"))?;
+        let line = format!(r#"{{"type":"ADDED","object":{pod}}}"#);
+        assert!(shallow_and_clean(line.as_bytes()));
+        Ok(())
     }
 
     #[test]
