@@ -139,15 +139,30 @@ mod guard {
     /// it; Go writes other characters as UTF-8, so these are rare). Counting brackets is a vectorised
     /// pass and bounds the depth; only documents with more brackets than that are walked exactly.
     pub(super) fn shallow_and_clean(json: &[u8]) -> bool {
-        if json.iter().any(|&b| b < 0x20)
-            || has_surrogate_escape(json)
-            || has_negative_zero(json)
-            || has_long_number(json)
-        {
+        let (control, brackets) = control_bytes_and_brackets(json);
+        if control || has_surrogate_escape(json) || has_negative_zero(json) || has_long_number(json) {
             return false;
         }
-        let brackets = json.iter().filter(|&&b| b == b'{' || b == b'[').count();
         brackets <= MAX_FAST_DEPTH || depth_at_most(json, MAX_FAST_DEPTH)
+    }
+
+    /// Whether `json` has a byte below 0x20, and how many `{` and `[`, in one pass without early
+    /// exits, in blocks whose counts fit a byte, so that the compiler vectorises it (a per-byte
+    /// `any` was a sixth of the Stream form's CPU in `perf`).
+    fn control_bytes_and_brackets(json: &[u8]) -> (bool, usize) {
+        let mut control = false;
+        let mut brackets = 0usize;
+        for block in json.chunks(255) {
+            let (c, n) = block.iter().fold((0u8, 0u8), |(c, n), &b| {
+                (
+                    c | u8::from(b < 0x20),
+                    n.wrapping_add(u8::from(b == b'{' || b == b'[')),
+                )
+            });
+            control |= c != 0;
+            brackets += usize::from(n);
+        }
+        (control, brackets)
     }
 
     /// Whether `json` holds a `\u` escape of a UTF-16 surrogate (`\uD8xx` to `\uDFxx`), or what looks

@@ -434,3 +434,26 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fast_path_tests {
+    use k8s_openapi::api::core::v1::Pod;
+
+    use super::*;
+
+    /// A pod event as an API server writes it is decoded by each faster parser itself, not
+    /// handed back to serde_json.
+    #[test]
+    fn a_pod_event_is_decoded_by_the_faster_parsers_themselves() -> Result<(), serde_json::Error> {
+        let pod: serde_json::Value = serde_json::from_str(include_str!("../../tests/corpus/pod.json"))?;
+        let line = format!(r#"{{"type":"ADDED","object":{pod}}}"#);
+        for &decoder in Decoder::available() {
+            if decoder == Decoder::SerdeJson {
+                continue;
+            }
+            let decoded = decoder.fast::<InOrder<Pod>>(line.as_bytes());
+            assert!(decoded.is_some(), "{} handed the line back", decoder.name());
+        }
+        Ok(())
+    }
+}
