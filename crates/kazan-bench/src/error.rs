@@ -110,13 +110,12 @@ pub enum ConsumeError {
     #[error("kazan watcher: {0}")]
     KazanEnded(String),
     /// A line of the in-memory stream did not decode (decode bound).
-    #[error("event {index} does not decode: {source}")]
-    Decode {
+    #[error("event {index} does not decode: {reason}")]
+    DecodeBound {
         /// The event's index in the stream.
         index: u64,
-        /// Why.
-        #[source]
-        source: serde_json::Error,
+        /// The parser's error (serde_json's, simd-json's or sonic-rs's).
+        reason: String,
     },
     /// An event carried a type no watch stream of pods should.
     #[error("event {index} has the unexpected type {event_type:?}")]

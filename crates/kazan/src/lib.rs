@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod decoder;
 pub mod discovery;
 pub mod error;
 pub mod informer;
@@ -38,6 +39,7 @@ pub use serde;
 
 pub use client::Client;
 pub use config::Config;
+pub use decoder::Decoder;
 pub use error::{ApiError, Error};
 pub use metadata::PartialObjectMetadata;
 pub use raw::RawObject;

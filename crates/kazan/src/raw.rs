@@ -71,13 +71,22 @@ impl RawObject {
     }
 
     /// Decodes the object into a type: a `k8s_openapi` kind, a [`DynamicObject`](crate::DynamicObject),
-    /// or any `Deserialize` type.
+    /// or any `Deserialize` type; with the default [`Decoder`](crate::Decoder).
     pub fn decode<K: DeserializeOwned>(&self) -> Result<K, serde_json::Error> {
+        self.decode_with(crate::Decoder::default())
+    }
+
+    /// [`decode`](Self::decode) with a chosen parser. The result is the same whichever it is; a
+    /// line the parser refuses is decoded by `serde_json`, whose error is returned.
+    pub fn decode_with<K: DeserializeOwned>(&self, decoder: crate::Decoder) -> Result<K, serde_json::Error> {
         match &self.source {
-            Source::Json(json) => serde_json::from_str(json.get()),
-            Source::EventLine(line) => match std::str::from_utf8(line) {
-                Ok(text) => serde_json::from_str::<ObjectOf<K>>(text).map(|e| e.object),
-                Err(_) => serde_json::from_slice::<ObjectOf<K>>(line).map(|e| e.object),
+            Source::Json(json) => decoder.from_slice(json.get().as_bytes()),
+            Source::EventLine(line) => match decoder.fast::<ObjectOf<K>>(line) {
+                Some(event) => Ok(event.object),
+                None => match std::str::from_utf8(line) {
+                    Ok(text) => serde_json::from_str::<ObjectOf<K>>(text).map(|e| e.object),
+                    Err(_) => serde_json::from_slice::<ObjectOf<K>>(line).map(|e| e.object),
+                },
             },
         }
     }
@@ -177,6 +186,32 @@ pub(crate) enum IdentityRead {
     Brief,
 }
 
+/// Reads a string (a map key, an event type) and says which of `.0` it is (`None` for any other)
+/// without allocating it: serde's `Cow<str>` is always an owned `String`, one allocation per key
+/// of every identity read.
+#[derive(Clone, Copy)]
+pub(crate) struct OneOf(pub(crate) &'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for OneOf {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for OneOf {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|name| *name == v))
+    }
+}
+
 /// Why the metadata scan stopped early on purpose (not an error: the rest need not be read).
 pub(crate) const FOUND: &str = "kazan: metadata found";
 
@@ -220,8 +255,8 @@ impl<'de> Visitor<'de> for MetadataSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == "metadata" {
+        while let Some(key) = map.next_key_seed(OneOf(&["metadata"]))? {
+            if key.is_some() {
                 if self.read == IdentityRead::Brief {
                     let mut brief = Brief::default();
                     return match map.next_value_seed(&mut brief) {
@@ -285,11 +320,11 @@ impl<'de> Visitor<'de> for &mut Brief {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let id = &mut self.identity;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match key.as_ref() {
-                "name" => id.name = map.next_value()?,
-                "namespace" => id.namespace = map.next_value()?,
-                "resourceVersion" => id.resource_version = map.next_value()?,
+        while let Some(key) = map.next_key_seed(OneOf(&["name", "namespace", "resourceVersion"]))? {
+            match key {
+                Some(0) => id.name = map.next_value()?,
+                Some(1) => id.namespace = map.next_value()?,
+                Some(2) => id.resource_version = map.next_value()?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                     continue;

@@ -7,7 +7,7 @@
 use futures_util::{StreamExt, stream::BoxStream};
 use k8s_openapi::api::core::v1::Pod;
 use kazan::{
-    Client, ObjectList, Request,
+    Client, Decoder, ObjectList, Request,
     watcher::{Event, EventKind, Watcher, WatcherOptions},
 };
 use tokio::sync::mpsc;
@@ -27,13 +27,16 @@ pub async fn consume_channel(
     job: &Job,
     sink: &mut Sink,
     decode_concurrency: usize,
+    decoder: Decoder,
 ) -> Result<(), ConsumeError> {
     let client = client(job)?;
     sink.start();
     let mut scopes = job.scopes();
     if scopes.len() == 1 {
         let request = request(scopes.pop().flatten());
-        let options = options(job).decode_concurrency(decode_concurrency);
+        let options = options(job)
+            .decode_concurrency(decode_concurrency)
+            .decoder(decoder);
         let mut handle =
             Watcher::start(client, request, options).map_err(|e| ConsumeError::KazanWatcher(Box::new(e)))?;
         while let Some(event) = handle.recv().await {
@@ -48,6 +51,7 @@ pub async fn consume_channel(
     for scope in scopes {
         let options = options(job)
             .decode_concurrency(decode_concurrency)
+            .decoder(decoder)
             .send_to(sender.clone());
         let handle = Watcher::start(client.clone(), request(scope), options)
             .map_err(|e| ConsumeError::KazanWatcher(Box::new(e)))?;
@@ -63,12 +67,12 @@ pub async fn consume_channel(
 }
 
 /// The `Stream` form: the watches run as the stream is polled.
-pub async fn consume_stream(job: &Job, sink: &mut Sink) -> Result<(), ConsumeError> {
+pub async fn consume_stream(job: &Job, sink: &mut Sink, decoder: Decoder) -> Result<(), ConsumeError> {
     let client = client(job)?;
     sink.start();
     let mut streams = Vec::new();
     for scope in job.scopes() {
-        let stream = Watcher::stream(client.clone(), request(scope), options(job))
+        let stream = Watcher::stream(client.clone(), request(scope), options(job).decoder(decoder))
             .map_err(|e| ConsumeError::KazanWatcher(Box::new(e)))?;
         streams.push(stream);
     }

@@ -12,6 +12,7 @@ pub(crate) use kazan_watcher::client as kazan_client;
 
 use std::path::Path;
 
+use kazan::Decoder;
 use tokio::process::Command;
 
 use crate::{
@@ -40,6 +41,19 @@ pub enum Consumer {
     KazanRaw,
     /// `serde_json` into `{type, object: Pod}` over the same bytes in memory: no I/O.
     DecodeBound,
+    /// kazan-channel with serde_json as its decoder (kazan's default is the fastest it has).
+    KazanChannelSerdeJson,
+    /// kazan-stream with serde_json as its decoder.
+    KazanStreamSerdeJson,
+    /// kazan-channel with sonic-rs as its decoder.
+    KazanChannelSonicRs,
+    /// kazan-stream with sonic-rs as its decoder.
+    KazanStreamSonicRs,
+    /// The decode bound with simd-json (`serde::from_slice_with_buffers`, each line copied into
+    /// a reused buffer first, the copy included).
+    DecodeBoundSimdJson,
+    /// The decode bound with sonic-rs (`from_slice`).
+    DecodeBoundSonicRs,
     /// The official Python client's `watch.Watch`.
     Python,
     /// Cache: kube-runtime's `reflector` over `watcher` with a `Store<Pod>`, default config.
@@ -73,6 +87,12 @@ impl Consumer {
             Consumer::KazanStream => "kazan-stream",
             Consumer::KazanRaw => "kazan-raw",
             Consumer::DecodeBound => "decode-bound",
+            Consumer::KazanChannelSerdeJson => "kazan-channel-serde-json",
+            Consumer::KazanStreamSerdeJson => "kazan-stream-serde-json",
+            Consumer::KazanChannelSonicRs => "kazan-channel-sonic-rs",
+            Consumer::KazanStreamSonicRs => "kazan-stream-sonic-rs",
+            Consumer::DecodeBoundSimdJson => "decode-bound-simd-json",
+            Consumer::DecodeBoundSonicRs => "decode-bound-sonic-rs",
             Consumer::Python => "python",
             Consumer::KubeReflector => "kube-reflector",
             Consumer::KubeReflectorModify => "kube-reflector-modify",
@@ -96,6 +116,12 @@ impl Consumer {
                 Consumer::KazanRaw,
                 Consumer::DecodeBound,
                 Consumer::Python,
+                Consumer::KazanChannelSerdeJson,
+                Consumer::KazanStreamSerdeJson,
+                Consumer::KazanChannelSonicRs,
+                Consumer::KazanStreamSonicRs,
+                Consumer::DecodeBoundSimdJson,
+                Consumer::DecodeBoundSonicRs,
             ],
             ScenarioName::ManyWatches => vec![
                 Consumer::KubeRuntime,
@@ -124,7 +150,17 @@ impl Consumer {
 
     /// Whether this consumer reads from a server (the decode bound reads from memory).
     pub fn uses_a_server(self) -> bool {
-        self != Consumer::DecodeBound
+        self.decode_bound().is_none()
+    }
+
+    /// The parser of a decode bound; `None` for the consumers that read from a server.
+    pub fn decode_bound(self) -> Option<Decoder> {
+        match self {
+            Consumer::DecodeBound => Some(Decoder::SerdeJson),
+            Consumer::DecodeBoundSimdJson => Some(Decoder::SimdJson),
+            Consumer::DecodeBoundSonicRs => Some(Decoder::SonicRs),
+            _ => None,
+        }
     }
 
     /// Whether this consumer can run here (the Python client may not be installed).
@@ -180,11 +216,21 @@ const PARALLEL_DECODES: usize = 4;
 pub async fn consume(consumer: Consumer, job: &Job, sink: &mut Sink) -> Result<(), ConsumeError> {
     match consumer {
         Consumer::KubeRuntime => kube_runtime::consume(job, sink).await,
-        Consumer::KazanChannel => kazan_watcher::consume_channel(job, sink, 1).await,
-        Consumer::KazanParallel => kazan_watcher::consume_channel(job, sink, PARALLEL_DECODES).await,
-        Consumer::KazanStream => kazan_watcher::consume_stream(job, sink).await,
+        Consumer::KazanChannel => kazan_watcher::consume_channel(job, sink, 1, Decoder::default()).await,
+        Consumer::KazanParallel => {
+            kazan_watcher::consume_channel(job, sink, PARALLEL_DECODES, Decoder::default()).await
+        }
+        Consumer::KazanStream => kazan_watcher::consume_stream(job, sink, Decoder::default()).await,
+        Consumer::KazanChannelSerdeJson => {
+            kazan_watcher::consume_channel(job, sink, 1, Decoder::SerdeJson).await
+        }
+        Consumer::KazanStreamSerdeJson => kazan_watcher::consume_stream(job, sink, Decoder::SerdeJson).await,
+        Consumer::KazanChannelSonicRs => kazan_watcher::consume_channel(job, sink, 1, Decoder::SonicRs).await,
+        Consumer::KazanStreamSonicRs => kazan_watcher::consume_stream(job, sink, Decoder::SonicRs).await,
         Consumer::KazanRaw => kazan_watcher::consume_raw(job, sink).await,
-        Consumer::DecodeBound => decode_bound::consume(job, sink).await,
+        Consumer::DecodeBound | Consumer::DecodeBoundSimdJson | Consumer::DecodeBoundSonicRs => {
+            decode_bound::consume(job, sink, consumer.decode_bound().unwrap_or(Decoder::SerdeJson)).await
+        }
         Consumer::Python => Err(ConsumeError::External(consumer.name())),
         // The cache scenario's consumers speak its line protocol (see `cache::run`).
         _ => Err(ConsumeError::CacheOnly(consumer.name())),

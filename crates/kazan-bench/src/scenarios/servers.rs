@@ -32,7 +32,7 @@ impl Servers {
         context: &Context,
     ) -> Result<Entry, BenchError> {
         job.pod = context.pod_path.clone();
-        if consumer == Consumer::DecodeBound {
+        if !consumer.uses_a_server() {
             return Ok(Entry {
                 consumer,
                 job,

@@ -22,7 +22,7 @@ use serde::{
 };
 use serde_json::value::RawValue;
 
-use crate::{RawObject, raw::IdentityRead};
+use crate::{Decoder, RawObject, raw::IdentityRead};
 
 /// The annotation that marks the end of the initial events of a watch-list.
 pub(crate) const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
@@ -63,19 +63,22 @@ pub(crate) enum Decoded<K> {
     Malformed(serde_json::Error),
 }
 
-/// [`decode_line_reading`] with every identity field of a lazy object read.
+/// [`decode_line_reading`] with every identity field of a lazy object read, and the default
+/// decoder.
 #[cfg(test)]
 pub(crate) fn decode_line<K: DeserializeOwned + 'static>(line: &Bytes) -> Decoded<K> {
-    decode_line_reading(line, IdentityRead::Full)
+    decode_line_reading(line, IdentityRead::Full, Decoder::default())
 }
 
-/// Decodes one line; a lazy object's metadata is read only as far as `read` says.
+/// Decodes one line; a lazy object's metadata is read only as far as `read` says, a typed object
+/// is built by `decoder`.
 ///
 /// The line is checked for UTF-8 once, as a whole (fast for the ASCII that JSON mostly is), so the
 /// parser does not check every string again: about an eighth less work per event.
 pub(crate) fn decode_line_reading<K: DeserializeOwned + 'static>(
     line: &Bytes,
     read: IdentityRead,
+    decoder: Decoder,
 ) -> Decoded<K> {
     // The lazy form reads only up to the object's metadata, and keeps the line.
     if TypeId::of::<K>() == TypeId::of::<RawObject>() {
@@ -85,11 +88,18 @@ pub(crate) fn decode_line_reading<K: DeserializeOwned + 'static>(
                 return Decoded::Object { event, object };
             }
         }
+        // A raw object keeps serde_json's `RawValue`, which only serde_json fills.
+        return decode_whole_line(line);
     }
-    decode_whole_line(line)
+    // The usual line (`type` first, an object that decodes) by the faster parser; anything else,
+    // errors included, as serde_json reads it.
+    match decoder.fast::<InOrder<K>>(line) {
+        Some(InOrder(WireEvent(decoded))) => decoded,
+        None => decode_whole_line(line),
+    }
 }
 
-/// Decodes the whole line, object included.
+/// Decodes the whole line, object included, with serde_json.
 fn decode_whole_line<K: DeserializeOwned>(line: &[u8]) -> Decoded<K> {
     let parsed = match std::str::from_utf8(line) {
         Ok(text) => serde_json::from_str::<WireEvent<K>>(text),
@@ -235,51 +245,75 @@ impl<'de, K: DeserializeOwned> DeserializeSeed<'de> for PayloadSeed<'_, K> {
 
 struct WireEvent<K>(Decoded<K>);
 
+/// A watch event with `type` before `object` only: what a parser other than serde_json decodes
+/// (the other order keeps the object as serde_json's `RawValue`, which only serde_json fills).
+struct InOrder<K>(WireEvent<K>);
+
+impl<'de, K: DeserializeOwned> Deserialize<'de> for InOrder<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(EventVisitor {
+            object_first: false,
+            _k: PhantomData,
+        })
+        .map(InOrder)
+    }
+}
+
 impl<'de, K: DeserializeOwned> Deserialize<'de> for WireEvent<K> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct EventVisitor<K>(PhantomData<fn() -> K>);
-        impl<'de, K: DeserializeOwned> Visitor<'de> for EventVisitor<K> {
-            type Value = WireEvent<K>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a watch event {\"type\", \"object\"}")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireEvent<K>, A::Error> {
-                let mut tag: Option<TypeTag> = None;
-                let mut decoded: Option<Decoded<K>> = None;
-                let mut raw: Option<Box<RawValue>> = None;
-                while let Some(key) = map.next_key::<KeyName>()? {
-                    match key {
-                        KeyName::Type => tag = Some(map.next_value()?),
-                        KeyName::Object => match &tag {
-                            Some(t) => {
-                                decoded = Some(map.next_value_seed(PayloadSeed {
-                                    tag: t,
-                                    _k: PhantomData,
-                                })?)
-                            }
-                            None => raw = Some(map.next_value()?),
-                        },
-                        KeyName::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
+        d.deserialize_map(EventVisitor {
+            object_first: true,
+            _k: PhantomData,
+        })
+    }
+}
+
+/// Reads `{"type", "object"}`; an object before its type only where `object_first` allows.
+struct EventVisitor<K> {
+    object_first: bool,
+    _k: PhantomData<fn() -> K>,
+}
+
+impl<'de, K: DeserializeOwned> Visitor<'de> for EventVisitor<K> {
+    type Value = WireEvent<K>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a watch event {\"type\", \"object\"}")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireEvent<K>, A::Error> {
+        let mut tag: Option<TypeTag> = None;
+        let mut decoded: Option<Decoded<K>> = None;
+        let mut raw: Option<Box<RawValue>> = None;
+        while let Some(key) = map.next_key::<KeyName>()? {
+            match key {
+                KeyName::Type => tag = Some(map.next_value()?),
+                KeyName::Object => match &tag {
+                    Some(t) => {
+                        decoded = Some(map.next_value_seed(PayloadSeed {
+                            tag: t,
+                            _k: PhantomData,
+                        })?)
                     }
+                    None if self.object_first => raw = Some(map.next_value()?),
+                    None => return Err(de::Error::custom("the object before its type")),
+                },
+                KeyName::Other => {
+                    map.next_value::<IgnoredAny>()?;
                 }
-                let tag = tag.ok_or_else(|| de::Error::missing_field("type"))?;
-                if let Some(d) = decoded {
-                    return Ok(WireEvent(d));
-                }
-                let raw = raw.ok_or_else(|| de::Error::missing_field("object"))?;
-                let mut de = serde_json::Deserializer::from_str(raw.get());
-                PayloadSeed {
-                    tag: &tag,
-                    _k: PhantomData,
-                }
-                .deserialize(&mut de)
-                .map(WireEvent)
-                .map_err(de::Error::custom)
             }
         }
-        d.deserialize_map(EventVisitor(PhantomData))
+        let tag = tag.ok_or_else(|| de::Error::missing_field("type"))?;
+        if let Some(d) = decoded {
+            return Ok(WireEvent(d));
+        }
+        let raw = raw.ok_or_else(|| de::Error::missing_field("object"))?;
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        PayloadSeed {
+            tag: &tag,
+            _k: PhantomData,
+        }
+        .deserialize(&mut de)
+        .map(WireEvent)
+        .map_err(de::Error::custom)
     }
 }
 
@@ -441,5 +475,28 @@ mod tests {
             Decoded::Object { object, .. } => assert_eq!(object.data["spec"]["size"], 1),
             other => panic!("unexpected {other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use k8s_openapi::api::core::v1::Pod;
+
+    use super::*;
+
+    /// A pod event as an API server writes it is decoded by each faster parser itself, not
+    /// handed back to serde_json.
+    #[test]
+    fn a_pod_event_is_decoded_by_the_faster_parsers_themselves() -> Result<(), serde_json::Error> {
+        let pod: serde_json::Value = serde_json::from_str(include_str!("../../tests/corpus/pod.json"))?;
+        let line = format!(r#"{{"type":"ADDED","object":{pod}}}"#);
+        for &decoder in Decoder::available() {
+            if decoder == Decoder::SerdeJson {
+                continue;
+            }
+            let decoded = decoder.fast::<InOrder<Pod>>(line.as_bytes());
+            assert!(decoded.is_some(), "{} handed the line back", decoder.name());
+        }
+        Ok(())
     }
 }

@@ -23,12 +23,16 @@ use crate::{Object, RawObject};
 /// The handle's own channel, carrying undecoded objects.
 pub(crate) struct DecodeOnReceive<K> {
     pub(crate) rx: mpsc::Receiver<Event<RawObject>>,
+    pub(crate) decoder: crate::Decoder,
     pub(crate) _k: PhantomData<fn() -> K>,
 }
 
 impl<K: DeserializeOwned + Send + 'static> DecodingInbox<Event<K>> for DecodeOnReceive<K> {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event<K>>> {
-        self.rx.poll_recv(cx).map(|event| event.map(finish))
+        let decoder = self.decoder;
+        self.rx
+            .poll_recv(cx)
+            .map(|event| event.map(|event| finish(event, decoder)))
     }
 }
 
@@ -46,14 +50,14 @@ impl<K: Send + 'static> DecodingInbox<Event<K>> for DecodedAhead<K> {
 
 /// Decodes the object of an event; one that does not decode becomes a `Skipped` event, as it
 /// would have on the watcher's task.
-pub(crate) fn finish<K: DeserializeOwned>(event: Event<RawObject>) -> Event<K> {
+pub(crate) fn finish<K: DeserializeOwned>(event: Event<RawObject>, decoder: crate::Decoder) -> Event<K> {
     let Event {
         from,
         resource_version,
         kind,
     } = event;
     let decoded = |raw: RawObject, event_type: &str| -> Result<K, EventKind<K>> {
-        raw.decode::<K>().map_err(|source| {
+        raw.decode_with::<K>(decoder).map_err(|source| {
             let object = match raw.namespace() {
                 Some(ns) => format!("{ns}/{}", raw.name()),
                 None => raw.name().to_string(),

@@ -10,7 +10,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use super::decode::ObjectEvent;
 use crate::{
     RawObject,
-    raw::{FOUND, Identity, IdentityRead, MetadataSeed},
+    raw::{FOUND, Identity, IdentityRead, MetadataSeed, OneOf},
 };
 
 /// Reads the identity of the object in a watch event line, and stops there. `None` when the
@@ -57,19 +57,20 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         // Only the shape the API server writes: `type` first, then `object`.
-        match map.next_key::<std::borrow::Cow<'de, str>>()? {
-            Some(key) if key == "type" => {}
+        // Keys and the type are matched where they lie, not allocated.
+        match map.next_key_seed(OneOf(&["type"]))? {
+            Some(Some(_)) => {}
             _ => return Ok(()),
         }
-        let event_type = match map.next_value::<std::borrow::Cow<'de, str>>()?.as_ref() {
-            "ADDED" => ObjectEvent::Added,
-            "MODIFIED" => ObjectEvent::Modified,
-            "DELETED" => ObjectEvent::Deleted,
+        let event_type = match map.next_value_seed(OneOf(&["ADDED", "MODIFIED", "DELETED"]))? {
+            Some(0) => ObjectEvent::Added,
+            Some(1) => ObjectEvent::Modified,
+            Some(2) => ObjectEvent::Deleted,
             // Bookmarks, errors and unknown types are rare: the long way reads them.
             _ => return Ok(()),
         };
-        match map.next_key::<std::borrow::Cow<'de, str>>()? {
-            Some(key) if key == "object" => {}
+        match map.next_key_seed(OneOf(&["object"]))? {
+            Some(Some(_)) => {}
             _ => return Ok(()),
         }
         let mut identity = None;

@@ -66,6 +66,8 @@ pub(crate) struct Settings {
     /// How much of a lazy object's metadata each line is read for: the forms that decode every
     /// object later need only its name and version now.
     pub(crate) identity_read: IdentityRead,
+    /// The parser that builds typed objects.
+    pub(crate) decoder: crate::Decoder,
     /// The shard watched, if any: objects of other shards are not delivered.
     pub(crate) shard: Option<Arc<crate::shard::ShardSelector>>,
     watch_timeout: std::ops::Range<u32>,
@@ -92,6 +94,7 @@ impl Settings {
             decode_concurrency: o.decode_concurrency,
             fixed_timeout,
             identity_read: IdentityRead::Full,
+            decoder: o.decoder,
             shard: o.shard.clone(),
             watch_timeout: o.watch_timeout.clone(),
             initial_list,
@@ -121,10 +124,14 @@ enum Item<K> {
     TooLong { len: usize },
 }
 
-fn decode_frame<K: DeserializeOwned + 'static>(frame: Frame, read: IdentityRead) -> Item<K> {
+fn decode_frame<K: DeserializeOwned + 'static>(
+    frame: Frame,
+    read: IdentityRead,
+    decoder: crate::Decoder,
+) -> Item<K> {
     match frame {
         Frame::Line(line) => Item::Decoded {
-            decoded: decode_line_reading(&line, read),
+            decoded: decode_line_reading(&line, read, decoder),
             len: line.len(),
         },
         Frame::TooLong { len } => Item::TooLong { len },
@@ -509,10 +516,10 @@ where
     async fn read(&mut self, mut s: Box<Streaming<K>>) -> State<K> {
         loop {
             // Deliver in order, one line at a time.
-            let read = self.settings.identity_read;
+            let (read, decoder) = (self.settings.identity_read, self.settings.decoder);
             while self.pending.is_empty() {
                 let item = match s.batches.front_mut() {
-                    Some(Batch::Lines(frames)) => frames.pop_front().map(|f| decode_frame(f, read)),
+                    Some(Batch::Lines(frames)) => frames.pop_front().map(|f| decode_frame(f, read, decoder)),
                     Some(Batch::Decoded(items)) => items.pop_front(),
                     Some(Batch::Decoding(_)) | None => break,
                 };
@@ -575,9 +582,12 @@ where
 
     fn batch(&self, frames: VecDeque<Frame>) -> Batch<K> {
         if self.settings.decode_concurrency > 1 && frames.len() > 1 {
-            let read = self.settings.identity_read;
+            let (read, decoder) = (self.settings.identity_read, self.settings.decoder);
             Batch::Decoding(tokio::spawn(async move {
-                frames.into_iter().map(|f| decode_frame(f, read)).collect()
+                frames
+                    .into_iter()
+                    .map(|f| decode_frame(f, read, decoder))
+                    .collect()
             }))
         } else {
             Batch::Lines(frames)
@@ -655,7 +665,11 @@ where
                 }
                 let resume = self.resume_at(rv.as_ref());
                 if let Resume::At(rv) = &resume {
-                    self.rv = Some(rv.clone());
+                    // Copied into the string it replaces: no allocation per event.
+                    match &mut self.rv {
+                        Some(read) => read.clone_from(rv),
+                        None => self.rv = Some(rv.clone()),
+                    }
                 }
                 self.last_delivered.clone_from(&rv);
                 let kind = match event {

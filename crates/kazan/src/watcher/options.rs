@@ -139,6 +139,7 @@ pub struct WatcherOptions<S = OwnChannel> {
     pub(crate) channel_capacity: usize,
     pub(crate) backoff: BackoffConfig,
     pub(crate) decode_concurrency: usize,
+    pub(crate) decoder: crate::Decoder,
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) shard: Option<std::sync::Arc<crate::shard::ShardSelector>>,
     pub(crate) initial_list: InitialList,
@@ -161,6 +162,7 @@ impl Default for WatcherOptions<OwnChannel> {
             channel_capacity: 100,
             backoff: BackoffConfig::default(),
             decode_concurrency: 1,
+            decoder: crate::Decoder::default(),
             request_timeout: None,
             shard: None,
             initial_list: InitialList::default(),
@@ -248,6 +250,7 @@ impl<S> WatcherOptions<S> {
             channel_capacity: self.channel_capacity,
             backoff: self.backoff,
             decode_concurrency: self.decode_concurrency,
+            decoder: self.decoder,
             request_timeout: self.request_timeout,
             shard: self.shard,
             initial_list: self.initial_list,
@@ -386,6 +389,16 @@ impl<S> WatcherOptions<S> {
     /// allocator that frees across threads cheaply, and worth measuring.
     pub fn decode_concurrency(mut self, n: usize) -> Self {
         self.decode_concurrency = n.max(1);
+        self
+    }
+
+    /// The parser that builds typed objects (default: [`Decoder::FASTEST`](crate::Decoder::FASTEST),
+    /// the fastest this build has; see [`Decoder`](crate::Decoder) and its cargo features). The
+    /// objects, and the errors of objects that do not decode, are the same whichever it is:
+    /// what a faster parser refuses is decoded by `serde_json`. The lazy form's identity read is
+    /// `serde_json`'s whatever the choice.
+    pub fn decoder(mut self, decoder: crate::Decoder) -> Self {
+        self.decoder = decoder;
         self
     }
 }

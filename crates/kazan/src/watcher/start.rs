@@ -275,8 +275,12 @@ where
         let control = if self.decodes_in_the_task() {
             self.spawn_task(tx, map, Arc::default())
         } else {
-            self.into_raw()
-                .spawn_task(tx, move |event| map(deferred::finish::<K>(event)), Arc::default())
+            let decoder = self.prepared.settings.decoder;
+            self.into_raw().spawn_task(
+                tx,
+                move |event| map(deferred::finish::<K>(event, decoder)),
+                Arc::default(),
+            )
         };
         WatcherHandle::new(control, spawn::Inbox::Elsewhere, capacity)
     }
@@ -310,9 +314,11 @@ where
             return WatcherHandle::new(control, spawn::Inbox::Decoding(Box::new(inbox)), capacity);
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<Event<RawObject>>(capacity);
+        let decoder = self.prepared.settings.decoder;
         let control = self.into_raw().spawn_task(tx, |event| event, Arc::default());
         let inbox = deferred::DecodeOnReceive::<K> {
             rx,
+            decoder,
             _k: std::marker::PhantomData,
         };
         WatcherHandle::new(control, spawn::Inbox::Decoding(Box::new(inbox)), capacity)
@@ -418,7 +424,7 @@ mod tests {
         let task = spawn::drive(
             Box::new(source),
             tx,
-            deferred::finish::<Pod>,
+            |event| deferred::finish::<Pod>(event, crate::Decoder::default()),
             tokio_util::sync::CancellationToken::new(),
             spawn::EndGuard::new(Arc::default(), Arc::default()),
             Arc::default(),

@@ -1,0 +1,366 @@
+//! Which JSON parser builds typed objects out of watch events and [`RawObject`](crate::RawObject)s.
+//!
+//! Decoding a typed object is most of what a typed watcher costs. `serde_json` is always there;
+//! the `simd-json` and `sonic-rs` cargo features add parsers that build the same objects faster
+//! (`BENCHMARKS.md`, issue 22). A faster parser is only ever a shortcut: any line it refuses, and
+//! any line it might read differently (nesting deeper than [`MAX_FAST_DEPTH`], or raw control
+//! bytes), is decoded by `serde_json`, so results and errors are `serde_json`'s. The lazy form's
+//! identity read stays on `serde_json` (it stops early, which the others cannot).
+
+#[cfg(feature = "simd-json")]
+use std::cell::RefCell;
+
+use serde::de::DeserializeOwned;
+
+#[cfg(any(feature = "simd-json", feature = "sonic-rs"))]
+use guard::shallow_and_clean;
+
+/// Deepest nesting of arrays and objects a faster parser is given: well under `serde_json`'s
+/// recursion limit (128), so the parsers cannot disagree on it, and no deeper than any parser's
+/// recursion into a `Value` can go without exhausting a thread's stack (simd-json has no limit).
+pub const MAX_FAST_DEPTH: usize = 100;
+
+/// The parser that builds typed objects (not the lazy form's identity read, always `serde_json`).
+///
+/// The default is the fastest this build has: simd-json with the `simd-json` feature, else
+/// sonic-rs with the `sonic-rs` feature, else `serde_json`. Whichever is chosen, a line it refuses
+/// is decoded again by `serde_json`, so the objects and the errors are the same; only the time
+/// differs.
+///
+/// ```
+/// use k8s_openapi::api::core::v1::ConfigMap;
+/// use kazan::Decoder;
+///
+/// let json = br#"{"metadata":{"name":"a"},"data":{"k":"v"}}"#;
+/// for decoder in Decoder::available() {
+///     let cm: ConfigMap = decoder.from_slice(json)?;
+///     assert_eq!(cm.data.unwrap()["k"], "v");
+/// }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Decoder {
+    /// `serde_json`: always available; the reference the others must agree with.
+    SerdeJson,
+    /// simd-json (serde mode), on a copy of the line in a reusable per-thread buffer.
+    #[cfg(feature = "simd-json")]
+    SimdJson,
+    /// sonic-rs, straight from the line.
+    #[cfg(feature = "sonic-rs")]
+    SonicRs,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::FASTEST
+    }
+}
+
+/// Every decoder of this build, `serde_json` first.
+const AVAILABLE: &[Decoder] = &[
+    Decoder::SerdeJson,
+    #[cfg(feature = "simd-json")]
+    Decoder::SimdJson,
+    #[cfg(feature = "sonic-rs")]
+    Decoder::SonicRs,
+];
+
+impl Decoder {
+    /// The fastest decoder of this build (the default), by the benchmark's measurements.
+    #[cfg(feature = "simd-json")]
+    pub const FASTEST: Decoder = Decoder::SimdJson;
+    /// The fastest decoder of this build (the default), by the benchmark's measurements.
+    #[cfg(all(not(feature = "simd-json"), feature = "sonic-rs"))]
+    pub const FASTEST: Decoder = Decoder::SonicRs;
+    /// The fastest decoder of this build (the default), by the benchmark's measurements.
+    #[cfg(not(any(feature = "simd-json", feature = "sonic-rs")))]
+    pub const FASTEST: Decoder = Decoder::SerdeJson;
+
+    /// Every decoder of this build, `serde_json` first: what a benchmark compares.
+    pub fn available() -> &'static [Decoder] {
+        AVAILABLE
+    }
+
+    /// The parser's crate name (`serde_json`, `simd-json`, `sonic-rs`), as reports print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Decoder::SerdeJson => "serde_json",
+            #[cfg(feature = "simd-json")]
+            Decoder::SimdJson => "simd-json",
+            #[cfg(feature = "sonic-rs")]
+            Decoder::SonicRs => "sonic-rs",
+        }
+    }
+
+    /// The decoder named `name` (as [`name`](Self::name) spells it), if this build has it.
+    pub fn from_name(name: &str) -> Option<Decoder> {
+        AVAILABLE.iter().copied().find(|d| d.name() == name)
+    }
+
+    /// Decodes one JSON document into `T`. A document this decoder refuses, or might read
+    /// differently, is decoded by `serde_json`, whose error it returns.
+    pub fn from_slice<T: DeserializeOwned>(self, json: &[u8]) -> Result<T, serde_json::Error> {
+        match self.fast(json) {
+            Some(value) => Ok(value),
+            None => match std::str::from_utf8(json) {
+                Ok(text) => serde_json::from_str(text),
+                Err(_) => serde_json::from_slice(json),
+            },
+        }
+    }
+
+    /// `T` out of `json` by this decoder when it is not `serde_json` and the document is one the
+    /// parsers cannot read differently; `None` leaves it to `serde_json` (and its errors).
+    pub(crate) fn fast<T: DeserializeOwned>(self, json: &[u8]) -> Option<T> {
+        #[cfg(not(any(feature = "simd-json", feature = "sonic-rs")))]
+        let _ = json;
+        match self {
+            Decoder::SerdeJson => None,
+            #[cfg(feature = "simd-json")]
+            Decoder::SimdJson => shallow_and_clean(json).then(|| simd_json_decode(json)).flatten(),
+            #[cfg(feature = "sonic-rs")]
+            Decoder::SonicRs => shallow_and_clean(json)
+                .then(|| sonic_rs::from_slice(json).ok())
+                .flatten(),
+        }
+    }
+}
+
+/// What keeps a faster parser to the documents it reads as serde_json does.
+#[cfg(any(feature = "simd-json", feature = "sonic-rs"))]
+mod guard {
+    use super::MAX_FAST_DEPTH;
+
+    /// Whether a faster parser may decode `json`: it nests no deeper than [`MAX_FAST_DEPTH`], holds
+    /// no byte below 0x20 (JSON's whitespace between tokens included: the parsers differ on raw
+    /// control bytes in strings, and compact JSON, as the API server writes it, has none), and no
+    /// `\uD800`-`\uDFFF` escape (simd-json reads a lone surrogate as a NUL where serde_json refuses
+    /// it; Go writes other characters as UTF-8, so these are rare). Counting brackets is a vectorised
+    /// pass and bounds the depth; only documents with more brackets than that are walked exactly.
+    pub(super) fn shallow_and_clean(json: &[u8]) -> bool {
+        let (control, brackets) = control_bytes_and_brackets(json);
+        if control || has_surrogate_escape(json) || has_negative_zero(json) || has_long_number(json) {
+            return false;
+        }
+        brackets <= MAX_FAST_DEPTH || depth_at_most(json, MAX_FAST_DEPTH)
+    }
+
+    /// Whether `json` has a byte below 0x20, and how many `{` and `[`, in one pass without early
+    /// exits, in blocks whose counts fit a byte, so that the compiler vectorises it (a per-byte
+    /// `any` was a sixth of the Stream form's CPU in `perf`).
+    fn control_bytes_and_brackets(json: &[u8]) -> (bool, usize) {
+        let mut control = false;
+        let mut brackets = 0usize;
+        for block in json.chunks(255) {
+            let (c, n) = block.iter().fold((0u8, 0u8), |(c, n), &b| {
+                (
+                    c | u8::from(b < 0x20),
+                    n.wrapping_add(u8::from(b == b'{' || b == b'[')),
+                )
+            });
+            control |= c != 0;
+            brackets += usize::from(n);
+        }
+        (control, brackets)
+    }
+
+    /// Whether `json` holds a `\u` escape of a UTF-16 surrogate (`\uD8xx` to `\uDFxx`), or what looks
+    /// like one (an escaped backslash before `uD8..` is caught too, which only costs a slower parse).
+    fn has_surrogate_escape(json: &[u8]) -> bool {
+        memchr::memmem::find_iter(json, b"\\u").any(|at| {
+            matches!(json.get(at + 2), Some(b'd' | b'D'))
+                && matches!(json.get(at + 3), Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'))
+        })
+    }
+
+    /// Whether `json` holds a number that starts `-0` (`-0`, `-0.0`, `-0e0`, `-0.5`...), or what looks
+    /// like one inside a string. serde_json reads `-0` as the float -0.0, which no integer field
+    /// takes, where simd-json reads the integer 0, and sonic-rs loses the sign of `-0e0`; such numbers
+    /// are rare enough to leave to serde_json. (`-0` followed by a quote or a digit, as in the names
+    /// `web-0` or dates, is no number.)
+    fn has_negative_zero(json: &[u8]) -> bool {
+        memchr::memmem::find_iter(json, b"-0").any(|at| {
+            matches!(
+                json.get(at + 2),
+                None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n' | b'.' | b'e' | b'E')
+            )
+        })
+    }
+
+    /// The length from which a run of number characters is left to serde_json.
+    const LONG_NUMBER: usize = 16;
+
+    /// Whether `json` holds a number of [`LONG_NUMBER`] characters or more: a run of number
+    /// characters (digits, `.`, `e`, `E`, `+`, `-`) that long, right after `:`, `,`, `[` or a space
+    /// (where a number starts; a run inside a string, as in `containerd://0000...`, mostly is not,
+    /// and one that is only costs a slower parse). simd-json 0.15 misreads floats of 19 digits or
+    /// more (`185.00000000000000000` as 0.53), and integers that long overflow differently;
+    /// resourceVersions, ports and dates are far shorter. Every run that long covers an index
+    /// `k * LONG_NUMBER - 1`, so only those bytes are looked at, and around them.
+    fn has_long_number(json: &[u8]) -> bool {
+        let numeric = |b: &u8| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-');
+        (LONG_NUMBER - 1..json.len()).step_by(LONG_NUMBER).any(|at| {
+            json.get(at).is_some_and(numeric) && {
+                let before = json
+                    .get(..at)
+                    .unwrap_or_default()
+                    .iter()
+                    .rev()
+                    .take_while(|b| numeric(b))
+                    .count();
+                let after = json
+                    .get(at + 1..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take_while(|b| numeric(b))
+                    .count();
+                let starts_a_number = match (at - before).checked_sub(1) {
+                    Some(prev) => matches!(json.get(prev), Some(b':' | b',' | b'[' | b' ')),
+                    None => true,
+                };
+                before + 1 + after >= LONG_NUMBER && starts_a_number
+            }
+        })
+    }
+
+    /// Whether the nesting of arrays and objects outside strings stays within `limit`. On broken JSON
+    /// the answer does not matter: the parsers refuse it and `serde_json` decides.
+    pub(super) fn depth_at_most(json: &[u8], limit: usize) -> bool {
+        let mut depth = 0usize;
+        let mut in_string = false;
+        let mut escaped = false;
+        for &b in json {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > limit {
+                        return false;
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        true
+    }
+}
+
+/// A line longer than this is parsed in fresh buffers, which are then freed, so that one huge
+/// object does not keep its size allocated on the thread.
+#[cfg(feature = "simd-json")]
+const KEPT_BUFFER_BYTES: usize = 1024 * 1024;
+
+#[cfg(feature = "simd-json")]
+thread_local! {
+    /// simd-json parses in place: the line is copied here (the event's bytes are shared and
+    /// immutable), and its working buffers are kept for the next line on this thread.
+    static SIMD_JSON_SCRATCH: RefCell<(Vec<u8>, simd_json::Buffers)> =
+        RefCell::new((Vec::new(), simd_json::Buffers::default()));
+}
+
+#[cfg(feature = "simd-json")]
+fn simd_json_decode<T: DeserializeOwned>(json: &[u8]) -> Option<T> {
+    let decode = |copy: &mut Vec<u8>, buffers: &mut simd_json::Buffers| {
+        copy.clear();
+        copy.extend_from_slice(json);
+        simd_json::serde::from_slice_with_buffers::<T>(copy, buffers).ok()
+    };
+    if json.len() > KEPT_BUFFER_BYTES {
+        return decode(&mut Vec::new(), &mut simd_json::Buffers::new(json.len()));
+    }
+    SIMD_JSON_SCRATCH
+        .try_with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let (copy, buffers) = &mut *scratch;
+                decode(copy, buffers)
+            }
+            // Only if a `Deserialize` impl decoded with kazan from inside a decode.
+            Err(_) => decode(&mut Vec::new(), &mut simd_json::Buffers::new(json.len())),
+        })
+        .ok()
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(any(feature = "simd-json", feature = "sonic-rs"))]
+    use super::guard::depth_at_most;
+
+    #[cfg(any(feature = "simd-json", feature = "sonic-rs"))]
+    #[test]
+    fn depth_is_counted_outside_strings_only() {
+        assert!(depth_at_most(br#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(!depth_at_most(br#"{"a":[1,{"b":2}]}"#, 2));
+        assert!(depth_at_most(br#"{"a":"[[[[{{{{\"[[["}"#, 1));
+        assert!(!depth_at_most(br#"{"a":"\\","b":[[]]}"#, 2));
+    }
+
+    #[cfg(any(feature = "simd-json", feature = "sonic-rs"))]
+    #[test]
+    fn deep_or_raw_control_bytes_go_to_serde_json() {
+        let deep = format!(
+            "{}1{}",
+            "[".repeat(MAX_FAST_DEPTH + 1),
+            "]".repeat(MAX_FAST_DEPTH + 1)
+        );
+        assert!(!shallow_and_clean(deep.as_bytes()));
+        let just = format!("{}1{}", "[".repeat(MAX_FAST_DEPTH), "]".repeat(MAX_FAST_DEPTH));
+        assert!(shallow_and_clean(just.as_bytes()));
+        // Many brackets side by side are not deep.
+        let wide = format!("[{}1]", "[],".repeat(3 * MAX_FAST_DEPTH));
+        assert!(shallow_and_clean(wide.as_bytes()));
+        assert!(!shallow_and_clean(b"{\"a\":\"x\x01\"}"));
+        assert!(!shallow_and_clean(b"{\"a\":\t1}"));
+        assert!(!shallow_and_clean(br#"{"a":"\ud800"}"#));
+        assert!(!shallow_and_clean(br#"{"a":-0}"#));
+        assert!(!shallow_and_clean(br#"[1,-0,2]"#));
+        assert!(!shallow_and_clean(br#"{"a":-0e0}"#));
+        assert!(!shallow_and_clean(br#"{"a":185.00000000000000000}"#));
+        assert!(!shallow_and_clean(br#"[1,12345678901234567]"#));
+        assert!(shallow_and_clean(br#"[1,123456789012345]"#));
+        assert!(!shallow_and_clean(br#"{"a": 12345678901234567}"#));
+        // Digits inside a string, as in a container id, are no number.
+        let id = format!(r#"{{"containerID":"containerd://{}"}}"#, "0".repeat(64));
+        assert!(shallow_and_clean(id.as_bytes()));
+        assert!(!shallow_and_clean(br#"{"a":-0.0}"#));
+        assert!(shallow_and_clean(
+            br#"{"a":"web-0","t":"2024-01-05","b":-1.5,"c":-10}"#
+        ));
+        assert!(!shallow_and_clean(br#"{"a":"x\uDBFF\uDC00"}"#));
+        assert!(shallow_and_clean(br#"{"a":"\u00e9\u2028\uE000\u0026"}"#));
+    }
+
+    /// The guards let an API server's pod through (compact JSON, as it writes it): the faster
+    /// parser is used, not only serde_json.
+    #[cfg(any(feature = "simd-json", feature = "sonic-rs"))]
+    #[test]
+    fn an_api_servers_pod_is_left_to_the_faster_parser() -> Result<(), serde_json::Error> {
+        let pod: serde_json::Value = serde_json::from_str(include_str!("../tests/corpus/pod.json"))?;
+        let line = format!(r#"{{"type":"ADDED","object":{pod}}}"#);
+        assert!(shallow_and_clean(line.as_bytes()));
+        Ok(())
+    }
+
+    #[test]
+    fn every_decoder_by_its_name() {
+        for decoder in Decoder::available() {
+            assert_eq!(Decoder::from_name(decoder.name()), Some(*decoder));
+        }
+        assert_eq!(Decoder::available().first(), Some(&Decoder::SerdeJson));
+        assert_eq!(Decoder::from_name("nope"), None);
+    }
+}
