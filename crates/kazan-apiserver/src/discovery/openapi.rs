@@ -89,8 +89,8 @@ fn group_version_document(group: &ApiGroup) -> Value {
     })
 }
 
-/// `/api/v1/namespaces/{namespace}/configmaps/{name}` and the like.
-fn item_path(def: &ResourceDef) -> String {
+/// `/api/v1/namespaces/{namespace}/configmaps/{name}` and the like (v3's and v2's paths).
+pub(super) fn item_path(def: &ResourceDef) -> String {
     let prefix = if def.group.is_empty() {
         format!("/api/{}", def.version)
     } else {

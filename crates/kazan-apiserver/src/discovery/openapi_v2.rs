@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::{GroupVersions, SERVER_GIT_VERSION};
+use super::{GroupVersions, SERVER_GIT_VERSION, openapi::item_path};
 use crate::registry::ResourceDef;
 
 /// The messages of `k8s.io/apimachinery/pkg/apis/meta/v1` the tables reach.
@@ -270,20 +270,6 @@ fn to_structural_v2(schema: &Value) -> Value {
         }
     }
     Value::Object(s)
-}
-
-/// `/api/v1/namespaces/{namespace}/configmaps/{name}` and the like.
-fn item_path(def: &ResourceDef) -> String {
-    let prefix = if def.group.is_empty() {
-        format!("/api/{}", def.version)
-    } else {
-        format!("/apis/{}/{}", def.group, def.version)
-    };
-    if def.namespaced {
-        format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", def.plural)
-    } else {
-        format!("{prefix}/{}/{{name}}", def.plural)
-    }
 }
 
 fn parameter(name: &str, place: &str, description: &str) -> Value {
