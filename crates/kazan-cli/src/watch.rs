@@ -322,7 +322,7 @@ struct Session<K> {
     known: Option<Known<K>>,
     /// The one object watched, if a name was given.
     name: Option<String>,
-    /// `--metrics-addr`: fed after every event.
+    /// `--metrics-addr`: fed after every event and every tick.
     metrics: Option<kazan::runtime::metrics::WatcherMetrics>,
 }
 
@@ -544,7 +544,13 @@ impl<K: Watched> Session<K> {
                         handle.stop().await;
                         return Err(CliError::StdoutClosed);
                     }
-                    reach.check(handle.stats().retries).await;
+                    let stats = handle.stats();
+                    // The watcher counts an event once it is handed over, which may be just after
+                    // the consumer took it: the tick catches the metrics up within a second.
+                    if let Some(metrics) = &self.metrics {
+                        metrics.update(&stats);
+                    }
+                    reach.check(stats.retries).await;
                     continue;
                 }
             };

@@ -56,7 +56,16 @@ async fn watch_serves_the_watchers_metrics_in_the_prometheus_text_format() -> Re
     kazan.lines(2).await?;
     cluster.configmap("b", json!({}))?;
     kazan.lines(1).await?;
-    let (status, body) = get(port, "/metrics").await?;
+    // The counters are fed after each event and each second: the second event shows within a
+    // few scrapes.
+    let until = tokio::time::Instant::now() + support::DEADLINE;
+    let (status, body) = loop {
+        let (status, body) = get(port, "/metrics").await?;
+        if events_total(&body)? == Some(2.0) || tokio::time::Instant::now() > until {
+            break (status, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert_eq!(events_total(&body)?, Some(2.0), "{body}");
     assert!(
