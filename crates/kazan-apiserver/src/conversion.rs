@@ -152,16 +152,17 @@ fn partial_list(list: &Value, version: &str) -> Value {
 
 /// Watch event lines (`{"type":..,"object":..}\n`, one or more) with each object as
 /// `PartialObjectMetadata`; ERROR events' Statuses and lines that are not events pass unchanged.
+/// Written in the Go structs' field order, as the real server writes them (a `Value` would sort
+/// the keys): `type` before `object` (`metav1.WatchEvent`), and `kind`, `apiVersion`, `metadata`
+/// (`PartialObjectMetadata`, its `TypeMeta` inline first). A client that reads the type first and
+/// stops at the metadata (kazan's lazy read, client-go's streaming decoder) relies on it.
 pub(crate) fn partial_event_lines(bytes: &Bytes, version: &str) -> Bytes {
     let mut out = BytesMut::with_capacity(bytes.len());
     for line in bytes.split_inclusive(|b| *b == b'\n') {
         let body = line.strip_suffix(b"\n").unwrap_or(line);
         match serde_json::from_slice::<Value>(body) {
-            Ok(mut event) if event.get("type").and_then(Value::as_str) != Some("ERROR") => {
-                if let Some(object) = event.get_mut("object") {
-                    *object = partial(object, version);
-                }
-                match serde_json::to_vec(&event) {
+            Ok(event) if event.get("type").and_then(Value::as_str) != Some("ERROR") => {
+                match partial_event(&event, version) {
                     Ok(encoded) => {
                         out.put_slice(&encoded);
                         out.put_u8(b'\n');
@@ -175,6 +176,25 @@ pub(crate) fn partial_event_lines(bytes: &Bytes, version: &str) -> Bytes {
     out.freeze()
 }
 
+/// `{"type":..,"object":<PartialObjectMetadata>}` of one event.
+fn partial_event(event: &Value, version: &str) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(b"{\"type\":");
+    serde_json::to_writer(&mut out, event.get("type").unwrap_or(&Value::Null))?;
+    if let Some(object) = event.get("object") {
+        out.extend_from_slice(b",\"object\":{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":");
+        serde_json::to_writer(&mut out, &api_version(version))?;
+        out.extend_from_slice(b",\"metadata\":");
+        match object.get("metadata") {
+            Some(metadata) => serde_json::to_writer(&mut out, metadata)?,
+            None => out.extend_from_slice(b"{}"),
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
 /// The metadata-only group version a watch asked for, if it did.
 pub(crate) fn partial_watch(target: Target) -> Option<&'static str> {
     match target {
@@ -186,6 +206,27 @@ pub(crate) fn partial_watch(target: Target) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// apimachinery `pkg/apis/meta/v1/watch.go` (`WatchEvent`: Type, then Object) and `types.go`
+    /// (`PartialObjectMetadata`: TypeMeta inline, then ObjectMeta): the field order of the lines.
+    #[test]
+    fn a_partial_watch_event_is_written_in_the_go_field_order() {
+        let line = br#"{"type":"ADDED","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","resourceVersion":"7"},"spec":{"containers":[]}}}"#;
+        let mut bytes = line.to_vec();
+        bytes.push(b'\n');
+        let error = br#"{"type":"ERROR","object":{"code":410,"kind":"Status"}}"#;
+        bytes.extend_from_slice(error);
+        bytes.push(b'\n');
+        let out = partial_event_lines(&Bytes::from(bytes), "v1");
+        let expected = concat!(
+            r#"{"type":"ADDED","object":{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","#,
+            r#""metadata":{"name":"a","resourceVersion":"7"}}}"#,
+            "\n",
+            r#"{"type":"ERROR","object":{"code":410,"kind":"Status"}}"#,
+            "\n"
+        );
+        assert_eq!(String::from_utf8_lossy(&out), expected);
+    }
 
     #[test]
     fn the_first_clause_the_server_can_produce_wins() {

@@ -427,3 +427,56 @@ async fn an_exact_past_list_undoes_later_deletes_recreates_and_changes() -> Test
     assert_eq!(names(&now), ["a", "c"]);
     Ok(())
 }
+
+/// A page is cut from the (namespace, name) order of the whole resource, across namespaces, and
+/// shows the objects as they were at the first page's version however they change meanwhile; a
+/// namespaced list reads its own namespace only (the store walks the current objects under an
+/// overlay of the history's changes, `store/history.rs` `list_page`).
+#[tokio::test]
+async fn pages_cross_namespaces_in_order_and_a_namespace_reads_only_its_own() -> TestResult {
+    let server = ApiServer::start().await?;
+    let namespaces = ["default", "kube-public", "kube-system"];
+    for ns in namespaces {
+        for i in 0..3 {
+            server.create(configmap(ns, &format!("cm-{i}"), json!({})))?;
+        }
+    }
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    for page_number in 0..10 {
+        let path = match &token {
+            Some(t) => format!("/api/v1/configmaps?limit=2&continue={t}"),
+            None => "/api/v1/configmaps?limit=2".to_string(),
+        };
+        let page = get_json(server.addr(), &path).await?;
+        if page_number == 0 {
+            server.delete("v1", "ConfigMap", Some("kube-public"), "cm-1")?;
+            server.create(configmap("default", "cm-9", json!({})))?;
+            server.create(configmap("kube-public", "cm-10", json!({})))?;
+        }
+        for item in page["items"].as_array().ok_or("no items")? {
+            let meta = &item["metadata"];
+            seen.push(format!(
+                "{}/{}",
+                meta["namespace"].as_str().unwrap_or_default(),
+                meta["name"].as_str().unwrap_or_default()
+            ));
+        }
+        token = page["metadata"]["continue"].as_str().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    let expected: Vec<String> = namespaces
+        .iter()
+        .flat_map(|ns| (0..3).map(move |i| format!("{ns}/cm-{i}")))
+        .collect();
+    assert_eq!(seen, expected);
+    let public = get_json(server.addr(), "/api/v1/namespaces/kube-public/configmaps?limit=5").await?;
+    assert_eq!(names(&public), ["cm-0", "cm-10", "cm-2"]);
+    assert!(public["metadata"].get("continue").is_none());
+    let first = get_json(server.addr(), "/api/v1/namespaces/kube-public/configmaps?limit=1").await?;
+    assert_eq!(names(&first), ["cm-0"]);
+    assert_eq!(first["metadata"]["remainingItemCount"], 2);
+    Ok(())
+}

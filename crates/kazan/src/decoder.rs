@@ -189,7 +189,7 @@ mod guard {
     }
 
     /// The length from which a run of number characters is left to serde_json.
-    const LONG_NUMBER: usize = 16;
+    pub(super) const LONG_NUMBER: usize = 16;
 
     /// Whether `json` holds a number of [`LONG_NUMBER`] characters or more: a run of number
     /// characters (digits, `.`, `e`, `E`, `+`, `-`) that long, right after `:`, `,`, `[` or a space
@@ -200,8 +200,12 @@ mod guard {
     /// `k * LONG_NUMBER - 1`, so only those bytes are looked at, and around them.
     fn has_long_number(json: &[u8]) -> bool {
         let numeric = |b: &u8| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-');
+        let numeric_at = |at: Option<usize>| at.and_then(|at| json.get(at)).is_some_and(numeric);
         (LONG_NUMBER - 1..json.len()).step_by(LONG_NUMBER).any(|at| {
-            json.get(at).is_some_and(numeric) && {
+            // A run of LONG_NUMBER that covers `at` also covers `at - 8` or `at + 8`: most digits
+            // (in names, uids and dates) are ruled out by these three loads, before any walk.
+            let half = LONG_NUMBER / 2;
+            numeric_at(Some(at)) && (numeric_at(at.checked_sub(half)) || numeric_at(Some(at + half))) && {
                 let before = json
                     .get(..at)
                     .unwrap_or_default()
@@ -342,6 +346,22 @@ mod tests {
         ));
         assert!(!shallow_and_clean(br#"{"a":"x\uDBFF\uDC00"}"#));
         assert!(shallow_and_clean(br#"{"a":"\u00e9\u2028\uE000\u0026"}"#));
+    }
+
+    /// A number of `LONG_NUMBER` characters is found wherever it falls against the strided
+    /// positions the check loads, and one character shorter is let through.
+    #[cfg(any(feature = "simd-json", feature = "sonic-rs"))]
+    #[test]
+    fn a_long_number_is_found_at_every_offset() {
+        let long = "1".repeat(super::guard::LONG_NUMBER);
+        let short = "1".repeat(super::guard::LONG_NUMBER - 1);
+        for pad in 0..3 * super::guard::LONG_NUMBER {
+            let key = "k".repeat(pad);
+            let line = format!(r#"{{"{key}":{long},"b":[{short}]}}"#);
+            assert!(!shallow_and_clean(line.as_bytes()), "{line}");
+            let line = format!(r#"{{"{key}":{short},"b":[{short}]}}"#);
+            assert!(shallow_and_clean(line.as_bytes()), "{line}");
+        }
     }
 
     /// The guards let an API server's pod through (compact JSON, as it writes it): the faster

@@ -7,7 +7,7 @@ use crate::registry::ResourceDef;
 use crate::selector::Filter;
 use crate::selector::{FieldSelector, LabelSelector, supported_fields};
 use crate::status::{FieldCause, Status};
-use crate::store::{VersionError, is_builtin, with_type};
+use crate::store::{PageRange, VersionError, is_builtin, with_type};
 use crate::table;
 use base64::Engine;
 use http::StatusCode;
@@ -193,8 +193,23 @@ pub(super) async fn list(app: &Arc<App>, ctx: &Ctx, def: &Arc<ResourceDef>, ns: 
     {
         return Status::resource_version_too_large(n, app.store.current_rv()).into();
     }
-    let snapshot = match app.store.snapshot(def, at) {
-        Ok(s) => s,
+    let selectors = !filter.labels.is_empty() || !filter.fields.is_empty();
+    // The namespace is the page's range; the other selectors look into each object.
+    let selects_all = !selectors && filter.shard.is_none();
+    let range = PageRange {
+        namespace: filter.namespace.as_deref(),
+        after: after.as_ref(),
+        limit,
+    };
+    // remainingItemCount is only given for an unfiltered list, as the real server does.
+    let page = match app.store.list_page(
+        def,
+        at,
+        range,
+        |object| selects_all || filter.matches(object),
+        !selectors,
+    ) {
+        Ok(page) => page,
         Err(VersionError::TooOld { .. }) => {
             return Status::expired("The resourceVersion for the provided list is too old.", false).into();
         }
@@ -202,32 +217,20 @@ pub(super) async fn list(app: &Arc<App>, ctx: &Ctx, def: &Arc<ResourceDef>, ns: 
             return Status::resource_version_too_large(at.unwrap_or_default(), current).into();
         }
     };
-    let selectors = !filter.labels.is_empty() || !filter.fields.is_empty();
-    let mut selected = snapshot
-        .items
-        .iter()
-        .filter(|(key, _)| after.as_ref().is_none_or(|a| key > a))
-        .filter(|(_, object)| filter.matches(object));
-    let mut items = Vec::new();
-    let mut last_key = None;
-    let mut remaining = 0;
-    for (key, object) in selected.by_ref() {
-        if limit.is_some_and(|l| items.len() >= l) {
-            remaining = 1 + selected.count();
-            break;
-        }
-        items.push(list_item(def, object));
-        last_key = Some(key);
-    }
-    let more = match last_key {
-        Some(key) if remaining > 0 => Some((
-            encode_continue(snapshot.rv as i64, key),
-            (!selectors).then_some(remaining),
+    let more = match page.items.last() {
+        Some((key, _)) if page.rest > 0 => Some((
+            encode_continue(page.rv as i64, key),
+            (!selectors).then_some(page.rest),
         )),
         _ => None,
     };
+    let items = page
+        .items
+        .iter()
+        .map(|(_, object)| list_item(def, object))
+        .collect();
     let shard = filter.shard.as_ref().map(ToString::to_string);
-    list_reply(ctx, def, snapshot.rv, items, more, shard)
+    list_reply(ctx, def, page.rv, items, more, shard)
 }
 
 pub(super) fn list_reply(

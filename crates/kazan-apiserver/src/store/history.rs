@@ -7,14 +7,31 @@ use super::state::{Inner, ResourceState, Store, StoreConfig, key_of};
 use crate::instruments::changelog::{Change, ChangeType};
 use crate::registry::ResourceDef;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// A consistent list snapshot.
-pub(crate) struct Snapshot {
+/// One page of a consistent list.
+pub(crate) struct Page {
+    /// The version the page is of.
     pub rv: u64,
+    /// The page's objects, sorted by (namespace, name).
     pub items: Vec<((String, String), Arc<Value>)>,
+    /// How many selected objects follow the page (at most 1 when not counted).
+    pub rest: usize,
+}
+
+/// Which part of a resource's objects a page is taken from.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct PageRange<'a> {
+    /// Only this namespace's objects.
+    pub namespace: Option<&'a str>,
+    /// Only the objects after this (namespace, name): a continue token's position.
+    pub after: Option<&'a (String, String)>,
+    /// At most this many objects.
+    pub limit: Option<usize>,
 }
 
 /// Why a snapshot or watch start is not available.
@@ -174,8 +191,19 @@ impl Store {
         state.floor
     }
 
-    /// The objects of a resource at version `at` (None = now), sorted by namespace/name.
-    pub(crate) fn snapshot(&self, def: &ResourceDef, at: Option<u64>) -> Result<Snapshot, VersionError> {
+    /// One page of a list of a resource at version `at` (None = now): the objects after `after`
+    /// in (namespace, name) order that `keep` selects, at most `limit`, and how many more follow
+    /// (all of them counted when `count_rest`, else 1 if any does). Only the page is copied out:
+    /// an older version is the current objects under an overlay of what changed since, read from
+    /// the history, so a page of 500 out of 100,000 objects costs the page, not the whole map.
+    pub(crate) fn list_page(
+        &self,
+        def: &ResourceDef,
+        at: Option<u64>,
+        range: PageRange<'_>,
+        mut keep: impl FnMut(&Value) -> bool,
+        count_rest: bool,
+    ) -> Result<Page, VersionError> {
         let mut inner = self.lock();
         let current = inner.rv;
         let state = Self::state(&mut inner, &key_of(def));
@@ -184,32 +212,70 @@ impl Store {
         if at > current {
             return Err(VersionError::TooLarge { current });
         }
-        if at == current {
-            let items = state
-                .objects
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            return Ok(Snapshot { rv: current, items });
-        }
-        if at < state.floor {
+        if at < current && at < state.floor {
             return Err(VersionError::TooOld { floor: state.floor });
         }
-        let mut objects = state.objects.clone();
+        // What each changed object was at `at` (None: absent). Walking back, the earliest change
+        // after `at` is written last.
+        let mut overlay: BTreeMap<(String, String), Option<Arc<Value>>> = BTreeMap::new();
         for event in state.history.iter().rev().take_while(|e| e.rv > at) {
-            let obj_key = object_key(&event.object);
-            match (&event.kind, &event.prev) {
-                (EventType::Added, _) | (_, None) => {
-                    objects.remove(&obj_key);
+            let before = match (&event.kind, &event.prev) {
+                (EventType::Added, _) | (_, None) => None,
+                (_, Some(prev)) => Some(prev.clone()),
+            };
+            overlay.insert(object_key(&event.object), before);
+        }
+        let lower = match (range.after, range.namespace) {
+            (Some(after), _) => Bound::Excluded(after.clone()),
+            (None, Some(ns)) => Bound::Included((ns.to_owned(), String::new())),
+            (None, None) => Bound::Unbounded,
+        };
+        let mut base = state.objects.range((lower.clone(), Bound::Unbounded)).peekable();
+        let mut changed = overlay.range((lower, Bound::Unbounded)).peekable();
+        let mut items = Vec::new();
+        let mut rest = 0;
+        loop {
+            // The next key of the merged view, the overlay's state winning.
+            let (key, object) = match (base.peek(), changed.peek()) {
+                (None, None) => break,
+                (Some((b, _)), Some((c, _))) if c <= b => {
+                    if c == b {
+                        base.next();
+                    }
+                    match changed.next() {
+                        Some((key, Some(object))) => (key, object),
+                        _ => continue,
+                    }
                 }
-                (_, Some(prev)) => {
-                    objects.insert(obj_key, prev.clone());
+                (Some(_), _) => match base.next() {
+                    Some(entry) => entry,
+                    None => break,
+                },
+                (None, Some(_)) => match changed.next() {
+                    Some((key, Some(object))) => (key, object),
+                    Some((_, None)) => continue,
+                    None => break,
+                },
+            };
+            if let Some(ns) = range.namespace {
+                match key.0.as_str().cmp(ns) {
+                    std::cmp::Ordering::Less => continue,
+                    std::cmp::Ordering::Greater => break,
+                    std::cmp::Ordering::Equal => {}
                 }
             }
+            if !keep(object) {
+                continue;
+            }
+            if range.limit.is_some_and(|limit| items.len() >= limit) {
+                rest += 1;
+                if !count_rest {
+                    break;
+                }
+                continue;
+            }
+            items.push((key.clone(), object.clone()));
         }
-        Ok(Snapshot {
-            rv: at,
-            items: objects.into_iter().collect(),
-        })
+        Ok(Page { rv: at, items, rest })
     }
 }

@@ -22,7 +22,7 @@ mod state;
 mod strategy;
 
 pub(crate) use fanout::{Event, EventType, StartRequest, WatchStart, event_line};
-pub(crate) use history::VersionError;
+pub(crate) use history::{PageRange, VersionError};
 pub(crate) use objects::{DeleteOptions, DeleteOutcome, WriteOptions};
 pub(crate) use rules::{object_key, set_path, with_type};
 pub(crate) use schema::unknown_fields as custom_resource_unknown_fields;

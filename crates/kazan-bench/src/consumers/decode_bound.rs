@@ -24,7 +24,12 @@ struct WatchLine {
 }
 
 /// Builds the job's events in memory (not measured), then splits and decodes them (measured).
-pub async fn consume(job: &Job, sink: &mut Sink, decoder: Decoder) -> Result<(), ConsumeError> {
+pub async fn consume(
+    job: &Job,
+    sink: &mut Sink,
+    decoder: Decoder,
+    pipelined: bool,
+) -> Result<(), ConsumeError> {
     let pod = match &job.pod {
         Some(path) => std::fs::read_to_string(path).map_err(|source| BenchError::File {
             path: path.clone(),
@@ -34,6 +39,9 @@ pub async fn consume(job: &Job, sink: &mut Sink, decoder: Decoder) -> Result<(),
     };
     let events = EventSet::build(&pod, job.events, job.first_rv)?;
     let bytes = events.bytes();
+    if pipelined {
+        return consume_pipelined(bytes.to_vec(), sink);
+    }
 
     let mut parser = Parser::new(decoder);
     sink.start();
@@ -59,6 +67,55 @@ pub async fn consume(job: &Job, sink: &mut Sink, decoder: Decoder) -> Result<(),
         }
     }
     Err(sink.ended_early())
+}
+
+/// How many parsed lines the parsing thread of the pipelined bound may be ahead of the builder.
+const PIPELINE_DEPTH: usize = 256;
+
+/// simd-json split over two threads, as a pipeline that frees on the thread that allocates would
+/// split it (issue 22): a parsing thread runs simd-json's stages 1 and 2 on each line (structural
+/// index, then the tape: strings unescaped in place, numbers parsed), which allocate nothing the
+/// consumer keeps; this thread builds the `Pod` from the tape (every `String`, `Vec` and map) and
+/// drops it. Only the tape crosses threads (one allocation per event, freed here). The lines are
+/// copied once, before the clock starts, into the buffer simd-json parses in place.
+fn consume_pipelined(mut bytes: Vec<u8>, sink: &mut Sink) -> Result<(), ConsumeError> {
+    let runtime = tokio::runtime::Handle::current();
+    let lines: &mut [u8] = &mut bytes;
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(PIPELINE_DEPTH);
+            sink.start();
+            scope.spawn(move || {
+                let mut buffers = simd_json::Buffers::default();
+                let mut rest = lines;
+                while let Some(end) = memchr::memchr(b'\n', rest) {
+                    let (line, tail) = std::mem::take(&mut rest).split_at_mut(end);
+                    rest = tail.get_mut(1..).unwrap_or_default();
+                    let parsed = simd_json::Deserializer::from_slice_with_buffers(line, &mut buffers)
+                        .map_err(|e| e.to_string());
+                    if tx.send(parsed).is_err() {
+                        return;
+                    }
+                }
+            });
+            for (index, parsed) in (0u64..).zip(rx) {
+                let event = parsed
+                    .and_then(|mut de| WatchLine::deserialize(&mut de).map_err(|e| e.to_string()))
+                    .map_err(|reason| ConsumeError::DecodeBound { index, reason })?;
+                if !matches!(event.type_.as_str(), "ADDED" | "MODIFIED" | "DELETED") {
+                    return Err(ConsumeError::UnexpectedType {
+                        index,
+                        event_type: event.type_,
+                    });
+                }
+                let rv = event.object.metadata.resource_version.as_deref();
+                if runtime.block_on(sink.event(0, rv))? == Flow::Done {
+                    return Ok(());
+                }
+            }
+            Err(sink.ended_early())
+        })
+    })
 }
 
 /// One parser, with what it reuses from line to line.

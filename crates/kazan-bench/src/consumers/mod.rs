@@ -54,6 +54,9 @@ pub enum Consumer {
     DecodeBoundSimdJson,
     /// The decode bound with sonic-rs (`from_slice`).
     DecodeBoundSonicRs,
+    /// The decode bound with simd-json over two threads: one parses each line into simd-json's
+    /// tape, the other builds the `Pod` from it and drops it.
+    DecodeBoundSimdJsonPipelined,
     /// The official Python client's `watch.Watch`.
     Python,
     /// Cache: kube-runtime's `reflector` over `watcher` with a `Store<Pod>`, default config.
@@ -93,6 +96,7 @@ impl Consumer {
             Consumer::KazanStreamSonicRs => "kazan-stream-sonic-rs",
             Consumer::DecodeBoundSimdJson => "decode-bound-simd-json",
             Consumer::DecodeBoundSonicRs => "decode-bound-sonic-rs",
+            Consumer::DecodeBoundSimdJsonPipelined => "decode-bound-simd-json-pipelined",
             Consumer::Python => "python",
             Consumer::KubeReflector => "kube-reflector",
             Consumer::KubeReflectorModify => "kube-reflector-modify",
@@ -122,6 +126,7 @@ impl Consumer {
                 Consumer::KazanStreamSonicRs,
                 Consumer::DecodeBoundSimdJson,
                 Consumer::DecodeBoundSonicRs,
+                Consumer::DecodeBoundSimdJsonPipelined,
             ],
             ScenarioName::ManyWatches => vec![
                 Consumer::KubeRuntime,
@@ -159,6 +164,7 @@ impl Consumer {
             Consumer::DecodeBound => Some(Decoder::SerdeJson),
             Consumer::DecodeBoundSimdJson => Some(Decoder::SimdJson),
             Consumer::DecodeBoundSonicRs => Some(Decoder::SonicRs),
+            Consumer::DecodeBoundSimdJsonPipelined => Some(Decoder::SimdJson),
             _ => None,
         }
     }
@@ -228,8 +234,13 @@ pub async fn consume(consumer: Consumer, job: &Job, sink: &mut Sink) -> Result<(
         Consumer::KazanChannelSonicRs => kazan_watcher::consume_channel(job, sink, 1, Decoder::SonicRs).await,
         Consumer::KazanStreamSonicRs => kazan_watcher::consume_stream(job, sink, Decoder::SonicRs).await,
         Consumer::KazanRaw => kazan_watcher::consume_raw(job, sink).await,
-        Consumer::DecodeBound | Consumer::DecodeBoundSimdJson | Consumer::DecodeBoundSonicRs => {
-            decode_bound::consume(job, sink, consumer.decode_bound().unwrap_or(Decoder::SerdeJson)).await
+        Consumer::DecodeBound
+        | Consumer::DecodeBoundSimdJson
+        | Consumer::DecodeBoundSonicRs
+        | Consumer::DecodeBoundSimdJsonPipelined => {
+            let decoder = consumer.decode_bound().unwrap_or(Decoder::SerdeJson);
+            let pipelined = consumer == Consumer::DecodeBoundSimdJsonPipelined;
+            decode_bound::consume(job, sink, decoder, pipelined).await
         }
         Consumer::Python => Err(ConsumeError::External(consumer.name())),
         // The cache scenario's consumers speak its line protocol (see `cache::run`).

@@ -12,6 +12,7 @@
 //! - what happens on each event line: [`Machine::on_item`].
 
 use std::{
+    any::TypeId,
     collections::VecDeque,
     sync::{
         Arc,
@@ -36,7 +37,7 @@ use super::{
     step::{Resume, Step},
 };
 use crate::{
-    Client, Error, Object,
+    Client, Error, Object, RawObject,
     client::BodyStream,
     raw::IdentityRead,
     request::{Request, Verb, VersionMatch, WatchEvents},
@@ -372,7 +373,15 @@ where
             "listing {} (page size {})",
             self.what, self.settings.page_size
         ));
-        let list = match self.client.run(&req).await {
+        // A page of typed objects is decoded by the watcher's parser, as its events are (and
+        // with simd-json every `Vec` is allocated at its length, as a stored object should be);
+        // a lazy object keeps serde_json's `RawValue`, which only serde_json fills.
+        let decoder = if TypeId::of::<K>() == TypeId::of::<RawObject>() {
+            crate::Decoder::SerdeJson
+        } else {
+            self.settings.decoder
+        };
+        let list = match self.client.run_decoded(&req, decoder).await {
             Ok(list) => list,
             Err(e) => {
                 let error = WatchError::List {
