@@ -99,6 +99,86 @@ pub(crate) fn decode_line_reading<K: DeserializeOwned + 'static>(
     }
 }
 
+/// The lines of one chunk decoded by [`Decoder::SimdJsonPipelined`]: this thread copies the lines
+/// into one buffer (simd-json parses in place), a job on the parsing pool runs simd-json's stages on each line (structural index, then the
+/// tape, strings unescaped in place), and this thread builds each object from its tape as soon as
+/// it is ready, so that the objects are allocated, and later dropped, on the consumer's thread.
+/// A line the guard or simd-json refuses, or whose object does not build, is decoded as
+/// [`decode_line_reading`] decodes it, so the results are the same line for line.
+#[cfg(feature = "simd-json")]
+pub(crate) fn decode_lines_pipelined<K: DeserializeOwned + 'static>(
+    lines: &[&Bytes],
+    read: IdentityRead,
+) -> Vec<Decoded<K>> {
+    let one_by_one = |lines: &[&Bytes]| -> Vec<Decoded<K>> {
+        lines
+            .iter()
+            .map(|line| decode_line_reading(line, read, Decoder::SimdJson))
+            .collect()
+    };
+    let pool = match parsers() {
+        Some(pool) if lines.len() > 1 && TypeId::of::<K>() != TypeId::of::<RawObject>() => pool,
+        _ => return one_by_one(lines),
+    };
+    let mut copy = Vec::with_capacity(lines.iter().map(|line| line.len()).sum());
+    for line in lines {
+        copy.extend_from_slice(line);
+    }
+    let mut slices = Vec::with_capacity(lines.len());
+    let mut rest = copy.as_mut_slice();
+    for line in lines {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(line.len());
+        slices.push(head);
+        rest = tail;
+    }
+    // As deep as the chunk: the parser never waits for the builder.
+    let (tx, rx) = std::sync::mpsc::sync_channel(slices.len());
+    let mut out = Vec::with_capacity(lines.len());
+    pool.in_place_scope(|scope| {
+        scope.spawn(move |_| {
+            let mut buffers = simd_json::Buffers::default();
+            for slice in slices {
+                let parsed = crate::decoder::shallow_and_clean(slice)
+                    .then(|| simd_json::Deserializer::from_slice_with_buffers(slice, &mut buffers).ok())
+                    .flatten();
+                if tx.send(parsed).is_err() {
+                    return;
+                }
+            }
+        });
+        for (line, parsed) in lines.iter().zip(rx.iter()) {
+            let built = parsed.and_then(|mut tape| InOrder::<K>::deserialize(&mut tape).ok());
+            out.push(match built {
+                Some(InOrder(WireEvent(decoded))) => decoded,
+                None => decode_whole_line(line),
+            });
+        }
+    });
+    // Only if the parsing job ended early (its panic is raised by the scope above).
+    if out.len() < lines.len() {
+        out.extend(one_by_one(lines.get(out.len()..).unwrap_or_default()));
+    }
+    out
+}
+
+/// The parsing threads of [`decode_lines_pipelined`], one fewer than the cores (at least one),
+/// started on first use; `None` if they could not be started (every line is then decoded on the
+/// reading thread).
+#[cfg(feature = "simd-json")]
+fn parsers() -> Option<&'static rayon::ThreadPool> {
+    static PARSERS: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    PARSERS
+        .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(2, usize::from);
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(cores.saturating_sub(1).max(1))
+                .thread_name(|i| format!("kazan-parse-{i}"))
+                .build()
+                .ok()
+        })
+        .as_ref()
+}
+
 /// Decodes the whole line, object included, with serde_json.
 fn decode_whole_line<K: DeserializeOwned>(line: &[u8]) -> Decoded<K> {
     let parsed = match std::str::from_utf8(line) {
@@ -497,6 +577,64 @@ mod fast_path_tests {
             let decoded = decoder.fast::<InOrder<Pod>>(line.as_bytes());
             assert!(decoded.is_some(), "{} handed the line back", decoder.name());
         }
+        Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "simd-json"))]
+mod pipeline_tests {
+    use k8s_openapi::api::core::v1::Pod;
+
+    use super::*;
+
+    /// The pipelined decoder gives, line for line, what serde_json gives: objects, bookmarks,
+    /// errors, objects that do not fit the type, broken lines and lines the guard refuses.
+    #[test]
+    fn a_chunk_decoded_over_two_threads_is_what_serde_json_decodes() -> Result<(), serde_json::Error> {
+        let mut pod: serde_json::Value = serde_json::from_str(include_str!("../../tests/corpus/pod.json"))?;
+        let mut lines = Vec::new();
+        for i in 0..40 {
+            pod["metadata"]["name"] = format!("pod-{i}").into();
+            pod["metadata"]["resourceVersion"] = (100 + i).to_string().into();
+            let kind = ["ADDED", "MODIFIED", "DELETED"][i % 3];
+            lines.push(format!(r#"{{"type":"{kind}","object":{pod}}}"#));
+        }
+        let odd = [
+            r#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"99","annotations":{"k8s.io/initial-events-end":"true"}}}}"#,
+            r#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","reason":"Expired","code":410}}"#,
+            r#"{"type":"ADDED","object":{"metadata":{"name":"a","resourceVersion":"5"},"spec":7}}"#,
+            r#"{"object":{"metadata":{"name":"b","resourceVersion":"6"}},"type":"ADDED"}"#,
+            "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"c\",\t\"resourceVersion\":\"7\"}}}",
+            r#"{"type":"ADDED","object":{"metadata":{"name":"d","resourceVersion":"8"},"spec":{"priority":12345678901234567}}}"#,
+            r#"{"type":"SOMETHING","object":{}}"#,
+            "not json",
+        ];
+        for (at, line) in odd.iter().enumerate() {
+            lines.insert(at * 5, (*line).to_string());
+        }
+        let bytes: Vec<Bytes> = lines
+            .iter()
+            .map(|l| Bytes::copy_from_slice(l.as_bytes()))
+            .collect();
+        let refs: Vec<&Bytes> = bytes.iter().collect();
+        assert!(parsers().is_some(), "the parsing pool started");
+        let pipelined = decode_lines_pipelined::<Pod>(&refs, IdentityRead::Full);
+        assert_eq!(pipelined.len(), bytes.len());
+        for (line, got) in bytes.iter().zip(&pipelined) {
+            let want = decode_line_reading::<Pod>(line, IdentityRead::Full, Decoder::SerdeJson);
+            assert_eq!(
+                format!("{got:?}"),
+                format!("{want:?}"),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let objects = pipelined
+            .iter()
+            .filter(|d| matches!(d, Decoded::Object { .. }))
+            .count();
+        // The pods, the object before its type and the one with a tab (serde_json's, past the guard).
+        assert_eq!(objects, 40 + 2);
         Ok(())
     }
 }
