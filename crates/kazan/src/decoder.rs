@@ -6,10 +6,6 @@
 //! any line it might read differently (nesting deeper than [`MAX_FAST_DEPTH`], or raw control
 //! bytes), is decoded by `serde_json`, so results and errors are `serde_json`'s. The lazy form's
 //! identity read stays on `serde_json` (it stops early, which the others cannot).
-//!
-//! [`Decoder::SimdJsonPipelined`] splits simd-json over two threads for a watch: a kazan parsing
-//! thread builds each line's tape while the reading thread builds the objects from the tapes, so
-//! each object is allocated and dropped on one thread (`BENCHMARKS.md` measures what it gains).
 
 #[cfg(feature = "simd-json")]
 use std::cell::RefCell;
@@ -17,7 +13,7 @@ use std::cell::RefCell;
 use serde::de::DeserializeOwned;
 
 #[cfg(any(feature = "simd-json", feature = "sonic-rs"))]
-pub(crate) use guard::shallow_and_clean;
+use guard::shallow_and_clean;
 
 /// Deepest nesting of arrays and objects a faster parser is given: well under `serde_json`'s
 /// recursion limit (128), so the parsers cannot disagree on it, and no deeper than any parser's
@@ -50,13 +46,6 @@ pub enum Decoder {
     /// simd-json (serde mode), on a copy of the line in a reusable per-thread buffer.
     #[cfg(feature = "simd-json")]
     SimdJson,
-    /// simd-json over two threads, for a watch: the lines of each chunk are parsed (simd-json's
-    /// structural index and tape) on a kazan parsing thread while the objects are built from the
-    /// tapes on the thread that reads the events, where they are also dropped (a `free` on
-    /// another thread than the `malloc` costs far more with glibc). Only a tape crosses threads.
-    /// One document at a time (`from_slice`, a `RawObject`) is decoded as by `SimdJson`.
-    #[cfg(feature = "simd-json")]
-    SimdJsonPipelined,
     /// sonic-rs, straight from the line.
     #[cfg(feature = "sonic-rs")]
     SonicRs,
@@ -73,8 +62,6 @@ const AVAILABLE: &[Decoder] = &[
     Decoder::SerdeJson,
     #[cfg(feature = "simd-json")]
     Decoder::SimdJson,
-    #[cfg(feature = "simd-json")]
-    Decoder::SimdJsonPipelined,
     #[cfg(feature = "sonic-rs")]
     Decoder::SonicRs,
 ];
@@ -101,8 +88,6 @@ impl Decoder {
             Decoder::SerdeJson => "serde_json",
             #[cfg(feature = "simd-json")]
             Decoder::SimdJson => "simd-json",
-            #[cfg(feature = "simd-json")]
-            Decoder::SimdJsonPipelined => "simd-json-pipelined",
             #[cfg(feature = "sonic-rs")]
             Decoder::SonicRs => "sonic-rs",
         }
@@ -133,9 +118,7 @@ impl Decoder {
         match self {
             Decoder::SerdeJson => None,
             #[cfg(feature = "simd-json")]
-            Decoder::SimdJson | Decoder::SimdJsonPipelined => {
-                shallow_and_clean(json).then(|| simd_json_decode(json)).flatten()
-            }
+            Decoder::SimdJson => shallow_and_clean(json).then(|| simd_json_decode(json)).flatten(),
             #[cfg(feature = "sonic-rs")]
             Decoder::SonicRs => shallow_and_clean(json)
                 .then(|| sonic_rs::from_slice(json).ok())
@@ -155,7 +138,7 @@ mod guard {
     /// `\uD800`-`\uDFFF` escape (simd-json reads a lone surrogate as a NUL where serde_json refuses
     /// it; Go writes other characters as UTF-8, so these are rare). Counting brackets is a vectorised
     /// pass and bounds the depth; only documents with more brackets than that are walked exactly.
-    pub(crate) fn shallow_and_clean(json: &[u8]) -> bool {
+    pub(super) fn shallow_and_clean(json: &[u8]) -> bool {
         let (control, brackets) = control_bytes_and_brackets(json);
         if control || has_surrogate_escape(json) || has_negative_zero(json) || has_long_number(json) {
             return false;

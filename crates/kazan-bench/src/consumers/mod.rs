@@ -49,9 +49,6 @@ pub enum Consumer {
     KazanChannelSonicRs,
     /// kazan-stream with sonic-rs as its decoder.
     KazanStreamSonicRs,
-    /// kazan-stream with `Decoder::SimdJsonPipelined`: each chunk's lines parsed on a kazan
-    /// parsing thread, the objects built on the consumer's.
-    KazanStreamPipelined,
     /// The decode bound with simd-json (`serde::from_slice_with_buffers`, each line copied into
     /// a reused buffer first, the copy included).
     DecodeBoundSimdJson,
@@ -97,7 +94,6 @@ impl Consumer {
             Consumer::KazanStreamSerdeJson => "kazan-stream-serde-json",
             Consumer::KazanChannelSonicRs => "kazan-channel-sonic-rs",
             Consumer::KazanStreamSonicRs => "kazan-stream-sonic-rs",
-            Consumer::KazanStreamPipelined => "kazan-stream-pipelined",
             Consumer::DecodeBoundSimdJson => "decode-bound-simd-json",
             Consumer::DecodeBoundSonicRs => "decode-bound-sonic-rs",
             Consumer::DecodeBoundSimdJsonPipelined => "decode-bound-simd-json-pipelined",
@@ -128,7 +124,6 @@ impl Consumer {
                 Consumer::KazanStreamSerdeJson,
                 Consumer::KazanChannelSonicRs,
                 Consumer::KazanStreamSonicRs,
-                Consumer::KazanStreamPipelined,
                 Consumer::DecodeBoundSimdJson,
                 Consumer::DecodeBoundSonicRs,
                 Consumer::DecodeBoundSimdJsonPipelined,
@@ -238,9 +233,6 @@ pub async fn consume(consumer: Consumer, job: &Job, sink: &mut Sink) -> Result<(
         Consumer::KazanStreamSerdeJson => kazan_watcher::consume_stream(job, sink, Decoder::SerdeJson).await,
         Consumer::KazanChannelSonicRs => kazan_watcher::consume_channel(job, sink, 1, Decoder::SonicRs).await,
         Consumer::KazanStreamSonicRs => kazan_watcher::consume_stream(job, sink, Decoder::SonicRs).await,
-        Consumer::KazanStreamPipelined => {
-            kazan_watcher::consume_stream(job, sink, Decoder::SimdJsonPipelined).await
-        }
         Consumer::KazanRaw => kazan_watcher::consume_raw(job, sink).await,
         Consumer::DecodeBound
         | Consumer::DecodeBoundSimdJson

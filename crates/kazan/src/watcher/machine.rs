@@ -139,34 +139,6 @@ fn decode_frame<K: DeserializeOwned + 'static>(
     }
 }
 
-/// A chunk's frames decoded together by `Decoder::SimdJsonPipelined`, in order.
-#[cfg(feature = "simd-json")]
-fn decode_frames_pipelined<K: DeserializeOwned + 'static>(
-    frames: VecDeque<Frame>,
-    read: IdentityRead,
-) -> VecDeque<Item<K>> {
-    let lines: Vec<&bytes::Bytes> = frames
-        .iter()
-        .filter_map(|frame| match frame {
-            Frame::Line(line) => Some(line),
-            Frame::TooLong { .. } => None,
-        })
-        .collect();
-    let mut decoded = super::decode::decode_lines_pipelined::<K>(&lines, read).into_iter();
-    frames
-        .iter()
-        .map(|frame| match frame {
-            Frame::Line(line) => Item::Decoded {
-                decoded: decoded
-                    .next()
-                    .unwrap_or_else(|| decode_line_reading(line, read, crate::Decoder::SimdJson)),
-                len: line.len(),
-            },
-            Frame::TooLong { len } => Item::TooLong { len: *len },
-        })
-        .collect()
-}
-
 /// The lines of one chunk, in stream order.
 enum Batch<K> {
     /// Decoded one at a time as events are asked for: each object is built just before it is
@@ -618,13 +590,6 @@ where
     }
 
     fn batch(&self, frames: VecDeque<Frame>) -> Batch<K> {
-        #[cfg(feature = "simd-json")]
-        if self.settings.decoder == crate::Decoder::SimdJsonPipelined
-            && frames.len() > 1
-            && TypeId::of::<K>() != TypeId::of::<RawObject>()
-        {
-            return Batch::Decoded(decode_frames_pipelined(frames, self.settings.identity_read));
-        }
         if self.settings.decode_concurrency > 1 && frames.len() > 1 {
             let (read, decoder) = (self.settings.identity_read, self.settings.decoder);
             Batch::Decoding(tokio::spawn(async move {

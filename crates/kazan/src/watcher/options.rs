@@ -396,10 +396,7 @@ impl<S> WatcherOptions<S> {
     /// the fastest this build has; see [`Decoder`](crate::Decoder) and its cargo features). The
     /// objects, and the errors of objects that do not decode, are the same whichever it is:
     /// what a faster parser refuses is decoded by `serde_json`. The lazy form's identity read is
-    /// `serde_json`'s whatever the choice. With `Decoder::SimdJsonPipelined`, a watch that
-    /// decodes where it reads (the `Stream` form, or `decode_concurrency` above 1) parses each
-    /// chunk's lines on a kazan parsing thread and builds the objects on its own; the spawned
-    /// form's handle builds each object in `recv`, one at a time, as `SimdJson` does.
+    /// `serde_json`'s whatever the choice.
     pub fn decoder(mut self, decoder: crate::Decoder) -> Self {
         self.decoder = decoder;
         self
