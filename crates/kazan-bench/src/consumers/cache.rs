@@ -43,10 +43,11 @@ use crate::{error::ConsumeError, job::Job, measure};
 
 /// The cache scenario's consumers, each with the consumer its ratios are taken against (the
 /// kube-runtime reflector that does the same job), in the order a round runs them.
-pub const CONSUMERS: [(Consumer, Consumer); 8] = [
+pub const CONSUMERS: [(Consumer, Consumer); 9] = [
     (Consumer::KubeReflector, Consumer::KubeReflector),
     (Consumer::KazanInformerPaginated, Consumer::KubeReflector),
     (Consumer::KazanInformerStreaming, Consumer::KubeReflector),
+    (Consumer::KazanInformerSerdeJson, Consumer::KubeReflector),
     (Consumer::KazanCompact, Consumer::KubeReflector),
     (Consumer::KubeReflectorModify, Consumer::KubeReflectorModify),
     (Consumer::KazanInformerTransform, Consumer::KubeReflectorModify),
@@ -240,6 +241,13 @@ fn start(consumer: Consumer, job: &Job) -> Result<Running, ConsumeError> {
         Consumer::KazanInformerStreaming => {
             kazan_cache(job, pods(), options().initial_list(InitialList::Streaming))
         }
+        Consumer::KazanInformerSerdeJson => kazan_cache(
+            job,
+            pods(),
+            options()
+                .watcher(kazan::watcher::WatcherOptions::new().decoder(kazan::Decoder::SerdeJson))
+                .initial_list(InitialList::Streaming),
+        ),
         Consumer::KazanInformerTransform => kazan_cache(
             job,
             pods(),

@@ -69,6 +69,9 @@ pub enum Consumer {
     KazanInformerPaginated,
     /// Cache: kazan's informer, typed `Pod`, lists streamed (watch-list).
     KazanInformerStreaming,
+    /// Cache: kazan's informer, typed `Pod`, lists streamed, objects built by serde_json (the
+    /// others by kazan-bench's default decoder, simd-json).
+    KazanInformerSerdeJson,
     /// Cache: kazan's informer, typed `Pod`, `strip_managed_fields` as its transform.
     KazanInformerTransform,
     /// Cache: kazan's informer with a compact store (objects kept as compact JSON).
@@ -103,6 +106,7 @@ impl Consumer {
             Consumer::KubeReflectorMetadata => "kube-reflector-metadata",
             Consumer::KazanInformerPaginated => "kazan-informer-paginated",
             Consumer::KazanInformerStreaming => "kazan-informer-streaming",
+            Consumer::KazanInformerSerdeJson => "kazan-informer-serde-json",
             Consumer::KazanInformerTransform => "kazan-informer-transform",
             Consumer::KazanCompact => "kazan-compact",
             Consumer::KazanMetadata => "kazan-metadata",

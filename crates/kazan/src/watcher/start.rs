@@ -288,9 +288,13 @@ where
     /// Whether the task decodes each object whole, instead of reading its identity ahead and
     /// leaving the rest to the receiver: with `decode_concurrency` above 1, as the option says,
     /// and for [`TableRow`](crate::table::TableRow)s, whose identity is inside their row
-    /// (`rows[0].object.metadata`), where the brief read of a raw object does not look.
+    /// (`rows[0].object.metadata`), where the brief read of a raw object does not look. And for
+    /// [`PartialObjectMetadata`](crate::PartialObjectMetadata): its metadata is all of it, so the
+    /// read ahead would parse the whole object twice.
     fn decodes_in_the_task(&self) -> bool {
-        self.prepared.settings.decode_concurrency > 1 || crate::table::is_table::<K>()
+        self.prepared.settings.decode_concurrency > 1
+            || crate::table::is_table::<K>()
+            || crate::metadata::is_partial::<K>()
     }
 
     /// The same watcher over undecoded objects.
