@@ -272,14 +272,13 @@ impl Client {
         })
     }
 
-    /// [`run`](Self::run) with the body decoded by `decoder` (a list page of typed objects, by the
-    /// watcher's parser). The decoder's fallback keeps `serde_json`'s results and errors.
-    pub(crate) async fn run_decoded<T: DeserializeOwned>(
-        &self,
-        req: &Request<T>,
+    /// The body of a 2xx answer from `url` as a `T`, by `decoder` (a list page of typed objects, by
+    /// the watcher's parser); the decoder's fallback keeps `serde_json`'s results and errors.
+    pub(crate) fn decode_body<T: DeserializeOwned>(
+        url: String,
+        bytes: &[u8],
         decoder: crate::Decoder,
     ) -> Result<T, Error> {
-        let (url, bytes) = self.run_bytes(req).await?;
         // Go's encoder ends a body with a newline, which the faster parsers' guard refuses.
         let body = bytes.trim_ascii_end();
         decoder.from_slice(body).map_err(|source| Error::Decode {
@@ -424,7 +423,7 @@ impl Client {
     }
 
     /// Sends, checks and reads a non-streaming request within the request deadline.
-    async fn run_bytes<T>(&self, req: &Request<T>) -> Result<(String, Bytes), Error> {
+    pub(crate) async fn run_bytes<T>(&self, req: &Request<T>) -> Result<(String, Bytes), Error> {
         if req.is_watch() {
             return Err(Error::InvalidRequest(format!(
                 "{} is a watch: read it with Client::stream or the Watcher",

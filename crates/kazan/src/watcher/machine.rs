@@ -230,6 +230,33 @@ pub(crate) struct Machine<K> {
     backoff: Backoff,
     framer: LineFramer,
     stats: Arc<StatsCell>,
+    /// The next page of the list, fetched while this one is decoded and delivered.
+    prefetch: Option<Prefetch>,
+}
+
+/// A list page being fetched ahead, by its continue token; the fetch is cancelled when dropped.
+struct Prefetch {
+    token: String,
+    task: JoinHandle<Result<(String, bytes::Bytes), Error>>,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The continue token of a list page, read before its items are decoded (they are skipped).
+#[derive(serde::Deserialize)]
+struct PagePeek {
+    #[serde(default)]
+    metadata: PeekMeta,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PeekMeta {
+    #[serde(rename = "continue", default)]
+    continue_: Option<String>,
 }
 
 impl<K> Machine<K>
@@ -265,6 +292,7 @@ where
             framer,
             stats,
             settings,
+            prefetch: None,
         }
     }
 
@@ -362,13 +390,44 @@ where
         }
     }
 
-    async fn list_page(&mut self, token: Option<String>, first_rv: Option<String>) -> State<K> {
+    /// The request for the page after `token` (the first page without one).
+    fn page_request(&self, token: Option<&str>) -> Request<ObjectList<K>> {
         let mut req = self.request.clone().limit(self.settings.page_size);
-        if let Some(t) = &token {
+        if let Some(t) = token {
             req = req.continue_token(t);
             req.params_mut().resource_version = None;
             req.params_mut().resource_version_match = None;
         }
+        req
+    }
+
+    /// The page after `token`: the one fetched ahead if it is that page, else fetched now. As
+    /// soon as a page's bytes are in, the next page is fetched ahead while this one is decoded
+    /// and delivered, so the server's time for a page and the client's overlap.
+    async fn fetch_page(&mut self, token: Option<&str>) -> Result<(String, bytes::Bytes), Error> {
+        let ahead = self.prefetch.take().filter(|p| Some(p.token.as_str()) == token);
+        let fetched = match ahead {
+            Some(mut prefetch) => match (&mut prefetch.task).await {
+                Ok(fetched) => fetched,
+                // Cancelled or panicked: fetch it now.
+                Err(_) => self.client.run_bytes(&self.page_request(token)).await,
+            },
+            None => self.client.run_bytes(&self.page_request(token)).await,
+        };
+        if let Ok((_, bytes)) = &fetched
+            && self.settings.deliver_initial_list
+            && let Ok(peek) = serde_json::from_slice::<PagePeek>(bytes)
+            && let Some(next) = peek.metadata.continue_.filter(|t| !t.is_empty())
+        {
+            let client = self.client.clone();
+            let req = self.page_request(Some(&next));
+            let task = tokio::spawn(async move { client.run_bytes(&req).await });
+            self.prefetch = Some(Prefetch { token: next, task });
+        }
+        fetched
+    }
+
+    async fn list_page(&mut self, token: Option<String>, first_rv: Option<String>) -> State<K> {
         self.log(format_args!(
             "listing {} (page size {})",
             self.what, self.settings.page_size
@@ -381,7 +440,10 @@ where
         } else {
             self.settings.decoder
         };
-        let list = match self.client.run_decoded(&req, decoder).await {
+        let fetched = self.fetch_page(token.as_deref()).await;
+        let decoded =
+            fetched.and_then(|(url, bytes)| Client::decode_body::<ObjectList<K>>(url, &bytes, decoder));
+        let list = match decoded {
             Ok(list) => list,
             Err(e) => {
                 let error = WatchError::List {

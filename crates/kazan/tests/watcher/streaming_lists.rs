@@ -378,3 +378,53 @@ async fn a_streamed_list_from_a_given_version_asks_for_it() -> TestResult {
     );
     Ok(())
 }
+
+/// A paginated list asks for the next page as soon as a page is in, and decodes and delivers this
+/// one meanwhile, so the server's time and the client's overlap: page 2 is asked for while the
+/// consumer has not taken a single event (and the watcher waits on its full channel), and the
+/// pages, their events and their order are those of a list fetched one page after the other.
+#[tokio::test]
+async fn a_paginated_list_fetches_the_next_page_while_it_delivers_this_one() -> TestResult {
+    let server = ApiServer::builder().namespaces(&["w"]).start().await?;
+    let names = ["a", "b", "c", "d", "e"];
+    for name in names {
+        server.create(cm("w", name, "1"))?;
+    }
+    let list_rv = server.resource_version().to_string();
+    let mut w = Watcher::start(
+        client(&server)?,
+        Request::list::<ConfigMap>().namespace("w"),
+        delivering(InitialList::Paginated)
+            .page_size(2)
+            .channel_capacity(1),
+    )?;
+    let continued = |server: &ApiServer| {
+        requests(server)
+            .iter()
+            .filter(|e| !e.watch && query_param(&e.query, "continue").is_some())
+            .count()
+    };
+    let mut asked_ahead = false;
+    for _ in 0..200 {
+        if continued(&server) > 0 {
+            asked_ahead = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        asked_ahead,
+        "page 2 not asked for before any event was taken: {:?}",
+        requests(&server)
+    );
+    let seen = until_synced(&mut w).await?;
+    let mut want = added(&names);
+    want.push((EventType::Synced, String::new()));
+    assert_eq!(seen.iter().map(short).collect::<Vec<_>>(), want);
+    assert_eq!(seen[5].resource_version.as_deref(), Some(list_rv.as_str()));
+    // Three pages, each asked for once.
+    let lists: Vec<_> = requests(&server).into_iter().filter(|e| !e.watch).collect();
+    assert_eq!(lists.len(), 3, "{lists:?}");
+    assert_eq!(continued(&server), 2);
+    Ok(())
+}
