@@ -965,6 +965,13 @@ async fn gzip_is_asked_for_non_streaming_requests_and_decoded() -> TestResult {
     let journal = server.journal();
     assert_eq!(journal[0].header("accept-encoding").as_deref(), Some("gzip"));
     assert_eq!(journal[1].header("accept-encoding"), None);
+
+    // kubeconfig `disable-compression` (client-go `rest.Config.DisableCompression`): plain answers.
+    let mut plain = config(&server.url)?;
+    plain.disable_compression = true;
+    let pods = bounded(Client::new(plain)?.run(&Request::list::<Pod>())).await??;
+    assert_eq!(pods.items.len(), 1);
+    assert_eq!(server.journal()[2].header("accept-encoding"), None);
     Ok(())
 }
 

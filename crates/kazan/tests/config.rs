@@ -574,16 +574,18 @@ fn certificate_authority_file_that_is_not_pem_names_the_file() -> TestResult {
 }
 
 #[test]
-fn insecure_flag_tls_server_name_and_proxy_url_are_carried() -> TestResult {
+fn insecure_flag_tls_server_name_proxy_url_and_compression_are_carried() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = write(
         dir.path(),
         "config",
         "current-context: m\ncontexts:\n- name: m\n  context: {cluster: c}\n\
          clusters:\n- name: c\n  cluster:\n    server: 10.0.0.1:6443\n    insecure-skip-tls-verify: true\n    \
-         tls-server-name: kubernetes.internal\n    proxy-url: http://proxy.example:3128\n",
+         tls-server-name: kubernetes.internal\n    proxy-url: http://proxy.example:3128\n    \
+         disable-compression: true\n",
     )?;
     let config = load(&path)?;
+    assert!(config.disable_compression);
     // A server without a scheme is https, as in client-go.
     assert_eq!(config.cluster_url.to_string(), "https://10.0.0.1:6443/");
     assert!(config.insecure_skip_tls_verify);

@@ -431,7 +431,7 @@ impl Client {
             )));
         }
         let req = self.with_default_namespace(req);
-        let prepared = self.prepare(&req, true)?;
+        let prepared = self.prepare(&req, !self.inner.config.disable_compression)?;
         let bytes = self
             .deadline(&prepared.url, "request", async {
                 let response = self.execute(&prepared).await?;

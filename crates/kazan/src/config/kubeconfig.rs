@@ -463,6 +463,7 @@ fn resolve(merged: &Merged<'_>, options: &KubeconfigOptions) -> Result<Config, C
     config.insecure_skip_tls_verify = settings.insecure;
     config.tls_server_name = settings.tls_server_name;
     config.proxy_url = settings.proxy_url;
+    config.disable_compression = settings.exec_info.disable_compression;
     if let Some((name, user)) = user {
         let user = resolve_user(name, user, &settings.exec_info)?;
         config.auth = user.auth;

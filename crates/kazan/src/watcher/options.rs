@@ -106,7 +106,9 @@ pub enum InitialList {
     Auto,
     /// Always stream; errors are handled as any watch's (a 422 ends the watcher).
     Streaming,
-    /// Always list page by page ([`WatcherOptions::page_size`]).
+    /// Always list page by page ([`WatcherOptions::page_size`]). The next page is asked for as
+    /// soon as a page is in, and fetched while that page is decoded and delivered (one page
+    /// ahead at most, dropped if the list goes another way).
     Paginated,
 }
 
