@@ -98,6 +98,16 @@ pub struct Job {
 }
 
 impl Job {
+    /// The server's URL, parsed (what every consumer's client is built from).
+    pub fn server_url(&self) -> Result<http::Uri, crate::error::ConsumeError> {
+        let url = self.server.clone().unwrap_or_default();
+        url.parse()
+            .map_err(|e: http::uri::InvalidUri| crate::error::ConsumeError::ServerUrl {
+                url: url.clone(),
+                reason: e.to_string(),
+            })
+    }
+
     /// A job for `scenario` expecting `events` events from resourceVersion `first_rv`.
     pub fn new(scenario: ScenarioName, first_rv: u64, events: u64) -> Self {
         Job {

@@ -217,20 +217,20 @@ fn start(consumer: Consumer, job: &Job) -> Result<Running, ConsumeError> {
     let options = InformerOptions::new;
     match consumer {
         Consumer::KubeReflector => {
-            let api: Api<Pod> = Api::all(kube_client(job)?);
+            let api: Api<Pod> = Api::all(super::kube_runtime::client(job)?);
             Ok(kube_cache(
                 watcher(api, watcher::Config::default()).default_backoff(),
             ))
         }
         Consumer::KubeReflectorModify => {
-            let api: Api<Pod> = Api::all(kube_client(job)?);
+            let api: Api<Pod> = Api::all(super::kube_runtime::client(job)?);
             let stream = watcher(api, watcher::Config::default())
                 .default_backoff()
                 .modify(|pod| pod.managed_fields_mut().clear());
             Ok(kube_cache(stream))
         }
         Consumer::KubeReflectorMetadata => {
-            let api: Api<PartialObjectMeta<Pod>> = Api::all(kube_client(job)?);
+            let api: Api<PartialObjectMeta<Pod>> = Api::all(super::kube_runtime::client(job)?);
             Ok(kube_cache(
                 watcher(api, watcher::Config::default()).default_backoff(),
             ))
@@ -368,20 +368,6 @@ where
         store_bytes: Box::new(|| None),
         _keep: Box::new((reader, AbortOnDrop(task))),
     }
-}
-
-/// kube's client for the job's server (plain HTTP: the scenario's server has no TLS).
-fn kube_client(job: &Job) -> Result<kube::Client, ConsumeError> {
-    let url = job.server.clone().unwrap_or_default();
-    let cluster_url = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| ConsumeError::ServerUrl {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-    let mut config = kube::Config::new(cluster_url);
-    config.root_cert_file = job.ca_file.clone();
-    kube::Client::try_from(config).map_err(|e| ConsumeError::KubeClient(Box::new(e)))
 }
 
 /// Aborts a task when dropped.

@@ -131,14 +131,7 @@ pub async fn consume_raw(job: &Job, sink: &mut Sink) -> Result<(), ConsumeError>
 
 /// The one `kazan::Client` of a consumer process: the job's server, trusting its CA file.
 pub(crate) fn client(job: &Job) -> Result<Client, ConsumeError> {
-    let url = job.server.clone().unwrap_or_default();
-    let cluster_url = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| ConsumeError::ServerUrl {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-    let mut config = kazan::Config::new(cluster_url);
+    let mut config = kazan::Config::new(job.server_url()?);
     // The same bodies as the peer: kube-runtime is built here without kube's `gzip` feature, so
     // it asks for plain answers; kazan asks for gzip by default (as client-go does), which made
     // the server compress each 2 MB list page for kazan alone in the cache runs before this.

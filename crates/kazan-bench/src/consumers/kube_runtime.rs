@@ -20,18 +20,16 @@ use crate::{
     sink::{Flow, Sink},
 };
 
+/// kube's client for the job's server (trusting the job's CA file, if any).
+pub(crate) fn client(job: &Job) -> Result<Client, ConsumeError> {
+    let mut config = kube::Config::new(job.server_url()?);
+    config.root_cert_file = job.ca_file.clone();
+    Client::try_from(config).map_err(|e| ConsumeError::KubeClient(Box::new(e)))
+}
+
 /// Watches the job's scopes with kube-runtime and hands each object to the sink.
 pub async fn consume(job: &Job, sink: &mut Sink) -> Result<(), ConsumeError> {
-    let url = job.server.clone().unwrap_or_default();
-    let cluster_url = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| ConsumeError::ServerUrl {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-    let mut config = kube::Config::new(cluster_url);
-    config.root_cert_file = job.ca_file.clone();
-    let client = Client::try_from(config).map_err(|e| ConsumeError::KubeClient(Box::new(e)))?;
+    let client = client(job)?;
 
     sink.start();
     let watch = |scope: Option<String>| {

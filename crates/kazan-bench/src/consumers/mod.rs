@@ -10,13 +10,13 @@ mod kube_runtime;
 
 pub(crate) use kazan_watcher::client as kazan_client;
 
-use std::path::Path;
+use std::{path::Path, process::Stdio};
 
 use kazan::Decoder;
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 use crate::{
-    error::ConsumeError,
+    error::{BenchError, ConsumeError},
     job::{Job, ScenarioName},
     sink::Sink,
 };
@@ -190,6 +190,29 @@ impl Consumer {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Starts this consumer on `job` as a child that speaks a line protocol over its stdin and
+    /// stdout (the cache and load scenarios), its stderr the harness's, killed when dropped;
+    /// `label` names it in errors.
+    pub fn spawn_piped(
+        self,
+        bench_exe: &Path,
+        job: &Job,
+        wrap: &[String],
+        label: &str,
+    ) -> Result<Child, BenchError> {
+        let mut command = self.command(bench_exe, job, wrap);
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        command.spawn().map_err(|source| BenchError::Spawn {
+            consumer: label.to_owned(),
+            program: format!("{:?}", command.as_std().get_program()),
+            source,
+        })
     }
 
     /// The command that runs this consumer on `job` in its own process; a Rust consumer runs

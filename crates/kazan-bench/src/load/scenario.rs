@@ -3,7 +3,6 @@
 //! versions sent to the watcher process and its report read back.
 
 use std::{
-    process::Stdio,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
@@ -104,17 +103,7 @@ async fn run_on(
     job.namespace_prefix = Some(PREFIX.to_owned());
 
     let connections_at_start = server.stats().connections_accepted;
-    let mut command = Consumer::KazanChannel.command(&runner.exe, &job, &runner.wrap);
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    let mut child = command.spawn().map_err(|source| BenchError::Spawn {
-        consumer: "load watcher".to_owned(),
-        program: format!("{:?}", command.as_std().get_program()),
-        source,
-    })?;
+    let mut child = Consumer::KazanChannel.spawn_piped(&runner.exe, &job, &runner.wrap, "load watcher")?;
     let lines = Arc::new(Mutex::new(Lines::default()));
     let reader = spawn_reader(&mut child, lines.clone())?;
 

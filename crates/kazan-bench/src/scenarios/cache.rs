@@ -7,7 +7,7 @@
 //! where it keeps one; ratios against the kube-runtime reflector doing the same job. The consumer
 //! side is `consumers::cache`.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use kazan_apiserver::ApiServer;
 use serde_json::Value;
@@ -290,17 +290,7 @@ async fn run_once(
 ) -> Result<Round, BenchError> {
     let runner = &context.runner;
     let name = consumer.name().to_owned();
-    let mut command = consumer.command(&runner.exe, job, &runner.wrap);
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    let mut child = command.spawn().map_err(|source| BenchError::Spawn {
-        consumer: name.clone(),
-        program: format!("{:?}", command.as_std().get_program()),
-        source,
-    })?;
+    let mut child = consumer.spawn_piped(&runner.exe, job, &runner.wrap, &name)?;
     let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         return Err(BenchError::Protocol {
             consumer: name,
@@ -357,7 +347,7 @@ async fn run_once(
     drop(stdin);
     let status = child.wait().await.map_err(|source| BenchError::Spawn {
         consumer: name.clone(),
-        program: format!("{:?}", command.as_std().get_program()),
+        program: runner.exe.display().to_string(),
         source,
     })?;
     if !status.success() {
