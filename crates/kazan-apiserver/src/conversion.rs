@@ -179,20 +179,52 @@ pub(crate) fn partial_event_lines(bytes: &Bytes, version: &str) -> Bytes {
 /// `{"type":..,"object":<PartialObjectMetadata>}` of one event.
 fn partial_event(event: &Value, version: &str) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(1024);
+    write_partial_event(
+        &mut out,
+        event.get("type").unwrap_or(&Value::Null),
+        event.get("object"),
+        version,
+    )?;
+    Ok(out)
+}
+
+/// The line (`\n` included) of one event of a metadata-only watch, written straight from the
+/// stored object: only its metadata is serialized, where converting the object's full line
+/// ([`partial_event_lines`]) parses all of it again. The same bytes either way.
+pub(crate) fn partial_event_line(kind: &str, object: &Value, version: &str) -> Bytes {
+    let mut out = Vec::with_capacity(1024);
+    match write_partial_event(&mut out, &Value::from(kind), Some(object), version) {
+        Ok(()) => {
+            out.push(b'\n');
+            Bytes::from(out)
+        }
+        // A `Value` always serializes; were it ever not to, the full line's conversion decides.
+        Err(_) => partial_event_lines(&crate::store::event_line(kind, object), version),
+    }
+}
+
+/// Writes `{"type":<kind>,"object":{"kind":"PartialObjectMetadata","apiVersion":..,"metadata":..}}`
+/// (no object: `{"type":<kind>}`) in the Go structs' field order.
+fn write_partial_event(
+    out: &mut Vec<u8>,
+    kind: &Value,
+    object: Option<&Value>,
+    version: &str,
+) -> serde_json::Result<()> {
     out.extend_from_slice(b"{\"type\":");
-    serde_json::to_writer(&mut out, event.get("type").unwrap_or(&Value::Null))?;
-    if let Some(object) = event.get("object") {
+    serde_json::to_writer(&mut *out, kind)?;
+    if let Some(object) = object {
         out.extend_from_slice(b",\"object\":{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":");
-        serde_json::to_writer(&mut out, &api_version(version))?;
+        serde_json::to_writer(&mut *out, &api_version(version))?;
         out.extend_from_slice(b",\"metadata\":");
         match object.get("metadata") {
-            Some(metadata) => serde_json::to_writer(&mut out, metadata)?,
+            Some(metadata) => serde_json::to_writer(&mut *out, metadata)?,
             None => out.extend_from_slice(b"{}"),
         }
         out.push(b'}');
     }
     out.push(b'}');
-    Ok(out)
+    Ok(())
 }
 
 /// The metadata-only group version a watch asked for, if it did.
@@ -226,6 +258,34 @@ mod tests {
             "\n"
         );
         assert_eq!(String::from_utf8_lossy(&out), expected);
+    }
+
+    /// A metadata-only watch writes its lines straight from the stored objects; they must be the
+    /// bytes the conversion of the full line gives, for every kind of event and an object with
+    /// no metadata.
+    #[test]
+    fn a_partial_line_written_from_the_object_is_the_converted_full_line() {
+        let objects = [
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "a", "namespace": "n", "resourceVersion": "7",
+                    "labels": {"z": "1", "a": "é\"\n"},
+                    "managedFields": [{"manager": "m", "fieldsV1": {"f:spec": {".": {}}}}]},
+                "spec": {"containers": [{"name": "c"}]}}),
+            json!({"apiVersion": "v1", "kind": "Pod"}),
+        ];
+        for object in &objects {
+            for kind in ["ADDED", "MODIFIED", "DELETED", "BOOKMARK"] {
+                let full = crate::store::event_line(kind, object);
+                let converted = partial_event_lines(&full, "v1");
+                let direct = partial_event_line(kind, object, "v1");
+                assert_eq!(
+                    String::from_utf8_lossy(&direct),
+                    String::from_utf8_lossy(&converted),
+                    "{kind} {object}"
+                );
+                assert!(direct.ends_with(b"\n") && !direct[..direct.len() - 1].contains(&b'\n'));
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! small bounded channel; a watch whose client does not keep up fills its queue, is dropped by the
 //! store and ends cleanly, so writers and other watchers never wait for it.
 
+use std::borrow::Cow;
+
 use super::list::{build_filter, parse_rv};
 use super::reply::{Ctx, JSON, Reply};
 use crate::app::App;
@@ -472,9 +474,9 @@ impl WatchTask {
             return None;
         }
         // The precomputed line serves every watch that sends the event as stored.
-        let plain = !self.table && !self.needs_retyping(&event.object);
+        let plain = !self.table && self.partial.is_none() && !self.needs_retyping(&event.object);
         let current = self.filter.matches(&event.object);
-        let (kind, object): (&str, Value) = match event.kind {
+        let (kind, object): (&str, Cow<'_, Value>) = match event.kind {
             EventType::Added | EventType::Deleted => {
                 if !current {
                     return None;
@@ -482,7 +484,7 @@ impl WatchTask {
                 if plain {
                     return Some(event.line.clone());
                 }
-                (event.kind.as_str(), Value::clone(&event.object))
+                (event.kind.as_str(), Cow::Borrowed(&*event.object))
             }
             EventType::Modified => {
                 let before = event.prev.as_deref().is_some_and(|p| self.filter.matches(p));
@@ -491,9 +493,9 @@ impl WatchTask {
                         if plain {
                             return Some(event.line.clone());
                         }
-                        ("MODIFIED", Value::clone(&event.object))
+                        ("MODIFIED", Cow::Borrowed(&*event.object))
                     }
-                    (false, true) => ("ADDED", Value::clone(&event.object)),
+                    (false, true) => ("ADDED", Cow::Borrowed(&*event.object)),
                     (true, false) => {
                         // Left the selection: DELETED with the previous content and the new version.
                         let mut previous = event.prev.as_deref().cloned().unwrap_or(Value::Null);
@@ -502,7 +504,7 @@ impl WatchTask {
                             &["metadata", "resourceVersion"],
                             json!(event.rv.to_string()),
                         );
-                        ("DELETED", previous)
+                        ("DELETED", Cow::Owned(previous))
                     }
                     (false, false) => return None,
                 }
@@ -517,6 +519,10 @@ impl WatchTask {
 
     /// Serializes one event for this watch (typed for the watched version, or as a Table).
     fn render(&self, kind: &str, object: &Value) -> Bytes {
+        if let Some(version) = self.partial {
+            // Only the metadata is written: nothing to retype, no full line to parse again.
+            return crate::conversion::partial_event_line(kind, object, version);
+        }
         if !self.table && !self.needs_retyping(object) {
             return event_line(kind, object);
         }
@@ -549,6 +555,9 @@ impl WatchTask {
     /// `k8s.io/initial-events-end` annotation in the row's object).
     fn bookmark(&self, rv: u64, initial_events_end: bool) -> Bytes {
         let line = bookmark_line(&self.def, rv, initial_events_end);
+        if let Some(version) = self.partial {
+            return crate::conversion::partial_event_lines(&line, version);
+        }
         if !self.table {
             return line;
         }
@@ -561,7 +570,13 @@ impl WatchTask {
         }
     }
 
+    /// Writes a line made elsewhere (an ERROR, a test's injected line): a metadata-only watch
+    /// converts it here, where every line this watch renders itself is converted as it is made.
     async fn send(&mut self, line: Bytes) -> Result<(), WriteEnd> {
+        let line = match self.partial {
+            Some(version) => crate::conversion::partial_event_lines(&line, version),
+            None => line,
+        };
         self.write(line, 1).await
     }
 
@@ -586,11 +601,6 @@ impl WatchTask {
     }
 
     async fn write(&mut self, bytes: Bytes, lines: u64) -> Result<(), WriteEnd> {
-        // A metadata-only watch converts every line it writes (conversion.rs).
-        let bytes = match self.partial {
-            Some(version) => crate::conversion::partial_event_lines(&bytes, version),
-            None => bytes,
-        };
         let lagged = &self.lagged;
         let lagging = || lagged.load(Ordering::Acquire);
         self.writer.write(bytes, &lagging).await?;
