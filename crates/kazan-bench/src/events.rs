@@ -82,7 +82,11 @@ impl EventIdentity {
     pub fn of(index: u64, first_rv: u64) -> Self {
         let pod = index / 2;
         EventIdentity {
-            event_type: if index % 2 == 0 { "ADDED" } else { "MODIFIED" },
+            event_type: if index.is_multiple_of(2) {
+                "ADDED"
+            } else {
+                "MODIFIED"
+            },
             name: format!("web-{}-{pod:06}", pod % 10),
             namespace: format!("team-{}", pod % 100),
             uid: format!("6f1c2a3e-0000-4b7d-9c1e-{pod:012}"),

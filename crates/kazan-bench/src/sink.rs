@@ -104,10 +104,10 @@ impl Sink {
         resource_version: Option<&str>,
     ) -> Result<Flow, ConsumeError> {
         let flow = self.record(watch, resource_version, Instant::now)?;
-        if let Some((every, sleep)) = self.pace {
-            if self.received % every == 0 {
-                tokio::time::sleep(sleep).await;
-            }
+        if let Some((every, sleep)) = self.pace
+            && self.received.is_multiple_of(every)
+        {
+            tokio::time::sleep(sleep).await;
         }
         Ok(flow)
     }

@@ -194,11 +194,11 @@ impl GetArgs {
 /// Runs `kazan get`.
 pub async fn run(mut args: GetArgs) -> ExitCode {
     // `get pod/web-1`, as kubectl's TYPE/NAME.
-    if args.name.is_none() {
-        if let Some((resource, name)) = args.resource.clone().split_once('/') {
-            args.resource = resource.to_string();
-            args.name = Some(name.to_string());
-        }
+    if args.name.is_none()
+        && let Some((resource, name)) = args.resource.clone().split_once('/')
+    {
+        args.resource = resource.to_string();
+        args.name = Some(name.to_string());
     }
     if (args.watch || args.watch_only) && !matches!(args.output, OutputArg::Plain(_)) {
         eprintln!("error: -o jsonpath and custom-columns do not go with --watch yet");
@@ -258,10 +258,10 @@ async fn get(args: GetArgs) -> Result<(), CliError> {
             "getting {}",
             scope.describe(&format!("{} \"{name}\"", resource.api.plural))
         );
-        if args.format().is_table() {
-            if let Some(table) = server_table(&cluster, &request.path_and_query(), &what).await? {
-                return emit(&server_table::render(&table, &print(&args, &scope, None)));
-            }
+        if args.format().is_table()
+            && let Some(table) = server_table(&cluster, &request.path_and_query(), &what).await?
+        {
+            return emit(&server_table::render(&table, &print(&args, &scope, None)));
         }
         let mut object = cluster
             .client

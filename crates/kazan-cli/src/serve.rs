@@ -290,13 +290,13 @@ pub const KUBECONFIG_MARK: &str = "# Written by `kazan serve`, which replaces it
 /// Whether the kubeconfig may be written at `path`: its directory exists, and no file is there or
 /// it is one `kazan serve` wrote (or `force`).
 fn may_write_kubeconfig(path: &Path, force: bool) -> Result<(), ServeError> {
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            return Err(ServeError::NoDirectory {
-                path: path.to_path_buf(),
-                dir: dir.to_path_buf(),
-            });
-        }
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(ServeError::NoDirectory {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+        });
     }
     if force {
         return Ok(());

@@ -328,11 +328,11 @@ struct Session<K> {
 
 async fn watch(mut args: WatchArgs) -> Result<ExitCode, CliError> {
     // `watch pod/web-1`, as kubectl's TYPE/NAME.
-    if args.name.is_none() {
-        if let Some((resource, name)) = args.resource.clone().split_once('/') {
-            args.resource = resource.to_string();
-            args.name = Some(name.to_string());
-        }
+    if args.name.is_none()
+        && let Some((resource, name)) = args.resource.clone().split_once('/')
+    {
+        args.resource = resource.to_string();
+        args.name = Some(name.to_string());
     }
     if args.watch_only && args.resource_version.is_some() {
         return Err(CliError::Usage(

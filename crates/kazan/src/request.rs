@@ -565,11 +565,11 @@ impl<T> Request<T> {
     /// The URL path, percent-encoding names.
     pub fn path(&self) -> String {
         let mut path = self.resource.group_version_path();
-        if self.resource.namespaced {
-            if let Some(ns) = &self.namespace {
-                path.push_str("/namespaces/");
-                push_segment(&mut path, ns);
-            }
+        if self.resource.namespaced
+            && let Some(ns) = &self.namespace
+        {
+            path.push_str("/namespaces/");
+            push_segment(&mut path, ns);
         }
         path.push('/');
         path.push_str(&self.resource.plural);

@@ -80,10 +80,10 @@ async fn next_added(
             Ok(None) => return Err("the watcher's channel closed".into()),
             Err(_) => return Err(format!("no object within {bound:?}")),
         };
-        if event.event_type() == EventType::Added {
-            if let Some(object) = event.object() {
-                return Ok(object.metadata.name.clone().unwrap_or_default());
-            }
+        if event.event_type() == EventType::Added
+            && let Some(object) = event.object()
+        {
+            return Ok(object.metadata.name.clone().unwrap_or_default());
         }
     }
     Err("too many events without an ADDED one".into())

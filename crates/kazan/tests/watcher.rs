@@ -727,7 +727,7 @@ async fn a_slow_consumer_holds_back_the_socket_and_memory_stays_bounded() -> Tes
         let ev = next(&mut w).await?;
         assert_eq!(ev.event_type(), EventType::Added);
         received += 1;
-        if received % 1000 == 0 {
+        if received.is_multiple_of(1000) {
             // The consumer is slow: the watcher must wait for it, not read ahead.
             tokio::time::sleep(Duration::from_millis(2)).await;
             let stats = w.stats();

@@ -367,11 +367,10 @@ impl WatchTask {
                             }
                         }
                         WatchCommand::Bookmark(_) => {
-                            if self.bookmarks {
-                                if let Some(end) = self.send_bookmark(start_rv, true, &mut changes_sent).await? {
+                            if self.bookmarks
+                                && let Some(end) = self.send_bookmark(start_rv, true, &mut changes_sent).await? {
                                     return Ok(end);
                                 }
-                            }
                         }
                         WatchCommand::Inject(_, bytes) => self.send(bytes).await?,
                         WatchCommand::Expire(_, style) => {
@@ -527,10 +526,10 @@ impl WatchTask {
             return event_line(kind, object);
         }
         let typed = with_type(&self.def, object);
-        if self.table {
-            if let Some(table) = self.as_table(&typed) {
-                return event_line(kind, &table);
-            }
+        if self.table
+            && let Some(table) = self.as_table(&typed)
+        {
+            return event_line(kind, &table);
         }
         event_line(kind, &typed)
     }

@@ -107,14 +107,13 @@ pub async fn run(job: &Job) -> Result<(), ConsumeError> {
                 if on_event(watch, event, &mut report) {
                     delivered += 1;
                 }
-                if let Some((targets, remaining)) = &mut target {
-                    if targets.get(index).is_some_and(|t| *t != u64::MAX && watch.at() >= *t) {
+                if let Some((targets, remaining)) = &mut target
+                    && targets.get(index).is_some_and(|t| *t != u64::MAX && watch.at() >= *t) {
                         if let Some(t) = targets.get_mut(index) {
                             *t = u64::MAX;
                         }
                         *remaining -= 1;
                     }
-                }
             }
             _ = sample_timer.tick() => {
                 print_line(&WatcherLine::Sample(Sample {

@@ -158,7 +158,7 @@ impl Embedded {
                 written += 1;
                 // The store is called directly: let the server's connection tasks on this worker
                 // run between writes.
-                if written % 64 == 0 {
+                if written.is_multiple_of(64) {
                     tokio::task::yield_now().await;
                 }
             }
@@ -176,10 +176,9 @@ impl Embedded {
                 .connections_accepted
                 .saturating_sub(notes.connections_before),
         );
-        if from_burst {
-            if let (Some(done), Some(burst)) = (report.finished_unix_s, notes.burst_started_unix_s) {
-                report.seconds = (done - burst).max(0.0);
-            }
+        if from_burst && let (Some(done), Some(burst)) = (report.finished_unix_s, notes.burst_started_unix_s)
+        {
+            report.seconds = (done - burst).max(0.0);
         }
     }
 

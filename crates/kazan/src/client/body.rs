@@ -210,10 +210,10 @@ impl Stream for BodyStream {
                 }
                 Poll::Ready(Some(Ok(frame))) => {
                     // Trailers carry nothing a watch needs; empty data frames are skipped.
-                    if let Ok(data) = frame.into_data() {
-                        if !data.is_empty() {
-                            return Poll::Ready(Some(Ok(data)));
-                        }
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        return Poll::Ready(Some(Ok(data)));
                     }
                 }
             }

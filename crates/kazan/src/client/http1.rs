@@ -191,10 +191,10 @@ impl Http1Streams {
 fn request(prepared: &Prepared, credential: Option<&HeaderValue>) -> http::Request<Full<Bytes>> {
     let mut request = prepared.request(credential, Full::new(prepared.body().clone()));
     let uri = request.uri().clone();
-    if let Some(authority) = uri.authority() {
-        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-            request.headers_mut().insert(header::HOST, host);
-        }
+    if let Some(authority) = uri.authority()
+        && let Ok(host) = HeaderValue::from_str(authority.as_str())
+    {
+        request.headers_mut().insert(header::HOST, host);
     }
     if let Some(path) = uri.path_and_query() {
         *request.uri_mut() = Uri::from(path.clone());
@@ -293,10 +293,10 @@ fn ended_error(ended: Option<hyper::Result<()>>, error: Option<hyper::Error>) ->
 
 /// Polls the connection until it has ended, keeping how it ended.
 fn poll_connection(conn: &mut Conn, ended: &mut Option<hyper::Result<()>>, cx: &mut Context<'_>) {
-    if ended.is_none() {
-        if let Poll::Ready(result) = Pin::new(conn).poll(cx) {
-            *ended = Some(result);
-        }
+    if ended.is_none()
+        && let Poll::Ready(result) = Pin::new(conn).poll(cx)
+    {
+        *ended = Some(result);
     }
 }
 

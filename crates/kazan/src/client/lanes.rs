@@ -171,10 +171,10 @@ impl Lanes {
             }
             {
                 let failures = lock(&self.failures);
-                if failures.count > failures_seen {
-                    if let Some(last) = &failures.last {
-                        return Err(last.clone());
-                    }
+                if failures.count > failures_seen
+                    && let Some(last) = &failures.last
+                {
+                    return Err(last.clone());
                 }
             }
             // Boxed: connecting (DNS, TCP, TLS, the h2 handshake) is a large future, needed by the
@@ -431,14 +431,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Driven<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if let Some(keep_alive) = &mut this.keep_alive {
-            if keep_alive.poll_unanswered(cx).is_ready() {
-                tracing::debug!(
-                    lane = this.id,
-                    "HTTP/2 connection closed: a ping went unanswered for {H2_KEEP_ALIVE_TIMEOUT:?}"
-                );
-                return this.end();
-            }
+        if let Some(keep_alive) = &mut this.keep_alive
+            && keep_alive.poll_unanswered(cx).is_ready()
+        {
+            tracing::debug!(
+                lane = this.id,
+                "HTTP/2 connection closed: a ping went unanswered for {H2_KEEP_ALIVE_TIMEOUT:?}"
+            );
+            return this.end();
         }
         let Poll::Ready(result) = this.connection.as_mut().poll(cx) else {
             return Poll::Pending;

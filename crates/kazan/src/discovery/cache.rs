@@ -50,10 +50,10 @@ impl CachedDiscovery {
     /// The server's resource types: the kept answer while it is fresh, else a new one.
     pub async fn get(&self) -> Result<Arc<Discovery>, Error> {
         let mut cached = self.cached.lock().await;
-        if let Some((at, discovery)) = cached.as_ref() {
-            if at.elapsed() < self.ttl {
-                return Ok(discovery.clone());
-            }
+        if let Some((at, discovery)) = cached.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(discovery.clone());
         }
         let discovery = Arc::new(Discovery::fetch(&self.client).await?);
         *cached = Some((Instant::now(), discovery.clone()));

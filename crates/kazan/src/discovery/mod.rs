@@ -104,14 +104,14 @@ impl Discovery {
     /// preferred versions first, the core group before the others.
     pub fn find(&self, name: &str) -> Option<&ResourceType> {
         if let Some((resource, rest)) = name.split_once('.') {
-            if let Some((version, group)) = rest.split_once('.') {
-                if looks_like_version(version) {
-                    let found = self.find_where(resource, |r| {
-                        r.api.version == version && r.api.group.eq_ignore_ascii_case(group)
-                    });
-                    if found.is_some() {
-                        return found;
-                    }
+            if let Some((version, group)) = rest.split_once('.')
+                && looks_like_version(version)
+            {
+                let found = self.find_where(resource, |r| {
+                    r.api.version == version && r.api.group.eq_ignore_ascii_case(group)
+                });
+                if found.is_some() {
+                    return found;
                 }
             }
             return self.find_where(resource, |r| r.api.group.eq_ignore_ascii_case(rest));

@@ -331,21 +331,22 @@ impl State {
         };
 
         // 1. The holder updates optimistically, assuming the Lease is as it last saw it.
-        if self.is_leader() && self.lease_valid(Instant::now()) {
-            if let Some(lease) = self.lease.clone() {
-                record.acquire_time = self.observed.acquire_time;
-                record.transitions = self.observed.transitions;
-                match self.update(client, lease, &record).await {
-                    Ok(()) => {
-                        self.set_observed(record);
-                        return true;
-                    }
-                    Err(e) => tracing::debug!(
-                        lease = %self.describe(),
-                        error = %e,
-                        "failed to update the lease optimistically, reading it"
-                    ),
+        if self.is_leader()
+            && self.lease_valid(Instant::now())
+            && let Some(lease) = self.lease.clone()
+        {
+            record.acquire_time = self.observed.acquire_time;
+            record.transitions = self.observed.transitions;
+            match self.update(client, lease, &record).await {
+                Ok(()) => {
+                    self.set_observed(record);
+                    return true;
                 }
+                Err(e) => tracing::debug!(
+                    lease = %self.describe(),
+                    error = %e,
+                    "failed to update the lease optimistically, reading it"
+                ),
             }
         }
 

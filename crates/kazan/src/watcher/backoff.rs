@@ -56,10 +56,10 @@ impl Backoff {
     /// The delay before the next attempt after a failure at `now`; `at_least` is a server's
     /// `Retry-After`, which is honoured (up to five minutes).
     pub(crate) fn next_delay(&mut self, now: Instant, at_least: Option<Duration>) -> Duration {
-        if let Some(since) = self.healthy_since.take() {
-            if now.saturating_duration_since(since) >= self.config.reset_after {
-                self.attempt = 0;
-            }
+        if let Some(since) = self.healthy_since.take()
+            && now.saturating_duration_since(since) >= self.config.reset_after
+        {
+            self.attempt = 0;
         }
         let base = self
             .config

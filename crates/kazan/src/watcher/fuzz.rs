@@ -308,10 +308,10 @@ fn check_line(line: &Bytes) -> Result<Decodings, TestCaseError> {
         _ => false,
     };
     for typed in [&pod, &config_map] {
-        if let Outcome::Object { .. } = typed {
-            if !dynamic_refuses {
-                prop_assert_eq!(typed, &dynamic);
-            }
+        if let Outcome::Object { .. } = typed
+            && !dynamic_refuses
+        {
+            prop_assert_eq!(typed, &dynamic);
         }
         // An object that does not fit the type is not a broken line: the dynamic decoder takes it.
         if let Outcome::Undecodable { type_name, .. } = typed {

@@ -608,10 +608,10 @@ where
             if !self.pending.is_empty() {
                 return State::Streaming(s);
             }
-            if s.batches.is_empty() {
-                if let Some(end) = s.ended.take() {
-                    return self.on_stream_end(end, &s);
-                }
+            if s.batches.is_empty()
+                && let Some(end) = s.ended.take()
+            {
+                return self.on_stream_end(end, &s);
             }
             let can_read = s.ended.is_none() && s.batches.len() < self.settings.decode_concurrency;
             tokio::select! {
@@ -718,18 +718,18 @@ where
                 if self.in_initial_burst && event != ObjectEvent::Added {
                     self.in_initial_burst = false;
                 }
-                if let Some(shard) = &self.settings.shard {
-                    if !shard.matches_meta(object.meta()) {
-                        // Another shard's object, sent by a server that does not filter: not
-                        // delivered, but the resume version moves past it.
-                        self.stats.shard_filtered(1);
-                        let resume = self.resume_at(rv.as_ref());
-                        if let Resume::At(rv) = resume {
-                            self.rv = Some(rv.clone());
-                            self.advance(rv);
-                        }
-                        return None;
+                if let Some(shard) = &self.settings.shard
+                    && !shard.matches_meta(object.meta())
+                {
+                    // Another shard's object, sent by a server that does not filter: not
+                    // delivered, but the resume version moves past it.
+                    self.stats.shard_filtered(1);
+                    let resume = self.resume_at(rv.as_ref());
+                    if let Resume::At(rv) = resume {
+                        self.rv = Some(rv.clone());
+                        self.advance(rv);
                     }
+                    return None;
                 }
                 if let Some(initial) = &mut self.initial {
                     initial.delivered += 1;
@@ -859,10 +859,10 @@ where
                 self.framer.pending()
             ));
         }
-        if self.initial.is_some() {
-            if let Some(next) = self.on_initial_stream_end(&end) {
-                return next;
-            }
+        if self.initial.is_some()
+            && let Some(next) = self.on_initial_stream_end(&end)
+        {
+            return next;
         }
         match end {
             StreamEnd::Eof => {

@@ -334,7 +334,7 @@ async fn follow<K: Object + Send + Sync>(
         }
         received += 1;
         if let Some((every, pause)) = slow
-            && received % every == 0
+            && received.is_multiple_of(every)
         {
             tokio::time::sleep(pause).await;
         }
