@@ -1,8 +1,8 @@
 //! Which JSON parser builds typed objects out of watch events and [`RawObject`](crate::RawObject)s.
 //!
 //! Decoding a typed object is most of what a typed watcher costs. `serde_json` is always there;
-//! the `simd-json` and `sonic-rs` cargo features add parsers that build the same objects faster
-//! (`BENCHMARKS.md`, issue 22). A faster parser is only ever a shortcut: any line it refuses, and
+//! the `simd-json` (on by default) and `sonic-rs` cargo features add parsers that build the same
+//! objects faster (`BENCHMARKS.md`, issue 22). A faster parser is only ever a shortcut: any line it refuses, and
 //! any line it might read differently (nesting deeper than [`MAX_FAST_DEPTH`], or raw control
 //! bytes), is decoded by `serde_json`, so results and errors are `serde_json`'s. The lazy form's
 //! identity read stays on `serde_json` (it stops early, which the others cannot).
@@ -22,10 +22,10 @@ pub const MAX_FAST_DEPTH: usize = 100;
 
 /// The parser that builds typed objects (not the lazy form's identity read, always `serde_json`).
 ///
-/// The default is the fastest this build has: simd-json with the `simd-json` feature, else
-/// sonic-rs with the `sonic-rs` feature, else `serde_json`. Whichever is chosen, a line it refuses
-/// is decoded again by `serde_json`, so the objects and the errors are the same; only the time
-/// differs.
+/// The default is the fastest this build has: simd-json with the `simd-json` feature (a default
+/// feature), else sonic-rs with the `sonic-rs` feature, else `serde_json`. Whichever is chosen, a
+/// line it refuses is decoded again by `serde_json`, so the objects and the errors are the same;
+/// only the time differs.
 ///
 /// ```
 /// use k8s_openapi::api::core::v1::ConfigMap;

@@ -81,10 +81,10 @@
 //!   [`transform`](InformerOptions::transform) (e.g. [`strip_managed_fields`]) runs once per object
 //!   before anything holds it; [`PartialObjectMetadata`](crate::PartialObjectMetadata) caches
 //!   metadata alone; and [`InformerOptions::compact_store`] keeps objects as compact JSON. With
-//!   the `simd-json` feature, typed objects (listed or watched) are built by simd-json, which
-//!   knows each array's length and allocates every `Vec` at it: a store of them is about a fifth
-//!   smaller than of the same objects built by `serde_json`, whose `Vec`s keep the room they grew
-//!   while decoding (`BENCHMARKS.md`, the `cache` scenario).
+//!   the `simd-json` feature (on by default), typed objects (listed or watched) are built by
+//!   simd-json, which knows each array's length and allocates every `Vec` at it: a store of them
+//!   is about a fifth smaller than of the same objects built by `serde_json`, whose `Vec`s keep
+//!   the room they grew while decoding (`BENCHMARKS.md`, the `cache` scenario).
 //!
 //! Followed: client-go `tools/cache/reflector.go` (list then watch, relist after Gone),
 //! `delta_fifo.go` (`Replace` and `DeletedFinalStateUnknown`), `shared_informer.go`
