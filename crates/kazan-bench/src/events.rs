@@ -224,8 +224,9 @@ fn template(pod_json: &str) -> Result<Vec<Piece>, BenchError> {
     ] {
         metadata.insert(key.to_owned(), Value::String(field.marker().to_owned()));
     }
-    // `type` before `object`, as the API server writes them; the object itself is compact JSON.
-    let object = serde_json::to_string(&pod).map_err(BenchError::Pod)?;
+    // `type` before `object`, as the API server writes them; the object itself is compact JSON,
+    // its top level and its metadata in the Go structs' field order.
+    let object = in_go_field_order(&pod).map_err(BenchError::Pod)?;
     let line = format!("{{\"type\":\"{}\",\"object\":{object}}}\n", Field::Type.marker());
 
     let mut pieces = Vec::new();
@@ -249,6 +250,57 @@ fn template(pod_json: &str) -> Result<Vec<Piece>, BenchError> {
         }
     }
     Ok(pieces)
+}
+
+/// The object's fields as the API server writes them: Go's `encoding/json` follows the struct,
+/// so `kind` and `apiVersion` (`TypeMeta`, inline) come first, then `metadata`, `spec`, `status`;
+/// inside `metadata`, `ObjectMeta`'s order puts `name`, `namespace`, `uid` and `resourceVersion`
+/// before labels, annotations and `managedFields` (apimachinery `pkg/apis/meta/v1/types.go`). A
+/// client that reads the identity ahead (kazan's lazy form and spawned watcher) stops there, as it
+/// does against a real server; `serde_json::Value` would sort the keys, putting `managedFields`
+/// first. Deeper objects keep sorted keys, which no client reads in order.
+fn in_go_field_order(object: &Value) -> Result<String, serde_json::Error> {
+    const TOP: &[&str] = &["kind", "apiVersion", "metadata", "spec", "status"];
+    const OBJECT_META: &[&str] = &[
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    ];
+    /// `map` as a JSON object, the keys of `order` first in that order, then the others.
+    fn ordered(
+        map: &serde_json::Map<String, Value>,
+        order: &[&str],
+        value: &dyn Fn(&str, &Value) -> Result<String, serde_json::Error>,
+    ) -> Result<String, serde_json::Error> {
+        let rest = map.keys().filter(|k| !order.contains(&k.as_str()));
+        let keys = order.iter().copied().filter(|k| map.contains_key(*k));
+        let mut fields = Vec::with_capacity(map.len());
+        for key in keys.chain(rest.map(String::as_str)) {
+            if let Some(v) = map.get(key) {
+                fields.push(format!("{}:{}", serde_json::to_string(key)?, value(key, v)?));
+            }
+        }
+        Ok(format!("{{{}}}", fields.join(",")))
+    }
+    let Some(top) = object.as_object() else {
+        return serde_json::to_string(object);
+    };
+    ordered(top, TOP, &|key, v| match (key, v.as_object()) {
+        ("metadata", Some(metadata)) => ordered(metadata, OBJECT_META, &|_, v| serde_json::to_string(v)),
+        _ => serde_json::to_string(v),
+    })
 }
 
 #[cfg(test)]
@@ -293,6 +345,48 @@ mod tests {
             assert_eq!(metadata.generate_name.as_deref(), Some("web-0-"));
             assert_eq!(decoded.object.spec.map(|s| s.containers.len()), Some(1));
         }
+        Ok(())
+    }
+
+    /// apimachinery `pkg/apis/meta/v1/types.go`: `TypeMeta` (kind, apiVersion) inline first, then
+    /// `ObjectMeta`, whose identity fields come before labels, annotations and managedFields.
+    #[test]
+    fn the_object_and_its_metadata_are_written_in_the_go_field_order() -> Result<(), BenchError> {
+        let events = EventSet::build(DEFAULT_POD, 1, 10)?;
+        let text = std::str::from_utf8(events.bytes()).map_err(|_| BenchError::PodShape("utf8"))?;
+        let at = |needle: &str| text.find(needle).unwrap_or(usize::MAX);
+        let order = [
+            r#""kind":"Pod""#,
+            r#""apiVersion":"v1""#,
+            r#""metadata":{"name":"#,
+            r#""generateName":"#,
+            r#""namespace":"#,
+            r#""uid":"#,
+            r#""resourceVersion":"10""#,
+            r#""creationTimestamp":"#,
+            r#""labels":"#,
+            r#""annotations":"#,
+            r#""ownerReferences":"#,
+            r#""managedFields":"#,
+            r#""spec":"#,
+            r#""status":"#,
+        ];
+        for pair in order.windows(2) {
+            assert!(at(pair[0]) < at(pair[1]), "{} before {}", pair[0], pair[1]);
+            assert!(at(pair[1]) != usize::MAX, "{} is written", pair[1]);
+        }
+        // The same pod as the shipped one, whatever the order.
+        let written: Value = serde_json::from_str(text.trim_end()).map_err(BenchError::Pod)?;
+        let shipped: Value = serde_json::from_str(DEFAULT_POD).map_err(BenchError::Pod)?;
+        let (Some(written), Some(shipped)) = (written["object"].as_object(), shipped.as_object()) else {
+            return Err(BenchError::PodShape("objects"));
+        };
+        assert_eq!(written.len(), shipped.len());
+        assert_eq!(written.get("spec"), shipped.get("spec"));
+        assert_eq!(
+            written["metadata"]["managedFields"],
+            shipped["metadata"]["managedFields"]
+        );
         Ok(())
     }
 
