@@ -282,7 +282,7 @@ fn in_go_field_order(object: &Value) -> Result<String, serde_json::Error> {
     fn ordered(
         map: &serde_json::Map<String, Value>,
         order: &[&str],
-        value: &dyn Fn(&str, &Value) -> Result<String, serde_json::Error>,
+        value: impl Fn(&str, &Value) -> Result<String, serde_json::Error>,
     ) -> Result<String, serde_json::Error> {
         let rest = map.keys().filter(|k| !order.contains(&k.as_str()));
         let keys = order.iter().copied().filter(|k| map.contains_key(*k));
@@ -297,8 +297,8 @@ fn in_go_field_order(object: &Value) -> Result<String, serde_json::Error> {
     let Some(top) = object.as_object() else {
         return serde_json::to_string(object);
     };
-    ordered(top, TOP, &|key, v| match (key, v.as_object()) {
-        ("metadata", Some(metadata)) => ordered(metadata, OBJECT_META, &|_, v| serde_json::to_string(v)),
+    ordered(top, TOP, |key, v| match (key, v.as_object()) {
+        ("metadata", Some(metadata)) => ordered(metadata, OBJECT_META, |_, v| serde_json::to_string(v)),
         _ => serde_json::to_string(v),
     })
 }

@@ -2,10 +2,11 @@
 //!
 //! Decoding a typed object is most of what a typed watcher costs. `serde_json` is always there;
 //! the `simd-json` (on by default) and `sonic-rs` cargo features add parsers that build the same
-//! objects faster (`BENCHMARKS.md`, issue 22). A faster parser is only ever a shortcut: any line it refuses, and
-//! any line it might read differently (nesting deeper than [`MAX_FAST_DEPTH`], or raw control
-//! bytes), is decoded by `serde_json`, so results and errors are `serde_json`'s. The lazy form's
-//! identity read stays on `serde_json` (it stops early, which the others cannot).
+//! objects faster (`BENCHMARKS.md`, issue 22). A faster parser is only ever a shortcut: any line
+//! it refuses, and any line it might read differently (nesting deeper than [`MAX_FAST_DEPTH`], raw
+//! control bytes, the number `-0`), is decoded by `serde_json`, so results and errors are
+//! `serde_json`'s. The lazy form's identity read stays on `serde_json` (it stops early, which the
+//! others cannot).
 
 #[cfg(feature = "simd-json")]
 use std::cell::RefCell;

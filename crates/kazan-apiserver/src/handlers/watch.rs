@@ -368,9 +368,10 @@ impl WatchTask {
                         }
                         WatchCommand::Bookmark(_) => {
                             if self.bookmarks
-                                && let Some(end) = self.send_bookmark(start_rv, true, &mut changes_sent).await? {
-                                    return Ok(end);
-                                }
+                                && let Some(end) = self.send_bookmark(start_rv, true, &mut changes_sent).await?
+                            {
+                                return Ok(end);
+                            }
                         }
                         WatchCommand::Inject(_, bytes) => self.send(bytes).await?,
                         WatchCommand::Expire(_, style) => {
