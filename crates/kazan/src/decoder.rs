@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use serde::de::DeserializeOwned;
 
 #[cfg(any(feature = "simd-json", feature = "sonic-rs"))]
-use guard::shallow_and_clean;
+pub(crate) use guard::shallow_and_clean;
 
 /// Deepest nesting of arrays and objects a faster parser is given: well under `serde_json`'s
 /// recursion limit (128), so the parsers cannot disagree on it, and no deeper than any parser's
@@ -145,7 +145,7 @@ mod guard {
     /// differential fuzz (`fuzz_decoders_agree_on_arbitrary_values`, 20,000 cases) agrees
     /// without those two checks, which took two thirds of the guard's time on a pod (0.63 of
     /// 0.97 µs a line, in a loop over 200 distinct pod lines held in cache).
-    pub(super) fn shallow_and_clean(json: &[u8]) -> bool {
+    pub(crate) fn shallow_and_clean(json: &[u8]) -> bool {
         let (control, brackets) = control_bytes_and_brackets(json);
         if control || has_negative_zero(json) {
             return false;
@@ -219,6 +219,53 @@ mod guard {
     }
 }
 
+/// What simd-json reuses from line to line on a thread: the padded copy of the line (it parses in
+/// place; the event's bytes are shared and immutable), its working buffers, and the tape's nodes.
+#[cfg(feature = "simd-json")]
+pub(crate) struct SimdJsonScratch {
+    copy: Vec<u8>,
+    buffers: simd_json::Buffers,
+    nodes: Vec<simd_json::Node<'static>>,
+}
+
+#[cfg(feature = "simd-json")]
+impl SimdJsonScratch {
+    fn new(len: usize) -> Self {
+        SimdJsonScratch {
+            copy: Vec::new(),
+            buffers: simd_json::Buffers::new(len),
+            nodes: Vec::new(),
+        }
+    }
+
+    /// Copies `json` into the padded buffer, parses it into the tape and gives the tape to `then`,
+    /// which gives it back; `None` when simd-json refuses the document. The copy is padded here,
+    /// so simd-json does not copy the line again into a padded buffer of its own, and the tape's
+    /// allocation is kept for the next line.
+    pub(crate) fn parse<R>(
+        &mut self,
+        json: &[u8],
+        then: impl for<'de> FnOnce(simd_json::Tape<'de>) -> (R, simd_json::Tape<'de>),
+    ) -> Option<R> {
+        let SimdJsonScratch { copy, buffers, nodes } = self;
+        copy.clear();
+        copy.extend_from_slice(json);
+        copy.resize(json.len() + simd_json::INPUT_PADDING, b' ');
+        let mut tape = simd_json::Tape(std::mem::take(nodes));
+        match simd_json::fill_tape_padded(copy, json.len(), buffers, &mut tape) {
+            Ok(()) => {
+                let (result, tape) = then(tape);
+                *nodes = tape.reset().0;
+                Some(result)
+            }
+            Err(_) => {
+                *nodes = tape.reset().0;
+                None
+            }
+        }
+    }
+}
+
 /// A line longer than this is parsed in fresh buffers, which are then freed, so that one huge
 /// object does not keep its size allocated on the thread.
 #[cfg(feature = "simd-json")]
@@ -226,33 +273,38 @@ const KEPT_BUFFER_BYTES: usize = 1024 * 1024;
 
 #[cfg(feature = "simd-json")]
 thread_local! {
-    /// simd-json parses in place: the line is copied here (the event's bytes are shared and
-    /// immutable), and its working buffers are kept for the next line on this thread.
-    static SIMD_JSON_SCRATCH: RefCell<(Vec<u8>, simd_json::Buffers)> =
-        RefCell::new((Vec::new(), simd_json::Buffers::default()));
+    static SIMD_JSON_SCRATCH: RefCell<SimdJsonScratch> = RefCell::new(SimdJsonScratch::new(0));
+}
+
+/// Runs `parse` with this thread's simd-json scratch, or fresh buffers for a huge line or when the
+/// scratch is in use (only if a `Deserialize` impl decoded with kazan from inside a decode).
+#[cfg(feature = "simd-json")]
+pub(crate) fn with_simd_json_scratch<R>(
+    json: &[u8],
+    parse: impl FnOnce(&mut SimdJsonScratch) -> R,
+) -> Option<R> {
+    if json.len() > KEPT_BUFFER_BYTES {
+        return Some(parse(&mut SimdJsonScratch::new(json.len())));
+    }
+    SIMD_JSON_SCRATCH
+        .try_with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => parse(&mut scratch),
+            Err(_) => parse(&mut SimdJsonScratch::new(json.len())),
+        })
+        .ok()
 }
 
 #[cfg(feature = "simd-json")]
 fn simd_json_decode<T: DeserializeOwned>(json: &[u8]) -> Option<T> {
-    let decode = |copy: &mut Vec<u8>, buffers: &mut simd_json::Buffers| {
-        copy.clear();
-        copy.extend_from_slice(json);
-        simd_json::serde::from_slice_with_buffers::<T>(copy, buffers).ok()
-    };
-    if json.len() > KEPT_BUFFER_BYTES {
-        return decode(&mut Vec::new(), &mut simd_json::Buffers::new(json.len()));
-    }
-    SIMD_JSON_SCRATCH
-        .try_with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut scratch) => {
-                let (copy, buffers) = &mut *scratch;
-                decode(copy, buffers)
-            }
-            // Only if a `Deserialize` impl decoded with kazan from inside a decode.
-            Err(_) => decode(&mut Vec::new(), &mut simd_json::Buffers::new(json.len())),
+    with_simd_json_scratch(json, |scratch| {
+        scratch.parse(json, |tape| {
+            let mut deserializer = simd_json::Deserializer::from_tape(tape);
+            let value = T::deserialize(&mut deserializer).ok();
+            (value, deserializer.into_tape())
         })
-        .ok()
-        .flatten()
+    })
+    .flatten()
+    .flatten()
 }
 
 #[cfg(test)]

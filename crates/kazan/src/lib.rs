@@ -27,6 +27,7 @@ pub mod resource;
 pub mod runtime;
 pub mod shard;
 pub mod table;
+mod tape;
 mod tls;
 pub mod watcher;
 

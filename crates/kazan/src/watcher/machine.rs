@@ -27,7 +27,7 @@ use tracing::Level;
 
 use super::{
     backoff::Backoff,
-    decode::{Decoded, ObjectEvent, decode_line_reading},
+    decode::{Decoded, LineDecoding, ObjectEvent, decode_line_reading},
     error::{Disposition, WatchError},
     event::{Event, EventKind, WatcherId},
     frame::{Frame, LineFramer},
@@ -69,6 +69,8 @@ pub(crate) struct Settings {
     pub(crate) identity_read: IdentityRead,
     /// The parser that builds typed objects.
     pub(crate) decoder: crate::Decoder,
+    /// Whether a lazy object's line is parsed ahead for the receiver that builds it.
+    pub(crate) parse_ahead: bool,
     /// The shard watched, if any: objects of other shards are not delivered.
     pub(crate) shard: Option<Arc<crate::shard::ShardSelector>>,
     watch_timeout: std::ops::Range<u32>,
@@ -96,10 +98,20 @@ impl Settings {
             fixed_timeout,
             identity_read: IdentityRead::Full,
             decoder: o.decoder,
+            parse_ahead: o.parse_ahead && o.decoder != crate::Decoder::SerdeJson,
             shard: o.shard.clone(),
             watch_timeout: o.watch_timeout.clone(),
             initial_list,
             streaming_refused: Arc::default(),
+        }
+    }
+
+    /// How each line is decoded.
+    pub(crate) fn line_decoding(&self) -> LineDecoding {
+        LineDecoding {
+            read: self.identity_read,
+            decoder: self.decoder,
+            parse_ahead: self.parse_ahead,
         }
     }
 
@@ -125,14 +137,10 @@ enum Item<K> {
     TooLong { len: usize },
 }
 
-fn decode_frame<K: DeserializeOwned + 'static>(
-    frame: Frame,
-    read: IdentityRead,
-    decoder: crate::Decoder,
-) -> Item<K> {
+fn decode_frame<K: DeserializeOwned + 'static>(frame: Frame, how: LineDecoding) -> Item<K> {
     match frame {
         Frame::Line(line) => Item::Decoded {
-            decoded: decode_line_reading(&line, read, decoder),
+            decoded: decode_line_reading(&line, how),
             len: line.len(),
         },
         Frame::TooLong { len } => Item::TooLong { len },
@@ -587,10 +595,10 @@ where
     async fn read(&mut self, mut s: Box<Streaming<K>>) -> State<K> {
         loop {
             // Deliver in order, one line at a time.
-            let (read, decoder) = (self.settings.identity_read, self.settings.decoder);
+            let how = self.settings.line_decoding();
             while self.pending.is_empty() {
                 let item = match s.batches.front_mut() {
-                    Some(Batch::Lines(frames)) => frames.pop_front().map(|f| decode_frame(f, read, decoder)),
+                    Some(Batch::Lines(frames)) => frames.pop_front().map(|f| decode_frame(f, how)),
                     Some(Batch::Decoded(items)) => items.pop_front(),
                     Some(Batch::Decoding(_)) | None => break,
                 };
@@ -653,12 +661,9 @@ where
 
     fn batch(&self, frames: VecDeque<Frame>) -> Batch<K> {
         if self.settings.decode_concurrency > 1 && frames.len() > 1 {
-            let (read, decoder) = (self.settings.identity_read, self.settings.decoder);
+            let how = self.settings.line_decoding();
             Batch::Decoding(tokio::spawn(async move {
-                frames
-                    .into_iter()
-                    .map(|f| decode_frame(f, read, decoder))
-                    .collect()
+                frames.into_iter().map(|f| decode_frame(f, how)).collect()
             }))
         } else {
             Batch::Lines(frames)
