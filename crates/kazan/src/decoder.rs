@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use serde::de::DeserializeOwned;
 
 #[cfg(any(feature = "simd-json", feature = "sonic-rs"))]
-pub(crate) use guard::shallow_and_clean;
+use guard::shallow_and_clean;
 
 /// Deepest nesting of arrays and objects a faster parser is given: well under `serde_json`'s
 /// recursion limit (128), so the parsers cannot disagree on it, and no deeper than any parser's
@@ -145,7 +145,7 @@ mod guard {
     /// differential fuzz (`fuzz_decoders_agree_on_arbitrary_values`, 20,000 cases) agrees
     /// without those two checks, which took two thirds of the guard's time on a pod (0.63 of
     /// 0.97 µs a line, in a loop over 200 distinct pod lines held in cache).
-    pub(crate) fn shallow_and_clean(json: &[u8]) -> bool {
+    pub(super) fn shallow_and_clean(json: &[u8]) -> bool {
         let (control, brackets) = control_bytes_and_brackets(json);
         if control || has_negative_zero(json) {
             return false;
@@ -222,7 +222,7 @@ mod guard {
 /// What simd-json reuses from line to line on a thread: the padded copy of the line (it parses in
 /// place; the event's bytes are shared and immutable), its working buffers, and the tape's nodes.
 #[cfg(feature = "simd-json")]
-pub(crate) struct SimdJsonScratch {
+struct SimdJsonScratch {
     copy: Vec<u8>,
     buffers: simd_json::Buffers,
     nodes: Vec<simd_json::Node<'static>>,
@@ -242,7 +242,7 @@ impl SimdJsonScratch {
     /// which gives it back; `None` when simd-json refuses the document. The copy is padded here,
     /// so simd-json does not copy the line again into a padded buffer of its own, and the tape's
     /// allocation is kept for the next line.
-    pub(crate) fn parse<R>(
+    fn parse<R>(
         &mut self,
         json: &[u8],
         then: impl for<'de> FnOnce(simd_json::Tape<'de>) -> (R, simd_json::Tape<'de>),
@@ -279,10 +279,7 @@ thread_local! {
 /// Runs `parse` with this thread's simd-json scratch, or fresh buffers for a huge line or when the
 /// scratch is in use (only if a `Deserialize` impl decoded with kazan from inside a decode).
 #[cfg(feature = "simd-json")]
-pub(crate) fn with_simd_json_scratch<R>(
-    json: &[u8],
-    parse: impl FnOnce(&mut SimdJsonScratch) -> R,
-) -> Option<R> {
+fn with_simd_json_scratch<R>(json: &[u8], parse: impl FnOnce(&mut SimdJsonScratch) -> R) -> Option<R> {
     if json.len() > KEPT_BUFFER_BYTES {
         return Some(parse(&mut SimdJsonScratch::new(json.len())));
     }
@@ -409,6 +406,36 @@ mod tests {
             for line in lines {
                 let decoded = decoder.from_slice::<std::collections::BTreeMap<String, String>>(line);
                 assert!(decoded.is_err(), "{} took {line:?}: {decoded:?}", decoder.name());
+            }
+        }
+    }
+
+    /// simd-json's buffers and tape are reused from line to line on a thread: a long document,
+    /// then one it refuses, then a short one each decode as serde_json decodes them, nothing of
+    /// one left in the next.
+    #[test]
+    fn documents_in_a_row_share_the_buffers_and_decode_alone() {
+        let long = format!(
+            r#"{{"items":[{}]}}"#,
+            vec![r#"{"a":"x\ny","b":[1,2.5,null]}"#; 500].join(",")
+        );
+        let docs: [&[u8]; 4] = [
+            long.as_bytes(),
+            br#"{"items":[{"a":"#,
+            br#"{"items":[]}"#,
+            br#"{"z":"\u00e9"}"#,
+        ];
+        for decoder in Decoder::available() {
+            for doc in docs {
+                let expected = serde_json::from_slice::<serde_json::Value>(doc).ok();
+                let got = decoder.from_slice::<serde_json::Value>(doc).ok();
+                assert_eq!(
+                    got,
+                    expected,
+                    "{} on {}",
+                    decoder.name(),
+                    String::from_utf8_lossy(doc)
+                );
             }
         }
     }

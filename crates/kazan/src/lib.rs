@@ -27,7 +27,6 @@ pub mod resource;
 pub mod runtime;
 pub mod shard;
 pub mod table;
-mod tape;
 mod tls;
 pub mod watcher;
 

@@ -15,7 +15,7 @@ use serde::{
 };
 use serde_json::value::RawValue;
 
-use crate::{resource::Object, tape::OwnedTape};
+use crate::resource::Object;
 
 /// An object as raw JSON, with its identity read (`name`, `namespace`, `uid`,
 /// `resourceVersion`, `generation`, `creationTimestamp`, `deletionTimestamp`, `labels`).
@@ -45,9 +45,8 @@ pub struct RawObject {
 
 #[derive(Clone)]
 enum Source {
-    /// A whole watch event line, `{"type": ..., "object": {...}}`, as received; with its tape when
-    /// the spawned watcher parsed it ahead for its receiver (`WatcherOptions::parse_ahead`).
-    EventLine(Bytes, Option<OwnedTape>),
+    /// A whole watch event line, `{"type": ..., "object": {...}}`, as received.
+    EventLine(Bytes),
     /// The object's JSON alone (from a list, or decoded with serde).
     Json(Box<RawValue>),
 }
@@ -63,7 +62,7 @@ impl RawObject {
     pub fn json(&self) -> Result<&str, serde_json::Error> {
         match &self.source {
             Source::Json(json) => Ok(json.get()),
-            Source::EventLine(line, _) => {
+            Source::EventLine(line) => {
                 let text = std::str::from_utf8(line).map_err(de::Error::custom)?;
                 let event: ObjectOf<&RawValue> = serde_json::from_str(text)?;
                 Ok(event.object.get())
@@ -82,11 +81,7 @@ impl RawObject {
     pub fn decode_with<K: DeserializeOwned>(&self, decoder: crate::Decoder) -> Result<K, serde_json::Error> {
         match &self.source {
             Source::Json(json) => decoder.from_slice(json.get().as_bytes()),
-            Source::EventLine(line, parsed) => match match parsed {
-                // Parsed ahead: only the object is built here.
-                Some(tape) if decoder != crate::Decoder::SerdeJson => tape.decode::<ObjectOf<K>>(),
-                _ => decoder.fast::<ObjectOf<K>>(line),
-            } {
+            Source::EventLine(line) => match decoder.fast::<ObjectOf<K>>(line) {
                 Some(event) => Ok(event.object),
                 None => match std::str::from_utf8(line) {
                     Ok(text) => serde_json::from_str::<ObjectOf<K>>(text).map(|e| e.object),
@@ -99,27 +94,9 @@ impl RawObject {
     /// A raw object that shares a watch event line, its identity already read.
     pub(crate) fn of_event_line(line: &Bytes, identity: Identity) -> RawObject {
         RawObject {
-            source: Source::EventLine(line.clone(), None),
+            source: Source::EventLine(line.clone()),
             meta: Box::new(identity.into()),
         }
-    }
-}
-
-impl RawObject {
-    /// Runs simd-json's stages on the event line now, so that [`decode_with`](Self::decode_with)
-    /// only builds the object (on another thread: the spawned watcher's receiver). A line the
-    /// fast parser may not read is left as it is.
-    pub(crate) fn parse_ahead(mut self) -> RawObject {
-        if let Source::EventLine(line, parsed @ None) = &mut self.source {
-            *parsed = OwnedTape::parse(line);
-        }
-        self
-    }
-
-    /// Whether the line was parsed ahead.
-    #[cfg(test)]
-    pub(crate) fn is_parsed_ahead(&self) -> bool {
-        matches!(self.source, Source::EventLine(_, Some(_)))
     }
 }
 
@@ -133,7 +110,7 @@ impl fmt::Debug for RawObject {
             .field(
                 "bytes",
                 &match &self.source {
-                    Source::EventLine(line, _) => line.len(),
+                    Source::EventLine(line) => line.len(),
                     Source::Json(json) => json.get().len(),
                 },
             )

@@ -1230,62 +1230,6 @@ fn described(ev: &Event<ConfigMap>) -> String {
     }
 }
 
-/// With `parse_ahead`, the spawned watcher's task runs simd-json's stages and `recv` builds each
-/// object from the tape: the events are the same as without it, the skipped ones included (an
-/// unknown type, a line too long, an object that does not fit the type, with serde_json's
-/// error), and the resume after the line that is not JSON asks for the last object's version.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parsing_ahead_delivers_the_same_events_problems_included() -> TestResult {
-    let mut runs = Vec::new();
-    for parse_ahead in [false, true] {
-        let server = server().await?;
-        let objects = (0..120)
-            .map(|i| server.create(cm("w", &format!("cm-{i:03}"), "1")))
-            .collect::<Result<Vec<_>, _>>()?;
-        // The first object, with a number where ConfigMap wants a string, then the others.
-        let mut unfit = objects.first().cloned().ok_or("no objects")?;
-        unfit["data"] = json!({"k": 1});
-        let (mut body, _) = a_long_answer_with_problems(objects.get(1..).unwrap_or_default());
-        body.insert_str(0, &format!("{}\n", json!({"type": "MODIFIED", "object": unfit})));
-        server
-            .faults()
-            .add_rule(FaultRule::new(FaultAction::raw(200, "application/json", &body)).watch(true));
-        let options = support::fast_watcher_options()
-            .resource_version("1")
-            .max_line_bytes(2048)
-            .parse_ahead(parse_ahead);
-        let request = Request::list::<ConfigMap>().namespace("w");
-        let mut w = Watcher::start(client(&server)?, request, options)?;
-        let mut got = Vec::new();
-        // The unfit object, the other objects, the unknown type and the line too long.
-        for _ in 0..objects.len() + 2 {
-            got.push(match next(&mut w).await?.kind {
-                // Each server gives its objects their own uids and times.
-                EventKind::Added(o) => format!("added {:?} {:?}", o.metadata.name, o.data),
-                other => format!("{other:?}"),
-            });
-        }
-        server.create(cm("w", "after", "1"))?;
-        got.push(described(&next(&mut w).await?));
-        assert!(
-            got.first()
-                .is_some_and(|first| first.contains("Decode") && first.contains("invalid type")),
-            "{:?}",
-            got.first()
-        );
-        assert_eq!(got.last().map(String::as_str), Some("added after"));
-        let last = objects.last().map(rv_of).unwrap_or_default();
-        assert_eq!(watch_versions(&server, CM_PATH), vec!["1".to_string(), last]);
-        runs.push(got);
-    }
-    assert_eq!(
-        runs.first(),
-        runs.last(),
-        "parse_ahead(true) against parse_ahead(false)"
-    );
-    Ok(())
-}
-
 /// A ConfigMap's metadata, with the thread that decoded it.
 #[derive(Debug)]
 struct DecodedOn {

@@ -22,14 +22,12 @@ use crate::{
 const SHARED_CHANNEL_CAPACITY: usize = 100;
 
 /// The spawned form: events arrive through a channel. With `decode_concurrency` above 1, objects
-/// are decoded ahead on the runtime's threads instead of in `recv`; with `parse_ahead`, the
-/// watcher's task runs simd-json's stages and `recv` builds the object from the tape.
+/// are decoded ahead on the runtime's threads instead of in `recv`.
 pub async fn consume_channel(
     job: &Job,
     sink: &mut Sink,
     decode_concurrency: usize,
     decoder: Decoder,
-    parse_ahead: bool,
 ) -> Result<(), ConsumeError> {
     let client = client(job)?;
     sink.start();
@@ -38,8 +36,7 @@ pub async fn consume_channel(
         let request = request(scopes.pop().flatten());
         let options = options(job)
             .decode_concurrency(decode_concurrency)
-            .decoder(decoder)
-            .parse_ahead(parse_ahead);
+            .decoder(decoder);
         let mut handle =
             Watcher::start(client, request, options).map_err(|e| ConsumeError::KazanWatcher(Box::new(e)))?;
         while let Some(event) = handle.recv().await {
@@ -55,7 +52,6 @@ pub async fn consume_channel(
         let options = options(job)
             .decode_concurrency(decode_concurrency)
             .decoder(decoder)
-            .parse_ahead(parse_ahead)
             .send_to(sender.clone());
         let handle = Watcher::start(client.clone(), request(scope), options)
             .map_err(|e| ConsumeError::KazanWatcher(Box::new(e)))?;

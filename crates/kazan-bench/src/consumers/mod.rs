@@ -41,9 +41,6 @@ pub enum Consumer {
     KazanRaw,
     /// `serde_json` into `{type, object: Pod}` over the same bytes in memory: no I/O.
     DecodeBound,
-    /// kazan-channel with simd-json's stages run on the watcher's task and the object built from
-    /// the tape in `recv` (`parse_ahead(true)`): issue 22's pipeline.
-    KazanChannelParseAhead,
     /// kazan-channel with serde_json as its decoder (kazan's default is the fastest it has).
     KazanChannelSerdeJson,
     /// kazan-stream with serde_json as its decoder.
@@ -96,7 +93,6 @@ impl Consumer {
             Consumer::KazanStream => "kazan-stream",
             Consumer::KazanRaw => "kazan-raw",
             Consumer::DecodeBound => "decode-bound",
-            Consumer::KazanChannelParseAhead => "kazan-channel-parse-ahead",
             Consumer::KazanChannelSerdeJson => "kazan-channel-serde-json",
             Consumer::KazanStreamSerdeJson => "kazan-stream-serde-json",
             Consumer::KazanChannelSonicRs => "kazan-channel-sonic-rs",
@@ -128,7 +124,6 @@ impl Consumer {
                 Consumer::KazanRaw,
                 Consumer::DecodeBound,
                 Consumer::Python,
-                Consumer::KazanChannelParseAhead,
                 Consumer::KazanChannelSerdeJson,
                 Consumer::KazanStreamSerdeJson,
                 Consumer::KazanChannelSonicRs,
@@ -254,23 +249,16 @@ const PARALLEL_DECODES: usize = 4;
 pub async fn consume(consumer: Consumer, job: &Job, sink: &mut Sink) -> Result<(), ConsumeError> {
     match consumer {
         Consumer::KubeRuntime => kube_runtime::consume(job, sink).await,
-        Consumer::KazanChannel => {
-            kazan_watcher::consume_channel(job, sink, 1, Decoder::default(), false).await
-        }
+        Consumer::KazanChannel => kazan_watcher::consume_channel(job, sink, 1, Decoder::default()).await,
         Consumer::KazanParallel => {
-            kazan_watcher::consume_channel(job, sink, PARALLEL_DECODES, Decoder::default(), false).await
+            kazan_watcher::consume_channel(job, sink, PARALLEL_DECODES, Decoder::default()).await
         }
         Consumer::KazanStream => kazan_watcher::consume_stream(job, sink, Decoder::default()).await,
-        Consumer::KazanChannelParseAhead => {
-            kazan_watcher::consume_channel(job, sink, 1, Decoder::default(), true).await
-        }
         Consumer::KazanChannelSerdeJson => {
-            kazan_watcher::consume_channel(job, sink, 1, Decoder::SerdeJson, false).await
+            kazan_watcher::consume_channel(job, sink, 1, Decoder::SerdeJson).await
         }
         Consumer::KazanStreamSerdeJson => kazan_watcher::consume_stream(job, sink, Decoder::SerdeJson).await,
-        Consumer::KazanChannelSonicRs => {
-            kazan_watcher::consume_channel(job, sink, 1, Decoder::SonicRs, false).await
-        }
+        Consumer::KazanChannelSonicRs => kazan_watcher::consume_channel(job, sink, 1, Decoder::SonicRs).await,
         Consumer::KazanStreamSonicRs => kazan_watcher::consume_stream(job, sink, Decoder::SonicRs).await,
         Consumer::KazanRaw => kazan_watcher::consume_raw(job, sink).await,
         Consumer::DecodeBound

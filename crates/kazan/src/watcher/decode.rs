@@ -63,49 +63,26 @@ pub(crate) enum Decoded<K> {
     Malformed(serde_json::Error),
 }
 
-/// How the watcher decodes its lines: what it reads of a lazy object's metadata, which parser
-/// builds a typed object, and whether a lazy object's line is parsed ahead for its receiver.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct LineDecoding {
-    pub(crate) read: IdentityRead,
-    pub(crate) decoder: Decoder,
-    /// The spawned watcher's receiver builds each object: run simd-json's stages on the task
-    /// already (`WatcherOptions::parse_ahead`).
-    pub(crate) parse_ahead: bool,
-}
-
-impl LineDecoding {
-    /// Every identity field read, nothing parsed ahead.
-    #[cfg(test)]
-    pub(crate) fn full(decoder: Decoder) -> Self {
-        LineDecoding {
-            read: IdentityRead::Full,
-            decoder,
-            parse_ahead: false,
-        }
-    }
-}
-
 /// [`decode_line_reading`] with every identity field of a lazy object read, and the default
 /// decoder.
 #[cfg(test)]
 pub(crate) fn decode_line<K: DeserializeOwned + 'static>(line: &Bytes) -> Decoded<K> {
-    decode_line_reading(line, LineDecoding::full(Decoder::default()))
+    decode_line_reading(line, IdentityRead::Full, Decoder::default())
 }
 
-/// Decodes one line as `how` says: a lazy object's metadata read only as far as `how.read`, its
-/// line parsed ahead if asked; a typed object built by `how.decoder`.
+/// Decodes one line; a lazy object's metadata is read only as far as `read` says, a typed object
+/// is built by `decoder`.
 ///
 /// The line is checked for UTF-8 once, as a whole (fast for the ASCII that JSON mostly is), so the
 /// parser does not check every string again: about an eighth less work per event.
 pub(crate) fn decode_line_reading<K: DeserializeOwned + 'static>(
     line: &Bytes,
-    how: LineDecoding,
+    read: IdentityRead,
+    decoder: Decoder,
 ) -> Decoded<K> {
     // The lazy form reads only up to the object's metadata, and keeps the line.
     if TypeId::of::<K>() == TypeId::of::<RawObject>() {
-        if let Some((event, raw)) = super::event_line::from_event_line(line, how.read) {
-            let raw = if how.parse_ahead { raw.parse_ahead() } else { raw };
+        if let Some((event, raw)) = super::event_line::from_event_line(line, read) {
             let object: Box<dyn Any> = Box::new(raw);
             if let Ok(object) = object.downcast::<K>() {
                 return Decoded::Object { event, object };
@@ -116,7 +93,7 @@ pub(crate) fn decode_line_reading<K: DeserializeOwned + 'static>(
     }
     // The usual line (`type` first, an object that decodes) by the faster parser; anything else,
     // errors included, as serde_json reads it.
-    match how.decoder.fast::<InOrder<K>>(line) {
+    match decoder.fast::<InOrder<K>>(line) {
         Some(InOrder(WireEvent(decoded))) => decoded,
         None => decode_whole_line(line),
     }
@@ -519,35 +496,6 @@ mod fast_path_tests {
             }
             let decoded = decoder.fast::<InOrder<Pod>>(line.as_bytes());
             assert!(decoded.is_some(), "{} handed the line back", decoder.name());
-        }
-        Ok(())
-    }
-}
-
-#[cfg(all(test, feature = "simd-json"))]
-mod parse_ahead_tests {
-    use k8s_openapi::api::core::v1::Pod;
-
-    use super::*;
-
-    /// With `parse_ahead`, a lazy object leaves the line's reading with its tape, and builds the
-    /// same pod from it as from the line; without, it has no tape.
-    #[test]
-    fn a_line_read_with_parse_ahead_carries_its_tape() -> Result<(), Box<dyn std::error::Error>> {
-        let pod: serde_json::Value = serde_json::from_str(include_str!("../../tests/corpus/pod.json"))?;
-        let line = Bytes::from(format!(r#"{{"type":"ADDED","object":{pod}}}"#));
-        for parse_ahead in [false, true] {
-            let how = LineDecoding {
-                read: IdentityRead::Brief,
-                decoder: Decoder::SimdJson,
-                parse_ahead,
-            };
-            let Decoded::Object { object, .. } = decode_line_reading::<RawObject>(&line, how) else {
-                return Err("not an object".into());
-            };
-            assert_eq!(object.is_parsed_ahead(), parse_ahead);
-            let built: Pod = object.decode()?;
-            assert_eq!(built, serde_json::from_value::<Pod>(pod.clone())?);
         }
         Ok(())
     }

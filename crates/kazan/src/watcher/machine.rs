@@ -27,7 +27,7 @@ use tracing::Level;
 
 use super::{
     backoff::Backoff,
-    decode::{Decoded, LineDecoding, ObjectEvent, decode_line_reading},
+    decode::{Decoded, ObjectEvent, decode_line_reading},
     error::{Disposition, WatchError},
     event::{Event, EventKind, WatcherId},
     frame::{Frame, LineFramer},
@@ -69,8 +69,6 @@ pub(crate) struct Settings {
     pub(crate) identity_read: IdentityRead,
     /// The parser that builds typed objects.
     pub(crate) decoder: crate::Decoder,
-    /// Whether a lazy object's line is parsed ahead for the receiver that builds it.
-    pub(crate) parse_ahead: bool,
     /// The shard watched, if any: objects of other shards are not delivered.
     pub(crate) shard: Option<Arc<crate::shard::ShardSelector>>,
     watch_timeout: std::ops::Range<u32>,
@@ -98,20 +96,10 @@ impl Settings {
             fixed_timeout,
             identity_read: IdentityRead::Full,
             decoder: o.decoder,
-            parse_ahead: o.parse_ahead && o.decoder != crate::Decoder::SerdeJson,
             shard: o.shard.clone(),
             watch_timeout: o.watch_timeout.clone(),
             initial_list,
             streaming_refused: Arc::default(),
-        }
-    }
-
-    /// How each line is decoded.
-    pub(crate) fn line_decoding(&self) -> LineDecoding {
-        LineDecoding {
-            read: self.identity_read,
-            decoder: self.decoder,
-            parse_ahead: self.parse_ahead,
         }
     }
 
@@ -137,10 +125,14 @@ enum Item<K> {
     TooLong { len: usize },
 }
 
-fn decode_frame<K: DeserializeOwned + 'static>(frame: Frame, how: LineDecoding) -> Item<K> {
+fn decode_frame<K: DeserializeOwned + 'static>(
+    frame: Frame,
+    read: IdentityRead,
+    decoder: crate::Decoder,
+) -> Item<K> {
     match frame {
         Frame::Line(line) => Item::Decoded {
-            decoded: decode_line_reading(&line, how),
+            decoded: decode_line_reading(&line, read, decoder),
             len: line.len(),
         },
         Frame::TooLong { len } => Item::TooLong { len },
@@ -595,10 +587,10 @@ where
     async fn read(&mut self, mut s: Box<Streaming<K>>) -> State<K> {
         loop {
             // Deliver in order, one line at a time.
-            let how = self.settings.line_decoding();
+            let (read, decoder) = (self.settings.identity_read, self.settings.decoder);
             while self.pending.is_empty() {
                 let item = match s.batches.front_mut() {
-                    Some(Batch::Lines(frames)) => frames.pop_front().map(|f| decode_frame(f, how)),
+                    Some(Batch::Lines(frames)) => frames.pop_front().map(|f| decode_frame(f, read, decoder)),
                     Some(Batch::Decoded(items)) => items.pop_front(),
                     Some(Batch::Decoding(_)) | None => break,
                 };
@@ -661,9 +653,12 @@ where
 
     fn batch(&self, frames: VecDeque<Frame>) -> Batch<K> {
         if self.settings.decode_concurrency > 1 && frames.len() > 1 {
-            let how = self.settings.line_decoding();
+            let (read, decoder) = (self.settings.identity_read, self.settings.decoder);
             Batch::Decoding(tokio::spawn(async move {
-                frames.into_iter().map(|f| decode_frame(f, how)).collect()
+                frames
+                    .into_iter()
+                    .map(|f| decode_frame(f, read, decoder))
+                    .collect()
             }))
         } else {
             Batch::Lines(frames)

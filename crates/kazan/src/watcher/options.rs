@@ -142,7 +142,6 @@ pub struct WatcherOptions<S = OwnChannel> {
     pub(crate) backoff: BackoffConfig,
     pub(crate) decode_concurrency: usize,
     pub(crate) decoder: crate::Decoder,
-    pub(crate) parse_ahead: bool,
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) shard: Option<std::sync::Arc<crate::shard::ShardSelector>>,
     pub(crate) initial_list: InitialList,
@@ -166,7 +165,6 @@ impl Default for WatcherOptions<OwnChannel> {
             backoff: BackoffConfig::default(),
             decode_concurrency: 1,
             decoder: crate::Decoder::default(),
-            parse_ahead: false,
             request_timeout: None,
             shard: None,
             initial_list: InitialList::default(),
@@ -255,7 +253,6 @@ impl<S> WatcherOptions<S> {
             backoff: self.backoff,
             decode_concurrency: self.decode_concurrency,
             decoder: self.decoder,
-            parse_ahead: self.parse_ahead,
             request_timeout: self.request_timeout,
             shard: self.shard,
             initial_list: self.initial_list,
@@ -404,26 +401,6 @@ impl<S> WatcherOptions<S> {
     /// `serde_json`'s whatever the choice.
     pub fn decoder(mut self, decoder: crate::Decoder) -> Self {
         self.decoder = decoder;
-        self
-    }
-
-    /// Splits simd-json's work between the watcher's task and the handle's `recv` (default off).
-    ///
-    /// With the handle's own channel, `recv` builds each object, on the consumer's thread, where
-    /// it is also dropped. With this on, the task also runs simd-json's two stages on each line
-    /// (the structural index, then the tape: strings unescaped, numbers read) and queues the tape
-    /// with the line, so `recv` only builds: two threads share the decode, and no object is freed
-    /// on a thread other than the one that built it. More events per second when the consumer's
-    /// thread is the bottleneck and a core is free, for a little more CPU in all (the tape's
-    /// strings are copied once, and it is freed on the other thread).
-    ///
-    /// Only with simd-json as the [`decoder`](Self::decoder), and only where `recv` decodes:
-    /// not with [`send_to`](Self::send_to) (decoded on the task), not with
-    /// [`decode_concurrency`](Self::decode_concurrency) above 1, not in the `Stream` form (one
-    /// thread). A watcher of [`RawObject`](crate::RawObject)s with this on parses every line
-    /// ahead, so that [`RawObject::decode`](crate::RawObject::decode) only builds.
-    pub fn parse_ahead(mut self, parse: bool) -> Self {
-        self.parse_ahead = parse;
         self
     }
 }

@@ -276,10 +276,7 @@ where
             self.spawn_task(tx, map, Arc::default())
         } else {
             let decoder = self.prepared.settings.decoder;
-            // Decoded on the task: nothing to gain from parsing ahead.
-            let mut raw = self.into_raw();
-            raw.prepared.settings.parse_ahead = false;
-            raw.spawn_task(
+            self.into_raw().spawn_task(
                 tx,
                 move |event| map(deferred::finish::<K>(event, decoder)),
                 Arc::default(),
