@@ -252,19 +252,25 @@ impl SimdJsonScratch {
         copy.extend_from_slice(json);
         copy.resize(json.len() + simd_json::INPUT_PADDING, b' ');
         let mut tape = simd_json::Tape(std::mem::take(nodes));
-        match simd_json::fill_tape_padded(copy, json.len(), buffers, &mut tape) {
+        let (result, tape) = match simd_json::fill_tape_padded(copy, json.len(), buffers, &mut tape) {
             Ok(()) => {
                 let (result, tape) = then(tape);
-                *nodes = tape.reset().0;
-                Some(result)
+                (Some(result), tape)
             }
-            Err(_) => {
-                *nodes = tape.reset().0;
-                None
-            }
+            Err(_) => (None, tape),
+        };
+        // A tape of a big document is not kept: its nodes take six times the document's size.
+        if tape.0.capacity() <= KEPT_TAPE_NODES {
+            *nodes = tape.reset().0;
         }
+        result
     }
 }
+
+/// The most nodes of a tape kept on a thread for the next line (some 400 KiB; a pod's tape has
+/// about 450).
+#[cfg(feature = "simd-json")]
+const KEPT_TAPE_NODES: usize = 16 * 1024;
 
 /// A line longer than this is parsed in fresh buffers, which are then freed, so that one huge
 /// object does not keep its size allocated on the thread.
@@ -438,6 +444,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The tape of a big document is not kept on the thread; a pod's is.
+    #[cfg(feature = "simd-json")]
+    #[test]
+    fn only_a_small_tape_is_kept_for_the_next_line() -> Result<(), serde_json::Error> {
+        let kept = || SIMD_JSON_SCRATCH.with(|scratch| scratch.borrow().nodes.capacity());
+        let big = format!("[{}]", vec!["1"; 2 * KEPT_TAPE_NODES].join(","));
+        let _: Vec<u32> = Decoder::SimdJson.from_slice(big.as_bytes())?;
+        assert!(kept() <= KEPT_TAPE_NODES, "{} nodes kept", kept());
+        let pod: serde_json::Value = serde_json::from_str(include_str!("../tests/corpus/pod.json"))?;
+        let _: serde_json::Value = Decoder::SimdJson.from_slice(pod.to_string().as_bytes())?;
+        assert!(kept() > 0, "the pod's tape was not kept");
+        Ok(())
     }
 
     #[test]
